@@ -1,0 +1,10 @@
+/**
+ * Static list of migrations (works the same under tsx and from dist/, no directory scanning).
+ * Add new files here in order; never edit an applied migration.
+ */
+import type { Knex } from 'knex';
+import * as m0001 from './20261123_0001_schema.js';
+
+export const migrations: Record<string, Knex.Migration> = {
+  '20261123_0001_schema': m0001,
+};

@@ -1,0 +1,126 @@
+/**
+ * buildApp(deps): the Express application. Middleware order matters:
+ * request id → CORS (so every error carries it) → metrics → access log → security headers →
+ * health/metrics → /dicomweb (streams; no body parsing) → /fhir → 404 → error handler.
+ * No global body parser: each route reads its own body with a limit (src/http/body.ts).
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import type { Config } from './config.js';
+import { createDicomwebRouter } from './dicomweb/routes.js';
+import { createFhirRouter } from './fhir/routes.js';
+import { corsMiddleware } from './http/cors.js';
+import { requestIdMiddleware } from './http/context.js';
+import { errorHandler, GatewayError } from './http/errors.js';
+import { createMetrics, routeTemplate, type Metrics } from './http/metrics.js';
+import { pathOnly, type Logger } from './log.js';
+import { dicomwebModules, fhirModules } from './modules.js';
+import { poolStats, type Db } from './store/db.js';
+import { migrationsComplete } from './store/migrate.js';
+
+export interface AppDeps {
+  config: Readonly<Config>;
+  db: Db;
+  log: Logger;
+  version: string;
+}
+
+export const ROOT_DIR = findRoot(path.dirname(fileURLToPath(import.meta.url)));
+
+function findRoot(dir: string): string {
+  // src/ under tsx, dist/src/ when compiled: walk up to the directory holding package.json
+  let d = dir;
+  for (let i = 0; i < 4; i++) {
+    try {
+      readFileSync(path.join(d, 'package.json'));
+      return d;
+    } catch {
+      d = path.dirname(d);
+    }
+  }
+  return dir;
+}
+
+export function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(path.join(ROOT_DIR, 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return '0.0.0';
+  }
+}
+
+export function buildApp(deps: AppDeps): { app: Express; metrics: Metrics } {
+  const { config, db, log } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false); // ETags are set deliberately per resource
+  app.set('query parser', 'extended');
+
+  const metrics = createMetrics(() => poolStats(db));
+  app.use(requestIdMiddleware(log));
+  app.use(corsMiddleware(config.cors.origins));
+  app.use(metrics.middleware);
+  app.use(accessLog);
+  app.use(securityHeaders);
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res) => {
+    try {
+      await db.raw('select 1');
+      if (!(await migrationsComplete(db))) {
+        res.status(503).json({ status: 'migrations pending' });
+        return;
+      }
+      res.json({ status: 'ready' });
+    } catch {
+      res.status(503).json({ status: 'database unreachable' });
+    }
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.setHeader('Content-Type', metrics.registry.contentType);
+    res.send(await metrics.registry.metrics());
+  });
+  const openapi = readFileSync(path.join(ROOT_DIR, 'openapi.yaml'), 'utf8');
+  app.get('/openapi.yaml', (_req, res) => {
+    res.type('application/yaml').send(openapi);
+  });
+
+  app.use('/dicomweb', createDicomwebRouter(deps, dicomwebModules));
+  app.use('/fhir', createFhirRouter(deps, fhirModules));
+
+  app.use((_req: Request, _res: Response, next: NextFunction) => next(new GatewayError(404, 'GW_NOT_FOUND', 'Not found')));
+  app.use(errorHandler());
+  return { app, metrics };
+}
+
+/** One line per request: method, route template, path without query string, status, duration. */
+function accessLog(req: Request, res: Response, next: NextFunction): void {
+  const start = process.hrtime.bigint();
+  res.once('close', () => {
+    req.log.info(
+      {
+        method: req.method,
+        route: routeTemplate(req),
+        // DICOMweb paths carry Study/Series/SOP Instance UIDs (sensitive): the template is enough there.
+        path: req.originalUrl.startsWith('/dicomweb') ? undefined : pathOnly(req.originalUrl),
+        status: res.statusCode,
+        ms: Math.round(Number(process.hrtime.bigint() - start) / 1e4) / 100,
+        aborted: !res.writableFinished,
+      },
+      'request',
+    );
+  });
+  next();
+}
+
+function securityHeaders(_req: Request, res: Response, next: NextFunction): void {
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+  res.setHeader('X-Frame-Options', 'DENY');
+  res.setHeader('Referrer-Policy', 'no-referrer');
+  res.setHeader('Cache-Control', 'no-store');
+  next();
+}

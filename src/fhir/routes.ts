@@ -1,0 +1,67 @@
+/**
+ * /fhir router. Feature modules (listed in src/modules.ts) mount their handlers; this file owns only
+ * what is common: the CapabilityStatement, Accept/_format checks, unknown types (404) and
+ * unsupported methods (405).
+ */
+import { Router, type Request, type Response } from 'express';
+import type { AppDeps } from '../app.js';
+import { mediaType } from '../http/body.js';
+import { GatewayError } from '../http/errors.js';
+import { buildCapabilityStatement } from './capability.js';
+import { negotiateFhirFormat, sendResource } from './format.js';
+import { findResource } from './registry.js';
+
+/** Media types any /fhir write accepts (each route narrows further). */
+const FHIR_WRITE_TYPES = new Set([
+  'application/fhir+json',
+  'application/json',
+  'application/fhir+xml',
+  'application/xml',
+  'application/x-www-form-urlencoded', // POST [type]/_search (FHIR R4 3.1.1.3)
+  'application/json-patch+json',
+  'application/dicom', // POST /fhir/Binary with a raw KOS
+]);
+
+export type FhirModule = (router: Router, deps: AppDeps) => void;
+
+export function createFhirRouter(deps: AppDeps, modules: readonly FhirModule[]): Router {
+  const router = Router({ caseSensitive: true, strict: false });
+  // Refuse unproducible Accept values before doing any work (406).
+  router.use((req: Request, _res: Response, next) => {
+    negotiateFhirFormat(req);
+    next();
+  });
+  // Early body checks for every write (413 on a declared oversize body, 415 on a type no FHIR
+  // route accepts); routes still enforce the limit while reading chunked bodies.
+  router.use((req: Request, _res: Response, next) => {
+    if (req.method === 'POST' || req.method === 'PUT' || req.method === 'PATCH') {
+      const declared = Number(req.get('content-length'));
+      if (Number.isFinite(declared) && declared > deps.config.limits.maxBodyBytes) {
+        req.resume();
+        throw new GatewayError(413, 'GW_BODY_TOO_LARGE', `Request body exceeds the maximum of ${deps.config.limits.maxBodyBytes} bytes`);
+      }
+      const mt = mediaType(req);
+      if (!FHIR_WRITE_TYPES.has(mt)) {
+        throw new GatewayError(415, 'GW_UNSUPPORTED_MEDIA_TYPE', `Content-Type "${mt || '(none)'}" is not supported; use application/fhir+json or application/fhir+xml`);
+      }
+    }
+    next();
+  });
+  const version = deps.version;
+  router.get('/metadata', (req, res) => {
+    sendResource(req, res, buildCapabilityStatement(deps.config.publicBaseUrl, version, { authEnabled: deps.config.auth.enabled }));
+  });
+  router.all('/metadata', () => {
+    throw new GatewayError(405, 'GW_METHOD_NOT_ALLOWED', 'Only GET is supported on /metadata', { headers: { Allow: 'GET' } });
+  });
+  for (const mount of modules) mount(router, deps);
+
+  // Anything left: unknown type → 404, known type with an unsupported interaction → 405.
+  router.all('/{*rest}', (req) => {
+    const type = req.path.split('/')[1] ?? '';
+    const def = findResource(type);
+    if (!def) throw new GatewayError(404, 'GW_UNKNOWN_RESOURCE_TYPE', type ? `Resource type "${type}" is not supported` : 'Unknown FHIR route');
+    throw new GatewayError(405, 'GW_METHOD_NOT_ALLOWED', `${req.method} is not supported on ${type}`);
+  });
+  return router;
+}

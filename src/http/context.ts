@@ -1,0 +1,40 @@
+/**
+ * Per-request context (request id, principal, logger) in AsyncLocalStorage, plus the middleware
+ * that honours or generates X-Request-Id.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { randomUUID } from 'node:crypto';
+import type { NextFunction, Request, Response } from 'express';
+import type { Logger } from '../log.js';
+
+export interface RequestContext {
+  requestId: string;
+  log: Logger;
+  startedAt: bigint;
+}
+
+export const requestContext = new AsyncLocalStorage<RequestContext>();
+
+// A client-supplied id is echoed only when it is short and harmless (no header injection, no PHI-sized blobs).
+const SAFE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+declare global {
+  // eslint-disable-next-line @typescript-eslint/no-namespace
+  namespace Express {
+    interface Request {
+      requestId: string;
+      log: Logger;
+    }
+  }
+}
+
+export function requestIdMiddleware(log: Logger) {
+  return (req: Request, res: Response, next: NextFunction) => {
+    const incoming = req.get('x-request-id');
+    const requestId = incoming && SAFE_ID.test(incoming) ? incoming : randomUUID();
+    req.requestId = requestId;
+    req.log = log.child({ requestId });
+    res.setHeader('X-Request-Id', requestId);
+    requestContext.run({ requestId, log: req.log, startedAt: process.hrtime.bigint() }, () => next());
+  };
+}

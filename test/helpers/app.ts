@@ -1,0 +1,33 @@
+/**
+ * A configured app on a fresh test database, built with the production config loader plus
+ * overrides (so test config cannot drift from production).
+ */
+import { Writable } from 'node:stream';
+import { buildApp } from '../../src/app.js';
+import { loadConfig, type Config } from '../../src/config.js';
+import { createLogger } from '../../src/log.js';
+import { createTestDb, type TestDb } from './db.js';
+
+export interface TestApp {
+  app: ReturnType<typeof buildApp>['app'];
+  config: Readonly<Config>;
+  tdb: TestDb;
+  /** Every log line written so far (JSON strings) */
+  logs: string[];
+  close: () => Promise<void>;
+}
+
+export async function createTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+  const tdb = await createTestDb();
+  const config = loadConfig({ PUBLIC_BASE_URL: 'http://gateway.test', DATABASE_URL: tdb.url, LOG_LEVEL: 'debug', ...env });
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      logs.push(...String(chunk).split('\n').filter(Boolean));
+      cb();
+    },
+  });
+  const log = createLogger(config.logLevel, sink);
+  const { app } = buildApp({ config, db: tdb.db, log, version: 'test' });
+  return { app, config, tdb, logs, close: () => tdb.drop() };
+}
