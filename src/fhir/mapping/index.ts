@@ -1,0 +1,6 @@
+/** FHIR mapping of MADO manifests (issue 4): model ⇄ MadoFhirBundle / MHD DocumentReferences. */
+export { manifestToFhirBundle, manifestToDocumentReferences, NOT_SPECIFIED, type MappingContext, type DocRefOptions } from './to-fhir.js';
+export { fhirToManifest, DEFAULT_KOS_TITLE, type FhirToManifestOptions } from './from-fhir.js';
+export { issuesToOperationOutcome } from './outcome.js';
+export { PROFILE, EXT, SYS, KOS_FORMAT, FHIR_FORMAT } from './codes.js';
+export { dicomToFhirDateTime, fhirToDicomDateTime } from './datetime.js';
