@@ -85,9 +85,8 @@ function checkImagingStudy(r: Json, P: string, o: Out): void {
     if (typeof s.numberOfInstances !== 'number') o.err(`${SP}.numberOfInstances`, 'MadoImagingStudy.series.numberOfInstances is 1..1');
     if (!arr(s.endpoint).length) o.err(`${SP}.endpoint`, 'MadoImagingStudy.series.endpoint:wado is 1..*');
     if (!arr(s.instance).length) o.err(`${SP}.instance`, 'MadoImagingStudy.series.instance is 1..*');
-    arr(s.instance).forEach((inst, j) => {
-      if (inst.sopClass?.system === SYS.dicomUidsLegacy) o.warn(`${SP}.instance[${j}].sopClass.system`, 'sopClass system should be urn:ietf:rfc:3986 (digest Q21)');
-    });
+    const legacy = arr(s.instance).filter((inst) => inst.sopClass?.system === SYS.dicomUidsLegacy).length;
+    if (legacy) o.warn(`${SP}.instance.sopClass.system`, `${legacy} instance(s) use sopClass system ${SYS.dicomUidsLegacy}; it should be urn:ietf:rfc:3986 (digest Q21)`);
   });
 }
 

@@ -55,7 +55,7 @@ export const FHIR_FORMAT = { system: SYS.formatCode, code: 'urn:ihe:rad:MADO:fhi
 const SCHEME_TO_SYSTEM: Record<string, string> = {
   DCM: SYS.dcm,
   SCT: SYS.sct,
-  SRT: SYS.sct,
+  SRT: 'http://snomed.info/srt',
   LN: SYS.loinc,
   UCUM: SYS.ucum,
   '99IHE': SYS.ihe99,
@@ -69,6 +69,7 @@ const SCHEME_TO_SYSTEM: Record<string, string> = {
 const SYSTEM_TO_SCHEME: Record<string, string> = {
   [SYS.dcm]: 'DCM',
   [SYS.sct]: 'SCT',
+  'http://snomed.info/srt': 'SRT',
   [SYS.loinc]: 'LN',
   [SYS.ucum]: 'UCUM',
   [SYS.ihe99]: '99IHE',
