@@ -1,0 +1,92 @@
+/**
+ * Conversion benchmark (issue 4): kos2fhir and fhir2kos for 1,000 and 20,000 references, as a ratio
+ * to a bare dcmjs parse of the same KOS bytes (DicomMessage.readFile; target ≤ 1.5×).
+ * Medians of ≥ 7 interleaved runs after a warm-up. Writes bench/results-convert.md.
+ * Run: npm run bench:convert  [-- --runs 9]
+ */
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import dcmjs from 'dcmjs';
+import { readKos, syntheticManifest, writeKos } from '../src/dicom/index.js';
+import { fhirToManifest, manifestToFhirBundle } from '../src/fhir/mapping/index.js';
+import type { DocumentDefaults } from '../src/config.js';
+
+const defaults: DocumentDefaults = {
+  type: { system: 'http://loinc.org', code: '18748-4', display: 'Diagnostic imaging study' },
+  category: { system: 'http://loinc.org', code: '18748-4', display: 'Diagnostic imaging study' },
+  practiceSetting: { system: 'http://snomed.info/sct', code: '394914008', display: 'Radiology' },
+  facilityType: { system: 'http://snomed.info/sct', code: '79491001', display: 'Hospital-based radiology facility' },
+  language: 'en',
+  kosTitle: { value: 'MADOTEMP001', scheme: '99IHE', meaning: 'Manifest with Description' },
+  defaultTimezoneOffset: '+0000',
+};
+const ctx = { publicBaseUrl: 'http://127.0.0.1:8080', defaults };
+
+const argRuns = process.argv.indexOf('--runs');
+const RUNS = Math.max(7, argRuns > 0 ? Number(process.argv[argRuns + 1]) || 9 : 9);
+
+function ms(fn: () => unknown): number {
+  const t = process.hrtime.bigint();
+  fn();
+  return Number(process.hrtime.bigint() - t) / 1e6;
+}
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+function dcmjsParse(bytes: Uint8Array): void {
+  const ab = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
+  dcmjs.data.DicomMessage.readFile(ab);
+}
+
+function kos2fhir(bytes: Uint8Array): string {
+  const r = readKos(bytes);
+  if (!r.manifest) throw new Error('readKos failed');
+  return JSON.stringify(manifestToFhirBundle(r.manifest, ctx));
+}
+
+function fhir2kos(json: string): Uint8Array {
+  const r = fhirToManifest(JSON.parse(json));
+  if (!r.manifest) throw new Error(`fhirToManifest failed: ${r.issues.find((i) => i.severity === 'error')?.message}`);
+  return writeKos(r.manifest);
+}
+
+interface Row { refs: number; kosBytes: number; jsonBytes: number; dcmjs: number; k2f: number; dcmjsOut: number; f2k: number }
+const rows: Row[] = [];
+for (const refs of [1000, 20000]) {
+  const series = refs >= 10_000 ? 20 : 10;
+  const m = syntheticManifest({ series, instancesPerSeries: refs / series, seed: 42 });
+  const kos = writeKos(m);
+  const json = kos2fhir(kos);
+  const out = fhir2kos(json);
+  for (let i = 0; i < 2; i++) { dcmjsParse(kos); kos2fhir(kos); dcmjsParse(out); fhir2kos(json); } // warm-up
+  const t = { dcmjs: [] as number[], k2f: [] as number[], dcmjsOut: [] as number[], f2k: [] as number[] };
+  for (let i = 0; i < RUNS; i++) {
+    t.dcmjs.push(ms(() => dcmjsParse(kos)));
+    t.k2f.push(ms(() => kos2fhir(kos)));
+    t.dcmjsOut.push(ms(() => dcmjsParse(out)));
+    t.f2k.push(ms(() => fhir2kos(json)));
+  }
+  rows.push({ refs, kosBytes: kos.length, jsonBytes: json.length, dcmjs: median(t.dcmjs), k2f: median(t.k2f), dcmjsOut: median(t.dcmjsOut), f2k: median(t.f2k) });
+  console.log(`${refs} refs: dcmjs ${median(t.dcmjs).toFixed(1)} ms, kos2fhir ${median(t.k2f).toFixed(1)} ms, fhir2kos ${median(t.f2k).toFixed(1)} ms (dcmjs of output ${median(t.dcmjsOut).toFixed(1)} ms)`);
+}
+
+const f = (x: number) => x.toFixed(1);
+const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
+const md = [
+  '# Conversion benchmark (bench/convert.ts)',
+  '',
+  `Node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, ${new Date().toISOString()}. Medians of ${RUNS} interleaved runs after 2 warm-ups.`,
+  'Baseline: `dcmjs.data.DicomMessage.readFile` of the same KOS bytes (parse only, no naturalize). kos2fhir = readKos + manifestToFhirBundle + JSON.stringify;',
+  'fhir2kos = JSON.parse + fhirToManifest + writeKos, compared with a dcmjs parse of the KOS it writes. Target ≤ 1.5×.',
+  '',
+  '| references | KOS bytes | Bundle JSON bytes | dcmjs parse (ms) | kos2fhir (ms) | kos2fhir / dcmjs | dcmjs parse of output (ms) | fhir2kos (ms) | fhir2kos / dcmjs |',
+  '|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ...rows.map((r) => `| ${r.refs.toLocaleString('en')} | ${r.kosBytes.toLocaleString('en')} | ${r.jsonBytes.toLocaleString('en')} | ${f(r.dcmjs)} | ${f(r.k2f)} | ${ratio(r.k2f, r.dcmjs)} | ${f(r.dcmjsOut)} | ${f(r.f2k)} | ${ratio(r.f2k, r.dcmjsOut)} |`),
+  '',
+];
+const file = path.join(import.meta.dirname, 'results-convert.md');
+writeFileSync(file, md.join('\n'));
+console.log(`wrote ${file}`);
