@@ -8,7 +8,7 @@ import { pathToFileURL } from 'node:url';
 import { ConfigError, loadConfig, type Config } from '../config.js';
 import type { ValidationIssue } from '../model/manifest.js';
 import { readKos, writeKos } from '../dicom/index.js';
-import { fhirToManifest, issuesToOperationOutcome, manifestToFhirBundle } from '../fhir/mapping/index.js';
+import { fhirToManifest, issuesToOperationOutcome, manifestToFhirBundle, toKosWritable } from '../fhir/mapping/index.js';
 import { validateFhirResource } from '../fhir/validate.js';
 
 export interface CliIo {
@@ -138,9 +138,11 @@ export function runFhir2Kos(argv: string[], io: CliIo = processIo): Promise<numb
       io.stderr(`error: ${positional[0]} cannot become a KOS:\n${issueLines(r.issues)}`);
       return 1;
     }
+    const w = toKosWritable(r.manifest);
+    r.issues.push(...w.issues);
     let bytes: Uint8Array;
     try {
-      bytes = writeKos(r.manifest);
+      bytes = writeKos(w.manifest);
     } catch (e) {
       const issues = (e as { issues?: ValidationIssue[] }).issues;
       if (Array.isArray(issues)) {

@@ -135,5 +135,5 @@ export function modalityCoding(m: string): FhirCoding {
   return { system: SYS.dcm, code: m };
 }
 
-/** Image SOP classes get IMAGE content items in the KOS; the rest COMPOSITE (handled by the codec). */
-export const KOS_TITLES = new Set(['MADOTEMP001|99IHE', 'ddd001|DCM']);
+/** KOS document titles of manifests (digest Q6; 113030 = XDS-I "Manifest"), recognised in Composition.type. */
+export const KOS_TITLES = new Set(['MADOTEMP001|99IHE', 'ddd001|DCM', '113030|DCM']);

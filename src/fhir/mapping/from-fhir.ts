@@ -357,8 +357,8 @@ function convert(input: unknown, c: Ctx, opts: FhirToManifestOptions): { manifes
     const anyId = oid ?? arr(org.resource.identifier).map((x) => str(x.value)).find(Boolean);
     if (oid) document.institutionId = stripOid(oid);
     else if (anyId) document.institutionId = anyId;
-    // SUPPL 6.X.2.7 recommends the HL7 v2 XON form (name + OID).
-    if (name) document.institutionName = oid ? `${name}^^^^^^^^^${stripOid(oid)}` : name;
+    // SUPPL 6.X.2.7 recommends the HL7 v2 XON form (name + organization identifier in XON.10).
+    if (name) document.institutionName = document.institutionId ? `${name}^^^^^^^^^${document.institutionId}` : name;
   }
 
   const manifest: Manifest = {

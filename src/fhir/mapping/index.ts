@@ -2,5 +2,6 @@
 export { manifestToFhirBundle, manifestToDocumentReferences, NOT_SPECIFIED, type MappingContext, type DocRefOptions } from './to-fhir.js';
 export { fhirToManifest, DEFAULT_KOS_TITLE, type FhirToManifestOptions } from './from-fhir.js';
 export { issuesToOperationOutcome } from './outcome.js';
+export { toKosWritable } from './kos-writable.js';
 export { PROFILE, EXT, SYS, KOS_FORMAT, FHIR_FORMAT } from './codes.js';
 export { dicomToFhirDateTime, fhirToDicomDateTime } from './datetime.js';
