@@ -71,7 +71,7 @@ class Ctx {
   }
 }
 
-function nonEmpty(s: string | undefined): string | undefined { return s === undefined || s.trim() === '' ? undefined : s.replace(/\s+$/, ''); }
+function nonEmpty(s: string | undefined): string | undefined { return s === undefined || s.replace(/[\s^]/g, '') === '' ? undefined : s.replace(/\s+$/, ''); }
 function put<T extends object, K extends keyof T>(o: T, k: K, v: T[K] | undefined): void { if (v !== undefined) o[k] = v; }
 
 /** Leading integer of a DS/IS/TEXT value: "36", "36.0", '(50, UCUM, "instances")' → 50 (digest Q10). */
