@@ -109,7 +109,7 @@ describe('readKos: MADO variants', () => {
   it('children descriptors: instance number, frames, referenced frames; requests and other ids', () => {
     const m = readKos(readFileSync(join(DIR, 'mado-base.dcm'))).manifest!;
     const mr = m.evidence[0]!.series[1]!;
-    assert.deepEqual(mr.instances[0], { sopClassUid: '1.2.840.10008.5.1.4.1.1.4', sopInstanceUid: mr.instances[0]!.sopInstanceUid, number: 1, numberOfFrames: 4, referencedFrameNumbers: [1, 2] });
+    assert.deepEqual(mr.instances[0], { sopClassUid: '1.2.840.10008.5.1.4.1.1.4.1', sopInstanceUid: mr.instances[0]!.sopInstanceUid, number: 1, numberOfFrames: 4, referencedFrameNumbers: [1, 2] });
     assert.equal(m.study.requests[0]!.placerOrderNumber, 'PO-77');
     assert.deepEqual(m.study.requests[0]!.placerIssuer, { localNamespace: 'PLACER', universalEntityId: '1.2.3.4.6', universalEntityIdType: 'ISO' });
     assert.equal(m.study.requests[0]!.fillerOrderNumber, 'FO-88');
