@@ -70,6 +70,13 @@ export interface JwtAuthConfig {
   roleClaim: string;
   /** Max accepted token length in bytes */
   maxTokenBytes: number;
+  /** SMART launch-context claim holding our Patient id (patient compartment) */
+  patientClaim: string;
+  /**
+   * Claim listing the patients a referring clinician has a care relationship with, as
+   * "system|value" identifiers (or {system, value} objects); resolved via patient_identifier
+   */
+  careRelationshipClaim: string;
 }
 
 export interface BasicUser {
@@ -255,6 +262,8 @@ function parseAuth(raw: unknown): AuthConfig {
       clockToleranceSec: int('auth.jwt.clockToleranceSec', j.clockToleranceSec, 60, 0, 300),
       roleClaim: str('auth.jwt.roleClaim', j.roleClaim, 'roles'),
       maxTokenBytes: int('auth.jwt.maxTokenBytes', j.maxTokenBytes, 16_384, 256, 1_048_576),
+      patientClaim: str('auth.jwt.patientClaim', j.patientClaim, 'patient'),
+      careRelationshipClaim: str('auth.jwt.careRelationshipClaim', j.careRelationshipClaim, 'care_patients'),
     };
   }
   const basic: BasicUser[] = (Array.isArray(o.basic) ? o.basic : o.basic === undefined ? [] : (() => { throw new ConfigError('auth.basic', 'must be a list'); })()).map((u: unknown, i: number) => {
