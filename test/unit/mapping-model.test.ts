@@ -157,6 +157,9 @@ test('model → FHIR → model preserves every mapped value (hand-built + 200 se
     if (i < 40) {
       const complete = m.evidence.every((e) => e.series.every((s) => s.retrieveLocationUid));
       assert.deepEqual(errors(complete ? validateFhirResource(b) : validateR4(b)), [], `case ${i}`);
+      const d = manifestToDocumentReferences(m, CTX, { status: 'current', nativeFormat: i % 2 ? 'kos' : 'fhir' });
+      assert.deepEqual(errors(validateFhirResource(d.kos)), [], `case ${i} kos docref`);
+      assert.deepEqual(errors(validateFhirResource(d.fhir)), [], `case ${i} fhir docref`);
     }
   }
 });
