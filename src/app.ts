@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { Config } from './config.js';
+import { createSecurity } from './auth/index.js';
 import { createDicomwebRouter } from './dicomweb/routes.js';
 import { createFhirRouter } from './fhir/routes.js';
 import { corsMiddleware } from './http/cors.js';
@@ -25,6 +26,8 @@ export interface AppDeps {
   db: Db;
   log: Logger;
   version: string;
+  /** Benchmarks only: build without the audit recorder (bench/auth.ts baseline) */
+  disableAudit?: boolean;
 }
 
 export const ROOT_DIR = findRoot(path.dirname(fileURLToPath(import.meta.url)));
@@ -89,6 +92,12 @@ export function buildApp(deps: AppDeps): { app: Express; metrics: Metrics } {
     res.type('application/yaml').send(openapi);
   });
 
+  // Security chain (src/auth/index.ts): audit → authentication → rate limit → policy → time
+  // limit. Everything above (probes, metrics, openapi) is public and not audited.
+  const security = createSecurity(deps);
+  app.locals.security = security;
+  app.use(security.handlers);
+
   app.use('/dicomweb', createDicomwebRouter(deps, dicomwebModules));
   app.use('/fhir', createFhirRouter(deps, fhirModules));
 
@@ -115,6 +124,11 @@ function accessLog(req: Request, res: Response, next: NextFunction): void {
     );
   });
   next();
+}
+
+/** Flush the audit trail and stop exporters (server shutdown, tests). */
+export async function closeApp(app: Express): Promise<void> {
+  await (app.locals.security as { close?: () => Promise<void> } | undefined)?.close?.();
 }
 
 function securityHeaders(_req: Request, res: Response, next: NextFunction): void {

@@ -4,7 +4,8 @@
  */
 import type { DicomwebModule } from './dicomweb/routes.js';
 import type { FhirModule } from './fhir/routes.js';
+import { mountAuditEvent } from './fhir/resources/audit-event.js';
 
-export const fhirModules: FhirModule[] = [];
+export const fhirModules: FhirModule[] = [mountAuditEvent];
 
 export const dicomwebModules: DicomwebModule[] = [];

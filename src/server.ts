@@ -3,10 +3,12 @@
  * an advisory lock) → HTTP listener. Shutdown: stop accepting, drain in-flight requests for at
  * most limits.shutdownGraceMs, close the pool, stop the embedded PostgreSQL.
  */
+import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { buildApp, packageVersion } from './app.js';
+import { buildApp, closeApp, packageVersion } from './app.js';
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
 import { createDb, type Db } from './store/db.js';
@@ -40,7 +42,15 @@ export async function startServer(config: Readonly<Config>, log: Logger): Promis
     const { applied } = await migrateLatest(db);
     if (applied.length) log.info({ applied }, 'migrations applied');
     const { app } = buildApp({ config, db, log, version: packageVersion() });
-    const server = app.listen(config.port, config.host);
+    const tls = config.auth.mtls;
+    // mTLS (issue 8): the gateway terminates TLS itself and asks for a client certificate. Clients
+    // without one may still authenticate with a token (rejectUnauthorized: false); the certificate
+    // counts only when the TLS layer verified it against the CA (src/auth/authenticate.ts).
+    const server: Server = tls
+      ? https
+          .createServer({ cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile), ca: readFileSync(tls.caFile), requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' }, app)
+          .listen(config.port, config.host)
+      : app.listen(config.port, config.host);
     await new Promise<void>((resolve, reject) => {
       server.once('listening', resolve);
       server.once('error', reject);
@@ -50,7 +60,7 @@ export async function startServer(config: Readonly<Config>, log: Logger): Promis
     server.keepAliveTimeout = 65_000;
     const { port } = server.address() as AddressInfo;
     const host = config.host.includes(':') ? `[${config.host}]` : config.host;
-    const url = `http://${host}:${port}`;
+    const url = `${tls ? 'https' : 'http'}://${host}:${port}`;
 
     let closing: Promise<void> | undefined;
     const close = () =>
@@ -60,6 +70,7 @@ export async function startServer(config: Readonly<Config>, log: Logger): Promis
         const timer = setTimeout(() => server.closeAllConnections(), config.limits.shutdownGraceMs);
         await drained;
         clearTimeout(timer);
+        await closeApp(app).catch((err: Error) => log.error({ err: err.message }, 'audit flush on shutdown failed'));
         await db.destroy();
         await embedded?.stop();
       })());

@@ -27,6 +27,18 @@ export interface Principal {
   patientIds?: string[];
   /** Break-glass purpose of use presented and accepted: read granted, audit flagged */
   breakGlass: boolean;
+  /** How the caller authenticated (audit: BALP agent[user] / OAUTH token use) */
+  authMethod?: 'loopback' | 'bearer' | 'basic' | 'mtls';
+  /** SMART launch context: the token's `patient` claim (a gateway Patient id) */
+  patientContext?: string;
+  /** Referring clinician's care relationship, resolved to gateway Patient ids (src/auth/policy.ts) */
+  careRelationshipPatientIds?: string[];
+  /** Care relationship as presented (system|value identifiers), resolved per request */
+  careRelationship?: Array<{ system: string; value: string }>;
+  /** Purpose(s) of use presented in the token (BALP agent.purposeOfUse) */
+  purposeOfUse?: string[];
+  /** Break-glass purpose presented (granted only on reads, by the policy) */
+  breakGlassRequested?: boolean;
 }
 
 export const LOOPBACK_PRINCIPAL: Principal = Object.freeze({

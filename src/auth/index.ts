@@ -1,0 +1,58 @@
+/**
+ * The security chain app.ts mounts before the /dicomweb and /fhir routers, in this order:
+ * HSTS (TLS only) → audit recorder (so every outcome below is audited, 401s included) →
+ * authentication (req.principal) → rate limit per identity → policy (route → action → decision,
+ * patient filter on req.principal) → per-request time limit for non-streaming FHIR routes.
+ */
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import type { AppDeps } from '../app.js';
+import { createAuditRecorder, type AuditRecorder } from '../audit/recorder.js';
+import { createSyslogExporter, type SyslogExporter } from '../audit/syslog.js';
+import { createPatientResolver } from '../store/principal-store.js';
+import { authenticationMiddleware } from './authenticate.js';
+import { createBreakGlassNotifier } from './break-glass.js';
+import { policyMiddleware } from './policy.js';
+import { handlerTimeoutMiddleware, hstsMiddleware, rateLimitMiddleware } from './request-limits.js';
+
+export interface Security {
+  handlers: RequestHandler[];
+  audit?: AuditRecorder;
+  syslog?: SyslogExporter;
+  /** Flush the audit queue and stop exporters (shutdown) */
+  close(): Promise<void>;
+}
+
+export function createSecurity(deps: AppDeps & { disableAudit?: boolean }): Security {
+  const { config, db, log } = deps;
+  const syslog = config.audit.syslog ? createSyslogExporter(config.audit.syslog, log) : undefined;
+  const audit = deps.disableAudit
+    ? undefined
+    : createAuditRecorder({ db, log, serverUrl: config.publicBaseUrl, onRecord: syslog ? (r) => syslog.send(r.resource) : undefined });
+  const handlers: RequestHandler[] = [hstsMiddleware];
+  if (audit) handlers.push(audit.middleware);
+  handlers.push(authenticationMiddleware(config.auth));
+  if (config.rateLimit) handlers.push(rateLimitMiddleware(config.rateLimit.requestsPerMinute));
+  handlers.push(
+    policyMiddleware({
+      auth: config.auth,
+      resolver: config.auth.jwt ? createPatientResolver(db) : undefined,
+      onBreakGlass: createBreakGlassNotifier(config.auth.breakGlass?.notifyUrl, log),
+    }),
+  );
+  const timeout = handlerTimeoutMiddleware(config.limits.requestTimeoutMs);
+  handlers.push((req: Request, res: Response, next: NextFunction) => {
+    // WADO-RS and ITI-68 Binary stream their bodies; their upstream timeouts apply instead.
+    if (req.path.startsWith('/fhir/') && !req.path.startsWith('/fhir/Binary/')) return timeout(req, res, next);
+    next();
+  });
+  return {
+    handlers,
+    audit,
+    syslog,
+    async close() {
+      await audit?.close();
+      await syslog?.drain(2_000);
+      await syslog?.close();
+    },
+  };
+}

@@ -1,0 +1,99 @@
+/**
+ * audit_event SQL: batched inserts (the audit recorder's flush) and the AuditEvent search/read
+ * used by /fhir/AuditEvent (administrators only). Patients are searched through entity_refs
+ * ("Patient/{id}" entries, GIN-indexed) so a multi-patient event is found for each patient.
+ */
+import type { AuditEvent } from '@medplum/fhirtypes';
+import type { Db } from './db.js';
+
+export interface AuditRow {
+  id: string;
+  recorded: Date;
+  typeCode: string;
+  subtypeCode: string | null;
+  action: string;
+  outcome: string;
+  agentWho: string | null;
+  patientRef: string | null;
+  entityRefs: string[];
+  breakGlass: boolean;
+  resource: AuditEvent;
+}
+
+export async function insertAuditEvents(db: Db, rows: readonly AuditRow[]): Promise<void> {
+  if (!rows.length) return;
+  await db('audit_event')
+    .insert(
+      rows.map((r) => ({
+        id: r.id,
+        recorded: r.recorded,
+        type_code: r.typeCode,
+        subtype_code: r.subtypeCode,
+        action: r.action,
+        outcome: r.outcome,
+        agent_who: r.agentWho,
+        patient_ref: r.patientRef,
+        entity_refs: r.entityRefs,
+        break_glass: r.breakGlass,
+        resource: JSON.stringify(r.resource),
+      })),
+    )
+    .onConflict('id')
+    .ignore();
+}
+
+export interface AuditQuery {
+  /** [prefix, ISO instant] pairs: ge, le, gt, lt, eq (eq = whole given precision handled by caller) */
+  dates: Array<{ op: 'ge' | 'gt' | 'le' | 'lt'; at: Date }>;
+  patients: string[]; // "Patient/x" (OR)
+  agents: string[]; // subject (OR)
+  entities: string[]; // entity ref (OR)
+  types: string[]; // type code (OR)
+  subtypes: string[];
+  outcomes: string[];
+  actions: string[];
+  breakGlass?: boolean;
+  count: number;
+  /** keyset cursor: events strictly older than (recorded, id) */
+  after?: { recorded: Date; id: string };
+  withTotal: boolean;
+}
+
+const OPS = { ge: '>=', gt: '>', le: '<=', lt: '<' } as const;
+
+export async function searchAuditEvents(db: Db, q: AuditQuery): Promise<{ resources: AuditEvent[]; total?: number; last?: { recorded: Date; id: string } }> {
+  const base = () => {
+    const b = db('audit_event');
+    for (const d of q.dates) b.where('recorded', OPS[d.op], d.at);
+    if (q.patients.length) b.whereRaw('entity_refs && ?::text[]', [q.patients]);
+    if (q.entities.length) b.whereRaw('entity_refs && ?::text[]', [q.entities]);
+    if (q.agents.length) b.whereIn('agent_who', q.agents);
+    if (q.types.length) b.whereIn('type_code', q.types);
+    if (q.subtypes.length) b.whereIn('subtype_code', q.subtypes);
+    if (q.outcomes.length) b.whereIn('outcome', q.outcomes);
+    if (q.actions.length) b.whereIn('action', q.actions);
+    if (q.breakGlass !== undefined) b.where('break_glass', q.breakGlass);
+    return b;
+  };
+  const page = base().select('id', 'recorded', 'resource').orderBy([{ column: 'recorded', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(q.count + 1);
+  if (q.after) page.whereRaw('(recorded, id) < (?, ?::uuid)', [q.after.recorded, q.after.id]);
+  const [rows, total] = await Promise.all([
+    page as Promise<Array<{ id: string; recorded: Date; resource: AuditEvent }>>,
+    q.withTotal ? (base().count<{ count: number }[]>({ count: '*' }) as Promise<{ count: number }[]>).then((r) => Number(r[0]!.count)) : Promise.resolve(undefined),
+  ]);
+  const more = rows.length > q.count;
+  const shown = rows.slice(0, q.count);
+  const lastRow = shown[shown.length - 1];
+  return { resources: shown.map((r) => r.resource), total, last: more && lastRow ? { recorded: lastRow.recorded, id: lastRow.id } : undefined };
+}
+
+export async function readAuditEvent(db: Db, id: string): Promise<AuditEvent | undefined> {
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) return undefined;
+  const row = (await db('audit_event').where({ id }).first('resource')) as { resource: AuditEvent } | undefined;
+  return row?.resource;
+}
+
+export async function countAuditEvents(db: Db): Promise<number> {
+  const r = (await db('audit_event').count<{ count: number }[]>({ count: '*' })) as { count: number }[];
+  return Number(r[0]!.count);
+}
