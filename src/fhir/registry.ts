@@ -31,9 +31,19 @@ export const resourceRegistry: ResourceDef[] = [];
 
 export function registerResource(def: ResourceDef): void {
   const existing = resourceRegistry.findIndex((r) => r.type === def.type);
-  if (existing >= 0) resourceRegistry[existing] = def;
-  else resourceRegistry.push(def);
+  if (existing >= 0) {
+    // Several features serve one type (e.g. read/search and create): keep every interaction.
+    const merged = [...new Set([...resourceRegistry[existing]!.interactions, ...def.interactions])];
+    resourceRegistry[existing] = { ...def, interactions: merged };
+  } else resourceRegistry.push(def);
   resourceRegistry.sort((a, b) => a.type.localeCompare(b.type));
+}
+
+/** Add interactions to a type, creating a bare definition when no feature registered it yet. */
+export function addInteractions(type: string, interactions: Interaction[]): void {
+  const def = findResource(type);
+  if (def) def.interactions = [...new Set([...def.interactions, ...interactions])];
+  else registerResource({ type, interactions: [...interactions], searchParams: [] });
 }
 
 export function findResource(type: string): ResourceDef | undefined {

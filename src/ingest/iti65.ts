@@ -1,0 +1,327 @@
+/**
+ * ITI-65 Provide Document Bundle (digest §3.4): a transaction Bundle with one SubmissionSet List,
+ * DocumentReference(s), the Binary (KOS `application/dicom` or FHIR manifest `application/fhir+json`)
+ * or FHIR document Bundle each one points at, optional Patient, and optional PATCH entries setting an
+ * old DocumentReference to superseded (MHD replace). Processed atomically: one database transaction.
+ *
+ * Response: `transaction-response` Bundle, one entry per request entry in request order, `201 Created`
+ * + location (absolute URL of the gateway's resulting resource); `200 OK` for an idempotent
+ * re-submission and for PATCH/Patient entries. Warnings (MHD codes such as
+ * PartialTransformContentNotProcessed, PartialFolderContentNotProcessed) travel in
+ * entry.response.outcome.
+ */
+import { createHash } from 'node:crypto';
+import type { Config } from '../config.js';
+import { GatewayError } from '../http/errors.js';
+import { patientId as patientIdOf } from '../model/ids.js';
+import type { Manifest, ValidationIssue } from '../model/manifest.js';
+import type { Db } from '../store/db.js';
+import {
+  findManifestByDocRef,
+  insertSubmissionSet,
+  issuerToSystem,
+  lockStudies,
+  runInTransaction,
+  setManifestStatus,
+  setSubmissionSetOf,
+  type Token,
+  type Tx,
+} from '../store/manifests.js';
+import { FAILURE, IngestError, parseFhirManifest, parseKos, storeManifestTx, type IngestResult, type ParsedManifest } from './service.js';
+import type { MappingContext } from '../fhir/mapping/index.js';
+
+type Json = Record<string, any>;
+
+const MHD_LIST_TYPES = 'https://profiles.ihe.net/ITI/MHD/CodeSystem/MHDlistTypes';
+
+const invalid = (message: string, expression?: string) => new GatewayError(400, 'GW_ITI65_INVALID', message, { expression: expression ? [expression] : undefined });
+const unprocessable = (code: string, message: string, expression?: string) => new GatewayError(422, code, message, { expression: expression ? [expression] : undefined });
+
+function isObj(x: unknown): x is Json {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+function listCode(r: Json): string | undefined {
+  for (const c of r.code?.coding ?? []) if (typeof c?.code === 'string') return c.code;
+  return undefined;
+}
+
+/** "DocumentReference/abc", ".../fhir/DocumentReference/abc/_history/2" → "abc" */
+function docRefIdOf(ref: unknown): string | undefined {
+  if (typeof ref !== 'string') return undefined;
+  const m = /(?:^|\/)DocumentReference\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[^/]+)?$/.exec(ref);
+  return m?.[1];
+}
+
+interface EntryPlan {
+  kind: 'submission-set' | 'folder' | 'docref' | 'binary' | 'document' | 'patient' | 'patch';
+  index: number;
+  entry: Json;
+  warnings: Array<{ code: string; message: string }>;
+  /** docref: index of the content entry; content: parsed manifest */
+  contentIndex?: number;
+  parsed?: ParsedManifest;
+  replaces?: string[];
+  patchTarget?: string;
+  patchStatus?: 'superseded' | 'entered-in-error';
+  result?: IngestResult;
+}
+
+function decodeBase64(s: unknown, path: string): Buffer {
+  if (typeof s !== 'string' || !s) throw unprocessable('GW_ITI65_BINARY_EMPTY', 'Binary.data is missing', path);
+  return Buffer.from(s, 'base64');
+}
+
+function parseContent(e: Json, path: string, config: Readonly<Config>): ParsedManifest {
+  const r = e.resource as Json;
+  if (r.resourceType === 'Bundle') {
+    const raw = Buffer.from(JSON.stringify(r), 'utf8');
+    return parseFhirManifest(r, raw, config);
+  }
+  const ct = String(r.contentType ?? '').split(';')[0]!.trim().toLowerCase();
+  const bytes = decodeBase64(r.data, `${path}.data`);
+  if (ct === 'application/dicom') {
+    const k = parseKos(bytes, config);
+    if (k.kind !== 'manifest') throw new IngestError(422, 'GW_NOT_A_MANIFEST', 'An IOCM rejection note is not a document; send it with STOW-RS or POST /fhir/Binary', FAILURE.sopClassNotSupported);
+    return k.manifest;
+  }
+  if (ct === 'application/fhir+json' || ct === 'application/json') {
+    let json: unknown;
+    try {
+      json = JSON.parse(bytes.toString('utf8'));
+    } catch {
+      throw unprocessable('GW_ITI65_BINARY_NOT_JSON', 'Binary.data declared application/fhir+json is not valid JSON', `${path}.data`);
+    }
+    return parseFhirManifest(json, bytes, config);
+  }
+  throw unprocessable('GW_ITI65_UNSUPPORTED_CONTENT', `Binary.contentType "${ct || '(none)'}" is not a MADO manifest (application/dicom or application/fhir+json)`, `${path}.contentType`);
+}
+
+function parsePatch(e: Json, path: string): 'superseded' | 'entered-in-error' {
+  const r = e.resource as Json;
+  if (r?.resourceType !== 'Parameters') throw unprocessable('GW_ITI65_PATCH_UNSUPPORTED', 'PATCH entries must carry an IHE.MHD.Patch.Parameters resource', path);
+  const ops = (r.parameter ?? []).filter((p: Json) => p?.name === 'operation');
+  if (ops.length !== 1) throw unprocessable('GW_ITI65_PATCH_UNSUPPORTED', 'PATCH Parameters must hold exactly one operation', path);
+  const parts: Json[] = ops[0].part ?? [];
+  const get = (n: string) => parts.find((p) => p?.name === n);
+  const type = get('type')?.valueCode;
+  const p = get('path')?.valueString;
+  const v = get('value');
+  const value = v?.valueCode ?? v?.valueString;
+  if (type !== 'replace' || p !== 'DocumentReference.status' || (value !== 'superseded' && value !== 'entered-in-error')) {
+    throw unprocessable('GW_ITI65_PATCH_UNSUPPORTED', 'Only "replace DocumentReference.status" with superseded or entered-in-error is supported (IHE.MHD.Patch.Parameters)', path);
+  }
+  return value;
+}
+
+function ssId(list: Json, fullUrl: string | undefined): string {
+  const unique = (list.identifier ?? []).find((i: Json) => typeof i?.value === 'string' && /^urn:oid:/.test(i.value))?.value;
+  const key = unique ?? fullUrl ?? JSON.stringify(list.identifier ?? list);
+  return `ss-${createHash('sha256').update(`submission-set:${key}`).digest('hex').slice(0, 32)}`;
+}
+
+function ssTokens(list: Json, patient: Manifest['patient'] | undefined): Token[] {
+  const out: Token[] = [];
+  for (const i of list.identifier ?? []) if (typeof i?.value === 'string') out.push({ code: 'identifier', system: typeof i.system === 'string' ? i.system : '', value: i.value });
+  out.push({ code: 'code', system: MHD_LIST_TYPES, value: 'submissionset' });
+  out.push({ code: 'status', system: '', value: String(list.status ?? 'current') });
+  for (const ext of list.extension ?? []) {
+    if (/ihe-sourceId$/.test(ext?.url ?? '') && ext.valueIdentifier?.value) out.push({ code: 'source-id', system: '', value: ext.valueIdentifier.value });
+    if (/ihe-designationType$/.test(ext?.url ?? '')) for (const c of ext.valueCodeableConcept?.coding ?? []) if (c?.code) out.push({ code: 'designation-type', system: c.system ?? '', value: c.code });
+  }
+  if (patient) {
+    for (const p of [...(patient.id ? [patient.id] : []), ...patient.otherIds]) {
+      const t = { code: 'patient.identifier', system: issuerToSystem(p.issuer), value: p.value };
+      if (p.value && !out.some((x) => x.code === t.code && x.system === t.system && x.value === t.value)) out.push(t);
+    }
+  }
+  return out;
+}
+
+function responseEntry(status: string, location?: string, warnings: Array<{ code: string; message: string }> = [], etag?: string): Json {
+  const response: Json = { status };
+  if (location) response.location = location;
+  if (etag) response.etag = etag;
+  if (warnings.length) {
+    response.outcome = {
+      resourceType: 'OperationOutcome',
+      issue: warnings.map((w) => ({ severity: 'warning', code: 'processing', details: { coding: [{ system: 'urn:mado-gateway:issue-code', code: w.code }], text: w.message } })),
+    };
+  }
+  return { response };
+}
+
+function issueWarnings(issues: ValidationIssue[]): Array<{ code: string; message: string }> {
+  return issues.filter((i) => i.severity === 'warning').slice(0, 20).map((i) => ({ code: i.code, message: i.message }));
+}
+
+export interface Iti65Result {
+  bundle: Json;
+  patientIds: string[];
+  entities: string[];
+  created: number;
+}
+
+/** Validate, plan and execute one ITI-65 transaction. */
+export async function provideDocumentBundle(db: Db, config: Readonly<Config>, ctx: MappingContext, bundle: unknown): Promise<Iti65Result> {
+  if (!isObj(bundle) || bundle.resourceType !== 'Bundle') throw invalid('POST [base] expects a Bundle of type transaction (ITI-65)');
+  if (bundle.type !== 'transaction') throw invalid(`Bundle.type "${String(bundle.type)}" is not supported at [base]; ITI-65 uses type transaction`, 'Bundle.type');
+  const entries: Json[] = Array.isArray(bundle.entry) ? bundle.entry : [];
+  if (!entries.length) throw invalid('the transaction Bundle has no entries', 'Bundle.entry');
+  const base = ctx.publicBaseUrl.replace(/\/+$/, '');
+
+  const byUrl = new Map<string, number>();
+  const plans: EntryPlan[] = entries.map((e, i) => {
+    const path = `Bundle.entry[${i}]`;
+    if (!isObj(e) || !isObj(e.resource) || !isObj(e.request)) throw invalid('every entry needs resource and request', path);
+    const method = String(e.request.method ?? '').toUpperCase();
+    const r = e.resource as Json;
+    if (typeof e.fullUrl === 'string') byUrl.set(e.fullUrl, i);
+    if (typeof r.id === 'string' && typeof r.resourceType === 'string') byUrl.set(`${r.resourceType}/${r.id}`, i);
+    const plan: EntryPlan = { kind: 'binary', index: i, entry: e, warnings: [] };
+    if (method === 'PATCH') {
+      const target = docRefIdOf(e.request.url);
+      if (!target) throw unprocessable('GW_ITI65_PATCH_UNSUPPORTED', 'PATCH entries must target DocumentReference/{id}', `${path}.request.url`);
+      return { ...plan, kind: 'patch', patchTarget: target, patchStatus: parsePatch(e, `${path}.resource`) };
+    }
+    if (method !== 'POST' && !(method === 'PUT' && r.resourceType === 'Patient')) throw unprocessable('GW_ITI65_UNSUPPORTED_ENTRY', `request.method ${method || '(none)'} is not supported for ${String(r.resourceType)} in ITI-65`, `${path}.request.method`);
+    switch (r.resourceType) {
+      case 'List':
+        return { ...plan, kind: listCode(r) === 'folder' ? 'folder' : 'submission-set' };
+      case 'DocumentReference':
+        return { ...plan, kind: 'docref' };
+      case 'Binary':
+        return { ...plan, kind: 'binary' };
+      case 'Bundle':
+        return { ...plan, kind: 'document' };
+      case 'Patient':
+        return { ...plan, kind: 'patient' };
+      default:
+        throw unprocessable('GW_ITI65_UNSUPPORTED_ENTRY', `${String(r.resourceType)} entries are not part of ITI-65`, `${path}.resource`);
+    }
+  });
+  const ss = plans.filter((p) => p.kind === 'submission-set');
+  if (ss.length !== 1) throw unprocessable('GW_ITI65_SUBMISSION_SET', `an ITI-65 Bundle carries exactly one SubmissionSet List (found ${ss.length})`, 'Bundle.entry');
+  const docrefs = plans.filter((p) => p.kind === 'docref');
+  if (!docrefs.length && !plans.some((p) => p.kind === 'patch')) throw unprocessable('GW_ITI65_NO_DOCUMENT', 'the transaction holds no DocumentReference', 'Bundle.entry');
+
+  // Resolve and parse each document (before the transaction: CPU work outside the locks).
+  const used = new Set<number>();
+  for (const d of docrefs) {
+    const path = `Bundle.entry[${d.index}].resource`;
+    const r = d.entry.resource as Json;
+    const url = r.content?.[0]?.attachment?.url;
+    const ci = typeof url === 'string' ? byUrl.get(url) : undefined;
+    if (ci === undefined || !['binary', 'document'].includes(plans[ci]!.kind)) {
+      throw unprocessable('GW_ITI65_ATTACHMENT_UNRESOLVED', 'content.attachment.url must point at a Binary or document Bundle entry of this transaction (ITI-65 §2:3.65.4.1.2)', `${path}.content[0].attachment.url`);
+    }
+    if (used.has(ci)) throw unprocessable('GW_ITI65_ATTACHMENT_SHARED', 'two DocumentReferences point at the same content entry', `${path}.content[0].attachment.url`);
+    used.add(ci);
+    d.contentIndex = ci;
+    const content = plans[ci]!;
+    try {
+      d.parsed = parseContent(content.entry, `Bundle.entry[${ci}].resource`, config);
+    } catch (err) {
+      if (err instanceof GatewayError && !err.extra.expression) (err.extra as { expression?: string[] }).expression = [`Bundle.entry[${ci}].resource`];
+      throw err;
+    }
+    content.parsed = d.parsed;
+    const master = r.masterIdentifier?.value;
+    if (typeof master === 'string' && master.replace(/^urn:oid:/, '') !== d.parsed.model.document.sopInstanceUid) {
+      throw unprocessable('GW_ITI65_IDENTIFIER_MISMATCH', 'DocumentReference.masterIdentifier differs from the manifest identity (KOS SOP Instance UID / Bundle.identifier)', `${path}.masterIdentifier`);
+    }
+    d.replaces = [];
+    for (const rel of r.relatesTo ?? []) {
+      if (rel?.code === 'replaces') {
+        const t = docRefIdOf(rel.target?.reference);
+        if (!t) throw unprocessable('GW_ITI65_REPLACE_TARGET', 'relatesTo.target of a replace must reference DocumentReference/{id}', `${path}.relatesTo`);
+        d.replaces.push(t);
+      } else {
+        const name = rel?.code === 'transforms' ? 'PartialTransformContentNotProcessed' : rel?.code === 'appends' ? 'PartialAppendContentNotProcessed' : 'PartialReplaceContentNotProcessed';
+        d.warnings.push({ code: name, message: `relatesTo code "${String(rel?.code)}" is not processed (the gateway links the KOS and FHIR forms itself)` });
+      }
+    }
+    d.warnings.push(...issueWarnings(d.parsed.warnings));
+  }
+  for (const p of plans) {
+    if ((p.kind === 'binary' || p.kind === 'document') && !used.has(p.index)) p.warnings.push({ code: 'GW_ITI65_UNREFERENCED_CONTENT', message: 'no DocumentReference points at this entry; it was not stored' });
+    if (p.kind === 'folder') p.warnings.push({ code: 'PartialFolderContentNotProcessed', message: 'Folders are not supported; the Folder List was not stored' });
+  }
+  const ssPlan = ss[0]!;
+  const ssResource = ssPlan.entry.resource as Json;
+  const ssid = ssId(ssResource, ssPlan.entry.fullUrl);
+  const firstModel = docrefs[0]?.parsed?.model;
+
+  const patchResults = new Map<number, string>();
+  await runInTransaction(db, async (tx: Tx) => {
+    // All studies locked up front in a fixed order (no lock-order deadlock between two transactions).
+    await lockStudies(tx, docrefs.flatMap((d) => [d.parsed!.model.study.studyInstanceUid, ...d.parsed!.model.evidence.map((e) => e.studyInstanceUid)]));
+    for (const d of docrefs) {
+      const replaces: string[] = [];
+      for (const t of d.replaces ?? []) {
+        const f = await findManifestByDocRef(tx, t);
+        if (!f) throw unprocessable('GW_REPLACE_TARGET_NOT_FOUND', `the replaced DocumentReference does not exist`, `Bundle.entry[${d.index}].resource.relatesTo`);
+        replaces.push(f.manifest.id);
+      }
+      d.result = await storeManifestTx(tx, d.parsed!, ctx, { replaces, submissionSetId: ssid });
+    }
+    for (const p of plans.filter((x) => x.kind === 'patch')) {
+      const f = await findManifestByDocRef(tx, p.patchTarget!);
+      if (!f) throw new GatewayError(404, 'GW_NOT_FOUND', 'the DocumentReference to update does not exist', { expression: [`Bundle.entry[${p.index}].request.url`] });
+      await lockStudies(tx, [f.manifest.study_instance_uid]);
+      const row = await findManifestByDocRef(tx, p.patchTarget!);
+      const status = row!.manifest.status;
+      if (status !== p.patchStatus && status !== 'entered-in-error') {
+        if (p.patchStatus === 'superseded' && status !== 'current') throw unprocessable('GW_STATUS_TRANSITION', `a ${status} DocumentReference cannot become superseded`, `Bundle.entry[${p.index}]`);
+        await setManifestStatus(tx, row!.manifest.id, p.patchStatus!, ctx);
+      }
+      patchResults.set(p.index, p.patchTarget!);
+    }
+    const items = docrefs.map((d) => ({ item: { reference: `DocumentReference/${nativeDocRef(d)}` } }));
+    const resource: Json = { ...ssResource, id: ssid, entry: items };
+    if (firstModel) resource.subject = { reference: `Patient/${patientIdOf(firstModel.patient)}` };
+    delete resource.meta?.versionId;
+    const stored = await insertSubmissionSet(tx, { id: ssid, resource, status: String(ssResource.status ?? 'current'), patientId: firstModel ? patientIdOf(firstModel.patient) : undefined, date: ssResource.date, tokens: ssTokens(ssResource, firstModel?.patient) });
+    if (stored) await setSubmissionSetOf(tx, docrefs.map((d) => d.result!.stored.id), ssid);
+  });
+
+  const patientIds = [...new Set(docrefs.map((d) => d.result!.stored.patientId).filter(Boolean))];
+  const entities: string[] = [];
+  const out: Json[] = plans.map((p) => {
+    switch (p.kind) {
+      case 'submission-set':
+        return responseEntry('201 Created', `${base}/fhir/List/${ssid}`);
+      case 'docref': {
+        const r = p.result!;
+        entities.push(`DocumentReference/${nativeDocRef(p)}`);
+        return responseEntry(r.outcome === 'created' ? '201 Created' : '200 OK', `${base}/fhir/DocumentReference/${nativeDocRef(p)}`, p.warnings, `W/"${r.stored.versionId}"`);
+      }
+      case 'binary':
+      case 'document': {
+        const d = docrefs.find((x) => x.contentIndex === p.index);
+        if (!d) return responseEntry('200 OK', undefined, p.warnings);
+        const s = d.result!.stored;
+        const loc = d.parsed!.nativeFormat === 'kos' ? `${base}/fhir/Binary/${s.binaryId}` : `${base}/fhir/Bundle/${s.bundleId}`;
+        return responseEntry(d.result!.outcome === 'created' ? '201 Created' : '200 OK', loc, p.warnings);
+      }
+      case 'patch':
+        entities.push(`DocumentReference/${p.patchTarget}`);
+        return responseEntry('200 OK', `${base}/fhir/DocumentReference/${patchResults.get(p.index)}`);
+      case 'patient':
+        return responseEntry('200 OK', patientIds[0] ? `${base}/fhir/Patient/${patientIds[0]}` : undefined, [{ code: 'GW_ITI65_PATIENT_DERIVED', message: 'the Patient is derived from the manifest; the submitted Patient resource was not stored as sent' }]);
+      case 'folder':
+        return responseEntry('200 OK', undefined, p.warnings);
+    }
+  });
+  return {
+    bundle: { resourceType: 'Bundle', type: 'transaction-response', entry: out },
+    patientIds,
+    entities,
+    created: docrefs.filter((d) => d.result!.outcome === 'created').length,
+  };
+}
+
+function nativeDocRef(d: EntryPlan): string {
+  const s = d.result!.stored;
+  return d.parsed!.nativeFormat === 'kos' ? s.kosDocRefId : s.fhirDocRefId;
+}

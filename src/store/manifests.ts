@@ -1,0 +1,582 @@
+/**
+ * Manifest store: every write of issue 5 (manifest, document_reference, manifest_token, patient
+ * (+identifier), imaging_study/series/instance, rejected_instance, submission_set(+token), endpoint,
+ * manifest_endpoint). Reads for search/retrieve live elsewhere (search-sql.ts, imaging-index.ts).
+ *
+ * All functions take a transaction: the ingest service (src/ingest/service.ts) opens ONE
+ * transaction per submission with runInTransaction(), takes the per-study advisory locks, and
+ * either everything below is committed or nothing is.
+ *
+ * manifest_token rows written here (the search helper relies on EXACTLY these codes):
+ *   code                system                                         value
+ *   patient.identifier  issuer system (urn:oid:<UEID> when ISO, a URI    patient id value (primary + other ids)
+ *                       issuer, else the issuer label) or ''
+ *   identifier          urn:ietf:rfc:3986                              urn:oid:<manifest SOP Instance UID>
+ *                       ''                                             <manifest SOP Instance UID> (bare)
+ *   study-instance-uid  urn:dicom:uid                                  urn:oid:<study uid>   (manifest study + evidence studies)
+ *                       ''                                             <study uid> (bare, digest Q14)
+ *   accession-number    issuer system (as patient.identifier) or ''    accession (study + requested procedures)
+ *   modality            http://dicom.nema.org/resources/ontology/DCM   CT, MR, … (study modalities + series modalities)
+ *   anatomical-region   code system URI (SCT → http://snomed.info/sct)  code (study-level Target Region)
+ *   bodysite            code system URI                                code (series-level body sites)
+ *   event               union of the modality and anatomical-region rows (docref context.event, digest Q28)
+ *   category / type / setting / facility   deployment defaults (config.documentDefaults) system|code
+ *   series              ''                                             series instance UID (bare)
+ *   endpoint            ''                                             endpoint id (WADO and viewer Endpoints)
+ *   security-label      none written (manifests carry no security labels)
+ * A code system we cannot translate to a URI keeps the DICOM scheme designator as system.
+ *
+ * submission_set_token rows: identifier (uniqueId / entryUUID / other identifiers, system|value),
+ * code (MHDlistTypes|submissionset), patient.identifier (as above), source-id (''|value),
+ * designation-type (system|code), status (''|current).
+ */
+import { createHash } from 'node:crypto';
+import type { Knex } from 'knex';
+import type { DocumentDefaults } from '../config.js';
+import { manifestToDocumentReferences, manifestToFhirBundle, type MappingContext } from '../fhir/mapping/index.js';
+import { schemeToSystem } from '../fhir/mapping/codes.js';
+import { issuerSystem } from '../fhir/mapping/common.js';
+import { manifestResourceIds, patientId as patientIdOf } from '../model/ids.js';
+import type { Code, Issuer, Manifest, PatientIdentifier } from '../model/manifest.js';
+import type { Db } from './db.js';
+
+export type Tx = Knex.Transaction;
+export type ManifestStatus = 'current' | 'superseded' | 'entered-in-error';
+export type NativeFormat = 'kos' | 'fhir';
+
+const SYS_DCM = 'http://dicom.nema.org/resources/ontology/DCM';
+
+// ---------------------------------------------------------------------------------------------
+// Transactions, retries and locks
+
+/** PostgreSQL errors worth retrying the whole transaction for (no client should see them). */
+const RETRYABLE = new Set(['40001', '40P01', '23505']);
+
+export function isRetryable(err: unknown): boolean {
+  return RETRYABLE.has((err as { code?: string })?.code ?? '');
+}
+
+/**
+ * Run fn in one READ COMMITTED transaction; retry on serialization failure, deadlock and unique
+ * violation (a concurrent duplicate: the retry sees the committed row and answers "duplicate").
+ */
+export async function runInTransaction<T>(db: Db, fn: (tx: Tx) => Promise<T>, attempts = 5): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await db.transaction(fn);
+    } catch (err) {
+      if (i >= attempts || !isRetryable(err)) throw err;
+      await new Promise((r) => setTimeout(r, 5 * i + Math.random() * 20));
+    }
+  }
+}
+
+/**
+ * Serialise writers per study: pg_advisory_xact_lock(hashtext(study uid)), released at commit.
+ * Several studies are locked in a fixed (sorted key) order so two submissions cannot deadlock.
+ */
+export async function lockStudies(tx: Tx, studyUids: Iterable<string>): Promise<void> {
+  const uids = [...new Set(studyUids)].sort();
+  if (uids.length === 0) return;
+  if (uids.length === 1) {
+    await tx.raw('select pg_advisory_xact_lock(hashtext(?))', [uids[0]!]);
+    return;
+  }
+  await tx.raw('select pg_advisory_xact_lock(k) from (select distinct hashtext(u) as k from unnest(?::text[]) u order by 1) s', [textArray(uids)]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Array parameters (knex expands JS arrays in raw bindings, so arrays go as PostgreSQL literals)
+
+function quoteElem(v: string): string {
+  return '"' + v.replace(/\\/g, '\\\\').replace(/"/g, '\\"') + '"';
+}
+
+export function textArray(values: ReadonlyArray<string | null | undefined>): string {
+  let s = '{';
+  for (let i = 0; i < values.length; i++) {
+    if (i) s += ',';
+    const v = values[i];
+    s += v === null || v === undefined ? 'NULL' : quoteElem(v);
+  }
+  return s + '}';
+}
+
+export function intArray(values: ReadonlyArray<number | null | undefined>): string {
+  let s = '{';
+  for (let i = 0; i < values.length; i++) {
+    if (i) s += ',';
+    const v = values[i];
+    s += v === null || v === undefined || !Number.isSafeInteger(v) || Math.abs(v) > 2147483647 ? 'NULL' : String(v);
+  }
+  return s + '}';
+}
+
+// ---------------------------------------------------------------------------------------------
+// Identity
+
+export function sha256Hex(b: Uint8Array): string {
+  return createHash('sha256').update(b).digest('hex');
+}
+
+/** manifest.id: deterministic from the SOP Instance UID (same hash as the ids in model/ids.ts). */
+export function manifestIdFor(sopInstanceUid: string): string {
+  return `manifest-${manifestResourceIds(sopInstanceUid).binary.slice('kos-'.length)}`;
+}
+
+/** Identifier system of an issuer-qualified DICOM id (patient_identifier.system, token system). */
+export function issuerToSystem(iss: Issuer | undefined): string {
+  return issuerSystem(iss) ?? iss?.localNamespace ?? iss?.universalEntityId ?? '';
+}
+
+function codeSystem(c: Code): string {
+  return schemeToSystem(c.scheme) ?? c.scheme ?? '';
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokens
+
+export interface Token {
+  code: string;
+  system: string;
+  value: string;
+}
+
+function patientIds(m: Manifest): PatientIdentifier[] {
+  const out: PatientIdentifier[] = [];
+  const seen = new Set<string>();
+  for (const p of [...(m.patient.id ? [m.patient.id] : []), ...m.patient.otherIds]) {
+    if (!p.value) continue;
+    const k = `${issuerToSystem(p.issuer)}|${p.value}`;
+    if (seen.has(k)) continue;
+    seen.add(k);
+    out.push(p);
+  }
+  return out;
+}
+
+/** Study modalities as the docref shows them (Image Library, else union of series, digest Q35). */
+export function studyModalities(m: Manifest): string[] {
+  if (m.study.modalities.length) return [...m.study.modalities];
+  const out: string[] = [];
+  for (const e of m.evidence) for (const s of e.series) if (s.modality && !out.includes(s.modality)) out.push(s.modality);
+  return out;
+}
+
+export function endpointKeys(m: Manifest): Array<{ url?: string; location?: string }> {
+  const out: Array<{ url?: string; location?: string }> = [];
+  const seen = new Set<string>();
+  for (const e of m.evidence) for (const s of e.series) {
+    const k = `${s.retrieveUrl ?? ''}\u0000${s.retrieveLocationUid ?? ''}`;
+    if (seen.has(k)) continue;
+    seen.add(k);
+    out.push({ url: s.retrieveUrl, location: s.retrieveLocationUid });
+  }
+  return out;
+}
+
+/** The manifest_token rows of a manifest (documented at the top of this file). */
+export function manifestTokens(m: Manifest, defaults: DocumentDefaults, endpointIds: string[]): Token[] {
+  const out: Token[] = [];
+  const seen = new Set<string>();
+  const add = (code: string, system: string, value: string | undefined) => {
+    if (!value) return;
+    const k = `${code}\u0000${system}\u0000${value}`;
+    if (seen.has(k)) return;
+    seen.add(k);
+    out.push({ code, system, value });
+  };
+  for (const p of patientIds(m)) add('patient.identifier', issuerToSystem(p.issuer), p.value);
+  const sop = m.document.sopInstanceUid;
+  add('identifier', 'urn:ietf:rfc:3986', `urn:oid:${sop}`);
+  add('identifier', '', sop);
+  for (const uid of [m.study.studyInstanceUid, ...m.evidence.map((e) => e.studyInstanceUid)]) {
+    add('study-instance-uid', 'urn:dicom:uid', uid ? `urn:oid:${uid}` : undefined);
+    add('study-instance-uid', '', uid);
+  }
+  const accessions = [m.study.accession, ...m.study.requests.map((r) => r.accession)];
+  for (const a of accessions) if (a?.value) add('accession-number', issuerToSystem(a.issuer), a.value);
+  const modalities = studyModalities(m);
+  for (const e of m.evidence) for (const s of e.series) if (s.modality && !modalities.includes(s.modality)) modalities.push(s.modality);
+  for (const mod of modalities) {
+    add('modality', SYS_DCM, mod);
+    add('event', SYS_DCM, mod);
+  }
+  for (const r of m.study.anatomicalRegions) {
+    add('anatomical-region', codeSystem(r), r.value);
+    add('event', codeSystem(r), r.value);
+  }
+  for (const e of m.evidence) for (const s of e.series) {
+    if (s.bodySite?.value) add('bodysite', codeSystem(s.bodySite), s.bodySite.value);
+    add('series', '', s.uid);
+  }
+  add('category', defaults.category.system, defaults.category.code);
+  add('type', defaults.type.system, defaults.type.code);
+  add('setting', defaults.practiceSetting.system, defaults.practiceSetting.code);
+  add('facility', defaults.facilityType.system, defaults.facilityType.code);
+  for (const id of endpointIds) add('endpoint', '', id);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads the ingest service needs inside its transaction
+
+export interface ManifestRow {
+  id: string;
+  sop_instance_uid: string;
+  native_format: NativeFormat;
+  sha256: string;
+  status: ManifestStatus;
+  study_instance_uid: string;
+  patient_id: string | null;
+  reference_count: number;
+  version_id: number;
+  replaces: string | null;
+  submission_set_id: string | null;
+  created_at: Date;
+  last_updated: Date;
+}
+
+const ROW_COLS = 'id, sop_instance_uid, native_format, sha256, status, study_instance_uid, patient_id, reference_count, version_id, replaces, submission_set_id, created_at, last_updated';
+
+export async function findManifestBySop(tx: Tx | Db, sopInstanceUid: string): Promise<ManifestRow | undefined> {
+  const r = await tx.raw(`select ${ROW_COLS} from manifest where sop_instance_uid = ?`, [sopInstanceUid]);
+  return r.rows[0];
+}
+
+export async function findManifestById(tx: Tx | Db, id: string, forUpdate = false): Promise<ManifestRow | undefined> {
+  const r = await tx.raw(`select ${ROW_COLS} from manifest where id = ?${forUpdate ? ' for update' : ''}`, [id]);
+  return r.rows[0];
+}
+
+export async function findCurrentForStudy(tx: Tx, studyUid: string): Promise<ManifestRow | undefined> {
+  const r = await tx.raw(`select ${ROW_COLS} from manifest where study_instance_uid = ? and status = 'current'`, [studyUid]);
+  return r.rows[0];
+}
+
+/** The manifest behind a DocumentReference id (either of its two docrefs). */
+export async function findManifestByDocRef(tx: Tx | Db, docRefId: string): Promise<{ manifest: ManifestRow; format: NativeFormat } | undefined> {
+  const r = await tx.raw(`select d.format as docref_format, ${ROW_COLS.split(', ').map((c) => 'm.' + c).join(', ')} from document_reference d join manifest m on m.id = d.manifest_id where d.id = ?`, [docRefId]);
+  const row = r.rows[0];
+  if (!row) return undefined;
+  const { docref_format, ...manifest } = row;
+  return { manifest, format: docref_format };
+}
+
+export async function loadModel(tx: Tx | Db, manifestId: string): Promise<Manifest> {
+  const r = await tx.raw('select model from manifest where id = ?', [manifestId]);
+  return r.rows[0].model as Manifest;
+}
+
+export async function loadDocRef(tx: Tx | Db, id: string): Promise<Record<string, unknown> | undefined> {
+  const r = await tx.raw('select resource from document_reference where id = ?', [id]);
+  return r.rows[0]?.resource;
+}
+
+/** Current (or any non-entered-in-error) manifests referencing any of these instances. */
+export async function currentManifestsReferencing(tx: Tx, sopInstanceUids: string[]): Promise<ManifestRow[]> {
+  if (!sopInstanceUids.length) return [];
+  const r = await tx.raw(
+    `select ${ROW_COLS} from manifest where status = 'current' and id in (select manifest_id from imaging_instance where sop_instance_uid = any(?::text[])) order by id`,
+    [textArray(sopInstanceUids)],
+  );
+  return r.rows;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writes
+
+export interface NewManifest {
+  model: Manifest;
+  nativeFormat: NativeFormat;
+  content: Uint8Array;
+  contentType: string;
+  sha256: string;
+  replaces?: string;
+  submissionSetId?: string;
+}
+
+export interface StoredManifest {
+  id: string;
+  sopInstanceUid: string;
+  studyInstanceUid: string;
+  patientId: string;
+  kosDocRefId: string;
+  fhirDocRefId: string;
+  binaryId: string;
+  bundleId: string;
+  referenceCount: number;
+  versionId: number;
+}
+
+function fhirInstant(d: Date): string {
+  return d.toISOString();
+}
+
+/** A FHIR date/dateTime as a timestamptz parameter (null when unparseable). */
+function ts(v: unknown): string | null {
+  if (typeof v !== 'string' || !v) return null;
+  const s = /^\d{4}$/.test(v) ? `${v}-01-01` : /^\d{4}-\d{2}$/.test(v) ? `${v}-01` : v;
+  const d = new Date(s);
+  return Number.isNaN(d.getTime()) ? null : d.toISOString();
+}
+
+function pnString(pn: { alphabetic?: string; ideographic?: string; phonetic?: string } | undefined): string | null {
+  if (!pn) return null;
+  const s = [pn.alphabetic ?? '', pn.ideographic ?? '', pn.phonetic ?? ''].join('=').replace(/=+$/, '');
+  return s || null;
+}
+
+type Json = Record<string, any>;
+
+/** Rendered docrefs with versionId/lastUpdated and the replaces link (MHD replace, ITI-65). */
+export function renderDocRefs(
+  m: Manifest,
+  ctx: MappingContext,
+  o: { status: ManifestStatus; nativeFormat: NativeFormat; date: Date; lastUpdated: Date; versionId: number; replacesSop?: string },
+): { kos: Json; fhir: Json } {
+  const { kos, fhir } = manifestToDocumentReferences(m, ctx, { status: o.status, nativeFormat: o.nativeFormat, date: fhirInstant(o.date), lastUpdated: fhirInstant(o.lastUpdated) }) as unknown as { kos: Json; fhir: Json };
+  const old = o.replacesSop ? manifestResourceIds(o.replacesSop) : undefined;
+  for (const [r, oldId] of [[kos, old?.kosDocRef], [fhir, old?.fhirDocRef]] as const) {
+    r.meta = { versionId: String(o.versionId), ...r.meta };
+    if (oldId) (r.relatesTo ??= []).push({ code: 'replaces', target: { reference: `DocumentReference/${oldId}`, type: 'DocumentReference' } });
+  }
+  return { kos, fhir };
+}
+
+/** Patient resource for the patient table: the docref's contained source patient with our id. */
+function patientResource(docref: Json, id: string): Json {
+  const src = (docref.contained as Json[] | undefined)?.find((c) => c.resourceType === 'Patient') ?? {};
+  const r: Json = { resourceType: 'Patient', id, meta: { profile: ['https://profiles.ihe.net/RAD/MADO/StructureDefinition/MadoPatient'] } };
+  for (const k of ['identifier', 'name', 'gender', 'birthDate']) if (src[k] !== undefined) r[k] = src[k];
+  return r;
+}
+
+function lower(s: string | undefined): string | null {
+  return s ? s.toLowerCase() : null;
+}
+
+async function upsertPatient(tx: Tx, m: Manifest, id: string, docref: Json): Promise<void> {
+  const res = patientResource(docref, id);
+  const alpha = m.patient.name?.alphabetic ?? '';
+  const [family, given] = alpha.split('^');
+  const nameText = [m.patient.name?.alphabetic, m.patient.name?.ideographic, m.patient.name?.phonetic].filter(Boolean).join(' ').replace(/[\^=]+/g, ' ').replace(/\s+/g, ' ').trim();
+  const bd = typeof res.birthDate === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(res.birthDate) ? res.birthDate : null;
+  // Update only when something changed, so concurrent manifests of one patient do not churn the row.
+  await tx.raw(
+    `insert into patient (id, resource, family, given, name_text, birth_date, gender) values (?, ?::jsonb, ?, ?, ?, ?, ?)
+     on conflict (id) do update set resource = excluded.resource, family = excluded.family, given = excluded.given,
+       name_text = excluded.name_text, birth_date = excluded.birth_date, gender = excluded.gender, last_updated = now()
+     where patient.resource is distinct from excluded.resource`,
+    [id, JSON.stringify(res), lower(family?.trim()), lower(given?.trim()), lower(nameText), bd, res.gender ?? null],
+  );
+  const ids = patientIds(m);
+  if (ids.length) {
+    await tx.raw(
+      `insert into patient_identifier (patient_id, system, value) select ?, s, v from unnest(?::text[], ?::text[]) as t(s, v) on conflict do nothing`,
+      [id, textArray(ids.map((p) => issuerToSystem(p.issuer))), textArray(ids.map((p) => p.value))],
+    );
+  }
+}
+
+async function upsertEndpoints(tx: Tx, m: Manifest, ctx: MappingContext, manifestId: string): Promise<string[]> {
+  const bundle = manifestToFhirBundle(m, ctx) as unknown as Json;
+  const eps = ((bundle.entry as Json[]) ?? []).map((e) => e.resource as Json).filter((r) => r?.resourceType === 'Endpoint');
+  if (!eps.length) return [];
+  eps.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)); // fixed lock order across transactions
+  const ids = eps.map((e) => e.id as string);
+  const loc = (e: Json) => (e.extension as Json[] | undefined)?.find((x) => /RetrieveLocationUID/i.test(x.url))?.valueString ?? null;
+  await tx.raw(
+    `insert into endpoint (id, resource, address, retrieve_location_uid, connection_type)
+     select * from unnest(?::text[], ?::jsonb[], ?::text[], ?::text[], ?::text[]) on conflict (id) do nothing`,
+    [textArray(ids), textArray(eps.map((e) => JSON.stringify(e))), textArray(eps.map((e) => (e._address ? null : e.address) ?? null)), textArray(eps.map(loc)), textArray(eps.map((e) => e.connectionType?.code ?? 'unknown'))],
+  );
+  await tx.raw(`insert into manifest_endpoint (manifest_id, endpoint_id) select ?, e from unnest(?::text[]) e on conflict do nothing`, [manifestId, textArray(ids)]);
+  return ids;
+}
+
+/**
+ * Insert one manifest version with everything derived from it. The caller holds the study lock,
+ * has checked idempotency and has already superseded the previous current manifest.
+ */
+export async function insertManifest(tx: Tx, n: NewManifest, ctx: MappingContext): Promise<StoredManifest> {
+  const m = n.model;
+  const sop = m.document.sopInstanceUid;
+  const ids = manifestResourceIds(sop);
+  const id = manifestIdFor(sop);
+  const pid = patientIdOf(m.patient);
+  const now = new Date();
+  const replacesSop = n.replaces ? (await findManifestById(tx, n.replaces))?.sop_instance_uid : undefined;
+  const docs = renderDocRefs(m, ctx, { status: 'current', nativeFormat: n.nativeFormat, date: now, lastUpdated: now, versionId: 1, replacesSop });
+
+  // Flattened, de-duplicated index rows (a KOS may list one SOP twice; the index holds it once).
+  const seriesSeen = new Map<string, number>();
+  const se = { study: [] as string[], uid: [] as string[], modality: [] as (string | null)[], num: [] as (number | null)[], desc: [] as (string | null)[], date: [] as (string | null)[], time: [] as (string | null)[], body: [] as (string | null)[], url: [] as (string | null)[], loc: [] as (string | null)[], ae: [] as (string | null)[], count: [] as number[] };
+  const inst = { study: [] as string[], series: [] as string[], sop: [] as string[], cls: [] as string[], num: [] as (number | null)[], frames: [] as (number | null)[] };
+  const sopSeen = new Set<string>();
+  for (const e of m.evidence) for (const s of e.series) {
+    let si = seriesSeen.get(s.uid);
+    if (si === undefined) {
+      si = se.uid.length;
+      seriesSeen.set(s.uid, si);
+      se.study.push(e.studyInstanceUid); se.uid.push(s.uid); se.modality.push(s.modality ?? null); se.num.push(s.number ?? null);
+      se.desc.push(s.description ?? null); se.date.push(s.date ?? null); se.time.push(s.time ?? null); se.body.push(s.bodySite?.value ?? null);
+      se.url.push(s.retrieveUrl ?? null); se.loc.push(s.retrieveLocationUid ?? null); se.ae.push(s.retrieveAeTitle ?? null);
+      se.count.push(0);
+    }
+    for (const i of s.instances) {
+      if (sopSeen.has(i.sopInstanceUid)) continue;
+      sopSeen.add(i.sopInstanceUid);
+      se.count[si]!++;
+      inst.study.push(e.studyInstanceUid); inst.series.push(s.uid); inst.sop.push(i.sopInstanceUid); inst.cls.push(i.sopClassUid);
+      inst.num.push(i.number ?? null); inst.frames.push(i.numberOfFrames ?? null);
+    }
+  }
+  // Declared counts win when larger (the manifest may reference a subset of the series).
+  for (const e of m.evidence) for (const s of e.series) {
+    const si = seriesSeen.get(s.uid)!;
+    if (s.numberOfInstances !== undefined && s.numberOfInstances > se.count[si]!) se.count[si] = s.numberOfInstances;
+  }
+  const referenceCount = inst.sop.length;
+
+  await upsertPatient(tx, m, pid, docs.kos);
+  await tx.raw(
+    `insert into manifest (id, sop_instance_uid, native_format, content, content_type, sha256, size, status, study_instance_uid, patient_id, model, reference_count, version_id, submission_set_id, replaces, created_at, last_updated)
+     values (?, ?, ?, ?, ?, ?, ?, 'current', ?, ?, ?::jsonb, ?, 1, ?, ?, ?, ?)`,
+    [id, sop, n.nativeFormat, Buffer.from(n.content.buffer, n.content.byteOffset, n.content.byteLength), n.contentType, n.sha256, n.content.byteLength, m.study.studyInstanceUid, pid, JSON.stringify(m), referenceCount, n.submissionSetId ?? null, n.replaces ?? null, now, now],
+  );
+  await insertDocRefRows(tx, id, pid, 'current', docs, now, now);
+  const endpointIds = await upsertEndpoints(tx, m, ctx, id);
+  const tokens = manifestTokens(m, ctx.defaults, endpointIds);
+  await tx.raw(
+    `insert into manifest_token (manifest_id, code, system, value) select ?, c, s, v from unnest(?::text[], ?::text[], ?::text[]) as t(c, s, v)`,
+    [id, textArray(tokens.map((t) => t.code)), textArray(tokens.map((t) => t.system)), textArray(tokens.map((t) => t.value))],
+  );
+
+  const st = m.study;
+  const acc = st.accession ?? st.requests.find((r) => r.accession?.value)?.accession;
+  const pidPrimary = m.patient.id ?? m.patient.otherIds[0];
+  const started = ts((docs.kos.context as Json | undefined)?.period?.start);
+  await tx.raw(
+    `insert into imaging_study (manifest_id, study_instance_uid, patient_id, study_date, study_time, started, description, accession_number, accession_issuer, modalities,
+       patient_name, patient_id_value, patient_id_issuer, patient_birth_date, patient_sex, number_of_series, number_of_instances)
+     values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?::text[], ?, ?, ?, ?, ?, ?, ?)`,
+    [id, st.studyInstanceUid, pid, st.date ?? null, st.time ?? null, started, st.description ?? null, acc?.value ?? null, acc ? issuerToSystem(acc.issuer) || null : null,
+      textArray(studyModalities(m)), pnString(m.patient.name), pidPrimary?.value ?? null, pidPrimary ? issuerToSystem(pidPrimary.issuer) || null : null,
+      m.patient.birthDate ?? null, m.patient.sex ?? null, Math.max(st.numberOfSeries ?? 0, se.uid.length), se.count.reduce((a, b) => a + b, 0)],
+  );
+  if (se.uid.length) {
+    await tx.raw(
+      `insert into imaging_series (manifest_id, study_instance_uid, series_instance_uid, modality, series_number, description, series_date, series_time, body_site_code, retrieve_url, retrieve_location_uid, retrieve_ae_title, number_of_instances)
+       select ?, * from unnest(?::text[], ?::text[], ?::text[], ?::int[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::int[])`,
+      [id, textArray(se.study), textArray(se.uid), textArray(se.modality), intArray(se.num), textArray(se.desc), textArray(se.date), textArray(se.time), textArray(se.body), textArray(se.url), textArray(se.loc), textArray(se.ae), intArray(se.count)],
+    );
+  }
+  if (inst.sop.length) {
+    await tx.raw(
+      `insert into imaging_instance (manifest_id, study_instance_uid, series_instance_uid, sop_instance_uid, sop_class_uid, instance_number, number_of_frames)
+       select ?, * from unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::int[], ?::int[])`,
+      [id, textArray(inst.study), textArray(inst.series), textArray(inst.sop), textArray(inst.cls), intArray(inst.num), intArray(inst.frames)],
+    );
+  }
+  return { id, sopInstanceUid: sop, studyInstanceUid: st.studyInstanceUid, patientId: pid, kosDocRefId: ids.kosDocRef, fhirDocRefId: ids.fhirDocRef, binaryId: ids.binary, bundleId: ids.bundle, referenceCount, versionId: 1 };
+}
+
+async function insertDocRefRows(tx: Tx, manifestId: string, pid: string, status: ManifestStatus, docs: { kos: Json; fhir: Json }, date: Date, lastUpdated: Date): Promise<void> {
+  const rows = (['kos', 'fhir'] as const).map((f) => {
+    const r = docs[f];
+    return [r.id, manifestId, f, status, pid, JSON.stringify(r), date, ts(r.content?.[0]?.attachment?.creation), ts(r.context?.period?.start), ts(r.context?.period?.end), lastUpdated];
+  });
+  await tx.raw(
+    `insert into document_reference (id, manifest_id, format, status, patient_id, resource, date, creation, period_start, period_end, last_updated)
+     values (?, ?, ?, ?, ?, ?::jsonb, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?::jsonb, ?, ?, ?, ?, ?)`,
+    rows.flat(),
+  );
+}
+
+/**
+ * Change a manifest's status (superseded / entered-in-error): bump version_id, re-render both
+ * docrefs (status, meta.versionId, meta.lastUpdated). Rows are kept, never deleted.
+ */
+export async function setManifestStatus(tx: Tx, manifestId: string, status: ManifestStatus, ctx: MappingContext): Promise<ManifestRow> {
+  const r = await tx.raw(
+    `update manifest set status = ?, version_id = version_id + 1, last_updated = clock_timestamp() where id = ? returning ${ROW_COLS}, model`,
+    [status, manifestId],
+  );
+  const row = r.rows[0] as ManifestRow & { model: Manifest };
+  if (!row) throw new Error('manifest vanished');
+  const dr = await tx.raw(`select id, date from document_reference where manifest_id = ? and format = 'kos'`, [manifestId]);
+  const date: Date = dr.rows[0]?.date ?? row.created_at;
+  const replacesSop = row.replaces ? (await findManifestById(tx, row.replaces))?.sop_instance_uid : undefined;
+  const docs = renderDocRefs(row.model, ctx, { status, nativeFormat: row.native_format, date, lastUpdated: row.last_updated, versionId: row.version_id, replacesSop });
+  for (const f of ['kos', 'fhir'] as const) {
+    await tx.raw(`update document_reference set status = ?, resource = ?::jsonb, last_updated = ? where manifest_id = ? and format = ?`, [status, JSON.stringify(docs[f]), row.last_updated, manifestId, f]);
+  }
+  const { model: _m, ...rest } = row;
+  return rest;
+}
+
+export interface Rejection {
+  sopInstanceUid: string;
+  studyInstanceUid: string;
+  seriesInstanceUid: string;
+}
+
+/** Record IOCM rejections (idempotent: the first note that rejected an instance is kept). */
+export async function recordRejections(tx: Tx, rows: Rejection[], rejectedBy: string, reason: Code | undefined): Promise<number> {
+  if (!rows.length) return 0;
+  const r = await tx.raw(
+    `insert into rejected_instance (sop_instance_uid, study_instance_uid, series_instance_uid, rejected_by, reason)
+     select s, st, se, ?, ?::jsonb from unnest(?::text[], ?::text[], ?::text[]) as t(s, st, se) on conflict (sop_instance_uid) do nothing`,
+    [rejectedBy, reason ? JSON.stringify(reason) : null, textArray(rows.map((x) => x.sopInstanceUid)), textArray(rows.map((x) => x.studyInstanceUid)), textArray(rows.map((x) => x.seriesInstanceUid))],
+  );
+  return r.rowCount ?? 0;
+}
+
+/** Which of these instances are rejected already. */
+export async function rejectedAmong(tx: Tx, sopInstanceUids: string[]): Promise<Set<string>> {
+  if (!sopInstanceUids.length) return new Set();
+  const r = await tx.raw('select sop_instance_uid from rejected_instance where sop_instance_uid = any(?::text[])', [textArray(sopInstanceUids)]);
+  return new Set(r.rows.map((x: { sop_instance_uid: string }) => x.sop_instance_uid));
+}
+
+export interface SubmissionSetInput {
+  id: string;
+  resource: Json;
+  status: string;
+  patientId?: string;
+  date?: string;
+  tokens: Token[];
+}
+
+/** Store an MHD SubmissionSet List; a re-submitted one (same id) is left as it was. Returns false when it existed. */
+export async function insertSubmissionSet(tx: Tx, s: SubmissionSetInput): Promise<boolean> {
+  const r = await tx.raw(
+    `insert into submission_set (id, resource, status, patient_id, date) values (?, ?::jsonb, ?, ?, ?) on conflict (id) do nothing`,
+    [s.id, JSON.stringify(s.resource), s.status, s.patientId ?? null, ts(s.date)],
+  );
+  if (!r.rowCount) return false;
+  if (s.tokens.length) {
+    await tx.raw(
+      `insert into submission_set_token (submission_set_id, code, system, value) select ?, c, sy, v from unnest(?::text[], ?::text[], ?::text[]) as t(c, sy, v)`,
+      [s.id, textArray(s.tokens.map((t) => t.code)), textArray(s.tokens.map((t) => t.system)), textArray(s.tokens.map((t) => t.value))],
+    );
+  }
+  return true;
+}
+
+export async function setSubmissionSetOf(tx: Tx, manifestIds: string[], submissionSetId: string): Promise<void> {
+  if (!manifestIds.length) return;
+  await tx.raw('update manifest set submission_set_id = ? where id = any(?::text[]) and submission_set_id is null', [submissionSetId, textArray(manifestIds)]);
+}
+
+/** Consistency check used by tests and the crash-recovery test: manifests whose derived rows are incomplete. */
+export async function incompleteManifests(db: Db): Promise<string[]> {
+  const r = await db.raw(`
+    select m.id from manifest m
+    where (select count(*) from document_reference d where d.manifest_id = m.id) <> 2
+       or (select count(*) from imaging_instance i where i.manifest_id = m.id) <> m.reference_count
+       or not exists (select 1 from imaging_study s where s.manifest_id = m.id)
+       or not exists (select 1 from manifest_token t where t.manifest_id = m.id and t.code = 'identifier')`);
+  return r.rows.map((x: { id: string }) => x.id);
+}
