@@ -10,6 +10,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
+import { classifyRequest } from '../auth/policy.js';
 import type { Logger } from '../log.js';
 import { insertAuditEvents } from '../store/audit-store.js';
 import type { Db } from '../store/db.js';
@@ -97,7 +98,8 @@ export function createAuditRecorder(o: AuditRecorderOptions): AuditRecorder {
       done = true;
       try {
         const q = req.originalUrl.indexOf('?');
-        const access = res.locals.access;
+        // Refused before the policy ran (401, 429): classify here so the event names the attempt.
+        const access = res.locals.access ?? { action: classifyRequest(req.method, q >= 0 ? req.originalUrl.slice(0, q) : req.originalUrl) };
         enqueue(
           buildAuditEvent({
             id: randomUUID(),

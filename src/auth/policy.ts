@@ -166,7 +166,8 @@ export function authorize(p: Principal, action: Action, cfg: Pick<AuthConfig, 'r
     // Role-less: a system client (no end user) acts within its scopes; a user-level token
     // without a deployment role may act only through patient/ scopes (patient-facing apps).
     if (p.kind !== 'system' && !scopePatientOnly) throw forbidden(`No role permits ${action.kind}${what}`);
-    if (action.kind === 'audit-read' && p.kind !== 'system') throw forbidden(`No role permits ${action.kind}${what}`);
+    // The audit trail is for administrators only, whatever the scopes say.
+    if (action.kind === 'audit-read') throw forbidden(`No role permits ${action.kind}${what}`);
   } else if (roleAllowed.length === 0) {
     throw forbidden(`Role does not permit ${action.kind}${what}`);
   } else if (roleAllowed.every((r) => r === 'referring')) {
