@@ -25,7 +25,7 @@ async function manifestRow(sop: string) {
 async function docref(id: string) {
   return (await t.tdb.db.raw('select * from document_reference where id = ?', [id])).rows[0];
 }
-async function count(sql: string, b: unknown[] = []): Promise<number> {
+async function count(sql: string, b: any[] = []): Promise<number> {
   return Number((await t.tdb.db.raw(`select count(*)::int as n from (${sql}) x`, b)).rows[0].n);
 }
 
