@@ -10,6 +10,7 @@ import { GatewayError } from '../http/errors.js';
 import { buildCapabilityStatement } from './capability.js';
 import { negotiateFhirFormat, sendResource } from './format.js';
 import { findResource } from './registry.js';
+import { RETRIEVE_PATH } from './resources/retrieve.js';
 
 /** Media types any /fhir write accepts (each route narrows further). */
 const FHIR_WRITE_TYPES = new Set([
@@ -27,8 +28,9 @@ export type FhirModule = (router: Router, deps: AppDeps) => void;
 export function createFhirRouter(deps: AppDeps, modules: readonly FhirModule[]): Router {
   const router = Router({ caseSensitive: true, strict: false });
   // Refuse unproducible Accept values before doing any work (406).
+  // ITI-68 retrieve (GET Binary/Bundle) negotiates itself: application/dicom is acceptable there.
   router.use((req: Request, _res: Response, next) => {
-    negotiateFhirFormat(req);
+    if (!((req.method === 'GET' || req.method === 'HEAD') && RETRIEVE_PATH.test(req.path))) negotiateFhirFormat(req);
     next();
   });
   // Early body checks for every write (413 on a declared oversize body, 415 on a type no FHIR

@@ -1,0 +1,50 @@
+/**
+ * Shared pieces of the query-API route modules: conditional reads (ETag W/"versionId",
+ * Last-Modified, If-None-Match → 304) and search route mounting (GET [type] and POST [type]/_search).
+ */
+import type { Resource } from '@medplum/fhirtypes';
+import type { Request, Response, Router } from 'express';
+import type { AppDeps } from '../../app.js';
+import { sendResource } from '../format.js';
+import { handleSearch, type SearchHandler } from '../search/execute.js';
+
+export function weakEtag(versionId: string | number): string {
+  return `W/"${versionId}"`;
+}
+
+/** true when If-None-Match names this version (or *): the caller's copy is current. */
+export function notModified(req: Request, etag: string): boolean {
+  const inm = req.get('if-none-match');
+  if (!inm) return false;
+  const strip = (s: string) => s.trim().replace(/^W\//, '');
+  const mine = strip(etag);
+  return inm.split(',').some((t) => t.trim() === '*' || strip(t) === mine);
+}
+
+/** Versioned metadata for a stored resource (tables without a version column use the last update). */
+export function withMeta<T extends Resource>(r: T, versionId: string, lastUpdated: Date): T {
+  // jsonb reorders keys: put resourceType first again for readability.
+  const { resourceType, ...rest } = r;
+  return { resourceType, ...rest, meta: { ...(r.meta ?? {}), versionId, lastUpdated: lastUpdated.toISOString() } } as T;
+}
+
+export function versionFromTime(d: Date): string {
+  return String(d.getTime());
+}
+
+/** Send a read with ETag / Last-Modified, or 304 when If-None-Match matches. */
+export function sendRead(req: Request, res: Response, resource: Resource, versionId: string, lastUpdated: Date): void {
+  const etag = weakEtag(versionId);
+  res.setHeader('ETag', etag);
+  res.setHeader('Last-Modified', lastUpdated.toUTCString());
+  if (notModified(req, etag)) {
+    res.status(304).end();
+    return;
+  }
+  sendResource(req, res, withMeta(resource, versionId, lastUpdated));
+}
+
+export function mountSearch(router: Router, deps: AppDeps, type: string, h: SearchHandler): void {
+  router.get(`/${type}`, (req, res) => handleSearch(req, res, deps, type, h));
+  router.post(`/${type}/_search`, (req, res) => handleSearch(req, res, deps, type, h));
+}

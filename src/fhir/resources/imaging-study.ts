@@ -1,0 +1,91 @@
+/**
+ * ImagingStudy read/search. One ImagingStudy per study, derived from the study's current manifest
+ * (or its entered-in-error one, returned only on request): the ImagingStudy entry of the MADO
+ * Bundle rendered from the stored model, with Bundle-internal urn:uuid references rewritten to
+ * Type/id so the resource stands alone. Ids are deterministic (src/model/ids.ts).
+ */
+import type { ImagingStudy, Resource } from '@medplum/fhirtypes';
+import type { Router } from 'express';
+import type { AppDeps } from '../../app.js';
+import { patientFilter, principalOf } from '../../auth/principal.js';
+import { notFound } from '../../http/errors.js';
+import type { Manifest } from '../../model/manifest.js';
+import { endpointsByManifests, type SearchRow } from '../../store/search-sql.js';
+import { readManifestByDocRef } from '../../store/resource-read.js';
+import { manifestToFhirBundle, type MappingContext } from '../mapping/index.js';
+import { registerResource } from '../registry.js';
+import { INCLUDES, registryParams } from '../search/params.js';
+import { MAX_INCLUDES } from '../search/execute.js';
+import { includePatients } from './document-reference.js';
+import { mountSearch, sendRead, withMeta } from './common.js';
+
+type Json = Record<string, unknown>;
+
+function rewriteRefs(v: unknown, map: Map<string, string>): unknown {
+  if (Array.isArray(v)) return v.map((x) => rewriteRefs(x, map));
+  if (v && typeof v === 'object') {
+    const out: Json = {};
+    for (const [k, x] of Object.entries(v as Json)) out[k] = k === 'reference' && typeof x === 'string' && map.has(x) ? map.get(x) : rewriteRefs(x, map);
+    return out;
+  }
+  return v;
+}
+
+/** Small cache: rendering walks the whole model; key includes the version so status changes show. */
+const cache = new Map<string, ImagingStudy>();
+const CACHE_MAX = 2000;
+
+export function imagingStudyOf(model: Manifest, ctx: MappingContext, status: string, cacheKey?: string): ImagingStudy {
+  const hit = cacheKey ? cache.get(cacheKey) : undefined;
+  if (hit) return hit;
+  const bundle = manifestToFhirBundle(model, ctx);
+  const map = new Map<string, string>();
+  for (const e of bundle.entry ?? []) if (e.fullUrl && e.resource) map.set(e.fullUrl, `${e.resource.resourceType}/${e.resource.id}`);
+  const study = bundle.entry?.find((e) => e.resource?.resourceType === 'ImagingStudy')?.resource;
+  if (!study) throw new Error('mapping produced no ImagingStudy');
+  const out = rewriteRefs(study, map) as ImagingStudy;
+  if (status === 'entered-in-error') out.status = 'entered-in-error';
+  if (cacheKey) {
+    if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value!);
+    cache.set(cacheKey, out);
+  }
+  return out;
+}
+
+export function mountImagingStudy(router: Router, deps: AppDeps): void {
+  const ctx: MappingContext = { publicBaseUrl: deps.config.publicBaseUrl, defaults: deps.config.documentDefaults };
+  registerResource({
+    type: 'ImagingStudy',
+    profile: 'https://profiles.ihe.net/RAD/MADO/StructureDefinition/MadoImagingStudy',
+    interactions: ['read', 'search-type'],
+    searchParams: registryParams('ImagingStudy'),
+    searchInclude: INCLUDES.ImagingStudy,
+  });
+  const render = (row: SearchRow): Resource =>
+    withMeta(imagingStudyOf(row.model as Manifest, ctx, row.status as string, `${row.id}:${row.version_id}`), String(row.version_id), row.last_updated as Date);
+  mountSearch(router, deps, 'ImagingStudy', {
+    table: 'ImagingStudy',
+    subtype: 'search',
+    render,
+    patientOf: (r) => r.patient_id as string | null,
+    includes: async (plan, rows, _res, pf) => {
+      const out = await includePatients(deps, plan, rows, pf);
+      if (plan.include.includes('ImagingStudy:endpoint')) {
+        const eps = await endpointsByManifests(deps.db, rows.map((r) => r.id));
+        out.resources.push(...eps.slice(0, MAX_INCLUDES).map((e) => withMeta(e.resource as unknown as Resource, String(e.last_updated.getTime()), e.last_updated)));
+        if (eps.length > MAX_INCLUDES) out.capped = true;
+      }
+      return out;
+    },
+  });
+  router.get('/ImagingStudy/:id', async (req, res) => {
+    const id = req.params.id;
+    res.locals.audit = { subtype: 'read', action: 'R', entities: [`ImagingStudy/${id}`], count: 0 };
+    // study-<h> shares <h> with the manifest's docrefs (src/model/ids.ts).
+    const m = id.startsWith('study-') ? await readManifestByDocRef(deps.db, `kos-docref-${id.slice(6)}`, patientFilter(principalOf(req)), false) : undefined;
+    // A superseded manifest's study view is replaced by the current one: not found here.
+    if (!m || m.status === 'superseded') throw notFound('ImagingStudy');
+    res.locals.audit = { subtype: 'read', action: 'R', entities: [`ImagingStudy/${id}`], patientIds: m.patient_id ? [m.patient_id] : [], count: 1 };
+    sendRead(req, res, imagingStudyOf(m.model as Manifest, ctx, m.status, `${m.id}:${m.version_id}`), String(m.version_id), m.last_updated);
+  });
+}

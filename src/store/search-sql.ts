@@ -1,0 +1,401 @@
+/**
+ * FHIR search → SQL (style.md §5.4). compileSearch is a pure function of the plan and the patient
+ * filter; every value goes through a binding. The patient filter is a condition of the same
+ * query (never a post-filter), so totals and paging never reveal hidden resources.
+ *
+ * Tables per resource type (migrations/20261123_0001_schema.ts):
+ * - DocumentReference → document_reference d (tokens: manifest_token on d.manifest_id)
+ * - ImagingStudy      → manifest m ⋈ imaging_study s, manifests that are current or entered-in-error
+ * - Patient           → patient p (identifiers: patient_identifier)
+ * - Endpoint          → endpoint e
+ * - List              → submission_set l (tokens: submission_set_token)
+ */
+import type { Knex } from 'knex';
+import type { PatientFilter } from '../auth/principal.js';
+
+export type SearchTable = 'DocumentReference' | 'ImagingStudy' | 'Patient' | 'Endpoint' | 'List';
+
+export interface TokenMatch {
+  /** undefined: any system; '' only rows without a system */
+  system?: string;
+  /** undefined: any value of that system; several: alternatives (urn:oid: and bare UID, digest Q14) */
+  values?: string[];
+}
+
+export interface DateBound {
+  prefix: 'eq' | 'ne' | 'lt' | 'gt' | 'le' | 'ge' | 'sa' | 'eb';
+  lo: string;
+  hi: string;
+}
+
+export type SqlCond =
+  | { k: 'token'; codes: string[]; or: TokenMatch[]; not: boolean }
+  | { k: 'token-missing'; codes: string[]; missing: boolean }
+  | { k: 'column-in'; column: string; values: string[]; not: boolean }
+  | { k: 'column-missing'; column: string; missing: boolean }
+  | { k: 'date'; column: string; or: DateBound[] }
+  | { k: 'period'; or: DateBound[] }
+  | { k: 'string'; column: string; or: string[]; exact: boolean }
+  | { k: 'author-name'; part: 'given' | 'family'; or: string[]; exact: boolean }
+  | { k: 'patient-identifier'; or: TokenMatch[]; not: boolean }
+  | { k: 'by-docref-id'; ids: string[]; not: boolean }
+  | { k: 'endpoint'; ids: string[] }
+  | { k: 'false' };
+
+export interface SortSpec {
+  column: string;
+  desc: boolean;
+}
+
+export interface Cursor {
+  /** Sort key of the last row sent, as PostgreSQL text */
+  v: string | null;
+  /** Id (tiebreak) of the last row sent */
+  id: string;
+}
+
+export interface SqlPlan {
+  table: SearchTable;
+  conds: SqlCond[];
+  sort: SortSpec;
+  cursor?: Cursor;
+  /** Rows to return; one more is fetched to decide on a next link */
+  limit: number;
+}
+
+interface TableDef {
+  from: string;
+  idCol: string;
+  /** Token table join: [table, fk column, owner column] */
+  tokens?: { table: string; fk: string; owner: string };
+  patientCol?: string;
+  columns: Record<string, string>;
+  select: string;
+  /** Always-on conditions */
+  base?: string;
+}
+
+const TABLES: Record<SearchTable, TableDef> = {
+  DocumentReference: {
+    from: 'document_reference d',
+    idCol: 'd.id',
+    tokens: { table: 'manifest_token', fk: 'manifest_id', owner: 'd.manifest_id' },
+    patientCol: 'd.patient_id',
+    columns: {
+      id: 'd.id',
+      status: 'd.status',
+      format: 'd.format',
+      patient: 'd.patient_id',
+      date: 'd.date',
+      creation: 'd.creation',
+      lastUpdated: 'd.last_updated',
+    },
+    select: 'd.id, d.resource, d.patient_id, d.manifest_id, d.last_updated, (SELECT mv.version_id FROM manifest mv WHERE mv.id = d.manifest_id) AS version_id',
+  },
+  ImagingStudy: {
+    from: 'manifest m JOIN imaging_study s ON s.manifest_id = m.id',
+    idCol: 'm.id',
+    tokens: { table: 'manifest_token', fk: 'manifest_id', owner: 'm.id' },
+    patientCol: 'm.patient_id',
+    columns: { status: 'm.status', patient: 'm.patient_id', started: 's.started', lastUpdated: 'm.last_updated', id: 'm.id' },
+    select: 'm.id, m.model, m.sop_instance_uid, m.status, m.patient_id, m.version_id, m.last_updated',
+    // One ImagingStudy per study: from its current manifest (or the entered-in-error one, shown only on request).
+    base: "m.status IN ('current', 'entered-in-error')",
+  },
+  Patient: {
+    from: 'patient p',
+    idCol: 'p.id',
+    patientCol: 'p.id',
+    columns: { id: 'p.id', birthdate: 'p.birth_date', name: 'p.name_text', family: 'p.family', given: 'p.given', lastUpdated: 'p.last_updated' },
+    select: 'p.id, p.resource, p.last_updated',
+  },
+  Endpoint: {
+    from: 'endpoint e',
+    idCol: 'e.id',
+    columns: { id: 'e.id', 'connection-type': 'e.connection_type', lastUpdated: 'e.last_updated' },
+    select: 'e.id, e.resource, e.last_updated',
+  },
+  List: {
+    from: 'submission_set l',
+    idCol: 'l.id',
+    tokens: { table: 'submission_set_token', fk: 'submission_set_id', owner: 'l.id' },
+    patientCol: 'l.patient_id',
+    columns: { id: 'l.id', status: 'l.status', patient: 'l.patient_id', date: 'l.date', lastUpdated: 'l.last_updated' },
+    select: 'l.id, l.resource, l.patient_id, l.last_updated',
+  },
+};
+
+export interface Compiled {
+  sql: string;
+  bindings: unknown[];
+}
+
+function col(t: TableDef, name: string): string {
+  const c = t.columns[name];
+  if (!c) throw new Error(`search-sql: no column "${name}"`);
+  return c;
+}
+
+/** Sort expression: nullable keys sort as -infinity so the keyset comparison stays total. */
+function sortExpr(t: TableDef, s: SortSpec): string {
+  const c = col(t, s.column);
+  return s.column === 'started' || s.column === 'creation' ? `COALESCE(${c}, '-infinity'::timestamptz)` : c;
+}
+
+function tokenMatchSql(m: TokenMatch, alias: string, b: unknown[]): string {
+  const parts: string[] = [];
+  if (m.values) {
+    if (m.values.length === 1) {
+      parts.push(`${alias}.value = ?`);
+      b.push(m.values[0]);
+    } else {
+      parts.push(`${alias}.value = ANY(?::text[])`);
+      b.push(m.values);
+    }
+  }
+  if (m.system !== undefined) {
+    parts.push(`${alias}.system = ?`);
+    b.push(m.system);
+  }
+  return parts.length ? parts.join(' AND ') : 'TRUE';
+}
+
+function dateSql(c: string, v: DateBound, b: unknown[]): string {
+  // Point-valued targets (FHIR 3.1.1.4.2 with a zero-width target range).
+  switch (v.prefix) {
+    case 'eq':
+      b.push(v.lo, v.hi);
+      return `(${c} >= ?::timestamptz AND ${c} < ?::timestamptz)`;
+    case 'ne':
+      b.push(v.lo, v.hi);
+      return `(${c} < ?::timestamptz OR ${c} >= ?::timestamptz)`;
+    case 'lt':
+    case 'eb':
+      b.push(v.lo);
+      return `${c} < ?::timestamptz`;
+    case 'le':
+      b.push(v.hi);
+      return `${c} < ?::timestamptz`;
+    case 'gt':
+    case 'sa':
+      b.push(v.hi);
+      return `${c} >= ?::timestamptz`;
+    case 'ge':
+      b.push(v.lo);
+      return `${c} >= ?::timestamptz`;
+  }
+}
+
+/**
+ * context.period as an interval [start, end]. MADO gives only period.start (the study start,
+ * digest §1.7); a missing end is taken as the start (an instant), not as "ongoing" — otherwise
+ * every study would match period=ge<anything>. Semantics per FHIR 3.1.1.4.2 for ranges; ge/lt
+ * give MHD's serviceStopTimeFrom/serviceStartTimeTo overlap (ITI-67 "period").
+ */
+function periodSql(v: DateBound, b: unknown[]): string {
+  const s = 'd.period_start';
+  const e = 'COALESCE(d.period_end, d.period_start)';
+  switch (v.prefix) {
+    case 'eq':
+      b.push(v.lo, v.hi);
+      return `(${s} >= ?::timestamptz AND ${e} < ?::timestamptz)`;
+    case 'ne':
+      b.push(v.lo, v.hi);
+      return `(${s} < ?::timestamptz OR ${e} >= ?::timestamptz)`;
+    case 'gt':
+      b.push(v.hi);
+      return `${e} >= ?::timestamptz`;
+    case 'ge':
+      b.push(v.lo);
+      return `${e} >= ?::timestamptz`;
+    case 'lt':
+      b.push(v.lo);
+      return `${s} < ?::timestamptz`;
+    case 'le':
+      b.push(v.hi);
+      return `${s} < ?::timestamptz`;
+    case 'sa':
+      b.push(v.hi);
+      return `${s} >= ?::timestamptz`;
+    case 'eb':
+      b.push(v.lo);
+      return `${e} < ?::timestamptz`;
+  }
+}
+
+function likeEscape(s: string): string {
+  return s.replace(/[\\%_]/g, (c) => `\\${c}`);
+}
+
+function condSql(t: TableDef, c: SqlCond, b: unknown[]): string {
+  switch (c.k) {
+    case 'false':
+      return 'FALSE';
+    case 'token': {
+      const tk = t.tokens!;
+      const codeSql = c.codes.length === 1 ? 't.code = ?' : 't.code = ANY(?::text[])';
+      b.push(c.codes.length === 1 ? c.codes[0] : c.codes);
+      const ors = c.or.map((m) => `(${tokenMatchSql(m, 't', b)})`).join(' OR ');
+      // IN (subquery) lets the planner start from the token index (manifest_token_lookup).
+      return `${tk.owner} ${c.not ? 'NOT IN' : 'IN'} (SELECT t.${tk.fk} FROM ${tk.table} t WHERE ${codeSql} AND (${ors}))`;
+    }
+    case 'token-missing': {
+      const tk = t.tokens!;
+      b.push(c.codes);
+      return `${c.missing ? 'NOT ' : ''}EXISTS (SELECT 1 FROM ${tk.table} t WHERE t.${tk.fk} = ${tk.owner} AND t.code = ANY(?::text[]))`;
+    }
+    case 'column-in': {
+      b.push(c.values);
+      return c.not ? `(${col(t, c.column)} IS NULL OR NOT (${col(t, c.column)} = ANY(?::text[])))` : `${col(t, c.column)} = ANY(?::text[])`;
+    }
+    case 'column-missing':
+      return `${col(t, c.column)} IS ${c.missing ? '' : 'NOT '}NULL`;
+    case 'date': {
+      const cc = col(t, c.column);
+      const expr = c.column === 'birthdate' ? `(${cc}::timestamp AT TIME ZONE 'UTC')` : cc;
+      return `(${c.or.map((v) => dateSql(expr, v, b)).join(' OR ')})`;
+    }
+    case 'period':
+      return `(${c.or.map((v) => periodSql(v, b)).join(' OR ')})`;
+    case 'string': {
+      // FHIR string search: case-insensitive "starts with" on any word; :exact = whole value, case-sensitive.
+      const cc = col(t, c.column);
+      const ors = c.or.map((v) => {
+        if (c.exact) {
+          b.push(v);
+          return `${cc} = lower(?)`;
+        }
+        const p = likeEscape(v.toLowerCase());
+        b.push(`${p}%`, `% ${p}%`);
+        return `(${cc} LIKE ? OR ${cc} LIKE ?)`;
+      });
+      return `(${ors.join(' OR ')})`;
+    }
+    case 'author-name': {
+      // author.given / author.family (ITI-67): names of contained Practitioner / PractitionerRole
+      // authors. MADO docrefs carry a Device and an Organization, so these usually match nothing.
+      const field = c.part === 'family' ? "n->>'family'" : "g.value";
+      const from = c.part === 'family'
+        ? "jsonb_array_elements(CASE WHEN jsonb_typeof(x->'name') = 'array' THEN x->'name' ELSE '[]'::jsonb END) n"
+        : "jsonb_array_elements(CASE WHEN jsonb_typeof(x->'name') = 'array' THEN x->'name' ELSE '[]'::jsonb END) n, jsonb_array_elements_text(CASE WHEN jsonb_typeof(n->'given') = 'array' THEN n->'given' ELSE '[]'::jsonb END) g";
+      const ors = c.or.map((v) => {
+        if (c.exact) {
+          b.push(v);
+          return `${field} = ?`;
+        }
+        b.push(`${likeEscape(v)}%`);
+        return `${field} ILIKE ?`;
+      });
+      return `EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(d.resource->'contained') = 'array' THEN d.resource->'contained' ELSE '[]'::jsonb END) x, ${from} WHERE x->>'resourceType' IN ('Practitioner', 'PractitionerRole') AND (${ors.join(' OR ')}))`;
+    }
+    case 'patient-identifier': {
+      const ors = c.or.map((m) => `(${tokenMatchSql(m, 'pi', b)})`).join(' OR ');
+      return `p.id ${c.not ? 'NOT IN' : 'IN'} (SELECT pi.patient_id FROM patient_identifier pi WHERE ${ors})`;
+    }
+    case 'by-docref-id': {
+      // ImagingStudy ids share the hash of their manifest's docref ids (src/model/ids.ts).
+      b.push(c.ids);
+      return `m.id ${c.not ? 'NOT IN' : 'IN'} (SELECT dr.manifest_id FROM document_reference dr WHERE dr.id = ANY(?::text[]))`;
+    }
+    case 'endpoint':
+      b.push(c.ids);
+      return `m.id IN (SELECT me.manifest_id FROM manifest_endpoint me WHERE me.endpoint_id = ANY(?::text[]))`;
+  }
+}
+
+function patientSql(t: TableDef, table: SearchTable, pf: PatientFilter, b: unknown[]): string | undefined {
+  if (pf.all) return undefined;
+  if (table === 'Endpoint') {
+    // Endpoints are shared; a patient-limited caller sees those of manifests it may see.
+    b.push(pf.patientIds);
+    return 'EXISTS (SELECT 1 FROM manifest_endpoint me JOIN manifest mm ON mm.id = me.manifest_id WHERE me.endpoint_id = e.id AND mm.patient_id = ANY(?::text[]))';
+  }
+  b.push(pf.patientIds);
+  return `${t.patientCol} = ANY(?::text[])`;
+}
+
+function whereSql(plan: Pick<SqlPlan, 'table' | 'conds'>, pf: PatientFilter, b: unknown[]): string {
+  const t = TABLES[plan.table];
+  const parts: string[] = [];
+  if (t.base) parts.push(t.base);
+  const p = patientSql(t, plan.table, pf, b);
+  if (p) parts.push(p);
+  for (const c of plan.conds) parts.push(condSql(t, c, b));
+  return parts.length ? parts.join('\n  AND ') : 'TRUE';
+}
+
+/** The page query: matches after the cursor, in sort order with the id tiebreak, limit + 1 rows. */
+export function compileSearch(plan: SqlPlan, pf: PatientFilter): Compiled {
+  const t = TABLES[plan.table];
+  const b: unknown[] = [];
+  const se = sortExpr(t, plan.sort);
+  let where = whereSql(plan, pf, b);
+  if (plan.cursor) {
+    // Keyset: strictly after the last row sent, so concurrent inserts never shift a page.
+    const cmp = plan.sort.desc ? '<' : '>';
+    b.push(plan.cursor.v, plan.cursor.v, plan.cursor.id);
+    where += `\n  AND (${se} ${cmp} ?::timestamptz OR (${se} = ?::timestamptz AND ${t.idCol} > ?))`;
+  }
+  b.push(plan.limit + 1);
+  const sql = `SELECT ${t.select}, (${se})::text AS sort_key\nFROM ${t.from}\nWHERE ${where}\nORDER BY ${se} ${plan.sort.desc ? 'DESC' : 'ASC'}, ${t.idCol} ASC\nLIMIT ?`;
+  return { sql, bindings: b };
+}
+
+export function compileCount(plan: Pick<SqlPlan, 'table' | 'conds'>, pf: PatientFilter): Compiled {
+  const t = TABLES[plan.table];
+  const b: unknown[] = [];
+  const where = whereSql(plan, pf, b);
+  return { sql: `SELECT count(*)::int AS n FROM ${t.from} WHERE ${where}`, bindings: b };
+}
+
+export type SearchRow = Record<string, unknown> & { id: string; sort_key: string | null };
+
+export async function runSearch(db: Knex, plan: SqlPlan, pf: PatientFilter): Promise<{ rows: SearchRow[]; more: boolean }> {
+  const q = compileSearch(plan, pf);
+  const res = await db.raw(q.sql, q.bindings as Knex.RawBinding[]);
+  const rows = res.rows as SearchRow[];
+  const more = rows.length > plan.limit;
+  return { rows: more ? rows.slice(0, plan.limit) : rows, more };
+}
+
+export async function countSearch(db: Knex, plan: Pick<SqlPlan, 'table' | 'conds'>, pf: PatientFilter): Promise<number> {
+  const q = compileCount(plan, pf);
+  const res = await db.raw(q.sql, q.bindings as Knex.RawBinding[]);
+  return (res.rows[0] as { n: number }).n;
+}
+
+/** Planner estimate of the number of matches (`_total=estimate`): no scan of the matches. */
+export async function estimateSearch(db: Knex, plan: Pick<SqlPlan, 'table' | 'conds'>, pf: PatientFilter): Promise<number> {
+  const t = TABLES[plan.table];
+  const b: unknown[] = [];
+  const where = whereSql(plan, pf, b);
+  const res = await db.raw(`EXPLAIN (FORMAT JSON) SELECT 1 FROM ${t.from} WHERE ${where}`, b as Knex.RawBinding[]);
+  const plan0 = (res.rows[0] as { 'QUERY PLAN': Array<{ Plan: { 'Plan Rows': number } }> })['QUERY PLAN'][0]!;
+  return Math.round(plan0.Plan['Plan Rows']);
+}
+
+/** EXPLAIN text of a page query (tests assert index use). */
+export async function explainSearch(db: Knex, plan: SqlPlan, pf: PatientFilter): Promise<string> {
+  const q = compileSearch(plan, pf);
+  const res = await db.raw(`EXPLAIN ${q.sql}`, q.bindings as Knex.RawBinding[]);
+  return (res.rows as Array<{ 'QUERY PLAN': string }>).map((r) => r['QUERY PLAN']).join('\n');
+}
+
+// ---- _include targets -------------------------------------------------------------------------
+
+export async function patientsByIds(db: Knex, ids: string[], pf: PatientFilter): Promise<Array<{ id: string; resource: Record<string, unknown>; last_updated: Date }>> {
+  if (!ids.length) return [];
+  const b: unknown[] = [ids];
+  let sql = 'SELECT id, resource, last_updated FROM patient WHERE id = ANY(?::text[])';
+  if (!pf.all) {
+    sql += ' AND id = ANY(?::text[])';
+    b.push(pf.patientIds);
+  }
+  return (await db.raw(sql + ' ORDER BY id', b as Knex.RawBinding[])).rows;
+}
+
+export async function endpointsByManifests(db: Knex, manifestIds: string[]): Promise<Array<{ id: string; resource: Record<string, unknown>; last_updated: Date }>> {
+  if (!manifestIds.length) return [];
+  const sql = 'SELECT DISTINCT e.id, e.resource, e.last_updated FROM endpoint e JOIN manifest_endpoint me ON me.endpoint_id = e.id WHERE me.manifest_id = ANY(?::text[]) ORDER BY e.id';
+  return (await db.raw(sql, [manifestIds])).rows;
+}
