@@ -1,0 +1,229 @@
+/**
+ * Streaming multipart/related filter for WADO-RS study/series retrieval (SUPPL §X.1.1.3: the
+ * source may return only the instances published in the manifest). Parts are parsed as they
+ * stream (RFC 2046 §5.1.1 delimiters), the start of each part body is peeked for its SOP Instance
+ * UID (src/dicom/peek.ts), and only parts whose UID passes `keep` are written — re-framed with
+ * `outBoundary`, never buffered beyond the peek window. A body that ends without its close
+ * delimiter is an error (the caller destroys the response: a truncated multipart must not look
+ * complete).
+ */
+import { Transform, type TransformCallback } from 'node:stream';
+import { peekSopInstanceUid } from '../dicom/peek.js';
+
+export interface MultipartFilterOptions {
+  /** Boundary of the incoming body */
+  boundary: string;
+  /** Boundary to write; the same as `boundary` when the upstream Content-Type is passed through */
+  outBoundary: string;
+  keep: (sopInstanceUid: string) => boolean;
+  /** Max bytes of a part held while looking for its SOP Instance UID */
+  maxPeekBytes?: number;
+  maxHeaderBytes?: number;
+  /** Parts already written to the same output by a previous filter (concatenated responses) */
+  partsBefore?: number;
+  /** Write the close delimiter at the end (false when another filter continues the body) */
+  writeClose?: boolean;
+}
+
+export class MultipartError extends Error {}
+
+type State = 'preamble' | 'afterDelim' | 'headers' | 'body' | 'done';
+
+const CRLF = Buffer.from('\r\n');
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+
+export class MultipartFilter extends Transform {
+  private readonly delim: Buffer;
+  private readonly outBoundary: string;
+  private readonly keep: (uid: string) => boolean;
+  private readonly maxPeek: number;
+  private readonly maxHeader: number;
+  private readonly writeClose: boolean;
+  private state: State = 'preamble';
+  // the stream is read as if prefixed by CRLF so the first delimiter needs no special case
+  private carry: Buffer = CRLF;
+  private rawHeaders: Buffer = Buffer.alloc(0);
+  private decided: boolean | null = null;
+  private peek: Buffer[] = [];
+  private peekLen = 0;
+  /** Parts written so far (including partsBefore) */
+  partsOut: number;
+  partsIn = 0;
+  partsDropped = 0;
+  private resolveStarted!: (v: boolean) => void;
+  private rejectStarted!: (e: Error) => void;
+  /** Resolves true once the first kept part is written, false if the body held none. */
+  readonly started: Promise<boolean>;
+  private settled = false;
+
+  constructor(o: MultipartFilterOptions) {
+    super();
+    this.delim = Buffer.from('\r\n--' + o.boundary, 'latin1');
+    this.outBoundary = o.outBoundary;
+    this.keep = o.keep;
+    this.maxPeek = o.maxPeekBytes ?? 1024 * 1024;
+    this.maxHeader = o.maxHeaderBytes ?? 16 * 1024;
+    this.partsOut = o.partsBefore ?? 0;
+    this.writeClose = o.writeClose ?? true;
+    this.started = new Promise<boolean>((resolve, reject) => {
+      this.resolveStarted = resolve;
+      this.rejectStarted = reject;
+    });
+    this.started.catch(() => {});
+  }
+
+  private settle(v: boolean | Error): void {
+    if (this.settled) return;
+    this.settled = true;
+    if (v instanceof Error) this.rejectStarted(v);
+    else this.resolveStarted(v);
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    try {
+      this.consume(this.carry.length ? Buffer.concat([this.carry, chunk]) : chunk);
+      cb();
+    } catch (err) {
+      cb(err as Error);
+    }
+  }
+
+  private consume(buf: Buffer): void {
+    let pos = 0;
+    this.carry = Buffer.alloc(0);
+    for (;;) {
+      switch (this.state) {
+        case 'preamble': {
+          const idx = buf.indexOf(this.delim, pos);
+          if (idx < 0) {
+            this.carry = buf.subarray(Math.max(pos, buf.length - (this.delim.length - 1)));
+            return;
+          }
+          pos = idx + this.delim.length;
+          this.state = 'afterDelim';
+          break;
+        }
+        case 'afterDelim': {
+          if (buf.length - pos < 2) {
+            this.carry = buf.subarray(pos);
+            return;
+          }
+          if (buf[pos] === 0x2d && buf[pos + 1] === 0x2d) {
+            this.state = 'done'; // close delimiter; the epilogue is ignored
+            return;
+          }
+          const eol = buf.indexOf(CRLF, pos);
+          if (eol < 0) {
+            if (buf.length - pos > 256) throw new MultipartError('malformed multipart delimiter line');
+            this.carry = buf.subarray(pos);
+            return;
+          }
+          // only transport padding (LWSP) may follow the boundary on its line
+          if (!/^[ \t]*$/.test(buf.toString('latin1', pos, eol))) throw new MultipartError('malformed multipart delimiter line');
+          pos = eol + 2;
+          this.state = 'headers';
+          break;
+        }
+        case 'headers': {
+          let end: number;
+          let next: number;
+          if (buf.length - pos >= 2 && buf[pos] === 0x0d && buf[pos + 1] === 0x0a) {
+            end = pos;
+            next = pos + 2; // part without headers
+          } else {
+            const idx = buf.indexOf(CRLFCRLF, pos);
+            if (idx < 0) {
+              if (buf.length - pos > this.maxHeader) throw new MultipartError('multipart part headers too large');
+              this.carry = buf.subarray(pos);
+              return;
+            }
+            end = idx;
+            next = idx + 4;
+          }
+          this.rawHeaders = Buffer.from(buf.subarray(pos, end));
+          pos = next;
+          this.state = 'body';
+          this.partsIn++;
+          this.decided = null;
+          this.peek = [];
+          this.peekLen = 0;
+          break;
+        }
+        case 'body': {
+          const idx = buf.indexOf(this.delim, pos);
+          const end = idx >= 0 ? idx : Math.max(pos, buf.length - (this.delim.length - 1));
+          if (end > pos) this.body(buf.subarray(pos, end));
+          if (idx < 0) {
+            this.carry = buf.subarray(end);
+            return;
+          }
+          this.endPart();
+          pos = idx + this.delim.length;
+          this.state = 'afterDelim';
+          break;
+        }
+        case 'done':
+          return;
+      }
+    }
+  }
+
+  private body(data: Buffer): void {
+    if (this.decided === true) {
+      this.push(data);
+      return;
+    }
+    if (this.decided === false) return;
+    this.peek.push(data);
+    this.peekLen += data.length;
+    this.tryDecide(false);
+  }
+
+  private tryDecide(final: boolean): void {
+    const b = this.peek.length === 1 ? this.peek[0]! : Buffer.concat(this.peek);
+    this.peek = [b];
+    const r = peekSopInstanceUid(b);
+    if (r.kind === 'need-more' && !final && this.peekLen < this.maxPeek) return;
+    const keep = r.kind === 'found' && this.keep(r.uid);
+    this.decided = keep;
+    this.peek = [];
+    if (!keep) {
+      this.partsDropped++;
+      return;
+    }
+    const head = this.partsOut > 0 ? '\r\n--' : '--';
+    this.push(Buffer.from(head + this.outBoundary + '\r\n', 'latin1'));
+    this.push(this.rawHeaders.length ? Buffer.concat([this.rawHeaders, CRLFCRLF]) : CRLF);
+    this.partsOut++;
+    this.settle(true);
+    if (b.length) this.push(b);
+  }
+
+  private endPart(): void {
+    if (this.decided === null) this.tryDecide(true);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    if (this.state !== 'done') {
+      const err = new MultipartError('multipart body ended before its close delimiter');
+      this.settle(err);
+      cb(err);
+      return;
+    }
+    if (this.writeClose && this.partsOut > 0) this.push(Buffer.from('\r\n--' + this.outBoundary + '--\r\n', 'latin1'));
+    this.settle(this.partsOut > 0);
+    cb();
+  }
+
+  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    this.settle(err ?? new MultipartError('stream closed'));
+    cb(err);
+  }
+}
+
+/** The boundary parameter of a multipart Content-Type (quoted or not), or undefined. */
+export function boundaryOf(contentType: string | undefined): string | undefined {
+  if (!contentType || !/^\s*multipart\//i.test(contentType)) return undefined;
+  const m = /;\s*boundary\s*=\s*(?:"([^"]{1,70})"|([^\s;",]{1,70}))/i.exec(contentType);
+  return m ? (m[1] ?? m[2]) : undefined;
+}

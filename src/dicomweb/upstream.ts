@@ -1,0 +1,182 @@
+/**
+ * Upstream DICOMweb archives: one bounded undici Pool per configured upstream, our service
+ * credential per upstream (none / basic / bearer / OAuth2 client credentials with a cached token),
+ * and the routing rule from a manifest's retrieve location to an upstream.
+ *
+ * SSRF (SUPPL §X.5 "verify received URLs against known secure locations"): a manifest's Retrieve
+ * URL only *selects* a configured upstream; the request always goes to that upstream's configured
+ * base URL. No other host is ever contacted.
+ */
+import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
+import type { Readable } from 'node:stream';
+import type { UpstreamConfig } from '../config.js';
+import { GatewayError } from '../http/errors.js';
+
+export interface UpstreamResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Readable;
+}
+
+export interface RetrieveLocation {
+  retrieveUrl?: string | null;
+  retrieveLocationUid?: string | null;
+}
+
+interface CachedToken {
+  token: string;
+  expiresAt: number;
+}
+
+export class Upstream {
+  readonly pool: Pool;
+  readonly basePath: string;
+  readonly origin: string;
+  private token?: CachedToken;
+  private tokenInFlight?: Promise<string>;
+
+  constructor(readonly config: UpstreamConfig) {
+    const u = new URL(config.url);
+    this.origin = u.origin;
+    this.basePath = u.pathname.replace(/\/+$/, '');
+    this.pool = new Pool(this.origin, {
+      connections: config.maxConnections,
+      headersTimeout: config.headersTimeoutMs,
+      bodyTimeout: config.bodyTimeoutMs,
+      connect: { timeout: config.headersTimeoutMs },
+      keepAliveTimeout: 10_000,
+    });
+  }
+
+  get name(): string {
+    return this.config.name;
+  }
+
+  /** Authorization header value for this upstream (our service credential, never the client's). */
+  async authorization(): Promise<string | undefined> {
+    const a = this.config.auth;
+    switch (a.type) {
+      case 'none':
+        return undefined;
+      case 'basic':
+        return 'Basic ' + Buffer.from(`${a.username}:${a.password}`).toString('base64');
+      case 'bearer':
+        return 'Bearer ' + a.token;
+      case 'oauth2': {
+        if (this.token && this.token.expiresAt > Date.now()) return 'Bearer ' + this.token.token;
+        // single flight: concurrent requests share one token request
+        this.tokenInFlight ??= this.fetchToken(a).finally(() => {
+          this.tokenInFlight = undefined;
+        });
+        return 'Bearer ' + (await this.tokenInFlight);
+      }
+    }
+  }
+
+  /** Drop a cached OAuth2 token (after the upstream answered 401). */
+  invalidateToken(): void {
+    this.token = undefined;
+  }
+
+  private async fetchToken(a: { tokenUrl: string; clientId: string; clientSecret: string; scope?: string }): Promise<string> {
+    const form = new URLSearchParams({ grant_type: 'client_credentials' });
+    if (a.scope) form.set('scope', a.scope);
+    let res: Response;
+    try {
+      res = await fetch(a.tokenUrl, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          accept: 'application/json',
+          // RFC 6749 §2.3.1: client_secret_basic
+          authorization: 'Basic ' + Buffer.from(`${encodeURIComponent(a.clientId)}:${encodeURIComponent(a.clientSecret)}`).toString('base64'),
+        },
+        body: form,
+        signal: AbortSignal.timeout(this.config.headersTimeoutMs),
+      });
+    } catch {
+      throw new GatewayError(502, 'GW_UPSTREAM_AUTH', `Could not obtain a token for upstream "${this.name}"`);
+    }
+    const body = (await res.json().catch(() => ({}))) as { access_token?: unknown; expires_in?: unknown };
+    if (!res.ok || typeof body.access_token !== 'string') throw new GatewayError(502, 'GW_UPSTREAM_AUTH', `Token endpoint of upstream "${this.name}" refused the client credentials`);
+    const ttl = typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : 300;
+    // renew a little early so an in-flight request never carries an expired token
+    this.token = { token: body.access_token, expiresAt: Date.now() + Math.max(1, ttl - 30) * 1000 };
+    return body.access_token;
+  }
+
+  /**
+   * GET `{base}{path}` (path built from validated, encoded UIDs). Resolves at response headers;
+   * throws GatewayError 502/504 when the upstream cannot be reached or times out before headers.
+   */
+  async get(path: string, headers: Record<string, string>, signal: AbortSignal): Promise<UpstreamResponse> {
+    const auth = await this.authorization();
+    const h: Record<string, string> = { ...headers, 'accept-encoding': 'identity' }; // toolchain §2 gzip trap
+    if (auth) h.authorization = auth;
+    let r: Dispatcher.ResponseData;
+    try {
+      r = await this.pool.request({ method: 'GET', path: this.basePath + path, headers: h, signal, headersTimeout: this.config.headersTimeoutMs, bodyTimeout: this.config.bodyTimeoutMs });
+    } catch (err) {
+      throw upstreamFailure(err, this.name);
+    }
+    return { status: r.statusCode, headers: r.headers, body: r.body };
+  }
+}
+
+export function upstreamFailure(err: unknown, name: string): GatewayError {
+  if (err instanceof GatewayError) return err;
+  if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.ConnectTimeoutError || (err as { name?: string })?.name === 'TimeoutError') {
+    return new GatewayError(504, 'GW_UPSTREAM_TIMEOUT', `Upstream "${name}" did not answer in time`);
+  }
+  if ((err as { name?: string })?.name === 'AbortError' || err instanceof undiciErrors.RequestAbortedError) {
+    return new GatewayError(499, 'GW_CLIENT_CLOSED', 'Client closed the request');
+  }
+  return new GatewayError(502, 'GW_UPSTREAM_UNREACHABLE', `Upstream "${name}" is unreachable`);
+}
+
+/** True when `url` equals `prefix` or continues it at a path boundary (no "host.evil" tricks). */
+function underPrefix(url: string, prefix: string): boolean {
+  const p = prefix.replace(/\/+$/, '');
+  if (!url.startsWith(p)) return false;
+  const rest = url.slice(p.length);
+  return rest === '' || rest.startsWith('/') || rest.startsWith('?');
+}
+
+export class UpstreamRegistry {
+  readonly upstreams: Upstream[];
+  constructor(configs: readonly UpstreamConfig[]) {
+    this.upstreams = configs.map((c) => new Upstream(c));
+  }
+
+  /**
+   * Routing (SUPPL §X.4.1.2 addressing modes): the Retrieve URL matched against configured
+   * prefixes / base URLs, else the Retrieve Location UID against configured location UIDs, else
+   * the 'default' upstream. undefined when nothing matches.
+   */
+  route(loc: RetrieveLocation): Upstream | undefined {
+    const url = loc.retrieveUrl?.trim();
+    if (url) {
+      let best: { u: Upstream; len: number } | undefined;
+      for (const u of this.upstreams) {
+        for (const p of [...u.config.retrieveUrlPrefixes, u.config.url]) {
+          if (underPrefix(url, p) && (!best || p.length > best.len)) best = { u, len: p.length };
+        }
+      }
+      if (best) return best.u;
+    }
+    const uid = loc.retrieveLocationUid?.trim();
+    if (uid) {
+      const u = this.upstreams.find((x) => x.config.retrieveLocationUids.includes(uid));
+      if (u) return u;
+    }
+    return this.upstreams.find((x) => x.name === 'default');
+  }
+
+  byName(name: string): Upstream | undefined {
+    return this.upstreams.find((u) => u.name === name);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.upstreams.map((u) => u.pool.close().catch(() => {})));
+  }
+}

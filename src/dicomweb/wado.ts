@@ -1,0 +1,393 @@
+/**
+ * WADO-RS (RAD-107) through the gateway: study / series / instance retrieval, frames, metadata,
+ * rendered and thumbnail, bulkdata. The order is style §5.6's: validate → negotiate → authorise
+ * (locate) → stream.
+ *
+ * - Authorisation and routing come from src/store/imaging-index.ts: an unreferenced, rejected or
+ *   hidden instance is a 404 without any upstream request (existence does not leak).
+ * - Study/series retrieval is filtered to the instances of visible current manifests while it
+ *   streams (SUPPL §X.1.1.3); instance, frames, rendered and bulkdata bodies pass through unchanged.
+ * - Upstream failure before headers → 502 (504 on timeout) JSON; after headers → the socket is
+ *   destroyed, never a clean-looking truncated multipart (style §5.6).
+ */
+import { randomBytes } from 'node:crypto';
+import { pipeline } from 'node:stream/promises';
+import type { Request, Response, Router } from 'express';
+import type { AppDeps } from '../app.js';
+import { patientFilter, principalOf } from '../auth/principal.js';
+import { GatewayError } from '../http/errors.js';
+import { visibleInstances, type VisibleInstance } from '../store/imaging-index.js';
+import { negotiate, type ResourceKind } from './accept.js';
+import {
+  datasetsOf,
+  decodeBulkToken,
+  encoded,
+  etagFor,
+  etagOf,
+  join,
+  MetadataCache,
+  notModified,
+  pickEncoding,
+  upstreamStatusError,
+  type Representation,
+} from './metadata.js';
+import { boundaryOf, MultipartFilter } from './multipart.js';
+import { frameList, uidParam } from './params.js';
+import { upstreamFailure, type Upstream, type UpstreamRegistry } from './upstream.js';
+
+const PASS_HEADERS = ['content-type', 'etag', 'last-modified', 'content-range', 'accept-ranges'];
+const RENDER_PARAMS = ['quality', 'viewport', 'window', 'iccprofile'];
+
+export interface WadoContext {
+  deps: AppDeps;
+  registry: UpstreamRegistry;
+  cache: MetadataCache;
+}
+
+const enc = encodeURIComponent;
+
+function studyPath(study: string, series?: string, sop?: string): string {
+  let p = `/studies/${enc(study)}`;
+  if (series) p += `/series/${enc(series)}`;
+  if (sop) p += `/instances/${enc(sop)}`;
+  return p;
+}
+
+/** AbortController tied to the client connection (client abort → upstream request aborted). */
+function clientSignal(res: Response): AbortSignal {
+  const ac = new AbortController();
+  // express, metrics, access log and pipeline's end-of-stream all listen for 'close' too
+  res.setMaxListeners(30);
+  res.once('close', () => {
+    if (!res.writableFinished) ac.abort();
+  });
+  return ac.signal;
+}
+
+function audit(res: Response, rows: VisibleInstance[], entities: string[]): void {
+  const patientIds = [...new Set(rows.map((r) => r.patientId).filter((p): p is string => !!p))];
+  res.locals.audit = { subtype: 'RAD-107', action: 'R', patientIds, entities, count: new Set(rows.map((r) => r.sop)).size };
+}
+
+async function authorise(ctx: WadoContext, req: Request, study: string, series?: string, sop?: string): Promise<VisibleInstance[]> {
+  const rows = await visibleInstances(ctx.deps.db, patientFilter(principalOf(req)), study, series, sop);
+  if (rows.length === 0) {
+    const what = sop ? 'Instance' : series ? 'Series' : 'Study';
+    throw new GatewayError(404, 'GW_DICOMWEB_NOT_FOUND', `${what} not found`);
+  }
+  return rows;
+}
+
+function routeOf(ctx: WadoContext, row: VisibleInstance): Upstream {
+  const u = ctx.registry.route(row);
+  if (!u) throw new GatewayError(502, 'GW_DICOMWEB_NO_UPSTREAM', 'No configured upstream archive serves this series');
+  return u;
+}
+
+/** Visible instances grouped by the upstream that holds their series, in index order. */
+function groupByUpstream(ctx: WadoContext, rows: VisibleInstance[]): Array<{ upstream: Upstream; rows: VisibleInstance[] }> {
+  const groups = new Map<string, { upstream: Upstream; rows: VisibleInstance[] }>();
+  for (const r of rows) {
+    const u = routeOf(ctx, r);
+    let g = groups.get(u.name);
+    if (!g) groups.set(u.name, (g = { upstream: u, rows: [] }));
+    g.rows.push(r);
+  }
+  return [...groups.values()];
+}
+
+/** Wait for 'drain' or 'close', removing both listeners (no per-chunk listener leak). */
+function drained(res: Response): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
+/** Drop an upstream body we will not use (errors after destroy are expected, not crashes). */
+function discard(body: NodeJS.ReadableStream & { destroy: () => void }): void {
+  body.on('error', () => {});
+  body.destroy();
+}
+
+function copyHeaders(res: Response, headers: Record<string, string | string[] | undefined>, withLength: boolean): void {
+  for (const h of withLength ? [...PASS_HEADERS, 'content-length'] : PASS_HEADERS) {
+    const v = headers[h];
+    if (typeof v === 'string') res.setHeader(h, v);
+  }
+}
+
+function streamFailed(req: Request, res: Response, upstream: string, err: unknown): void {
+  if (res.destroyed && !res.writableFinished && (err as { code?: string })?.code !== 'UND_ERR_BODY_TIMEOUT' && req.socket.destroyed) {
+    req.log.debug({ upstream }, 'wado stream: client went away');
+  } else {
+    req.log.warn({ upstream, err: { name: (err as Error)?.name, code: (err as { code?: string })?.code } }, 'wado stream aborted after headers');
+  }
+  res.destroy();
+}
+
+/**
+ * Pass one upstream response through unchanged (content-length kept: the body is not altered).
+ */
+async function passThrough(ctx: WadoContext, req: Request, res: Response, upstream: Upstream, path: string, accept: string, kind: ResourceKind | 'thumbnail', extra: Record<string, string> = {}): Promise<void> {
+  const signal = clientSignal(res);
+  const up = await upstream.get(path, { accept, ...extra }, signal);
+  if (up.status !== 200 && up.status !== 206) {
+    discard(up.body);
+    if (up.status === 416) {
+      const cr = up.headers['content-range'];
+      throw new GatewayError(416, 'GW_DICOMWEB_RANGE', 'Requested range not satisfiable', { headers: typeof cr === 'string' ? { 'Content-Range': cr } : {} });
+    }
+    if (up.status === 401) upstream.invalidateToken();
+    const e = upstreamStatusError(up.status, upstream.name, kind);
+    if (e.status === 404) req.log.warn({ upstream: upstream.name }, 'index and upstream disagree: upstream has no such resource');
+    throw e;
+  }
+  res.status(up.status);
+  copyHeaders(res, up.headers, true);
+  try {
+    await pipeline(up.body, res);
+  } catch (err) {
+    streamFailed(req, res, upstream.name, err);
+  }
+}
+
+/**
+ * Study / series retrieval filtered to `rows`, streaming: one or more upstream responses, their
+ * parts filtered by SOP Instance UID and re-framed into one multipart body. content-length is
+ * never copied (the body changes). Headers are sent with the first kept part, so "no visible
+ * part at the upstream" can still be a clean 404.
+ */
+async function filteredRetrieve(ctx: WadoContext, req: Request, res: Response, study: string, series: string | undefined, rows: VisibleInstance[], accept: string): Promise<void> {
+  const groups = groupByUpstream(ctx, rows);
+  const signal = clientSignal(res);
+  const ownBoundary = groups.length > 1 ? 'gw-' + randomBytes(12).toString('hex') : undefined;
+  let outBoundary: string | undefined = ownBoundary;
+  let partsOut = 0;
+  let headersSent = false;
+  let current = '';
+  try {
+    for (const g of groups) {
+      current = g.upstream.name;
+      // one series of this upstream → the series resource; several → the study resource
+      const seriesUids = [...new Set(g.rows.map((r) => r.series))];
+      const path = series ? studyPath(study, series) : seriesUids.length === 1 ? studyPath(study, seriesUids[0]) : studyPath(study);
+      const up = await g.upstream.get(path, { accept }, signal);
+      if (up.status !== 200 && up.status !== 206) {
+        discard(up.body);
+        if (up.status === 404 && (headersSent || groups.length > 1)) continue; // tolerate: fewer instances (SUPPL §X.1.1.3)
+        if (up.status === 401) g.upstream.invalidateToken();
+        throw upstreamStatusError(up.status, g.upstream.name, 'instances');
+      }
+      const ct = typeof up.headers['content-type'] === 'string' ? up.headers['content-type'] : undefined;
+      const boundary = boundaryOf(ct);
+      if (!boundary) {
+        discard(up.body);
+        throw new GatewayError(502, 'GW_UPSTREAM_BAD_RESPONSE', `Upstream "${g.upstream.name}" did not answer with a multipart body`);
+      }
+      outBoundary ??= boundary;
+      const keep = new Set(g.rows.map((r) => r.sop));
+      const filter = new MultipartFilter({ boundary, outBoundary, keep: (uid) => keep.has(uid), partsBefore: partsOut, writeClose: false });
+      const feeding = pipeline(up.body, filter);
+      feeding.catch(() => {});
+      for await (const chunk of filter) {
+        if (!headersSent) {
+          res.status(200);
+          res.setHeader('Content-Type', ownBoundary ? `multipart/related; type="application/dicom"; boundary=${ownBoundary}` : ct!);
+          headersSent = true;
+        }
+        if (!res.write(chunk)) await drained(res);
+        if (res.destroyed) throw new Error('client closed');
+      }
+      await feeding;
+      partsOut = filter.partsOut;
+      if (filter.partsDropped) req.log.debug({ upstream: g.upstream.name, dropped: filter.partsDropped }, 'wado: unreferenced parts filtered out');
+    }
+  } catch (err) {
+    if (!headersSent) throw err instanceof GatewayError ? err : upstreamFailure(err, current);
+    streamFailed(req, res, current, err);
+    return;
+  }
+  if (!headersSent || partsOut === 0) throw new GatewayError(404, 'GW_DICOMWEB_NOT_AT_UPSTREAM', 'None of the referenced instances is available at the upstream archive');
+  res.end(`\r\n--${outBoundary}--\r\n`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Metadata
+
+async function sendMetadata(req: Request, res: Response, rep: Representation): Promise<void> {
+  res.setHeader('Vary', 'Accept-Encoding');
+  res.setHeader('Cache-Control', 'private, no-cache');
+  const encoding = pickEncoding(req.get('accept-encoding'));
+  const body = await encoded(rep, encoding);
+  const compressed = body !== rep.body;
+  res.setHeader('ETag', etagFor(rep.etag, encoding, compressed));
+  if (notModified(req.get('if-none-match'), rep.etag)) {
+    res.status(304).end();
+    return;
+  }
+  res.status(200).setHeader('Content-Type', 'application/dicom+json');
+  if (compressed) res.setHeader('Content-Encoding', encoding!);
+  res.setHeader('Content-Length', String(body.length));
+  res.end(req.method === 'HEAD' ? undefined : body);
+}
+
+async function seriesEntries(ctx: WadoContext, req: Request, res: Response, study: string, rows: VisibleInstance[]) {
+  const signal = clientSignal(res);
+  const bySeries = new Map<string, VisibleInstance[]>();
+  for (const r of rows) {
+    const l = bySeries.get(r.series);
+    if (l) l.push(r);
+    else bySeries.set(r.series, [r]);
+  }
+  const out = [];
+  for (const [se, list] of bySeries) {
+    const upstream = routeOf(ctx, list[0]!);
+    try {
+      const entry = await ctx.cache.series(upstream, study, se, ctx.deps.config.publicBaseUrl, signal);
+      out.push({ series: se, entry, sops: list.map((r) => r.sop) });
+    } catch (err) {
+      throw upstreamFailure(err, upstream.name);
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routes
+
+export function mountWado(router: Router, ctx: WadoContext): void {
+  const { config } = ctx.deps;
+
+  // Study / series / instance (MADO "Get Instances", RAD-107 §4.107.4.0.x)
+  router.get('/studies/:study', async (req, res) => {
+    const study = uidParam(req, 'study');
+    const accept = negotiate('instances', req.get('accept'));
+    const rows = await authorise(ctx, req, study);
+    audit(res, rows, [`study:${study}`]);
+    await filteredRetrieve(ctx, req, res, study, undefined, rows, accept);
+  });
+
+  router.get('/studies/:study/series/:series', async (req, res) => {
+    const study = uidParam(req, 'study');
+    const series = uidParam(req, 'series');
+    const accept = negotiate('instances', req.get('accept'));
+    const rows = await authorise(ctx, req, study, series);
+    audit(res, rows, [`study:${study}`, `series:${series}`]);
+    await filteredRetrieve(ctx, req, res, study, series, rows, accept);
+  });
+
+  router.get('/studies/:study/series/:series/instances/:instance', async (req, res) => {
+    const study = uidParam(req, 'study');
+    const series = uidParam(req, 'series');
+    const sop = uidParam(req, 'instance');
+    const accept = negotiate('instances', req.get('accept'));
+    const rows = await authorise(ctx, req, study, series, sop);
+    audit(res, rows, [`study:${study}`, `series:${series}`, `instance:${sop}`]);
+    await passThrough(ctx, req, res, routeOf(ctx, rows[0]!), studyPath(study, series, sop), accept, 'instances');
+  });
+
+  // Frames (Frame Pixel Data) — bodies pass through unchanged
+  router.get('/studies/:study/series/:series/instances/:instance/frames/:frames', async (req, res) => {
+    const study = uidParam(req, 'study');
+    const series = uidParam(req, 'series');
+    const sop = uidParam(req, 'instance');
+    const frames = frameList(req);
+    const accept = negotiate('frames', req.get('accept'));
+    const rows = await authorise(ctx, req, study, series, sop);
+    const n = rows[0]!.frames;
+    if (n && frames.some((f) => f > n)) throw new GatewayError(404, 'GW_DICOMWEB_NOT_FOUND', 'Frame not found');
+    audit(res, rows, [`study:${study}`, `series:${series}`, `instance:${sop}`]);
+    await passThrough(ctx, req, res, routeOf(ctx, rows[0]!), `${studyPath(study, series, sop)}/frames/${frames.join(',')}`, accept, 'frames');
+  });
+
+  // Rendered and thumbnail (instance, series, study, frames): pass through, upstream 404/406 mapped
+  for (const what of ['rendered', 'thumbnail'] as const) {
+    const handler = (level: 'study' | 'series' | 'instance' | 'frames') => async (req: Request, res: Response) => {
+      const study = uidParam(req, 'study');
+      const series = level === 'study' ? undefined : uidParam(req, 'series');
+      const sop = level === 'instance' || level === 'frames' ? uidParam(req, 'instance') : undefined;
+      const frames = level === 'frames' ? frameList(req) : undefined;
+      const accept = negotiate('rendered', req.get('accept'));
+      const query = new URLSearchParams();
+      for (const k of RENDER_PARAMS) {
+        const v = req.query[k];
+        if (v === undefined) continue;
+        if (typeof v !== 'string' || !/^[A-Za-z0-9.,:\-]{1,64}$/.test(v)) throw new GatewayError(400, 'GW_DICOMWEB_BAD_PARAM', `Query parameter "${k}" is not valid`);
+        query.set(k, v);
+      }
+      const rows = await authorise(ctx, req, study, series, sop);
+      if (frames && rows[0]!.frames && frames.some((f) => f > rows[0]!.frames!)) throw new GatewayError(404, 'GW_DICOMWEB_NOT_FOUND', 'Frame not found');
+      audit(res, rows, [`study:${study}`, ...(series ? [`series:${series}`] : []), ...(sop ? [`instance:${sop}`] : [])]);
+      // a study may span upstreams: its rendered/thumbnail resource comes from the first series' upstream
+      let path = studyPath(study, series, sop) + (frames ? `/frames/${frames.join(',')}` : '') + `/${what}`;
+      const qs = query.toString();
+      if (qs) path += `?${qs}`;
+      await passThrough(ctx, req, res, routeOf(ctx, rows[0]!), path, accept, what === 'rendered' ? 'rendered' : 'thumbnail');
+    };
+    router.get(`/studies/:study/${what}`, handler('study'));
+    router.get(`/studies/:study/series/:series/${what}`, handler('series'));
+    router.get(`/studies/:study/series/:series/instances/:instance/${what}`, handler('instance'));
+    router.get(`/studies/:study/series/:series/instances/:instance/frames/:frames/${what}`, handler('frames'));
+  }
+
+  // Bulkdata: the URIs handed out in rewritten metadata (…/bulk/{tag path} or …/bulk/~{token})
+  router.get('/studies/:study/series/:series/instances/:instance/bulk/*rest', async (req, res) => {
+    const study = uidParam(req, 'study');
+    const series = uidParam(req, 'series');
+    const sop = uidParam(req, 'instance');
+    const segs = (req.params as unknown as { rest?: string[] }).rest ?? [];
+    const raw = segs.join('/');
+    let suffix: string | undefined;
+    if (/^[0-9A-Fa-f]{8}(\/\d{1,6}\/[0-9A-Fa-f]{8}){0,8}$/.test(raw)) suffix = `/bulk/${raw}`;
+    else if (segs.length === 1) suffix = decodeBulkToken(raw);
+    if (!suffix) throw new GatewayError(400, 'GW_DICOMWEB_BAD_BULKDATA_URI', 'Not a bulkdata URI issued by this gateway');
+    const accept = negotiate('bulkdata', req.get('accept'));
+    const range = req.get('range');
+    if (range !== undefined && !/^bytes=\d*-\d*(,\s*\d*-\d*){0,15}$/.test(range)) throw new GatewayError(400, 'GW_DICOMWEB_BAD_RANGE', 'Range must be bytes=first-last');
+    const rows = await authorise(ctx, req, study, series, sop);
+    audit(res, rows, [`study:${study}`, `series:${series}`, `instance:${sop}`]);
+    await passThrough(ctx, req, res, routeOf(ctx, rows[0]!), studyPath(study, series, sop) + suffix, accept, 'bulkdata', range ? { range } : {});
+  });
+
+  // Metadata (study = concatenation of the visible series, PS3.18 §10.4.1.2)
+  router.get('/studies/:study/metadata', async (req, res) => {
+    const study = uidParam(req, 'study');
+    negotiate('metadata', req.get('accept'));
+    const rows = await authorise(ctx, req, study);
+    audit(res, rows, [`study:${study}`]);
+    const entries = await seriesEntries(ctx, req, res, study, rows);
+    const parts = entries.flatMap((e) => datasetsOf(e.entry, e.sops));
+    const body = Buffer.concat([Buffer.from('['), ...join(parts), Buffer.from(']')]);
+    await sendMetadata(req, res, { body, etag: etagOf(body) });
+  });
+
+  router.get('/studies/:study/series/:series/metadata', async (req, res) => {
+    const study = uidParam(req, 'study');
+    const series = uidParam(req, 'series');
+    negotiate('metadata', req.get('accept'));
+    const rows = await authorise(ctx, req, study, series);
+    audit(res, rows, [`study:${study}`, `series:${series}`]);
+    const [e] = await seriesEntries(ctx, req, res, study, rows);
+    await sendMetadata(req, res, ctx.cache.view(e!.entry, e!.sops));
+  });
+
+  router.get('/studies/:study/series/:series/instances/:instance/metadata', async (req, res) => {
+    const study = uidParam(req, 'study');
+    const series = uidParam(req, 'series');
+    const sop = uidParam(req, 'instance');
+    negotiate('metadata', req.get('accept'));
+    const rows = await authorise(ctx, req, study, series, sop);
+    audit(res, rows, [`study:${study}`, `series:${series}`, `instance:${sop}`]);
+    const [e] = await seriesEntries(ctx, req, res, study, rows);
+    if (!e!.entry.instances.has(sop)) throw new GatewayError(404, 'GW_DICOMWEB_NOT_AT_UPSTREAM', 'The upstream archive does not hold this instance');
+    await sendMetadata(req, res, ctx.cache.view(e!.entry, [sop], sop));
+  });
+
+  void config;
+}

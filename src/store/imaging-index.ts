@@ -1,0 +1,312 @@
+/**
+ * All SQL behind DICOMweb: QIDO-RS (RAD-129) answered from the manifest index, and WADO-RS
+ * (RAD-107) routing + authorisation. One rule everywhere (style §5.6 "authorise the triple"):
+ * an instance is visible when it is referenced by a manifest with status 'current' whose patient
+ * the principal may see (PatientFilter applied inside the SQL, never as a post-filter), and it is
+ * not in rejected_instance (IOCM). Series and studies are visible through their visible instances.
+ */
+import type { Knex } from 'knex';
+import type { PatientFilter } from '../auth/principal.js';
+import type { Db } from './db.js';
+
+export interface VisibleInstance {
+  study: string;
+  series: string;
+  sop: string;
+  sopClass: string;
+  instanceNumber: number | null;
+  frames: number | null;
+  retrieveUrl: string | null;
+  retrieveLocationUid: string | null;
+  patientId: string | null;
+}
+
+const VISIBLE = `
+  from imaging_instance ii
+  join manifest m on m.id = ii.manifest_id and m.status = 'current'
+  join imaging_series se on se.manifest_id = ii.manifest_id and se.series_instance_uid = ii.series_instance_uid
+  where not exists (select 1 from rejected_instance r where r.sop_instance_uid = ii.sop_instance_uid)`;
+
+function patientSql(f: PatientFilter, col = 'm.patient_id'): { sql: string; bindings: unknown[] } {
+  if (f.all) return { sql: '', bindings: [] };
+  return { sql: ` and ${col} = any(?::text[])`, bindings: [f.patientIds] };
+}
+
+/**
+ * Visible instances of a study, optionally narrowed to a series and an instance, with the
+ * series' retrieve location (for routing). Ordered by series, instance number.
+ */
+export async function visibleInstances(db: Db, f: PatientFilter, study: string, series?: string, sop?: string): Promise<VisibleInstance[]> {
+  const p = patientSql(f);
+  const bindings: unknown[] = [study];
+  let sql = `select ii.study_instance_uid as study, ii.series_instance_uid as series, ii.sop_instance_uid as sop, ii.sop_class_uid as "sopClass",
+      ii.instance_number as "instanceNumber", ii.number_of_frames as frames, se.retrieve_url as "retrieveUrl",
+      se.retrieve_location_uid as "retrieveLocationUid", m.patient_id as "patientId"
+    ${VISIBLE} and ii.study_instance_uid = ?`;
+  if (series !== undefined) {
+    sql += ' and ii.series_instance_uid = ?';
+    bindings.push(series);
+  }
+  if (sop !== undefined) {
+    sql += ' and ii.sop_instance_uid = ?';
+    bindings.push(sop);
+  }
+  sql += p.sql + ' order by ii.series_instance_uid, ii.instance_number nulls last, ii.sop_instance_uid';
+  const r = await db.raw(sql, [...bindings, ...p.bindings] as Knex.RawBinding[]);
+  return r.rows as VisibleInstance[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// QIDO-RS
+
+export interface Range {
+  from?: string;
+  to?: string;
+}
+
+/** Matching keys, already validated by src/dicomweb/qido.ts. Patterns use DICOM * and ? wildcards. */
+export interface QidoCriteria {
+  studyUids?: string[];
+  seriesUids?: string[];
+  sopUids?: string[];
+  sopClassUids?: string[];
+  studyDate?: Range;
+  studyTime?: Range;
+  accessionNumber?: string;
+  accessionIssuer?: string;
+  modalitiesInStudy?: string[];
+  modalities?: string[];
+  patientId?: string;
+  patientIdIssuer?: string;
+  patientName?: string;
+  patientBirthDate?: Range;
+  patientSex?: string;
+  studyDescription?: string;
+  studyId?: string;
+  seriesDescription?: string;
+  seriesNumber?: number;
+  instanceNumber?: number;
+}
+
+export type QidoLevel = 'study' | 'series' | 'instance';
+
+export interface QidoQuery {
+  level: QidoLevel;
+  criteria: QidoCriteria;
+  limit: number;
+  offset: number;
+}
+
+export interface StudyRow {
+  study: string;
+  studyDate: string | null;
+  studyTime: string | null;
+  description: string | null;
+  accessionNumber: string | null;
+  accessionIssuer: string | null;
+  modalities: string[];
+  patientName: string | null;
+  patientIdValue: string | null;
+  patientIdIssuer: string | null;
+  patientBirthDate: string | null;
+  patientSex: string | null;
+  referringPhysician: string | null;
+  studyId: string | null;
+  timezoneOffset: string | null;
+  nSeries: number;
+  nInstances: number;
+  patientId: string | null;
+}
+
+export interface SeriesRow extends StudyRow {
+  series: string;
+  modality: string | null;
+  seriesNumber: number | null;
+  seriesDescription: string | null;
+  seriesDate: string | null;
+  seriesTime: string | null;
+  nSeriesInstances: number;
+}
+
+export interface InstanceRow extends SeriesRow {
+  sop: string;
+  sopClass: string;
+  instanceNumber: number | null;
+  frames: number | null;
+}
+
+/** DICOM wildcard (* ?) → SQL LIKE pattern, escaping LIKE's own metacharacters. */
+export function likePattern(v: string): string {
+  return v.replace(/[\\%_]/g, (c) => '\\' + c).replace(/\*/g, '%').replace(/\?/g, '_');
+}
+
+function hasWildcard(v: string): boolean {
+  return /[*?]/.test(v);
+}
+
+function textMatch(q: Knex.QueryBuilder, col: string, v: string, caseInsensitive: boolean): void {
+  if (hasWildcard(v)) q.whereRaw(`${col} ${caseInsensitive ? 'ilike' : 'like'} ? escape '\\'`, [likePattern(v)]);
+  else if (caseInsensitive) q.whereRaw(`lower(${col}) = lower(?)`, [v]);
+  else q.where(col, v);
+}
+
+function rangeMatch(q: Knex.QueryBuilder, col: string, r: Range): void {
+  if (r.from !== undefined && r.to !== undefined && r.from === r.to) q.where(col, r.from);
+  else {
+    if (r.from !== undefined) q.where(col, '>=', r.from);
+    if (r.to !== undefined) q.where(col, '<=', r.to);
+  }
+}
+
+const STUDY_COLS = [
+  'st.study_instance_uid as study',
+  'st.study_date as studyDate',
+  'st.study_time as studyTime',
+  'st.description as description',
+  'st.accession_number as accessionNumber',
+  'st.modalities as modalities',
+  'st.patient_name as patientName',
+  'st.patient_id_value as patientIdValue',
+  'st.patient_birth_date as patientBirthDate',
+  'st.patient_sex as patientSex',
+  'm.patient_id as patientId',
+];
+
+const STUDY_RAW_COLS = `m.model #>> '{patient,id,issuer,localNamespace}' as "patientIdIssuer",
+  coalesce(m.model #>> '{study,accession,issuer,localNamespace}', st.accession_issuer) as "accessionIssuer",
+  m.model #>> '{study,referringPhysicianName,alphabetic}' as "referringPhysician",
+  m.model #>> '{study,studyId}' as "studyId",
+  m.model #>> '{document,timezoneOffset}' as "timezoneOffset"`;
+
+/** Visible (non-rejected) instance counts per study / series, as lateral subqueries. */
+const STUDY_COUNTS = `(select count(*)::int as "nInstances", count(distinct ci.series_instance_uid)::int as "nSeries"
+   from imaging_instance ci where ci.manifest_id = st.manifest_id and ci.study_instance_uid = st.study_instance_uid
+   and not exists (select 1 from rejected_instance r where r.sop_instance_uid = ci.sop_instance_uid)) sc`;
+const SERIES_COUNTS = `(select count(*)::int as "nSeriesInstances"
+   from imaging_instance cj where cj.manifest_id = se.manifest_id and cj.series_instance_uid = se.series_instance_uid
+   and not exists (select 1 from rejected_instance r where r.sop_instance_uid = cj.sop_instance_uid)) xc`;
+
+function applyStudyCriteria(q: Knex.QueryBuilder, c: QidoCriteria): void {
+  if (c.studyUids) q.whereIn('st.study_instance_uid', c.studyUids);
+  if (c.studyDate) rangeMatch(q, 'st.study_date', c.studyDate);
+  if (c.studyTime) rangeMatch(q, 'st.study_time', c.studyTime);
+  if (c.accessionNumber !== undefined) textMatch(q, 'st.accession_number', c.accessionNumber, false);
+  if (c.accessionIssuer !== undefined) {
+    q.whereRaw(`(st.accession_issuer = ? or m.model #>> '{study,accession,issuer,localNamespace}' = ?)`, [c.accessionIssuer, c.accessionIssuer]);
+  }
+  if (c.modalitiesInStudy) q.whereRaw('st.modalities && ?::text[]', [c.modalitiesInStudy]);
+  if (c.patientId !== undefined) textMatch(q, 'st.patient_id_value', c.patientId, false);
+  if (c.patientIdIssuer !== undefined) {
+    q.whereRaw(`(st.patient_id_issuer = ? or m.model #>> '{patient,id,issuer,localNamespace}' = ?)`, [c.patientIdIssuer, c.patientIdIssuer]);
+  }
+  // PN matching is case-insensitive (PS3.4 C.2.2.2.4)
+  if (c.patientName !== undefined) textMatch(q, 'st.patient_name', c.patientName, true);
+  if (c.patientBirthDate) rangeMatch(q, 'st.patient_birth_date', c.patientBirthDate);
+  if (c.patientSex !== undefined) q.where('st.patient_sex', c.patientSex);
+  if (c.studyDescription !== undefined) textMatch(q, 'st.description', c.studyDescription, true);
+  if (c.studyId !== undefined) q.whereRaw(`m.model #>> '{study,studyId}' = ?`, [c.studyId]);
+}
+
+function applySeriesCriteria(q: Knex.QueryBuilder, c: QidoCriteria): void {
+  if (c.seriesUids) q.whereIn('se.series_instance_uid', c.seriesUids);
+  if (c.modalities) q.whereIn('se.modality', c.modalities);
+  if (c.seriesDescription !== undefined) textMatch(q, 'se.description', c.seriesDescription, true);
+  if (c.seriesNumber !== undefined) q.where('se.series_number', c.seriesNumber);
+}
+
+function applyPatient(q: Knex.QueryBuilder, f: PatientFilter): void {
+  if (!f.all) q.whereRaw('m.patient_id = any(?::text[])', [f.patientIds]);
+}
+
+/**
+ * One page of QIDO-RS results (limit + 1 rows are read so the caller can tell truncation).
+ * Stable order so offset paging never skips or repeats a row.
+ */
+export async function searchIndex(db: Db, f: PatientFilter, query: QidoQuery): Promise<Array<StudyRow | SeriesRow | InstanceRow>> {
+  const { level, criteria: c } = query;
+  const q = db.queryBuilder();
+  if (level === 'study') {
+    q.from('imaging_study as st')
+      .join('manifest as m', function () {
+        this.on('m.id', '=', 'st.manifest_id').andOnVal('m.status', '=', 'current');
+      })
+      .joinRaw(`cross join lateral ${STUDY_COUNTS}`)
+      .select(...STUDY_COLS)
+      .select(db.raw(STUDY_RAW_COLS))
+      .select('sc.nInstances', 'sc.nSeries')
+      .where('sc.nInstances', '>', 0);
+    applyStudyCriteria(q, c);
+    // series/instance keys at study level: the study must contain a matching visible series/instance
+    if (c.seriesUids || c.modalities || c.sopUids || c.sopClassUids) {
+      q.whereExists(function () {
+        this.select(db.raw('1'))
+          .from('imaging_instance as ii')
+          .join('imaging_series as se', function () {
+            this.on('se.manifest_id', '=', 'ii.manifest_id').andOn('se.series_instance_uid', '=', 'ii.series_instance_uid');
+          })
+          .whereRaw('ii.manifest_id = st.manifest_id')
+          .whereNotExists(function () {
+            this.select(db.raw('1')).from('rejected_instance as r').whereRaw('r.sop_instance_uid = ii.sop_instance_uid');
+          });
+        applySeriesCriteria(this, c);
+        if (c.sopUids) this.whereIn('ii.sop_instance_uid', c.sopUids);
+        if (c.sopClassUids) this.whereIn('ii.sop_class_uid', c.sopClassUids);
+      });
+    }
+    q.orderByRaw('st.study_date desc nulls last, st.study_time desc nulls last, st.study_instance_uid');
+  } else if (level === 'series') {
+    q.from('imaging_series as se')
+      .join('manifest as m', function () {
+        this.on('m.id', '=', 'se.manifest_id').andOnVal('m.status', '=', 'current');
+      })
+      .join('imaging_study as st', 'st.manifest_id', 'se.manifest_id')
+      .joinRaw(`cross join lateral ${STUDY_COUNTS}`)
+      .joinRaw(`cross join lateral ${SERIES_COUNTS}`)
+      .select(...STUDY_COLS)
+      .select(db.raw(STUDY_RAW_COLS))
+      .select('sc.nInstances', 'sc.nSeries', 'xc.nSeriesInstances')
+      .select('se.series_instance_uid as series', 'se.modality as modality', 'se.series_number as seriesNumber', 'se.description as seriesDescription', 'se.series_date as seriesDate', 'se.series_time as seriesTime')
+      .where('xc.nSeriesInstances', '>', 0);
+    applyStudyCriteria(q, c);
+    applySeriesCriteria(q, c);
+    if (c.sopUids || c.sopClassUids) {
+      q.whereExists(function () {
+        this.select(db.raw('1')).from('imaging_instance as ii').whereRaw('ii.manifest_id = se.manifest_id and ii.series_instance_uid = se.series_instance_uid');
+        if (c.sopUids) this.whereIn('ii.sop_instance_uid', c.sopUids);
+        if (c.sopClassUids) this.whereIn('ii.sop_class_uid', c.sopClassUids);
+        this.whereNotExists(function () {
+          this.select(db.raw('1')).from('rejected_instance as r').whereRaw('r.sop_instance_uid = ii.sop_instance_uid');
+        });
+      });
+    }
+    q.orderByRaw('se.study_instance_uid, se.series_number nulls last, se.series_instance_uid');
+  } else {
+    q.from('imaging_instance as ii')
+      .join('manifest as m', function () {
+        this.on('m.id', '=', 'ii.manifest_id').andOnVal('m.status', '=', 'current');
+      })
+      .join('imaging_series as se', function () {
+        this.on('se.manifest_id', '=', 'ii.manifest_id').andOn('se.series_instance_uid', '=', 'ii.series_instance_uid');
+      })
+      .join('imaging_study as st', 'st.manifest_id', 'ii.manifest_id')
+      .joinRaw(`cross join lateral ${STUDY_COUNTS}`)
+      .joinRaw(`cross join lateral ${SERIES_COUNTS}`)
+      .select(...STUDY_COLS)
+      .select(db.raw(STUDY_RAW_COLS))
+      .select('sc.nInstances', 'sc.nSeries', 'xc.nSeriesInstances')
+      .select('se.series_instance_uid as series', 'se.modality as modality', 'se.series_number as seriesNumber', 'se.description as seriesDescription', 'se.series_date as seriesDate', 'se.series_time as seriesTime')
+      .select('ii.sop_instance_uid as sop', 'ii.sop_class_uid as sopClass', 'ii.instance_number as instanceNumber', 'ii.number_of_frames as frames')
+      .whereNotExists(function () {
+        this.select(db.raw('1')).from('rejected_instance as r').whereRaw('r.sop_instance_uid = ii.sop_instance_uid');
+      });
+    applyStudyCriteria(q, c);
+    applySeriesCriteria(q, c);
+    if (c.sopUids) q.whereIn('ii.sop_instance_uid', c.sopUids);
+    if (c.sopClassUids) q.whereIn('ii.sop_class_uid', c.sopClassUids);
+    if (c.instanceNumber !== undefined) q.where('ii.instance_number', c.instanceNumber);
+    q.orderByRaw('ii.study_instance_uid, ii.series_instance_uid, ii.instance_number nulls last, ii.sop_instance_uid');
+  }
+  applyPatient(q, f);
+  q.limit(query.limit + 1).offset(query.offset);
+  return (await q) as Array<StudyRow | SeriesRow | InstanceRow>;
+}
