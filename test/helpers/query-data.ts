@@ -33,7 +33,10 @@ export function makeManifest(o: ManifestOptions): Manifest {
     m.study.date = o.studyDate;
     m.document.contentDate = o.studyDate;
   }
-  if (o.studyTime) m.study.time = o.studyTime;
+  if (o.studyTime) {
+    m.study.time = o.studyTime;
+    m.document.contentTime = o.studyTime;
+  }
   if (o.modality) {
     m.study.modalities = [o.modality];
     for (const e of m.evidence) for (const s of e.series) s.modality = o.modality;

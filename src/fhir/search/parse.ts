@@ -158,11 +158,11 @@ function isoMicros(ms: number): string {
 }
 
 /** Reference value → the id of the target (Patient/123, 123, or an absolute URL on our base). */
-export function parseReference(raw: string, param: string, targetType: string): string {
+export function parseReference(raw: string, param: string, targetType: string): string | undefined {
   const s = unescapeValue(unquote(raw.trim()));
   if (!s) throw badParam(param, `Empty reference for search parameter "${param}"`);
   const m = /(?:^|\/)([A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[^/]+)?$/.exec(s);
-  if (m) return m[1] === targetType ? m[2]! : '\u0000'; // a reference to another type matches nothing
+  if (m) return m[1] === targetType ? m[2]! : undefined; // a reference to another type matches nothing
   if (/^[A-Za-z0-9\-.]{1,64}$/.test(s)) return s;
   throw badParam(param, `Invalid reference "${raw}" for search parameter "${param}"`);
 }

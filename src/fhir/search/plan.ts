@@ -126,8 +126,8 @@ function compileParam(type: string, def: SearchParamImpl, p: RawParam, label: st
         if (values.some((v) => v.system === undefined)) throw badParam(label, `"${label}" needs system|value (or |value for an identifier without an issuer)`, 'GW_SEARCH_IDENTIFIER_SYSTEM');
         return { k: 'token', codes: t.identifierCodes ?? [], or: tokenMatches(values, false), not: false };
       }
-      const ids = splitOr(p.value).map((v) => parseReference(v, label, t.targetType));
-      return { k: 'column-in', column: t.column, values: ids, not: false };
+      const ids = splitOr(p.value).map((v) => parseReference(v, label, t.targetType)).filter((x): x is string => x !== undefined);
+      return ids.length ? { k: 'column-in', column: t.column, values: ids, not: false } : { k: 'false' };
     }
     case 'related': {
       if (mod === 'identifier') return { k: 'token', codes: t.identifierCodes, or: tokenMatches(parseTokens(p, label), true), not: false };
@@ -142,7 +142,7 @@ function compileParam(type: string, def: SearchParamImpl, p: RawParam, label: st
     case 'patient-identifier':
       return { k: 'patient-identifier', or: tokenMatches(parseTokens(p, label), false), not };
     case 'endpoint-ref':
-      return { k: 'endpoint', ids: splitOr(p.value).map((v) => parseReference(v, label, 'Endpoint')) };
+      return { k: 'endpoint', ids: splitOr(p.value).map((v) => parseReference(v, label, 'Endpoint')).filter((x): x is string => x !== undefined) };
   }
 }
 
