@@ -70,7 +70,7 @@ export async function seedManifest(db: Db, m: SeedManifest): Promise<string> {
        patient_name, patient_id_value, patient_id_issuer, patient_birth_date, patient_sex, number_of_series, number_of_instances)
      values (?, ?, ?, ?, ?, ?, ?, ?, ?::text[], ?, ?, ?, ?, ?, ?, ?)`,
     [id, m.study, m.patientId ?? null, m.studyDate ?? null, m.studyTime ?? null, m.description ?? null, m.accession ?? null, m.accessionIssuer ?? null,
-      m.modalities ?? [...new Set(m.series.map((s) => s.modality).filter(Boolean))], m.patientName ?? null, m.patientIdValue ?? null, m.patientIdIssuer ?? null,
+      m.modalities ?? [...new Set(m.series.map((s) => s.modality).filter((x): x is string => !!x))], m.patientName ?? null, m.patientIdValue ?? null, m.patientIdIssuer ?? null,
       m.birthDate ?? null, m.sex ?? null, m.series.length, nInst],
   );
   for (const [i, s] of m.series.entries()) {
