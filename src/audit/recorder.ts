@@ -58,26 +58,27 @@ export function createAuditRecorder(o: AuditRecorderOptions): AuditRecorder {
     timer.unref();
   };
 
-  const drain = (): Promise<void> =>
-    (running ??= (async () => {
+  const writeAll = async (): Promise<void> => {
+    while (queue.length) {
+      const batch = queue.slice(0, batchSize);
       try {
-        while (queue.length) {
-          const batch = queue.slice(0, batchSize);
-          try {
-            await insertAuditEvents(o.db, batch);
-            queue = queue.slice(batch.length);
-            written += batch.length;
-          } catch (err) {
-            failures++;
-            o.log.error({ err: { name: (err as Error).name, message: (err as Error).message }, queued: queue.length }, 'audit write failed; will retry');
-            schedule(1_000);
-            return;
-          }
-        }
-      } finally {
-        running = undefined;
+        await insertAuditEvents(o.db, batch);
+        queue = queue.slice(batch.length);
+        written += batch.length;
+      } catch (err) {
+        failures++;
+        o.log.error({ err: { name: (err as Error).name, message: (err as Error).message }, queued: queue.length }, 'audit write failed; will retry');
+        schedule(1_000);
+        return;
       }
-    })());
+    }
+  };
+  // One writer at a time; `.finally` runs after the assignment even when there is nothing to
+  // write (an async IIFE that finishes synchronously would leave a stale promise behind).
+  const drain = (): Promise<void> => (running ??= writeAll().finally(() => {
+      running = undefined;
+      if (queue.length) schedule();
+    }));
 
   const enqueue = (r: AuditRecord) => {
     if (queue.length >= maxQueue) {
