@@ -31,7 +31,7 @@ import { GatewayError } from '../http/errors.js';
 import type { Db } from '../store/db.js';
 import {
   currentManifestsReferencing,
-  findCurrentForStudy,
+  findSopAndCurrent,
   findManifestByDocRef,
   findManifestById,
   findManifestBySop,
@@ -202,7 +202,7 @@ export interface StoreOptions {
 export async function storeManifestTx(tx: Tx, p: ParsedManifest, ctx: MappingContext, o: StoreOptions = {}): Promise<IngestResult> {
   const m = p.model;
   await lockStudies(tx, studiesOf(m));
-  const existing = await findManifestBySop(tx, m.document.sopInstanceUid);
+  const { existing, current } = await findSopAndCurrent(tx, m.document.sopInstanceUid, m.study.studyInstanceUid);
   if (existing) {
     if (existing.sha256 === p.sha256) return { outcome: 'duplicate', stored: storedOf(existing), superseded: [], warnings: p.warnings };
     throw new IngestError(409, 'GW_MANIFEST_CONFLICT', 'A manifest with this SOP Instance UID is already stored with different content; a changed manifest needs a new SOP Instance UID', FAILURE.duplicateSopInstance);
@@ -215,12 +215,12 @@ export async function storeManifestTx(tx: Tx, p: ParsedManifest, ctx: MappingCon
     if (row.status === 'entered-in-error') throw new IngestError(409, 'GW_REPLACE_TARGET_ENTERED_IN_ERROR', 'The DocumentReference to be replaced is entered-in-error', FAILURE.processingFailure);
     if (row.status === 'current' && !toSupersede.some((x) => x.id === row.id)) toSupersede.push(row);
   }
-  const current = await findCurrentForStudy(tx, m.study.studyInstanceUid);
   if (current && !toSupersede.some((x) => x.id === current.id)) toSupersede.push(current);
   // Supersede first: the partial unique index allows one current manifest per study.
   for (const row of toSupersede) await setManifestStatus(tx, row.id, 'superseded', ctx);
   const replaces = o.replaces?.[0] ?? current?.id;
-  const stored = await insertManifest(tx, { model: m, nativeFormat: p.nativeFormat, content: p.content, contentType: p.contentType, sha256: p.sha256, replaces, submissionSetId: o.submissionSetId }, ctx);
+  const replacesSop = toSupersede.find((x) => x.id === replaces)?.sop_instance_uid;
+  const stored = await insertManifest(tx, { model: m, nativeFormat: p.nativeFormat, content: p.content, contentType: p.contentType, sha256: p.sha256, replaces, submissionSetId: o.submissionSetId }, ctx, replacesSop);
   return { outcome: 'created', stored, superseded: toSupersede.map((r) => r.id), warnings: p.warnings };
 }
 

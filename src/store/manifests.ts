@@ -249,6 +249,13 @@ export async function findManifestById(tx: Tx | Db, id: string, forUpdate = fals
   return r.rows[0];
 }
 
+/** Both idempotency lookups in one round trip: the row with this SOP Instance UID and the study's current row. */
+export async function findSopAndCurrent(tx: Tx, sopInstanceUid: string, studyUid: string): Promise<{ existing?: ManifestRow; current?: ManifestRow }> {
+  const r = await tx.raw(`select ${ROW_COLS} from manifest where sop_instance_uid = ? or (study_instance_uid = ? and status = 'current')`, [sopInstanceUid, studyUid]);
+  const rows = r.rows as ManifestRow[];
+  return { existing: rows.find((x) => x.sop_instance_uid === sopInstanceUid), current: rows.find((x) => x.study_instance_uid === studyUid && x.status === 'current') };
+}
+
 export async function findCurrentForStudy(tx: Tx, studyUid: string): Promise<ManifestRow | undefined> {
   const r = await tx.raw(`select ${ROW_COLS} from manifest where study_instance_uid = ? and status = 'current'`, [studyUid]);
   return r.rows[0];
@@ -356,57 +363,73 @@ function lower(s: string | undefined): string | null {
   return s ? s.toLowerCase() : null;
 }
 
-async function upsertPatient(tx: Tx, m: Manifest, id: string, docref: Json): Promise<void> {
+/** One SQL fragment with its bindings; fragments are joined into one data-modifying CTE statement. */
+interface Part {
+  sql: string;
+  bindings: unknown[];
+}
+
+function patientParts(m: Manifest, id: string, docref: Json): Part[] {
   const res = patientResource(docref, id);
   const alpha = m.patient.name?.alphabetic ?? '';
   const [family, given] = alpha.split('^');
   const nameText = [m.patient.name?.alphabetic, m.patient.name?.ideographic, m.patient.name?.phonetic].filter(Boolean).join(' ').replace(/[\^=]+/g, ' ').replace(/\s+/g, ' ').trim();
   const bd = typeof res.birthDate === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(res.birthDate) ? res.birthDate : null;
-  // Update only when something changed, so concurrent manifests of one patient do not churn the row.
-  await tx.raw(
-    `insert into patient (id, resource, family, given, name_text, birth_date, gender) values (?, ?::jsonb, ?, ?, ?, ?, ?)
-     on conflict (id) do update set resource = excluded.resource, family = excluded.family, given = excluded.given,
-       name_text = excluded.name_text, birth_date = excluded.birth_date, gender = excluded.gender, last_updated = now()
-     where patient.resource is distinct from excluded.resource`,
-    [id, JSON.stringify(res), lower(family?.trim()), lower(given?.trim()), lower(nameText), bd, res.gender ?? null],
-  );
+  const out: Part[] = [
+    {
+      // Update only when something changed, so concurrent manifests of one patient do not churn the row.
+      sql: `insert into patient (id, resource, family, given, name_text, birth_date, gender) values (?, ?::jsonb, ?, ?, ?, ?::date, ?)
+        on conflict (id) do update set resource = excluded.resource, family = excluded.family, given = excluded.given,
+          name_text = excluded.name_text, birth_date = excluded.birth_date, gender = excluded.gender, last_updated = now()
+        where patient.resource is distinct from excluded.resource`,
+      bindings: [id, JSON.stringify(res), lower(family?.trim()), lower(given?.trim()), lower(nameText), bd, res.gender ?? null],
+    },
+  ];
   const ids = patientIds(m);
   if (ids.length) {
-    await tx.raw(
-      `insert into patient_identifier (patient_id, system, value) select ?, s, v from unnest(?::text[], ?::text[]) as t(s, v) on conflict do nothing`,
-      [id, textArray(ids.map((p) => issuerToSystem(p.issuer))), textArray(ids.map((p) => p.value))],
-    );
+    out.push({
+      sql: `insert into patient_identifier (patient_id, system, value) select ?, s, v from unnest(?::text[], ?::text[]) as t(s, v) on conflict do nothing`,
+      bindings: [id, textArray(ids.map((p) => issuerToSystem(p.issuer))), textArray(ids.map((p) => p.value))],
+    });
   }
+  return out;
 }
 
-async function upsertEndpoints(tx: Tx, m: Manifest, ctx: MappingContext, manifestId: string): Promise<string[]> {
-  const bundle = manifestToFhirBundle(m, ctx) as unknown as Json;
+/** Endpoint resources of a manifest, rendered by the mapping from a one-instance-per-series copy (cheap for huge manifests). */
+export function endpointResources(m: Manifest, ctx: MappingContext): Json[] {
+  const slim: Manifest = { ...m, evidence: m.evidence.map((e) => ({ ...e, series: e.series.map((s) => ({ ...s, instances: s.instances.slice(0, 1) })) })) };
+  const bundle = manifestToFhirBundle(slim, ctx) as unknown as Json;
   const eps = ((bundle.entry as Json[]) ?? []).map((e) => e.resource as Json).filter((r) => r?.resourceType === 'Endpoint');
+  return eps.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)); // fixed lock order across transactions
+}
+
+function endpointParts(eps: Json[], manifestId: string): Part[] {
   if (!eps.length) return [];
-  eps.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)); // fixed lock order across transactions
   const ids = eps.map((e) => e.id as string);
   const loc = (e: Json) => (e.extension as Json[] | undefined)?.find((x) => /RetrieveLocationUID/i.test(x.url))?.valueString ?? null;
-  await tx.raw(
-    `insert into endpoint (id, resource, address, retrieve_location_uid, connection_type)
-     select * from unnest(?::text[], ?::jsonb[], ?::text[], ?::text[], ?::text[]) on conflict (id) do nothing`,
-    [textArray(ids), textArray(eps.map((e) => JSON.stringify(e))), textArray(eps.map((e) => (e._address ? null : e.address) ?? null)), textArray(eps.map(loc)), textArray(eps.map((e) => e.connectionType?.code ?? 'unknown'))],
-  );
-  await tx.raw(`insert into manifest_endpoint (manifest_id, endpoint_id) select ?, e from unnest(?::text[]) e on conflict do nothing`, [manifestId, textArray(ids)]);
-  return ids;
+  return [
+    {
+      sql: `insert into endpoint (id, resource, address, retrieve_location_uid, connection_type)
+        select * from unnest(?::text[], ?::jsonb[], ?::text[], ?::text[], ?::text[]) on conflict (id) do nothing`,
+      bindings: [textArray(ids), textArray(eps.map((e) => JSON.stringify(e))), textArray(eps.map((e) => (e._address ? null : e.address) ?? null)), textArray(eps.map(loc)), textArray(eps.map((e) => e.connectionType?.code ?? 'unknown'))],
+    },
+    { sql: `insert into manifest_endpoint (manifest_id, endpoint_id) select ?, e from unnest(?::text[]) e`, bindings: [manifestId, textArray(ids)] },
+  ];
 }
 
 /**
- * Insert one manifest version with everything derived from it. The caller holds the study lock,
- * has checked idempotency and has already superseded the previous current manifest.
+ * Insert one manifest version with everything derived from it, as ONE statement (data-modifying
+ * CTEs: one round trip; foreign keys are checked at the end of the statement). The caller holds the
+ * study lock, has checked idempotency and has already superseded the previous current manifest.
  */
-export async function insertManifest(tx: Tx, n: NewManifest, ctx: MappingContext): Promise<StoredManifest> {
+export async function insertManifest(tx: Tx, n: NewManifest, ctx: MappingContext, replacesSop?: string): Promise<StoredManifest> {
   const m = n.model;
   const sop = m.document.sopInstanceUid;
   const ids = manifestResourceIds(sop);
   const id = manifestIdFor(sop);
   const pid = patientIdOf(m.patient);
   const now = new Date();
-  const replacesSop = n.replaces ? (await findManifestById(tx, n.replaces))?.sop_instance_uid : undefined;
+  if (n.replaces && replacesSop === undefined) replacesSop = (await findManifestById(tx, n.replaces))?.sop_instance_uid;
   const docs = renderDocRefs(m, ctx, { status: 'current', nativeFormat: n.nativeFormat, date: now, lastUpdated: now, versionId: 1, replacesSop });
 
   // Flattened, de-duplicated index rows (a KOS may list one SOP twice; the index holds it once).
@@ -438,60 +461,64 @@ export async function insertManifest(tx: Tx, n: NewManifest, ctx: MappingContext
     if (s.numberOfInstances !== undefined && s.numberOfInstances > se.count[si]!) se.count[si] = s.numberOfInstances;
   }
   const referenceCount = inst.sop.length;
-
-  await upsertPatient(tx, m, pid, docs.kos);
-  await tx.raw(
-    `insert into manifest (id, sop_instance_uid, native_format, content, content_type, sha256, size, status, study_instance_uid, patient_id, model, reference_count, version_id, submission_set_id, replaces, created_at, last_updated)
-     values (?, ?, ?, ?, ?, ?, ?, 'current', ?, ?, ?::jsonb, ?, 1, ?, ?, ?, ?)`,
-    [id, sop, n.nativeFormat, Buffer.from(n.content.buffer, n.content.byteOffset, n.content.byteLength), n.contentType, n.sha256, n.content.byteLength, m.study.studyInstanceUid, pid, JSON.stringify(m), referenceCount, n.submissionSetId ?? null, n.replaces ?? null, now, now],
-  );
-  await insertDocRefRows(tx, id, pid, 'current', docs, now, now);
-  const endpointIds = await upsertEndpoints(tx, m, ctx, id);
-  const tokens = manifestTokens(m, ctx.defaults, endpointIds);
-  await tx.raw(
-    `insert into manifest_token (manifest_id, code, system, value) select ?, c, s, v from unnest(?::text[], ?::text[], ?::text[]) as t(c, s, v)`,
-    [id, textArray(tokens.map((t) => t.code)), textArray(tokens.map((t) => t.system)), textArray(tokens.map((t) => t.value))],
-  );
-
+  const eps = endpointResources(m, ctx);
+  const tokens = manifestTokens(m, ctx.defaults, eps.map((e) => e.id as string));
   const st = m.study;
   const acc = st.accession ?? st.requests.find((r) => r.accession?.value)?.accession;
   const pidPrimary = m.patient.id ?? m.patient.otherIds[0];
   const started = ts((docs.kos.context as Json | undefined)?.period?.start);
-  await tx.raw(
-    `insert into imaging_study (manifest_id, study_instance_uid, patient_id, study_date, study_time, started, description, accession_number, accession_issuer, modalities,
-       patient_name, patient_id_value, patient_id_issuer, patient_birth_date, patient_sex, number_of_series, number_of_instances)
-     values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?::text[], ?, ?, ?, ?, ?, ?, ?)`,
-    [id, st.studyInstanceUid, pid, st.date ?? null, st.time ?? null, started, st.description ?? null, acc?.value ?? null, acc ? issuerToSystem(acc.issuer) || null : null,
-      textArray(studyModalities(m)), pnString(m.patient.name), pidPrimary?.value ?? null, pidPrimary ? issuerToSystem(pidPrimary.issuer) || null : null,
-      m.patient.birthDate ?? null, m.patient.sex ?? null, Math.max(st.numberOfSeries ?? 0, se.uid.length), se.count.reduce((a, b) => a + b, 0)],
-  );
+
+  const parts: Part[] = [
+    ...patientParts(m, pid, docs.kos),
+    {
+      sql: `insert into manifest (id, sop_instance_uid, native_format, content, content_type, sha256, size, status, study_instance_uid, patient_id, model, reference_count, version_id, submission_set_id, replaces, created_at, last_updated)
+        values (?, ?, ?, ?, ?, ?, ?, 'current', ?, ?, ?::jsonb, ?, 1, ?, ?, ?::timestamptz, ?::timestamptz)`,
+      bindings: [id, sop, n.nativeFormat, Buffer.from(n.content.buffer, n.content.byteOffset, n.content.byteLength), n.contentType, n.sha256, n.content.byteLength, st.studyInstanceUid, pid, JSON.stringify(m), referenceCount, n.submissionSetId ?? null, n.replaces ?? null, now, now],
+    },
+    docRefPart(id, pid, 'current', docs, now, now),
+    ...endpointParts(eps, id),
+    {
+      sql: `insert into manifest_token (manifest_id, code, system, value) select ?, c, s, v from unnest(?::text[], ?::text[], ?::text[]) as t(c, s, v)`,
+      bindings: [id, textArray(tokens.map((t) => t.code)), textArray(tokens.map((t) => t.system)), textArray(tokens.map((t) => t.value))],
+    },
+    {
+      sql: `insert into imaging_study (manifest_id, study_instance_uid, patient_id, study_date, study_time, started, description, accession_number, accession_issuer, modalities,
+          patient_name, patient_id_value, patient_id_issuer, patient_birth_date, patient_sex, number_of_series, number_of_instances)
+        values (?, ?, ?, ?, ?, ?::timestamptz, ?, ?, ?, ?::text[], ?, ?, ?, ?, ?, ?::int, ?::int)`,
+      bindings: [id, st.studyInstanceUid, pid, st.date ?? null, st.time ?? null, started, st.description ?? null, acc?.value ?? null, acc ? issuerToSystem(acc.issuer) || null : null,
+        textArray(studyModalities(m)), pnString(m.patient.name), pidPrimary?.value ?? null, pidPrimary ? issuerToSystem(pidPrimary.issuer) || null : null,
+        m.patient.birthDate ?? null, m.patient.sex ?? null, Math.max(st.numberOfSeries ?? 0, se.uid.length), se.count.reduce((a, b) => a + b, 0)],
+    },
+  ];
   if (se.uid.length) {
-    await tx.raw(
-      `insert into imaging_series (manifest_id, study_instance_uid, series_instance_uid, modality, series_number, description, series_date, series_time, body_site_code, retrieve_url, retrieve_location_uid, retrieve_ae_title, number_of_instances)
-       select ?, * from unnest(?::text[], ?::text[], ?::text[], ?::int[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::int[])`,
-      [id, textArray(se.study), textArray(se.uid), textArray(se.modality), intArray(se.num), textArray(se.desc), textArray(se.date), textArray(se.time), textArray(se.body), textArray(se.url), textArray(se.loc), textArray(se.ae), intArray(se.count)],
-    );
+    parts.push({
+      sql: `insert into imaging_series (manifest_id, study_instance_uid, series_instance_uid, modality, series_number, description, series_date, series_time, body_site_code, retrieve_url, retrieve_location_uid, retrieve_ae_title, number_of_instances)
+        select ?, * from unnest(?::text[], ?::text[], ?::text[], ?::int[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::int[])`,
+      bindings: [id, textArray(se.study), textArray(se.uid), textArray(se.modality), intArray(se.num), textArray(se.desc), textArray(se.date), textArray(se.time), textArray(se.body), textArray(se.url), textArray(se.loc), textArray(se.ae), intArray(se.count)],
+    });
   }
   if (inst.sop.length) {
-    await tx.raw(
-      `insert into imaging_instance (manifest_id, study_instance_uid, series_instance_uid, sop_instance_uid, sop_class_uid, instance_number, number_of_frames)
-       select ?, * from unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::int[], ?::int[])`,
-      [id, textArray(inst.study), textArray(inst.series), textArray(inst.sop), textArray(inst.cls), intArray(inst.num), intArray(inst.frames)],
-    );
+    parts.push({
+      sql: `insert into imaging_instance (manifest_id, study_instance_uid, series_instance_uid, sop_instance_uid, sop_class_uid, instance_number, number_of_frames)
+        select ?, * from unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::int[], ?::int[])`,
+      bindings: [id, textArray(inst.study), textArray(inst.series), textArray(inst.sop), textArray(inst.cls), intArray(inst.num), intArray(inst.frames)],
+    });
   }
+  const sql = 'with ' + parts.map((p, i) => `w${i} as (${p.sql})`).join(',\n') + '\nselect 1';
+  await tx.raw(sql, parts.flatMap((p) => p.bindings) as Knex.RawBinding[]);
   return { id, sopInstanceUid: sop, studyInstanceUid: st.studyInstanceUid, patientId: pid, kosDocRefId: ids.kosDocRef, fhirDocRefId: ids.fhirDocRef, binaryId: ids.binary, bundleId: ids.bundle, referenceCount, versionId: 1 };
 }
 
-async function insertDocRefRows(tx: Tx, manifestId: string, pid: string, status: ManifestStatus, docs: { kos: Json; fhir: Json }, date: Date, lastUpdated: Date): Promise<void> {
+function docRefPart(manifestId: string, pid: string, status: ManifestStatus, docs: { kos: Json; fhir: Json }, date: Date, lastUpdated: Date): Part {
   const rows = (['kos', 'fhir'] as const).map((f) => {
     const r = docs[f];
     return [r.id, manifestId, f, status, pid, JSON.stringify(r), date, ts(r.content?.[0]?.attachment?.creation), ts(r.context?.period?.start), ts(r.context?.period?.end), lastUpdated];
   });
-  await tx.raw(
-    `insert into document_reference (id, manifest_id, format, status, patient_id, resource, date, creation, period_start, period_end, last_updated)
-     values (?, ?, ?, ?, ?, ?::jsonb, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?::jsonb, ?, ?, ?, ?, ?)`,
-    rows.flat(),
-  );
+  const v = '(?, ?, ?, ?, ?, ?::jsonb, ?::timestamptz, ?::timestamptz, ?::timestamptz, ?::timestamptz, ?::timestamptz)';
+  return {
+    sql: `insert into document_reference (id, manifest_id, format, status, patient_id, resource, date, creation, period_start, period_end, last_updated) values ${v}, ${v}`,
+    bindings: rows.flat(),
+  };
 }
 
 /**
@@ -500,19 +527,20 @@ async function insertDocRefRows(tx: Tx, manifestId: string, pid: string, status:
  */
 export async function setManifestStatus(tx: Tx, manifestId: string, status: ManifestStatus, ctx: MappingContext): Promise<ManifestRow> {
   const r = await tx.raw(
-    `update manifest set status = ?, version_id = version_id + 1, last_updated = clock_timestamp() where id = ? returning ${ROW_COLS}, model`,
+    `update manifest m set status = ?, version_id = version_id + 1, last_updated = clock_timestamp() where id = ?
+     returning ${ROW_COLS.split(', ').map((c) => 'm.' + c).join(', ')}, m.model,
+       (select d.date from document_reference d where d.manifest_id = m.id and d.format = 'kos') as docref_date,
+       (select o.sop_instance_uid from manifest o where o.id = m.replaces) as replaces_sop`,
     [status, manifestId],
   );
-  const row = r.rows[0] as ManifestRow & { model: Manifest };
+  const row = r.rows[0] as ManifestRow & { model: Manifest; docref_date: Date | null; replaces_sop: string | null };
   if (!row) throw new Error('manifest vanished');
-  const dr = await tx.raw(`select id, date from document_reference where manifest_id = ? and format = 'kos'`, [manifestId]);
-  const date: Date = dr.rows[0]?.date ?? row.created_at;
-  const replacesSop = row.replaces ? (await findManifestById(tx, row.replaces))?.sop_instance_uid : undefined;
-  const docs = renderDocRefs(row.model, ctx, { status, nativeFormat: row.native_format, date, lastUpdated: row.last_updated, versionId: row.version_id, replacesSop });
-  for (const f of ['kos', 'fhir'] as const) {
-    await tx.raw(`update document_reference set status = ?, resource = ?::jsonb, last_updated = ? where manifest_id = ? and format = ?`, [status, JSON.stringify(docs[f]), row.last_updated, manifestId, f]);
-  }
-  const { model: _m, ...rest } = row;
+  const docs = renderDocRefs(row.model, ctx, { status, nativeFormat: row.native_format, date: row.docref_date ?? row.created_at, lastUpdated: row.last_updated, versionId: row.version_id, replacesSop: row.replaces_sop ?? undefined });
+  await tx.raw(
+    `update document_reference d set status = ?, resource = v.r::jsonb, last_updated = ? from (values ('kos', ?), ('fhir', ?)) as v(f, r) where d.manifest_id = ? and d.format = v.f`,
+    [status, row.last_updated, JSON.stringify(docs.kos), JSON.stringify(docs.fhir), manifestId],
+  );
+  const { model: _m, docref_date: _d, replaces_sop: _r, ...rest } = row;
   return rest;
 }
 

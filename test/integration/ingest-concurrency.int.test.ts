@@ -30,11 +30,11 @@ test('50 concurrent submissions of overlapping studies', async () => {
   const jobs: Array<() => Promise<{ status: number; kind: string }>> = [];
   const send = (k: Kos, i: number) => {
     const how = i % 3;
-    if (how === 0) return async () => ({ kind: 'binary', status: (await fetch(`${base}/fhir/Binary`, { method: 'POST', headers: { 'Content-Type': 'application/dicom' }, body: k.bytes })).status });
+    if (how === 0) return async () => ({ kind: 'binary', status: (await fetch(`${base}/fhir/Binary`, { method: 'POST', headers: { 'Content-Type': 'application/dicom' }, body: new Uint8Array(k.bytes) })).status });
     if (how === 1) {
       const mp = multipart([{ body: k.bytes }]);
       return async () => {
-        const r = await fetch(`${base}/dicomweb/studies`, { method: 'POST', headers: { 'Content-Type': mp.contentType }, body: mp.body });
+        const r = await fetch(`${base}/dicomweb/studies`, { method: 'POST', headers: { 'Content-Type': mp.contentType }, body: new Uint8Array(mp.body) });
         return { kind: 'stow', status: r.status };
       };
     }

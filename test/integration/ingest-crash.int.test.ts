@@ -26,7 +26,7 @@ test('kill -9 mid-ingest leaves no partial manifest; the restarted server keeps 
   const sending = Promise.all(
     all.map(async (k) => {
       try {
-        const r = await fetch(`${g.url}/fhir/Binary`, { method: 'POST', headers: { 'Content-Type': 'application/dicom' }, body: k.bytes });
+        const r = await fetch(`${g.url}/fhir/Binary`, { method: 'POST', headers: { 'Content-Type': 'application/dicom' }, body: new Uint8Array(k.bytes) });
         results.push(r.status);
       } catch {
         results.push('connection lost');
@@ -51,7 +51,7 @@ test('kill -9 mid-ingest leaves no partial manifest; the restarted server keeps 
   const g2 = await startGateway(env);
   try {
     for (const k of all) {
-      const r = await fetch(`${g2.url}/fhir/Binary`, { method: 'POST', headers: { 'Content-Type': 'application/dicom' }, body: k.bytes });
+      const r = await fetch(`${g2.url}/fhir/Binary`, { method: 'POST', headers: { 'Content-Type': 'application/dicom' }, body: new Uint8Array(k.bytes) });
       assert.ok([200, 201].includes(r.status), `re-submission after restart: ${r.status}`);
     }
     const n = (await tdb.db.raw('select count(*)::int n from manifest')).rows[0].n;
