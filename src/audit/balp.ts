@@ -2,6 +2,8 @@
  * One FHIR AuditEvent per request, shaped after IHE BALP (digest §5.1–5.3):
  * - ITI-67 / ITI-66 / other searches: type rest, subtype restful-interaction#search-type (+ IHE
  *   event code), action E, agents client=110153 (Source) / server=110152 (Destination).
+ *   BALP wants one event per patient in the results; the gateway writes one event per request
+ *   with one entity[patient] per patient (searchable by each, audit_event.entity_refs).
  * - ITI-68 / reads: type rest, subtype read (+ ITI-68), action R, client=110152 / server=110153.
  * - ITI-65 / STOW-RS: type DCM#110107 "Import" (MHD audit-65 Recipient), action C.
  * - RAD-107 (WADO-RS): type DCM#110104 "DICOM Instances Transferred", subtype RAD-107, action R;
@@ -108,8 +110,9 @@ export function buildAuditEvent(a: AuditInput): AuditRecord {
   if (!subtypes.length) subtypes.push({ system: 'urn:mado-gateway:http-method', code: a.method, display: a.method });
   const subtypeCode = subtype && IHE_NAMES[subtype] ? subtype : (restful ?? a.method);
 
-  // agents: who receives data is the Destination (110152), who sends it the Source (110153)
-  const clientIsDestination = actionCode === 'R' || actionCode === 'E';
+  // agents (BALP): for a read the client receives data (Destination 110152, server Source 110153);
+  // for a query or a create the client is the Source (110153) and the server the Destination.
+  const clientIsDestination = actionCode === 'R';
   const p = a.principal;
   const clientAgent: AuditEventAgent = {
     type: { coding: [clientIsDestination ? { system: DCM, code: '110152', display: 'Destination Role ID' } : { system: DCM, code: '110153', display: 'Source Role ID' }] },

@@ -3,9 +3,11 @@
  * minter, and an app built with an auth configuration through the production config loader.
  */
 import fs from 'node:fs';
+import type http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT, type JWK, type JWTPayload } from 'jose';
+import type { Manifest } from '../../src/model/manifest.js';
 import { createTestApp, type TestApp } from './app.js';
 
 export const ISSUER = 'https://idp.test';
@@ -59,3 +61,49 @@ export async function createAuthTestApp(fileConfig: Record<string, unknown>, env
 export function jwtConfig(keys: JWK[], extra: Record<string, unknown> = {}): Record<string, unknown> {
   return { issuer: ISSUER, audience: AUDIENCE, keys, algorithms: ['RS256', 'ES256'], clockToleranceSec: 30, roleClaim: 'roles', ...extra };
 }
+
+/** Minimal Part 10 file (Explicit VR Little Endian) carrying only its SOP Instance UID. */
+export function part10(sop: string): Buffer {
+  const el = (g: number, e: number, vr: string, v: string) => {
+    const val = Buffer.from(v.length % 2 ? `${v}\0` : v, 'latin1');
+    const h = Buffer.alloc(8);
+    h.writeUInt16LE(g, 0);
+    h.writeUInt16LE(e, 2);
+    h.write(vr, 4, 'latin1');
+    h.writeUInt16LE(val.length, 6);
+    return Buffer.concat([h, val]);
+  };
+  const ts = el(0x0002, 0x0010, 'UI', '1.2.840.10008.1.2.1');
+  const glen = Buffer.alloc(12);
+  glen.writeUInt16LE(0x0002, 0);
+  glen.writeUInt16LE(0x0000, 2);
+  glen.write('UL', 4, 'latin1');
+  glen.writeUInt16LE(4, 6);
+  glen.writeUInt32LE(ts.length, 8);
+  return Buffer.concat([Buffer.alloc(128), Buffer.from('DICM'), glen, ts, el(0x0008, 0x0018, 'UI', sop)]);
+}
+
+/**
+ * A fake DICOMweb archive handler: answers anything with a plausible body for what was asked (the
+ * instances of a series of the given manifests as Part 10 parts, '[]' metadata, a tiny JPEG).
+ */
+export const fakeArchive = (manifests: () => Array<Manifest | undefined>) => (req: http.IncomingMessage, res: http.ServerResponse) => {
+  const url = req.url ?? '';
+  const accept = req.headers.accept ?? '';
+  if (/metadata/.test(url) || /json/.test(accept)) {
+    res.writeHead(200, { 'content-type': 'application/dicom+json' }).end('[]');
+    return;
+  }
+  if (/rendered|thumbnail/.test(url)) {
+    res.writeHead(200, { 'content-type': 'image/jpeg' }).end(Buffer.from([0xff, 0xd8, 0xff, 0xd9]));
+    return;
+  }
+  const m = /\/series\/([0-9.]+)(?:\/instances\/([0-9.]+))?/.exec(url);
+  const sops: string[] = [];
+  for (const mf of manifests()) {
+    for (const st of mf?.evidence ?? []) for (const se of st.series) if (se.uid === m?.[1]) for (const i of se.instances) if (!m?.[2] || m[2] === i.sopInstanceUid) sops.push(i.sopInstanceUid);
+  }
+  const b = 'fakeb';
+  const body = Buffer.concat([...sops.map((sop) => Buffer.concat([Buffer.from(`--${b}\r\nContent-Type: application/dicom\r\n\r\n`), part10(sop), Buffer.from('\r\n')])), Buffer.from(`--${b}--\r\n`)]);
+  res.writeHead(200, { 'content-type': `multipart/related; type="application/dicom"; boundary=${b}` }).end(body);
+};

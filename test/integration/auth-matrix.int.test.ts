@@ -17,7 +17,7 @@ import { closeApp } from '../../src/app.js';
 import { syntheticManifest, writeKos } from '../../src/dicom/index.js';
 import type { Manifest } from '../../src/model/manifest.js';
 import { auditEvents, waitForAudit } from '../helpers/audit.js';
-import { createAuthTestApp, jwtConfig, makeKeys, mint, type Keys } from '../helpers/auth.js';
+import { createAuthTestApp, fakeArchive, jwtConfig, makeKeys, mint, type Keys } from '../helpers/auth.js';
 import type { TestApp } from '../helpers/app.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -51,50 +51,6 @@ async function startServer(handler: http.RequestListener): Promise<{ server: htt
   return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
 }
 
-/** Minimal Part 10 file (Explicit VR Little Endian) carrying only its SOP Instance UID. */
-function part10(sop: string): Buffer {
-  const el = (g: number, e: number, vr: string, v: string) => {
-    const val = Buffer.from(v.length % 2 ? `${v}\0` : v, 'latin1');
-    const h = Buffer.alloc(8);
-    h.writeUInt16LE(g, 0);
-    h.writeUInt16LE(e, 2);
-    h.write(vr, 4, 'latin1');
-    h.writeUInt16LE(val.length, 6);
-    return Buffer.concat([h, val]);
-  };
-  const ts = el(0x0002, 0x0010, 'UI', '1.2.840.10008.1.2.1');
-  const glen = Buffer.alloc(12);
-  glen.writeUInt16LE(0x0002, 0);
-  glen.writeUInt16LE(0x0000, 2);
-  glen.write('UL', 4, 'latin1');
-  glen.writeUInt16LE(4, 6);
-  glen.writeUInt32LE(ts.length, 8);
-  return Buffer.concat([Buffer.alloc(128), Buffer.from('DICM'), glen, ts, el(0x0008, 0x0018, 'UI', sop)]);
-}
-
-// Fake archive: answers anything with a plausible body for what was asked (the real instances of
-// a series, metadata, a rendered JPEG).
-function fakeArchive(req: http.IncomingMessage, res: http.ServerResponse) {
-  const url = req.url ?? '';
-  const accept = req.headers.accept ?? '';
-  if (/metadata/.test(url) || /json/.test(accept)) {
-    res.writeHead(200, { 'content-type': 'application/dicom+json' }).end('[]');
-    return;
-  }
-  if (/rendered|thumbnail/.test(url)) {
-    res.writeHead(200, { 'content-type': 'image/jpeg' }).end(Buffer.from([0xff, 0xd8, 0xff, 0xd9]));
-    return;
-  }
-  const m = /\/series\/([0-9.]+)(?:\/instances\/([0-9.]+))?/.exec(url);
-  const sops: string[] = [];
-  for (const k of ['own', 'foreign'] as const) {
-    for (const st of side[k]?.manifest.evidence ?? []) for (const se of st.series) if (se.uid === m?.[1]) for (const i of se.instances) if (!m?.[2] || m[2] === i.sopInstanceUid) sops.push(i.sopInstanceUid);
-  }
-  const b = 'fakeb';
-  const body = Buffer.concat([...sops.map((sop) => Buffer.concat([Buffer.from(`--${b}\r\nContent-Type: application/dicom\r\n\r\n`), part10(sop), Buffer.from('\r\n')])), Buffer.from(`--${b}--\r\n`)]);
-  res.writeHead(200, { 'content-type': `multipart/related; type="application/dicom"; boundary=${b}` }).end(body);
-}
-
 const tokens: Record<string, string | undefined> = {};
 /** X-Request-Id of every request this file made (each must have exactly one AuditEvent) */
 const seen = new Set<string>();
@@ -105,7 +61,7 @@ const track = (res: request.Response) => {
 
 before(async () => {
   keys = await makeKeys('m1');
-  ({ server: upstream, url: upstreamUrl } = await startServer(fakeArchive));
+  ({ server: upstream, url: upstreamUrl } = await startServer(fakeArchive(() => [side.own?.manifest, side.foreign?.manifest])));
   ({ server: notifyServer } = await startServer((req, res) => {
     let body = '';
     req.on('data', (c) => (body += c));
