@@ -134,6 +134,7 @@ export function peekSopInstanceUid(buf: Buffer): PeekResult {
       throw new NeedMore();
     }
     if (buf.toString('latin1', 128, 132) === 'DICM') start = 132;
+    if (buf.length < start + 8) throw new NeedMore();
     let ts = '';
     let mediaUid: string | undefined;
     let pos = start;
@@ -169,7 +170,8 @@ export function peekSopInstanceUid(buf: Buffer): PeekResult {
       else skip(c, el.length);
     }
   } catch (err) {
-    if (err instanceof NeedMore) return { kind: 'need-more' };
+    // a read past the end of what has arrived so far is "not yet", not "never"
+    if (err instanceof NeedMore || err instanceof RangeError) return { kind: 'need-more' };
     return { kind: 'not-found' };
   }
 }
