@@ -33,6 +33,14 @@ type Elem = [tag: number, vr: string, value: V];
 const MAXLEN: Record<string, number> = { AE: 16, AS: 4, CS: 16, DA: 8, DS: 16, IS: 12, LO: 64, LT: 10240, PN: 64, SH: 16, ST: 1024, TM: 14, UI: 64 };
 const TEXT_VR = new Set(['LO', 'LT', 'PN', 'SH', 'ST', 'UC', 'UT']);
 const LONG_VR = new Set(['OB', 'SQ', 'UC', 'UN', 'UR', 'UT']);
+const PRINTABLE = /^[\x20-\x7e]*$/;
+/** More than `max` characters (code points)? The UTF-16 length is an upper bound, so count only when needed. */
+function tooLong(s: string, max: number): boolean {
+  if (s.length <= max) return false;
+  let n = 0;
+  for (const _ of s) if (++n > max) return true;
+  return false;
+}
 
 class Out {
   buf = Buffer.allocUnsafe(1 << 16);
@@ -54,9 +62,13 @@ class Out {
 
 class Enc {
   readonly issues: ValidationIssue[] = [];
+  /** [sequence tag, item index] of the items being written; turned into a path only on error. */
+  private readonly stack: Array<[number, number]> = [];
+  private curTag = 0;
   constructor(readonly out: Out) {}
 
-  private bad(path: string, code: string, msg: string): void {
+  private bad(_path: string, code: string, msg: string): void {
+    const path = this.stack.map(([t, i]) => `${tagPath(t)}[${i}]>`).join('') + tagPath(this.curTag);
     if (this.issues.length < 200) this.issues.push({ severity: 'error', code, path, message: msg });
   }
 
@@ -71,17 +83,17 @@ class Enc {
   }
 
   private check(vr: string, s: string, path: string): void {
-    if (!TEXT_VR.has(vr) && !/^[\x20-\x7e]*$/.test(s)) { this.bad(path, 'GW_KOS_WRITE_BAD_CHARS', `non-ASCII characters in a ${vr} value`); return; }
+    if (!TEXT_VR.has(vr) && !PRINTABLE.test(s)) { this.bad(path, 'GW_KOS_WRITE_BAD_CHARS', `non-ASCII characters in a ${vr} value`); return; }
     if (vr === 'UR' || vr === 'UT' || vr === 'UC') return;
     const max = MAXLEN[vr];
     if (max === undefined) return;
     if (vr === 'PN') {
-      for (const g of s.split('=')) if ([...g].length > max) this.bad(path, 'GW_KOS_WRITE_TOO_LONG', `PN component group longer than ${max} characters`);
+      for (const g of s.split('=')) if (tooLong(g, max)) this.bad(path, 'GW_KOS_WRITE_TOO_LONG', `PN component group longer than ${max} characters`);
       return;
     }
-    const values = vr === 'LT' || vr === 'ST' ? [s] : s.split('\\');
+    const values = vr === 'LT' || vr === 'ST' || !s.includes('\\') ? [s] : s.split('\\');
     for (const v of values) {
-      if ([...v].length > max) this.bad(path, 'GW_KOS_WRITE_TOO_LONG', `${vr} value longer than ${max} characters (would be truncated)`);
+      if (tooLong(v, max)) this.bad(path, 'GW_KOS_WRITE_TOO_LONG', `${vr} value longer than ${max} characters (would be truncated)`);
       if (vr === 'UI' && v !== '' && !isValidUid(v)) this.bad(path, 'GW_KOS_WRITE_BAD_UID', 'malformed UID');
       if (vr === 'DA' && v !== '' && !/^\d{8}$/.test(v)) this.bad(path, 'GW_KOS_WRITE_BAD_DA', 'date is not YYYYMMDD');
       if (vr === 'TM' && v !== '' && !/^\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?$/.test(v)) this.bad(path, 'GW_KOS_WRITE_BAD_TM', 'time is not HHMMSS.FFFFFF');
@@ -106,7 +118,9 @@ class Enc {
       for (let i = 0; i < items.length; i++) {
         o.tag(0xfffee000);
         const itemLenAt = o.pos; o.u32(0);
-        this.dataset(items[i]!, `${path}${tagPath(tag)}[${i}]>`);
+        this.stack.push([tag, i]);
+        this.dataset(items[i]!, path);
+        this.stack.pop();
         o.buf.writeUInt32LE(o.pos - itemLenAt - 4, itemLenAt);
       }
       o.buf.writeUInt32LE(o.pos - lenAt - 4, lenAt);
@@ -116,12 +130,13 @@ class Enc {
     if (Buffer.isBuffer(v)) b = v;
     else {
       const s = typeof v === 'number' ? String(v) : (v as string);
-      this.check(vr, s, path + tagPath(tag));
+      this.curTag = tag;
+      this.check(vr, s, path);
       b = this.valueBytes(vr, s);
     }
     if (LONG_VR.has(vr)) { o.u16(0); o.u32(b.length); }
     else {
-      if (b.length > 0xffff) { this.bad(path + tagPath(tag), 'GW_KOS_WRITE_TOO_LONG', 'value exceeds 65534 bytes'); b = Buffer.alloc(0); }
+      if (b.length > 0xffff) { this.curTag = tag; this.bad(path, 'GW_KOS_WRITE_TOO_LONG', 'value exceeds 65534 bytes'); b = Buffer.alloc(0); }
       o.u16(b.length);
     }
     o.bytes(b);

@@ -139,8 +139,9 @@ function mulberry32(seed: number): () => number {
 }
 
 describe('seeded mutation fuzz', () => {
-  const seeds = ['mado-base.dcm', 'mado-madotemp.dcm', 'mado-kos-101.dcm', 'ts-implicit-le.dcm', 'ts-explicit-be.dcm',
-    'ts-deflated-le.dcm', 'ts-bare-implicit-le.dcm', 'charset-jis13.dcm'].map(fx).concat([valid]);
+  const seeds: Uint8Array[] = ['mado-base.dcm', 'mado-madotemp.dcm', 'mado-kos-101.dcm', 'ts-implicit-le.dcm', 'ts-explicit-be.dcm',
+    'ts-deflated-le.dcm', 'ts-bare-implicit-le.dcm', 'charset-jis13.dcm'].map((n) => fx(n));
+  seeds.push(valid);
   const N = 10_000;
   it(`${N} mutated inputs: no exception, bounded time`, () => {
     const rnd = mulberry32(0x4d41444f);

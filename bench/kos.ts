@@ -1,0 +1,93 @@
+/**
+ * KOS codec benchmark (issue 3): our reader (parse + validate + model) vs bare dcmjs
+ * DicomMessage.readFile + naturalizeDataset on the same bytes; our writer vs bare dcmjs
+ * denaturalizeDataset + DicomDict.write. Median of RUNS interleaved runs after warm-up.
+ * Run: npm run bench:kos   → prints a markdown table and writes bench/results-kos.md
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import dcmjs from 'dcmjs';
+import { readKos, syntheticManifest, writeKos } from '../src/dicom/index.js';
+
+dcmjs.log.setLevel('error'); // never print values (style.md §8 trap 3)
+const { DicomMessage, DicomMetaDictionary, DicomDict } = dcmjs.data;
+
+const RUNS = Math.max(7, Number(process.env.RUNS ?? 7));
+const WARMUP = 1;
+
+function deepCopy<T>(v: T): T {
+  if (Array.isArray(v)) return v.map(deepCopy) as T;
+  if (v instanceof ArrayBuffer) return v.slice(0) as T;
+  if (ArrayBuffer.isView(v)) return (v as unknown as Uint8Array).slice() as T;
+  if (v && typeof v === 'object') {
+    const o: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) o[k] = deepCopy(x);
+    return o as T;
+  }
+  return v;
+}
+
+function median(a: number[]): number { const s = [...a].sort((x, y) => x - y); return s[s.length >> 1]!; }
+function ab(b: Uint8Array): ArrayBuffer { return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer; }
+
+interface Row { refs: number; bytes: number; op: string; ours: number; dcmjs: number }
+const rows: Row[] = [];
+
+for (const [series, per] of [[10, 100], [40, 500]] as const) {
+  const m = syntheticManifest({ series, instancesPerSeries: per, seed: `bench-${series}x${per}` });
+  const refs = series * per;
+  const bytes = writeKos(m);
+  // dcmjs inputs prepared outside the timed region
+  const nat = DicomMetaDictionary.naturalizeDataset(DicomMessage.readFile(ab(bytes)).dict);
+  const metaNat = { FileMetaInformationVersion: new Uint8Array([0, 1]).buffer, MediaStorageSOPClassUID: nat.SOPClassUID,
+    MediaStorageSOPInstanceUID: nat.SOPInstanceUID, TransferSyntaxUID: '1.2.840.10008.1.2.1', ImplementationClassUID: '2.25.1' };
+
+  process.stderr.write(`bench ${refs} refs, ${bytes.length} bytes\n`);
+  const readOurs: number[] = [], readTheirs: number[] = [], writeOurs: number[] = [], writeTheirs: number[] = [];
+  for (let i = 0; i < WARMUP + RUNS; i++) {
+    const keep = i >= WARMUP;
+    let t = performance.now();
+    const r = readKos(bytes, { maxReferences: 100_000 });
+    let dt = performance.now() - t;
+    if (!r.manifest || r.issues.some((x) => x.severity === 'error')) throw new Error('bench manifest did not read cleanly');
+    if (keep) readOurs.push(dt);
+
+    const copy = ab(bytes); // dcmjs needs its own ArrayBuffer; copying is outside the timing
+    t = performance.now();
+    const d = DicomMessage.readFile(copy);
+    DicomMetaDictionary.naturalizeDataset(d.dict);
+    dt = performance.now() - t;
+    if (keep) readTheirs.push(dt);
+
+    t = performance.now();
+    const out = writeKos(m);
+    dt = performance.now() - t;
+    if (out.length !== bytes.length) throw new Error('writer not deterministic');
+    if (keep) writeOurs.push(dt);
+
+    // dcmjs mutates its input: a fresh deep copy per run, made outside the timing
+    const natCopy = deepCopy(nat);
+    const metaCopy = { ...metaNat, FileMetaInformationVersion: new Uint8Array([0, 1]).buffer };
+    t = performance.now();
+    const dict = new DicomDict(DicomMetaDictionary.denaturalizeDataset(metaCopy));
+    dict.dict = DicomMetaDictionary.denaturalizeDataset(natCopy);
+    dict.write();
+    dt = performance.now() - t;
+    if (keep) writeTheirs.push(dt);
+  }
+  rows.push({ refs, bytes: bytes.length, op: 'read (parse + validate + model) vs dcmjs readFile + naturalizeDataset', ours: median(readOurs), dcmjs: median(readTheirs) });
+  rows.push({ refs, bytes: bytes.length, op: 'write (model → Part 10) vs dcmjs denaturalizeDataset + DicomDict.write', ours: median(writeOurs), dcmjs: median(writeTheirs) });
+}
+
+const mbs = (bytes: number, ms: number) => (bytes / 1e6 / (ms / 1e3)).toFixed(1);
+const lines = [
+  `KOS codec benchmark — ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${RUNS} interleaved runs (median) after ${WARMUP} warm-up, dcmjs 0.51.1.`,
+  '',
+  '| references | KOS size | operation | ours ms | ours MB/s | dcmjs ms | dcmjs MB/s | ours / dcmjs | target |',
+  '|---:|---:|---|---:|---:|---:|---:|---:|---:|',
+  ...rows.map((r) => `| ${r.refs.toLocaleString('en')} | ${(r.bytes / 1e6).toFixed(2)} MB | ${r.op} | ${r.ours.toFixed(1)} | ${mbs(r.bytes, r.ours)} | ${r.dcmjs.toFixed(1)} | ${mbs(r.bytes, r.dcmjs)} | ${(r.ours / r.dcmjs).toFixed(2)}× | ${r.op.startsWith('read') ? '≤ 1.3×' : '≤ 1.5×'} |`),
+  '',
+];
+const md = lines.join('\n');
+console.log(md);
+writeFileSync(join(import.meta.dirname, 'results-kos.md'), md);
