@@ -3,6 +3,8 @@
  * Done here rather than by dcmjs: ISO 2022 needs per-escape-sequence switching, a reset to the
  * initial state at delimiters ('\\', CR/LF/FF/TAB, and '^' '=' in PN, PS3.5 §6.1.2.5.3), and
  * JIS X 0201 katakana in G1 (IR 13), which no single TextDecoder label handles.
+ * Checked: dcmjs 0.51.1 DicomMessage.readFile throws "Using multiple character sets is not supported"
+ * on "ISO 2022 IR 6\ISO 2022 IR 87" and "ISO 2022 IR 13\ISO 2022 IR 87" (PS3.5 Annex H examples).
  */
 
 const single: Record<string, string> = {

@@ -104,6 +104,16 @@ function parseDataset(ctx: Ctx, ds: DataSet, pos: number, end: number, undefined
       // Out-of-order or duplicate tags: keep the first occurrence; order violations are tolerated.
     }
     lastTag = tag;
+    if (vr === 'UN' && len === UNDEF && ctx.explicit) {
+      // PS3.5 §6.2.2: UN with undefined length is a sequence encoded in Implicit VR Little Endian.
+      if (depth + 1 > ctx.lim.maxDepth) fail(ctx, 'GW_KOS_NESTING_TOO_DEEP', `sequences nested deeper than ${ctx.lim.maxDepth}`, tag);
+      const items: DataSet[] = [];
+      if (!ds.els.has(tag)) ds.els.set(tag, { tag, vr: 'SQ', off: pos, len, items });
+      const inner: Ctx = { ...ctx, explicit: false, le: true };
+      pos = parseSequence(inner, tag, items, pos, end, true, depth + 1);
+      ctx.items = inner.items;
+      continue;
+    }
     if (vr === 'SQ' || len === UNDEF) {
       if (len !== UNDEF && len > end - pos) fail(ctx, 'GW_KOS_LENGTH_PAST_END', `sequence length ${len} runs past the end of its container`, tag);
       if (depth + 1 > ctx.lim.maxDepth) fail(ctx, 'GW_KOS_NESTING_TOO_DEEP', `sequences nested deeper than ${ctx.lim.maxDepth}`, tag);

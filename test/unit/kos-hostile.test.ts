@@ -118,6 +118,13 @@ describe('hostile KOS input → error issues', () => {
       assert.doesNotThrow(() => readDicomIdentity(input, opts));
     });
   }
+  it('UN with undefined length is read as an implicit VR sequence (PS3.5 §6.2.2)', () => {
+    const impl = (g: number, e: number, v: string) => { const b = Buffer.from(v.length % 2 ? v + '\0' : v, 'latin1'); return Buffer.concat([tagBytes(g, e), u32(b.length), b]); };
+    const ds = Buffer.concat([el(8, 0x16, 'UI', KOS_UID), tagBytes(0x40, 0xa375), Buffer.from('UN\0\0'), u32(0xffffffff),
+      tagBytes(0xfffe, 0xe000), u32(0xffffffff), impl(0x20, 0xd, '1.2.3.4'), tagBytes(0xfffe, 0xe00d), u32(0), tagBytes(0xfffe, 0xe0dd), u32(0)]);
+    const r = readKos(part10(tsExplicit, ds));
+    assert.equal(r.manifest?.evidence[0]?.studyInstanceUid, '1.2.3.4');
+  });
   it('a Uint8Array view with a byte offset reads correctly', () => {
     const big = new Uint8Array(valid.length + 7);
     big.set(valid, 7);
