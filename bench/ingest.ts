@@ -1,0 +1,208 @@
+/**
+ * `npm run bench:ingest` — ingest throughput and latency over HTTP (issue 5):
+ *  1. N typical manifests (1 study, 3 series, 300 instances; default N = 10,000) POSTed to
+ *     /fhir/Binary by 8 concurrent clients, against a gateway child process (`mado-gateway serve`)
+ *     on embedded PostgreSQL with production settings (fsync on). Target ≥ 300 manifests/s.
+ *  2. One 20,000-reference KOS, end-to-end latency. Target < 1 s.
+ * Medians of several runs; writes bench/results-ingest.md.
+ *
+ * Options: --count N (10000) --runs R (3) --clients C (8) --big-runs B (3)
+ *
+ * Manifests are made distinct cheaply: one KOS is written from a synthetic model whose UIDs,
+ * patient id and accession all contain the token 19999999; each request replaces that token with
+ * its own 8-digit number (same length, so the Part 10 encoding stays valid).
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { readKos, syntheticManifest, writeKos } from '../src/dicom/index.js';
+import type { Manifest } from '../src/model/manifest.js';
+import { startEmbeddedPg } from '../src/store/embedded-pg.js';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const TOKEN = '19999999';
+
+function arg(name: string, dflt: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i === -1 ? dflt : Number(process.argv[i + 1]);
+}
+
+/** A KOS template whose identifying values contain TOKEN. */
+function template(series: number, perSeries: number): Buffer {
+  const m: Manifest = syntheticManifest({ series, instancesPerSeries: perSeries, seed: `bench-${series}x${perSeries}` });
+  const map = new Map<string, string>();
+  const u = (uid: string) => {
+    let v = map.get(uid);
+    if (!v) {
+      v = `1.2.826.0.1.3680043.10.543.${TOKEN}.${map.size + 1}`;
+      map.set(uid, v);
+    }
+    return v;
+  };
+  m.document.sopInstanceUid = u(m.document.sopInstanceUid);
+  m.document.seriesInstanceUid = u(m.document.seriesInstanceUid ?? 'kos-series');
+  m.study.studyInstanceUid = u(m.study.studyInstanceUid);
+  for (const r of m.study.requests) if (r.studyInstanceUid) r.studyInstanceUid = u(r.studyInstanceUid);
+  for (const e of m.evidence) {
+    e.studyInstanceUid = u(e.studyInstanceUid);
+    for (const s of e.series) {
+      s.uid = u(s.uid);
+      for (const i of s.instances) i.sopInstanceUid = u(i.sopInstanceUid);
+    }
+  }
+  const pid = `P${TOKEN}`;
+  if (m.patient.id) m.patient.id.value = pid;
+  for (const o of m.patient.otherIds) o.value = pid;
+  if (m.study.accession) m.study.accession.value = `A${TOKEN}`;
+  for (const r of m.study.requests) if (r.accession) r.accession.value = `A${TOKEN}`;
+  return Buffer.from(writeKos(m));
+}
+
+function positions(buf: Buffer): number[] {
+  const out: number[] = [];
+  const tok = Buffer.from(TOKEN);
+  for (let at = buf.indexOf(tok); at !== -1; at = buf.indexOf(tok, at + tok.length)) out.push(at);
+  return out;
+}
+
+function instance(tpl: Buffer, pos: number[], n: number): Buffer {
+  const b = Buffer.from(tpl);
+  const s = String(10_000_000 + n);
+  for (const p of pos) b.write(s, p, 'latin1');
+  return b;
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+async function startGateway(dbUrl: string): Promise<{ url: string; stop: () => Promise<void> }> {
+  const p = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'serve'], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', PORT: '0', LOG_LEVEL: 'warn', DATABASE_URL: dbUrl, PUBLIC_BASE_URL: 'http://bench.test', MAX_BODY_BYTES: String(256 * 1024 * 1024) },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    p.stdout!.on('data', (c) => {
+      out += c;
+      const m = /listening on (http:\/\/\S+)/.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    p.once('exit', (c) => reject(new Error(`gateway exited ${c}`)));
+  });
+  return {
+    url,
+    stop: () =>
+      new Promise((resolve) => {
+        p.once('exit', () => resolve());
+        p.kill('SIGTERM');
+      }),
+  };
+}
+
+async function post(url: string, body: Buffer): Promise<number> {
+  const r = await fetch(`${url}/fhir/Binary`, { method: 'POST', headers: { 'Content-Type': 'application/dicom' }, body: new Uint8Array(body) });
+  await r.arrayBuffer();
+  return r.status;
+}
+
+async function main() {
+  const count = arg('count', 10_000);
+  const runs = arg('runs', 3);
+  const clients = arg('clients', 8);
+  const bigRuns = arg('big-runs', 3);
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'mado-bench-ingest-'));
+  fs.chmodSync(base, 0o755);
+  console.error(`# embedded PostgreSQL in ${base}`);
+  const pg = await startEmbeddedPg({ baseDir: base });
+  const gw = await startGateway(pg.url('postgres'));
+  console.error(`# gateway ${gw.url}`);
+  try {
+    const tpl = template(3, 100);
+    const pos = positions(tpl);
+    const check = readKos(instance(tpl, pos, 1));
+    if (check.kind !== 'manifest' || !check.manifest?.document.sopInstanceUid.includes('10000001')) throw new Error('template patching broke the KOS');
+    console.error(`# typical KOS: ${tpl.length} bytes, ${pos.length} patched values`);
+    // warm-up (JIT, pool, caches)
+    for (let i = 0; i < 50; i++) await post(gw.url, instance(tpl, pos, 9_000_000 + i));
+
+    const rates: number[] = [];
+    const lat: number[] = [];
+    let n = 0;
+    for (let r = 0; r < runs; r++) {
+      const start = n;
+      let next = 0;
+      let failures = 0;
+      const t0 = performance.now();
+      await Promise.all(
+        Array.from({ length: clients }, async () => {
+          while (next < count) {
+            const i = next++;
+            const body = instance(tpl, pos, start + i);
+            const a = performance.now();
+            const s = await post(gw.url, body);
+            lat.push(performance.now() - a);
+            if (s !== 201) failures++;
+          }
+        }),
+      );
+      const secs = (performance.now() - t0) / 1000;
+      n += count;
+      rates.push(count / secs);
+      console.error(`run ${r + 1}: ${count} manifests in ${secs.toFixed(1)} s = ${(count / secs).toFixed(1)} manifests/s (${failures} non-201)`);
+    }
+
+    // One 20,000-reference KOS (20 series × 1000), end to end; and the KOS parse alone in-process.
+    const bigTpl = template(20, 1000);
+    const bigPos = positions(bigTpl);
+    const bigMs: number[] = [];
+    const parseMs: number[] = [];
+    for (let r = 0; r < bigRuns; r++) {
+      const body = instance(bigTpl, bigPos, 8_000_000 + r);
+      const a = performance.now();
+      const s = await post(gw.url, body);
+      bigMs.push(performance.now() - a);
+      if (s !== 201) throw new Error(`big KOS: HTTP ${s}`);
+      const p0 = performance.now();
+      readKos(body);
+      parseMs.push(performance.now() - p0);
+      console.error(`20k-reference KOS (${(body.length / 1e6).toFixed(1)} MB): ${bigMs.at(-1)!.toFixed(0)} ms end to end; readKos alone ${parseMs.at(-1)!.toFixed(0)} ms`);
+    }
+
+    const load = os.loadavg().map((x) => x.toFixed(2)).join(' ');
+    const p50 = median(lat);
+    const p95 = [...lat].sort((a, b) => a - b)[Math.floor(lat.length * 0.95)]!;
+    const md = `# Ingest benchmark (\`npm run bench:ingest\`)
+
+Gateway child process (\`mado-gateway serve\`) on embedded PostgreSQL (production settings, fsync on),
+${clients} concurrent HTTP clients POSTing raw KOS to \`/fhir/Binary\`. Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'CPU'},
+Node ${process.version}; load average at the end ${load} (the machine is shared with other sessions' tests and benches).
+
+| measure | runs | median | target |
+|---|---|---|---|
+| typical manifests (1 study, 3 series, 300 instances; ${(tpl.length / 1024).toFixed(0)} KiB KOS), ${count} per run | ${runs} | **${median(rates).toFixed(1)} manifests/s** (runs: ${rates.map((x) => x.toFixed(1)).join(', ')}) | ≥ 300/s |
+| request latency, typical manifest | ${lat.length} | p50 ${p50.toFixed(1)} ms, p95 ${p95.toFixed(1)} ms | |
+| one 20,000-reference KOS (${(bigTpl.length / 1e6).toFixed(1)} MB), end to end | ${bigRuns} | **${median(bigMs).toFixed(0)} ms** (runs: ${bigMs.map((x) => x.toFixed(0)).join(', ')}) | < 1000 ms |
+| of which KOS parse alone (\`readKos\`, in the bench process) | ${bigRuns} | ${median(parseMs).toFixed(0)} ms | |
+
+Command: \`npm run bench:ingest -- --count ${count} --runs ${runs} --clients ${clients}\`
+`;
+    fs.writeFileSync(path.join(ROOT, 'bench/results-ingest.md'), md);
+    process.stdout.write(md);
+  } finally {
+    await gw.stop();
+    await pg.stop();
+    fs.rmSync(base, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
