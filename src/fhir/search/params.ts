@@ -202,8 +202,8 @@ export const LIST_PARAMS: SearchParamImpl[] = [
   { name: 'status', type: 'token', definition: `${FHIR_SP}/List-status`, documentation: 'current | retired | entered-in-error (code only).', modifiers: ['not'], target: { t: 'column-token', column: 'status' } },
   { name: 'date', type: 'date', definition: `${FHIR_SP}/clinical-date`, target: { t: 'date', column: 'date' } },
   tok('identifier', ['identifier'], `${FHIR_SP}/clinical-identifier`, 'uniqueId / entryUUID.', { target: { t: 'token', codes: ['identifier'], uid: true } }),
-  tok('designationType', ['designationType'], `${MHD_SP}/List-DesignationType`, 'SubmissionSet contentTypeCode.'),
-  tok('sourceId', ['sourceId'], `${MHD_SP}/List-SourceId`, 'SubmissionSet sourceId (ihe-sourceId extension).', { target: { t: 'token', codes: ['sourceId'], uid: true } }),
+  tok('designationType', ['designation-type'], `${MHD_SP}/List-DesignationType`, 'SubmissionSet contentTypeCode.'),
+  tok('sourceId', ['source-id'], `${MHD_SP}/List-SourceId`, 'SubmissionSet sourceId (ihe-sourceId extension).', { target: { t: 'token', codes: ['source-id'], uid: true } }),
 ];
 
 /** Sort keys accepted per type (`_sort`), with the column they order on. */

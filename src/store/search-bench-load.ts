@@ -1,0 +1,98 @@
+/**
+ * Bulk loader for search benchmarks and plan tests: N synthetic manifests written straight into
+ * the tables with generate_series (no per-row round trips), shaped like the ingest service's rows
+ * (same token codes, see src/store/manifests.ts). Manifest i belongs to patient floor(i / perPatient)
+ * with identifier urn:oid:1.2.3.4.5.6.7|BMRN<p>, study 2.25.<base+i>, one current manifest per study.
+ * Ids: manifest-b<i>, kos-docref-b<i>, fhir-docref-b<i> (so ImagingStudy/study-b<i> resolves).
+ */
+import type { Knex } from 'knex';
+
+export interface BenchTemplates {
+  /** Manifest model JSON (UIDs are replaced per row) */
+  model: unknown;
+  kosDocRef: unknown;
+  fhirDocRef: unknown;
+  patient: unknown;
+}
+
+export const BENCH_ISSUER = 'urn:oid:1.2.3.4.5.6.7';
+export const benchStudyUid = (i: number) => `2.25.9${String(i).padStart(9, '0')}`;
+export const benchPatientValue = (p: number) => `BMRN${p}`;
+
+/** Load manifests [from, to) in one statement batch. */
+export async function bulkLoadManifests(db: Knex, from: number, to: number, perPatient: number, t: BenchTemplates): Promise<void> {
+  const b = { from, to: to - 1, pp: perPatient, model: JSON.stringify(t.model), kos: JSON.stringify(t.kosDocRef), fhir: JSON.stringify(t.fhirDocRef), patient: JSON.stringify(t.patient), iss: BENCH_ISSUER };
+  await db.transaction(async (tx) => {
+    // Patients first (FK from manifest.patient_id).
+    await tx.raw(
+      `INSERT INTO patient (id, resource, family, given, name_text, birth_date, gender)
+       SELECT 'patient-b' || p, jsonb_set(:patient::jsonb, '{id}', to_jsonb('patient-b' || p)), 'bench', 'p' || p, 'bench p' || p, date '1970-01-01' + (p % 20000), 'other'
+       FROM generate_series(:from::int / :pp::int, :to::int / :pp::int) p
+       ON CONFLICT (id) DO NOTHING`,
+      b,
+    );
+    await tx.raw(
+      `INSERT INTO patient_identifier (patient_id, system, value)
+       SELECT 'patient-b' || p, :iss, 'BMRN' || p FROM generate_series(:from::int / :pp::int, :to::int / :pp::int) p
+       ON CONFLICT DO NOTHING`,
+      b,
+    );
+    await tx.raw(
+      `INSERT INTO manifest (id, sop_instance_uid, native_format, content, content_type, sha256, size, status, study_instance_uid, patient_id, model, reference_count, created_at, last_updated)
+       SELECT 'manifest-b' || i, '2.25.8' || lpad(i::text, 9, '0'), 'kos', '\\x00'::bytea, 'application/dicom', md5(i::text), 1, 'current',
+              '2.25.9' || lpad(i::text, 9, '0'), 'patient-b' || (i / :pp::int),
+              jsonb_set(jsonb_set(jsonb_set(:model::jsonb, '{document,sopInstanceUid}', to_jsonb('2.25.8' || lpad(i::text, 9, '0'))),
+                '{study,studyInstanceUid}', to_jsonb('2.25.9' || lpad(i::text, 9, '0'))), '{evidence,0,studyInstanceUid}', to_jsonb('2.25.9' || lpad(i::text, 9, '0'))),
+              4, now() - make_interval(secs => i), now() - make_interval(secs => i)
+       FROM generate_series(:from::int, :to::int) i`,
+      b,
+    );
+    for (const f of ['kos', 'fhir'] as const) {
+      await tx.raw(
+        `INSERT INTO document_reference (id, manifest_id, format, status, patient_id, resource, date, creation, period_start, last_updated)
+         SELECT '${f}-docref-b' || i, 'manifest-b' || i, '${f}', 'current', 'patient-b' || (i / :pp::int),
+                jsonb_set(:${f}::jsonb, '{id}', to_jsonb('${f}-docref-b' || i)),
+                now() - make_interval(secs => i), timestamptz '2020-01-01' + make_interval(hours => i), timestamptz '2020-01-01' + make_interval(hours => i), now() - make_interval(secs => i)
+         FROM generate_series(:from::int, :to::int) i`,
+        b,
+      );
+    }
+    await tx.raw(
+      `INSERT INTO manifest_token (manifest_id, code, system, value)
+       SELECT 'manifest-b' || i, x.code, x.system, x.value
+       FROM generate_series(:from::int, :to::int) i,
+       LATERAL (VALUES
+         ('patient.identifier', :iss, 'BMRN' || (i / :pp::int)),
+         ('identifier', 'urn:ietf:rfc:3986', 'urn:oid:2.25.8' || lpad(i::text, 9, '0')),
+         ('identifier', '', '2.25.8' || lpad(i::text, 9, '0')),
+         ('study-instance-uid', 'urn:dicom:uid', 'urn:oid:2.25.9' || lpad(i::text, 9, '0')),
+         ('study-instance-uid', '', '2.25.9' || lpad(i::text, 9, '0')),
+         ('accession-number', '', 'BACC' || i),
+         ('modality', 'http://dicom.nema.org/resources/ontology/DCM', (ARRAY['CT','MR','US','CR','DX'])[1 + i % 5]),
+         ('event', 'http://dicom.nema.org/resources/ontology/DCM', (ARRAY['CT','MR','US','CR','DX'])[1 + i % 5]),
+         ('anatomical-region', 'http://snomed.info/sct', '69536005'),
+         ('category', 'http://loinc.org', '18748-4'),
+         ('type', 'http://loinc.org', '18748-4'),
+         ('setting', 'http://snomed.info/sct', '394914008'),
+         ('facility', 'http://snomed.info/sct', '79491001'),
+         ('series', '', '2.25.7' || lpad(i::text, 9, '0'))
+       ) AS x(code, system, value)`,
+      b,
+    );
+    await tx.raw(
+      `INSERT INTO imaging_study (manifest_id, study_instance_uid, patient_id, study_date, started, modalities, number_of_series, number_of_instances)
+       SELECT 'manifest-b' || i, '2.25.9' || lpad(i::text, 9, '0'), 'patient-b' || (i / :pp::int), '20200101', timestamptz '2020-01-01' + make_interval(hours => i),
+              ARRAY[(ARRAY['CT','MR','US','CR','DX'])[1 + i % 5]], 1, 4
+       FROM generate_series(:from::int, :to::int) i`,
+      b,
+    );
+  });
+}
+
+export async function analyzeSearchTables(db: Knex): Promise<void> {
+  for (const t of ['patient', 'patient_identifier', 'manifest', 'document_reference', 'manifest_token', 'imaging_study']) await db.raw(`ANALYZE ${t}`);
+}
+
+export async function countManifests(db: Knex): Promise<number> {
+  return (await db.raw('SELECT count(*)::int AS n FROM manifest')).rows[0].n;
+}

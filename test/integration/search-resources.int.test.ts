@@ -1,0 +1,286 @@
+/**
+ * ImagingStudy, Patient, Endpoint and List (ITI-66) search/read; authorisation inside the SQL;
+ * keyset paging under concurrent inserts; EXPLAIN of the benchmarked queries uses the indexes.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import express from 'express';
+import request from 'supertest';
+import { createTestApp, type TestApp } from '../helpers/app.js';
+import { ingestFhir, ingestKos, makeManifest } from '../helpers/query-data.js';
+import { IngestService, type IngestResult } from '../../src/ingest/service.js';
+import { createFhirRouter } from '../../src/fhir/routes.js';
+import { queryModules } from '../../src/fhir/resources/index.js';
+import { errorHandler } from '../../src/http/errors.js';
+import { createLogger } from '../../src/log.js';
+import type { Principal } from '../../src/auth/principal.js';
+import { insertSubmissionSet, runInTransaction } from '../../src/store/manifests.js';
+import { explainSearch } from '../../src/store/search-sql.js';
+import { planSearch } from '../../src/fhir/search/plan.js';
+import { parseQueryString } from '../../src/fhir/search/parse.js';
+import { analyzeSearchTables, benchStudyUid, bulkLoadManifests, BENCH_ISSUER } from '../../src/store/search-bench-load.js';
+import { syntheticManifest } from '../../src/dicom/index.js';
+import { manifestToDocumentReferences } from '../../src/fhir/mapping/index.js';
+import { mappingContext } from '../../src/ingest/service.js';
+
+let t: TestApp;
+const ISS = 'urn:oid:1.2.3.4.5.6.7';
+let A: IngestResult, B: IngestResult, C: IngestResult, X: IngestResult;
+
+before(async () => {
+  t = await createTestApp();
+  A = await ingestKos(t, makeManifest({ seed: 'IA', patientId: 'Q1', studyDate: '20240115', studyTime: '101010', modality: 'CT' }));
+  B = await ingestFhir(t, makeManifest({ seed: 'IB', patientId: 'Q1', studyDate: '20230601', studyTime: '080000', modality: 'MR' }));
+  C = await ingestKos(t, makeManifest({ seed: 'IC', patientId: 'Q2', studyDate: '20220101', studyTime: '080000', modality: 'US' }));
+  X = await ingestKos(t, makeManifest({ seed: 'IX', patientId: 'Q1', studyDate: '20200101', studyTime: '080000', modality: 'CT' }));
+  await new IngestService({ db: t.tdb.db, config: t.config }).updateStatus(X.stored.kosDocRefId, 'entered-in-error');
+});
+after(async () => t.close());
+
+const studyId = (r: IngestResult) => `study-${r.stored.binaryId.slice(4)}`;
+const matches = (res: request.Response, type?: string) => (res.body.entry ?? []).filter((e: any) => e.search.mode === 'match' && (!type || e.resource.resourceType === type)).map((e: any) => e.resource.id).sort();
+async function q(path: string, status = 200) {
+  const res = await request(t.app).get(`/fhir/${path}`);
+  assert.equal(res.status, status, `${path} → ${res.status} ${JSON.stringify(res.body).slice(0, 300)}`);
+  return res;
+}
+
+test('ImagingStudy: identifier (urn:oid:, bare, system|value), patient, patient.identifier, status', async () => {
+  const st = A.stored.studyInstanceUid;
+  for (const v of [`urn:dicom:uid|urn:oid:${st}`, `urn:oid:${st}`, st, `urn:dicom:uid|${st}`]) {
+    assert.deepEqual(matches(await q(`ImagingStudy?identifier=${v}`)), [studyId(A)], v);
+  }
+  assert.deepEqual(matches(await q(`ImagingStudy?identifier=urn:oid:1.2.3.999`)), []);
+  assert.deepEqual(matches(await q(`ImagingStudy?patient.identifier=${ISS}|Q1`)), [studyId(A), studyId(B)].sort());
+  assert.deepEqual(matches(await q(`ImagingStudy?patient=Patient/${A.stored.patientId}`)), [studyId(A), studyId(B)].sort());
+  assert.deepEqual(matches(await q(`ImagingStudy?patient.identifier=${ISS}|Q1&status=entered-in-error`)), [studyId(X)]);
+  assert.deepEqual(matches(await q(`ImagingStudy?patient.identifier=${ISS}|Q1&status=available`)), [studyId(A), studyId(B)].sort());
+  await q('ImagingStudy?patient.identifier=Q1', 400);
+  const r = await q(`ImagingStudy?identifier=${st}`);
+  const s = r.body.entry[0].resource;
+  assert.equal(s.resourceType, 'ImagingStudy');
+  assert.equal(s.subject.reference, `Patient/${A.stored.patientId}`);
+  assert.ok(s.series[0].endpoint[0].reference.startsWith('Endpoint/'));
+});
+
+test('ImagingStudy: started prefixes, modality, bodysite, series, endpoint, _id, _lastUpdated, _sort=started', async () => {
+  const P = `patient.identifier=${ISS}|Q1`;
+  assert.deepEqual(matches(await q(`ImagingStudy?${P}&started=2024-01-15`)), [studyId(A)]);
+  assert.deepEqual(matches(await q(`ImagingStudy?${P}&started=lt2024`)), [studyId(B)]);
+  assert.deepEqual(matches(await q(`ImagingStudy?${P}&started=ge2023-06-01T07:00:00Z`)), [studyId(A), studyId(B)].sort());
+  assert.deepEqual(matches(await q(`ImagingStudy?${P}&started=gt2023-06-01`)), [studyId(A)]);
+  assert.deepEqual(matches(await q(`ImagingStudy?${P}&modality=MR`)), [studyId(B)]);
+  assert.deepEqual(matches(await q(`ImagingStudy?${P}&modality=http://dicom.nema.org/resources/ontology/DCM|CT`)), [studyId(A)]);
+  assert.deepEqual(matches(await q(`ImagingStudy?${P}&bodysite=69536005`)), [studyId(A), studyId(B)].sort());
+  assert.deepEqual(matches(await q(`ImagingStudy?${P}&bodysite=1`)), []);
+  const model = (await t.tdb.db.raw('select model from manifest where sop_instance_uid = ?', [A.stored.sopInstanceUid])).rows[0].model;
+  const series = model.evidence[0].series[0].uid;
+  assert.deepEqual(matches(await q(`ImagingStudy?series=${series}`)), [studyId(A)]);
+  const read = await q(`ImagingStudy/${studyId(A)}`);
+  const ep = read.body.series[0].endpoint[0].reference;
+  assert.ok(matches(await q(`ImagingStudy?${P}&endpoint=${ep}`)).includes(studyId(A)));
+  assert.deepEqual(matches(await q(`ImagingStudy?${P}&endpoint=Endpoint/none`)), []);
+  assert.deepEqual(matches(await q(`ImagingStudy?_id=${studyId(A)}`)), [studyId(A)]);
+  assert.deepEqual(matches(await q(`ImagingStudy?_id=nope`)), []);
+  assert.deepEqual(matches(await q(`ImagingStudy?${P}&_lastUpdated=gt2000`)), [studyId(A), studyId(B)].sort());
+  const sorted = (await q(`ImagingStudy?${P}&_sort=started`)).body.entry.map((e: any) => e.resource.id);
+  assert.deepEqual(sorted, [studyId(B), studyId(A)]);
+  const desc = (await q(`ImagingStudy?${P}&_sort=-started`)).body.entry.map((e: any) => e.resource.id);
+  assert.deepEqual(desc, [studyId(A), studyId(B)]);
+});
+
+test('ImagingStudy: _include patient and endpoint; read with ETag/304; superseded → 404', async () => {
+  const res = await q(`ImagingStudy?identifier=${A.stored.studyInstanceUid}&_include=ImagingStudy:patient&_include=ImagingStudy:endpoint`);
+  const inc = res.body.entry.filter((e: any) => e.search.mode === 'include').map((e: any) => e.resource.resourceType).sort();
+  assert.ok(inc.includes('Patient'));
+  assert.ok(inc.includes('Endpoint'));
+  const r = await q(`ImagingStudy/${studyId(A)}`);
+  assert.equal(r.headers.etag, `W/"${r.body.meta.versionId}"`);
+  await request(t.app).get(`/fhir/ImagingStudy/${studyId(A)}`).set('If-None-Match', r.headers.etag!).expect(304);
+  await q('ImagingStudy/nope', 404);
+  const A2 = await ingestKos(t, makeManifest({ seed: 'IA2', patientId: 'Q1', studyDate: '20240115', studyTime: '101010', modality: 'CT', studyUid: A.stored.studyInstanceUid }));
+  await q(`ImagingStudy/${studyId(A)}`, 404);
+  await q(`ImagingStudy/${studyId(A2)}`);
+  assert.deepEqual(matches(await q(`ImagingStudy?identifier=${A.stored.studyInstanceUid}`)), [studyId(A2)]);
+  A = A2;
+});
+
+test('Patient: read, identifier (issuer-aware), name, birthdate, _revinclude', async () => {
+  const pid = B.stored.patientId;
+  const r = await q(`Patient/${pid}`);
+  assert.equal(r.body.resourceType, 'Patient');
+  assert.ok(r.headers.etag);
+  await request(t.app).get(`/fhir/Patient/${pid}`).set('If-None-Match', r.headers.etag!).expect(304);
+  assert.deepEqual(matches(await q(`Patient?identifier=${ISS}|Q1`)), [pid]);
+  assert.deepEqual(matches(await q(`Patient?identifier=Q1`)), [pid]);
+  assert.deepEqual(matches(await q(`Patient?identifier=urn:oid:9|Q1`)), []);
+  assert.deepEqual(matches(await q(`Patient?name=synth&identifier=${ISS}|Q1`)), [pid]);
+  assert.deepEqual(matches(await q(`Patient?name=patienti&identifier=${ISS}|Q1`)), [pid]);
+  assert.deepEqual(matches(await q(`Patient?name:exact=synth&identifier=${ISS}|Q1`)), []);
+  assert.deepEqual(matches(await q(`Patient?name=zzz`)), []);
+  assert.deepEqual(matches(await q(`Patient?birthdate=1970-01-01&identifier=${ISS}|Q1`)), [pid]);
+  assert.deepEqual(matches(await q(`Patient?birthdate=gt1970&identifier=${ISS}|Q1`)), []);
+  const rev = await q(`Patient?_id=${pid}&_revinclude=DocumentReference:subject&_revinclude=ImagingStudy:subject`);
+  const types = rev.body.entry.filter((e: any) => e.search.mode === 'include').map((e: any) => e.resource.resourceType);
+  assert.equal(types.filter((x: string) => x === 'DocumentReference').length, 6); // A (superseded), A2, B; not X (entered-in-error)
+  assert.equal(types.filter((x: string) => x === 'ImagingStudy').length, 2);
+  await q('Patient/nobody', 404);
+});
+
+test('Endpoint: search by connection-type, read', async () => {
+  const all = matches(await q('Endpoint?connection-type=dicom-wado-rs'));
+  assert.ok(all.length >= 1);
+  assert.deepEqual(matches(await q('Endpoint?connection-type=nope')), []);
+  const r = await q(`Endpoint/${all[0]}`);
+  assert.equal(r.body.resourceType, 'Endpoint');
+  assert.ok(r.headers.etag);
+  await q('Endpoint/nope', 404);
+});
+
+test('List (ITI-66): code, status, patient, patient.identifier, date, identifier, designationType, sourceId', async () => {
+  const pid = B.stored.patientId;
+  await runInTransaction(t.tdb.db, (tx) =>
+    insertSubmissionSet(tx, {
+      id: 'ss-1',
+      resource: { resourceType: 'List', id: 'ss-1', status: 'current', mode: 'working', code: { coding: [{ system: 'https://profiles.ihe.net/ITI/MHD/CodeSystem/MHDlistTypes', code: 'submissionset' }] }, subject: { reference: `Patient/${pid}` } },
+      status: 'current',
+      patientId: pid,
+      date: '2024-05-01T10:00:00Z',
+      tokens: [
+        { code: 'code', system: 'https://profiles.ihe.net/ITI/MHD/CodeSystem/MHDlistTypes', value: 'submissionset' },
+        { code: 'patient.identifier', system: ISS, value: 'Q1' },
+        { code: 'identifier', system: 'urn:ietf:rfc:3986', value: 'urn:oid:1.2.3.77' },
+        { code: 'source-id', system: '', value: 'urn:oid:1.2.3.88' },
+        { code: 'designation-type', system: 'http://loinc.org', value: '1234-5' },
+        { code: 'status', system: '', value: 'current' },
+      ],
+    } as never),
+  );
+  const P = `patient.identifier=${ISS}|Q1`;
+  assert.deepEqual(matches(await q(`List?${P}&code=submissionset&status=current`)), ['ss-1']);
+  assert.deepEqual(matches(await q(`List?patient=${pid}&code=folder`)), []);
+  assert.deepEqual(matches(await q(`List?${P}&status=retired`)), []);
+  assert.deepEqual(matches(await q(`List?${P}&date=2024-05`)), ['ss-1']);
+  assert.deepEqual(matches(await q(`List?${P}&date=lt2024`)), []);
+  assert.deepEqual(matches(await q(`List?identifier=1.2.3.77`)), ['ss-1']);
+  assert.deepEqual(matches(await q(`List?designationType=http://loinc.org|1234-5&${P}`)), ['ss-1']);
+  assert.deepEqual(matches(await q(`List?designationType=http://loinc.org|9&${P}`)), []);
+  assert.deepEqual(matches(await q(`List?sourceId=1.2.3.88`)), ['ss-1']);
+  const r = await q('List/ss-1');
+  assert.equal(r.body.resourceType, 'List');
+  await q('List/none', 404);
+});
+
+function limitedApp(patientIds: string[]) {
+  const principal: Principal = { kind: 'user', subject: 'u1', roles: ['referring'], scopes: ['patient/*.read'], patientIds, breakGlass: false };
+  const app = express();
+  app.use((req, _res, next) => {
+    (req as any).requestId = 'test';
+    (req as any).log = createLogger('silent');
+    req.principal = principal;
+    next();
+  });
+  app.use('/fhir', createFhirRouter({ config: t.config, db: t.tdb.db, log: createLogger('silent'), version: 'test' }, queryModules));
+  app.use(errorHandler());
+  return app;
+}
+
+test('authorisation: patientFilter inside SQL — totals, reads, retrieve, includes of other patients hidden', async () => {
+  const app = limitedApp([C.stored.patientId]);
+  const r = await request(app).get(`/fhir/DocumentReference?patient.identifier=${ISS}|Q1&_total=accurate`).expect(200);
+  assert.equal(r.body.total, 0);
+  assert.equal(r.body.entry, undefined);
+  const own = await request(app).get(`/fhir/DocumentReference?patient.identifier=${ISS}|Q2&_total=accurate`).expect(200);
+  assert.equal(own.body.total, 2);
+  await request(app).get(`/fhir/DocumentReference/${B.stored.kosDocRefId}`).expect(404);
+  await request(app).get(`/fhir/DocumentReference/${C.stored.kosDocRefId}`).expect(200);
+  await request(app).get(`/fhir/Binary/${B.stored.binaryId}`).expect(404);
+  await request(app).get(`/fhir/Bundle/${B.stored.bundleId}`).expect(404);
+  await request(app).get(`/fhir/Binary/${C.stored.binaryId}`).expect(200);
+  await request(app).get(`/fhir/ImagingStudy/${studyId(B)}`).expect(404);
+  await request(app).get(`/fhir/Patient/${B.stored.patientId}`).expect(404);
+  assert.equal((await request(app).get(`/fhir/ImagingStudy?_summary=count`).expect(200)).body.total, 1);
+  assert.equal((await request(app).get(`/fhir/Patient?_summary=count`).expect(200)).body.total, 1);
+  assert.equal((await request(app).get(`/fhir/List?_summary=count`).expect(200)).body.total, 0);
+  const none = limitedApp([]);
+  assert.equal((await request(none).get(`/fhir/DocumentReference?_summary=count`).expect(200)).body.total, 0);
+  assert.equal((await request(none).get(`/fhir/Endpoint?_summary=count`).expect(200)).body.total, 0);
+});
+
+test('audit annotation: subtype, action, patients, entities, raw query, count', async () => {
+  const seen: any[] = [];
+  const app = express();
+  app.use((req, res, next) => {
+    (req as any).log = createLogger('silent');
+    res.on('finish', () => seen.push(res.locals.audit));
+    next();
+  });
+  app.use('/fhir', createFhirRouter({ config: t.config, db: t.tdb.db, log: createLogger('silent'), version: 'test' }, queryModules));
+  app.use(errorHandler());
+  await request(app).get(`/fhir/DocumentReference?patient.identifier=${ISS}|Q2`).expect(200);
+  await request(app).get(`/fhir/Binary/${C.stored.binaryId}`).expect(200);
+  await request(app).get(`/fhir/ImagingStudy?patient.identifier=${ISS}|Q2`).expect(200);
+  await request(app).get(`/fhir/List?code=submissionset`).expect(200);
+  assert.equal(seen[0].subtype, 'ITI-67');
+  assert.equal(seen[0].action, 'E');
+  assert.equal(seen[0].query, `patient.identifier=${ISS}|Q2`);
+  assert.equal(seen[0].count, 2);
+  assert.deepEqual(seen[0].patientIds, [C.stored.patientId]);
+  assert.equal(seen[0].entities.length, 2);
+  assert.equal(seen[1].subtype, 'ITI-68');
+  assert.equal(seen[1].action, 'R');
+  assert.deepEqual(seen[1].patientIds, [C.stored.patientId]);
+  assert.equal(seen[2].subtype, 'search');
+  assert.equal(seen[3].subtype, 'ITI-66');
+});
+
+test('keyset paging under concurrent inserts: nothing lost, nothing repeated (default and _sort=date)', async () => {
+  const before: IngestResult[] = [];
+  for (let i = 0; i < 12; i++) before.push(await ingestKos(t, makeManifest({ seed: `pg${i}`, patientId: 'PG' })));
+  const expected = before.flatMap((r) => [r.stored.kosDocRefId, r.stored.fhirDocRefId]).sort();
+  for (const sort of ['', '&_sort=date']) {
+    let res = await q(`DocumentReference?patient.identifier=${ISS}|PG&_count=3${sort}`);
+    const seen: string[] = [];
+    let n = 0;
+    for (;;) {
+      seen.push(...matches(res));
+      const next = res.body.link.find((l: any) => l.relation === 'next');
+      if (!next) break;
+      // Insert while the client is between pages, and concurrently with the next page request.
+      const [page] = await Promise.all([
+        request(t.app).get(next.url.slice('http://gateway.test'.length)),
+        ingestKos(t, makeManifest({ seed: `pgnew${sort}${n++}`, patientId: 'PG' })),
+      ]);
+      assert.equal(page.status, 200);
+      res = page;
+    }
+    assert.equal(new Set(seen).size, seen.length, 'no document repeated');
+    for (const id of expected) assert.ok(seen.includes(id), `pre-existing ${id} not lost (${sort || 'default sort'})`);
+  }
+});
+
+test('EXPLAIN of the benchmarked queries uses the indexes (realistic stats after ANALYZE)', async () => {
+  const m = syntheticManifest({ series: 1, instancesPerSeries: 1, seed: 'tpl' });
+  const d = manifestToDocumentReferences(m, mappingContext(t.config), { status: 'current', nativeFormat: 'kos' });
+  await bulkLoadManifests(t.tdb.db, 0, 20000, 4, { model: m, kosDocRef: d.kos, fhirDocRef: d.fhir, patient: { resourceType: 'Patient' } });
+  await analyzeSearchTables(t.tdb.db);
+  const plans = {
+    docrefByPatient: `patient.identifier=${BENCH_ISSUER}|BMRN123&status=current`,
+    docrefByStudy: `study-instance-uid=urn:oid:${benchStudyUid(4242)}`,
+  };
+  for (const [name, qs] of Object.entries(plans)) {
+    const p = planSearch('DocumentReference', parseQueryString(qs), { strict: true, defaultCount: 20, maxCount: 100 });
+    const text = await explainSearch(t.tdb.db, { table: 'DocumentReference', conds: p.conds, sort: p.sort, limit: p.count }, { all: true });
+    assert.match(text, /Index (Only )?Scan using manifest_token_lookup|Bitmap Index Scan on manifest_token_lookup/, `${name}: token index\n${text}`);
+    assert.match(text, /Index Scan using docref_manifest|Bitmap Index Scan on docref_manifest|Index Scan using docref_patient_status/, `${name}: docref index\n${text}`);
+    assert.doesNotMatch(text, /Seq Scan on (manifest_token|document_reference)/, `${name}\n${text}`);
+  }
+  const p = planSearch('ImagingStudy', parseQueryString(`identifier=urn:oid:${benchStudyUid(4242)}`), { strict: true, defaultCount: 20, maxCount: 100 });
+  const text = await explainSearch(t.tdb.db, { table: 'ImagingStudy', conds: p.conds, sort: p.sort, limit: p.count }, { all: true });
+  assert.match(text, /manifest_token_lookup/, text);
+  assert.doesNotMatch(text, /Seq Scan on (manifest_token|manifest|imaging_study)/, text);
+  // And the bulk rows answer through the API.
+  const r = await q(`DocumentReference?patient.identifier=${BENCH_ISSUER}|BMRN123&status=current&_total=accurate`);
+  assert.equal(r.body.total, 8);
+  assert.equal(matches(await q(`ImagingStudy?identifier=${benchStudyUid(4242)}`)).length, 1);
+});
