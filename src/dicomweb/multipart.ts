@@ -31,6 +31,7 @@ type State = 'preamble' | 'afterDelim' | 'headers' | 'body' | 'done';
 
 const CRLF = Buffer.from('\r\n');
 const CRLFCRLF = Buffer.from('\r\n\r\n');
+const EMPTY = Buffer.alloc(0);
 
 export class MultipartFilter extends Transform {
   private readonly delim: Buffer;
@@ -81,6 +82,20 @@ export class MultipartFilter extends Transform {
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     try {
+      // Hot path (inside a part body): the carried tail can only start a delimiter that ends in
+      // the first delim-1 bytes of this chunk. If it does not, emit the tail and scan the chunk
+      // in place — no copy of every chunk.
+      if (this.state === 'body' && this.carry.length && chunk.length >= this.delim.length) {
+        const w = Buffer.concat([this.carry, chunk.subarray(0, this.delim.length - 1)]);
+        if (w.indexOf(this.delim) < 0) {
+          const tail = this.carry;
+          this.carry = EMPTY;
+          this.body(tail);
+          this.consume(chunk);
+          cb();
+          return;
+        }
+      }
       this.consume(this.carry.length ? Buffer.concat([this.carry, chunk]) : chunk);
       cb();
     } catch (err) {
@@ -90,7 +105,7 @@ export class MultipartFilter extends Transform {
 
   private consume(buf: Buffer): void {
     let pos = 0;
-    this.carry = Buffer.alloc(0);
+    this.carry = EMPTY;
     for (;;) {
       switch (this.state) {
         case 'preamble': {

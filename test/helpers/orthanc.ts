@@ -109,7 +109,7 @@ export async function startOrthanc(extra: Record<string, unknown> = {}): Promise
     dir,
     proc,
     upload: async (dicom: Buffer) => {
-      const r = await fetch(`${url}/instances`, { method: 'POST', headers: { 'content-type': 'application/dicom' }, body: dicom });
+      const r = await fetch(`${url}/instances`, { method: 'POST', headers: { 'content-type': 'application/dicom' }, body: new Uint8Array(dicom) });
       const body = (await r.json()) as { ID?: string; Status?: string };
       if (!r.ok || !body.ID) throw new Error(`Orthanc refused an instance: ${r.status} ${JSON.stringify(body)}`);
       return body.ID;
