@@ -122,11 +122,23 @@ function ssId(list: Json, fullUrl: string | undefined): string {
 
 function ssTokens(list: Json, patient: Manifest['patient'] | undefined): Token[] {
   const out: Token[] = [];
-  for (const i of list.identifier ?? []) if (typeof i?.value === 'string') out.push({ code: 'identifier', system: typeof i.system === 'string' ? i.system : '', value: i.value });
+  // OIDs / UUIDs also bare with system '' (as the manifest identifiers, digest Q13/Q14).
+  const bare = (code: string, v: string) => {
+    const m = /^urn:(?:oid|uuid):(.+)$/.exec(v);
+    if (m) out.push({ code, system: '', value: m[1]! });
+  };
+  for (const i of list.identifier ?? []) {
+    if (typeof i?.value !== 'string') continue;
+    out.push({ code: 'identifier', system: typeof i.system === 'string' ? i.system : '', value: i.value });
+    bare('identifier', i.value);
+  }
   out.push({ code: 'code', system: MHD_LIST_TYPES, value: 'submissionset' });
   out.push({ code: 'status', system: '', value: String(list.status ?? 'current') });
   for (const ext of list.extension ?? []) {
-    if (/ihe-sourceId$/.test(ext?.url ?? '') && ext.valueIdentifier?.value) out.push({ code: 'source-id', system: '', value: ext.valueIdentifier.value });
+    if (/ihe-sourceId$/.test(ext?.url ?? '') && typeof ext.valueIdentifier?.value === 'string') {
+      out.push({ code: 'source-id', system: typeof ext.valueIdentifier.system === 'string' ? ext.valueIdentifier.system : '', value: ext.valueIdentifier.value });
+      bare('source-id', ext.valueIdentifier.value);
+    }
     if (/ihe-designationType$/.test(ext?.url ?? '')) for (const c of ext.valueCodeableConcept?.coding ?? []) if (c?.code) out.push({ code: 'designation-type', system: c.system ?? '', value: c.code });
   }
   if (patient) {

@@ -335,7 +335,7 @@ function encodeVersion(m: Manifest, native: NativeFormat, ctx: MappingContext, c
   return { model: back, nativeFormat: 'fhir', content, contentType: 'application/fhir+json', sha256: sha256Hex(content), warnings: [] };
 }
 
-export async function applyRejectionTx(tx: Tx, r: ParsedRejection, ctx: MappingContext, config?: Readonly<Config>): Promise<RejectionResult> {
+export async function applyRejectionTx(tx: Tx, r: ParsedRejection, ctx: MappingContext, config: Readonly<Config>): Promise<RejectionResult> {
   const refs = listReferences(r.note);
   const noteStudies = [...new Set(refs.map((x) => x.study))];
   await lockStudies(tx, noteStudies);
@@ -360,7 +360,7 @@ export async function applyRejectionTx(tx: Tx, r: ParsedRejection, ctx: MappingC
     const next = withoutInstances(model, rej, newSop, ctx.defaults.defaultTimezoneOffset);
     if (!next) continue;
     if (await findManifestBySop(tx, newSop)) continue;
-    const enc = encodeVersion(next, a.native_format, ctx, config ?? ({ limits: { maxInflatedBytes: 1 << 30, maxReferences: 10_000_000 } } as Config));
+    const enc = encodeVersion(next, a.native_format, ctx, config);
     created.push(await insertManifest(tx, { model: enc.model, nativeFormat: enc.nativeFormat, content: enc.content, contentType: enc.contentType, sha256: enc.sha256, replaces: a.id }, ctx));
   }
   return { rejected, superseded, created, warnings: r.warnings };

@@ -26,8 +26,9 @@
  *   security-label      none written (manifests carry no security labels)
  * A code system we cannot translate to a URI keeps the DICOM scheme designator as system.
  *
- * submission_set_token rows: identifier (uniqueId / entryUUID / other identifiers, system|value),
- * code (MHDlistTypes|submissionset), patient.identifier (as above), source-id (''|value),
+ * submission_set_token rows: identifier (uniqueId / entryUUID / other identifiers, system|value, plus
+ * the bare OID/UUID with system ''),
+ * code (MHDlistTypes|submissionset), patient.identifier (as above), source-id (system|value and bare),
  * designation-type (system|code), status (''|current).
  */
 import { createHash } from 'node:crypto';
