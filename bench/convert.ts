@@ -7,6 +7,8 @@
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import dcmjs from 'dcmjs';
 import { readKos, syntheticManifest, writeKos } from '../src/dicom/index.js';
 import { fhirToManifest, manifestToFhirBundle } from '../src/fhir/mapping/index.js';
@@ -29,7 +31,12 @@ dcmjs.log?.setLevel?.('error');
 const argRuns = process.argv.indexOf('--runs');
 const RUNS = Math.max(7, argRuns > 0 ? Number(process.argv[argRuns + 1]) || 9 : 9);
 
+// A full GC before each timed call, so one operation's garbage is not charged to the next (interleaved runs).
+v8.setFlagsFromString('--expose-gc');
+const gc = vm.runInNewContext('gc') as () => void;
+
 function ms(fn: () => unknown): number {
+  gc();
   const t = process.hrtime.bigint();
   fn();
   return Number(process.hrtime.bigint() - t) / 1e6;
@@ -56,7 +63,7 @@ function fhir2kos(json: string): Uint8Array {
   return writeKos(r.manifest);
 }
 
-interface Row { refs: number; kosBytes: number; jsonBytes: number; dcmjs: number; k2f: number; dcmjsOut: number; f2k: number }
+interface Row { refs: number; kosBytes: number; jsonBytes: number; dcmjs: number; k2f: number; dcmjsOut: number; f2k: number; readOnly: number; writeOnly: number }
 const rows: Row[] = [];
 for (const refs of [1000, 20000]) {
   const series = refs >= 10_000 ? 20 : 10;
@@ -65,14 +72,17 @@ for (const refs of [1000, 20000]) {
   const json = kos2fhir(kos);
   const out = fhir2kos(json);
   for (let i = 0; i < 2; i++) { dcmjsParse(kos); kos2fhir(kos); dcmjsParse(out); fhir2kos(json); } // warm-up
-  const t = { dcmjs: [] as number[], k2f: [] as number[], dcmjsOut: [] as number[], f2k: [] as number[] };
+  const m2 = fhirToManifest(JSON.parse(json)).manifest!;
+  const t = { dcmjs: [] as number[], k2f: [] as number[], dcmjsOut: [] as number[], f2k: [] as number[], readOnly: [] as number[], writeOnly: [] as number[] };
   for (let i = 0; i < RUNS; i++) {
     t.dcmjs.push(ms(() => dcmjsParse(kos)));
     t.k2f.push(ms(() => kos2fhir(kos)));
     t.dcmjsOut.push(ms(() => dcmjsParse(out)));
     t.f2k.push(ms(() => fhir2kos(json)));
+    t.readOnly.push(ms(() => readKos(kos)));
+    t.writeOnly.push(ms(() => writeKos(m2)));
   }
-  rows.push({ refs, kosBytes: kos.length, jsonBytes: json.length, dcmjs: median(t.dcmjs), k2f: median(t.k2f), dcmjsOut: median(t.dcmjsOut), f2k: median(t.f2k) });
+  rows.push({ refs, kosBytes: kos.length, jsonBytes: json.length, dcmjs: median(t.dcmjs), k2f: median(t.k2f), dcmjsOut: median(t.dcmjsOut), f2k: median(t.f2k), readOnly: median(t.readOnly), writeOnly: median(t.writeOnly) });
   console.log(`${refs} refs: dcmjs ${median(t.dcmjs).toFixed(1)} ms, kos2fhir ${median(t.k2f).toFixed(1)} ms, fhir2kos ${median(t.f2k).toFixed(1)} ms (dcmjs of output ${median(t.dcmjsOut).toFixed(1)} ms)`);
 }
 
@@ -81,13 +91,14 @@ const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
 const md = [
   '# Conversion benchmark (bench/convert.ts)',
   '',
-  `Node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, ${new Date().toISOString()}. Medians of ${RUNS} interleaved runs after 2 warm-ups.`,
+  `Node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, ${new Date().toISOString()}. Medians of ${RUNS} interleaved runs after 2 warm-ups, full GC before each timed call. Shared machine: expect some run-to-run noise.`,
   'Baseline: `dcmjs.data.DicomMessage.readFile` of the same KOS bytes (parse only, no naturalize, dcmjs logging off). kos2fhir = readKos + manifestToFhirBundle + JSON.stringify;',
   'fhir2kos = JSON.parse + fhirToManifest + writeKos, compared with a dcmjs parse of the KOS it writes. Target ≤ 1.5×.',
+  'For context, the codec alone: readKos (share of kos2fhir) and writeKos (share of fhir2kos); the rest is the FHIR mapping and JSON.',
   '',
-  '| references | KOS bytes | Bundle JSON bytes | dcmjs parse (ms) | kos2fhir (ms) | kos2fhir / dcmjs | dcmjs parse of output (ms) | fhir2kos (ms) | fhir2kos / dcmjs |',
-  '|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-  ...rows.map((r) => `| ${r.refs.toLocaleString('en')} | ${r.kosBytes.toLocaleString('en')} | ${r.jsonBytes.toLocaleString('en')} | ${f(r.dcmjs)} | ${f(r.k2f)} | ${ratio(r.k2f, r.dcmjs)} | ${f(r.dcmjsOut)} | ${f(r.f2k)} | ${ratio(r.f2k, r.dcmjsOut)} |`),
+  '| references | KOS bytes | Bundle JSON bytes | dcmjs parse (ms) | kos2fhir (ms) | kos2fhir / dcmjs | dcmjs parse of output (ms) | fhir2kos (ms) | fhir2kos / dcmjs | readKos alone (ms) | writeKos alone (ms) |',
+  '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ...rows.map((r) => `| ${r.refs.toLocaleString('en')} | ${r.kosBytes.toLocaleString('en')} | ${r.jsonBytes.toLocaleString('en')} | ${f(r.dcmjs)} | ${f(r.k2f)} | ${ratio(r.k2f, r.dcmjs)} | ${f(r.dcmjsOut)} | ${f(r.f2k)} | ${ratio(r.f2k, r.dcmjsOut)} | ${f(r.readOnly)} | ${f(r.writeOnly)} |`),
   '',
 ];
 const file = path.join(import.meta.dirname, 'results-convert.md');
