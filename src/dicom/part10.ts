@@ -17,10 +17,43 @@ export const TS = {
 
 export interface El { tag: number; vr: string; off: number; len: number; items?: DataSet[] }
 
+/** Elements of one dataset. Most items hold < 10 elements: a small array scan is cheaper than a
+ * Map per item; large datasets switch to a Map so hostile out-of-order input stays linear. */
+class ElMap {
+  private tags: number[] = [];
+  private vals: El[] = [];
+  private map?: Map<number, El>;
+  get(tag: number): El | undefined {
+    if (this.map) return this.map.get(tag);
+    const t = this.tags;
+    for (let i = 0; i < t.length; i++) if (t[i] === tag) return this.vals[i];
+    return undefined;
+  }
+  has(tag: number): boolean { return this.get(tag) !== undefined; }
+  set(tag: number, el: El): void {
+    if (this.map) { this.map.set(tag, el); return; }
+    this.tags.push(tag); this.vals.push(el);
+    if (this.tags.length > 32) {
+      this.map = new Map();
+      for (let i = 0; i < this.tags.length; i++) if (!this.map.has(this.tags[i]!)) this.map.set(this.tags[i]!, this.vals[i]!);
+    }
+  }
+  *[Symbol.iterator](): IterableIterator<[number, El]> {
+    if (this.map) { yield* this.map; return; }
+    for (let i = 0; i < this.tags.length; i++) yield [this.tags[i]!, this.vals[i]!];
+  }
+}
+
 export class DataSet {
-  readonly els = new Map<number, El>();
+  readonly els = new ElMap();
   constructor(readonly buf: Buffer) {}
   get(tag: number): El | undefined { return this.els.get(tag); }
+}
+
+const VR_CACHE: string[] = [];
+function vrOf(a: number, b: number): string {
+  const k = (a << 8) | b;
+  return VR_CACHE[k] ?? (VR_CACHE[k] = String.fromCharCode(a, b));
 }
 
 export interface ParseLimits { maxDepth: number; maxItems: number; stopAfterTag?: number }
@@ -90,7 +123,7 @@ function parseDataset(ctx: Ctx, ds: DataSet, pos: number, end: number, undefined
     if (ctx.explicit) {
       const a = buf[pos + 4]!, b = buf[pos + 5]!;
       if (!isVrChars(a, b)) fail(ctx, 'GW_KOS_BAD_VR', `invalid VR bytes at byte ${pos + 4}`, tag);
-      vr = String.fromCharCode(a, b);
+      vr = vrOf(a, b);
       if (LONG_VR.has(vr)) {
         if (end - pos < 12) fail(ctx, 'GW_KOS_TRUNCATED', `truncated element header at byte ${pos}`, tag);
         len = u32(ctx, pos + 8); hdr = 12;
@@ -124,7 +157,7 @@ function parseDataset(ctx: Ctx, ds: DataSet, pos: number, end: number, undefined
       continue;
     }
     if (len > end - pos) fail(ctx, 'GW_KOS_LENGTH_PAST_END', `value length ${len} runs past the end of its container (${end - pos} bytes left)`, tag);
-    if (!ds.els.has(tag)) ds.els.set(tag, { tag, vr, off: pos, len });
+    if (!ds.els.has(tag)) ds.els.set(tag, { tag, vr, off: pos, len, items: undefined });
     pos += len;
   }
   if (undefinedItem) fail(ctx, 'GW_KOS_TRUNCATED', 'missing item delimiter (input truncated)');
