@@ -1,0 +1,133 @@
+/**
+ * Search benchmark (issue 6): N synthetic manifests bulk-loaded straight into the tables
+ * (generate_series, src/store/search-bench-load.ts), the real app on embedded PostgreSQL,
+ * autocannon with 16 connections, each request for a random patient / study:
+ *   DocumentReference?patient.identifier=…&status=current   target p50 ≤ 5 ms, p99 ≤ 25 ms
+ *   DocumentReference?study-instance-uid=…                   same
+ *   ImagingStudy?identifier=…                                same
+ * and at a larger N within 1.5× of those. Writes bench/results-search.md.
+ * Run: npm run bench:search [-- --sizes 100000,1000000 --duration 10]
+ */
+import { writeFileSync } from 'node:fs';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { AddressInfo } from 'node:net';
+import autocannon from 'autocannon';
+import { buildApp } from '../src/app.js';
+import { loadConfig } from '../src/config.js';
+import { syntheticManifest } from '../src/dicom/index.js';
+import { manifestToDocumentReferences } from '../src/fhir/mapping/index.js';
+import { createLogger } from '../src/log.js';
+import { createDb } from '../src/store/db.js';
+import { startEmbeddedPg } from '../src/store/embedded-pg.js';
+import { migrateLatest } from '../src/store/migrate.js';
+import { analyzeSearchTables, BENCH_ISSUER, benchStudyUid, bulkLoadManifests, countManifests, withIndexesRebuilt } from '../src/store/search-bench-load.js';
+
+function arg(name: string, dflt: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 && process.argv[i + 1] ? process.argv[i + 1]! : dflt;
+}
+const SIZES = arg('sizes', '100000').split(',').map(Number).filter((n) => n > 0).sort((a, b) => a - b);
+const DURATION = Number(arg('duration', '10'));
+const PER_PATIENT = 4;
+const CONNECTIONS = 16;
+const AUDIT = arg('audit', 'on') !== 'off';
+
+const base = fs.mkdtempSync(path.join(os.tmpdir(), 'mado-bench-search-'));
+fs.chmodSync(base, 0o755);
+const pg = await startEmbeddedPg({ baseDir: base, ephemeral: true });
+const url = pg.url('postgres');
+const db = createDb({ url, poolMax: 20 });
+await migrateLatest(db);
+
+const config = loadConfig({ DATABASE_URL: url, LOG_LEVEL: 'silent', PORT: '0' });
+const m = syntheticManifest({ series: 2, instancesPerSeries: 2, seed: 'bench-template' });
+const docs = manifestToDocumentReferences(m, { publicBaseUrl: config.publicBaseUrl, defaults: config.documentDefaults }, { status: 'current', nativeFormat: 'kos', date: '2024-01-01T00:00:00Z' });
+const templates = { model: m, kosDocRef: docs.kos, fhirDocRef: docs.fhir, patient: { resourceType: 'Patient', name: [{ family: 'Bench' }] } };
+
+const { app } = buildApp({ config, db, log: createLogger('silent'), version: 'bench', disableAudit: !AUDIT });
+const server = app.listen(0, '127.0.0.1');
+await new Promise((r) => server.once('listening', r));
+const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+interface Row { size: number; query: string; p50: number; p90: number; p99: number; rps: number; errors: number; non2xx: number }
+const rows: Row[] = [];
+const loadTimes: Array<{ size: number; seconds: number }> = [];
+const loadAvg: Array<{ size: number; load: string }> = [];
+
+async function run(title: string, size: number, pathFor: () => string, duration: number): Promise<Row> {
+  const r = await autocannon({
+    url: origin,
+    connections: CONNECTIONS,
+    duration,
+    requests: [{ method: 'GET', setupRequest: (req: Record<string, unknown>) => ({ ...req, path: pathFor() }) }],
+  } as never);
+  const res = r as unknown as { latency: { p50: number; p90: number; p99: number }; requests: { average: number }; errors: number; non2xx: number };
+  return { size, query: title, p50: res.latency.p50, p90: res.latency.p90, p99: res.latency.p99, rps: Math.round(res.requests.average), errors: res.errors, non2xx: res.non2xx };
+}
+
+let loaded = 0;
+for (const size of SIZES) {
+  const t0 = Date.now();
+  const BATCH = 50_000;
+  await withIndexesRebuilt(db, async () => {
+    for (let from = loaded; from < size; from += BATCH) {
+      await bulkLoadManifests(db, from, Math.min(size, from + BATCH), PER_PATIENT, templates);
+      process.stdout.write(`\rloaded ${Math.min(size, from + BATCH)} / ${size}`);
+    }
+  });
+  await analyzeSearchTables(db);
+  await db.raw('VACUUM ANALYZE document_reference');
+  loaded = size;
+  loadTimes.push({ size, seconds: Math.round((Date.now() - t0) / 100) / 10 });
+  console.log(`\n${await countManifests(db)} manifests (load ${loadTimes.at(-1)!.seconds} s)`);
+  loadAvg.push({ size, load: os.loadavg().map((x) => x.toFixed(1)).join(' / ') });
+  const patients = Math.ceil(size / PER_PATIENT);
+  const rnd = (n: number) => Math.floor(Math.random() * n);
+  const queries: Array<[string, () => string]> = [
+    ['DocumentReference?patient.identifier=…&status=current', () => `/fhir/DocumentReference?patient.identifier=${encodeURIComponent(`${BENCH_ISSUER}|BMRN${rnd(patients)}`)}&status=current`],
+    ['DocumentReference?study-instance-uid=…', () => `/fhir/DocumentReference?study-instance-uid=urn:oid:${benchStudyUid(rnd(size))}`],
+    ['ImagingStudy?identifier=…', () => `/fhir/ImagingStudy?identifier=${encodeURIComponent(`urn:dicom:uid|urn:oid:${benchStudyUid(rnd(size))}`)}`],
+  ];
+  for (const [title, p] of queries) {
+    // sanity: the query returns matches
+    const check = await fetch(origin + p());
+    const body = (await check.json()) as { entry?: unknown[] };
+    if (check.status !== 200 || !body.entry?.length) throw new Error(`${title}: ${check.status}, ${body.entry?.length ?? 0} entries`);
+    await run(title, size, p, 2); // warm-up
+    const row = await run(title, size, p, DURATION);
+    rows.push(row);
+    console.log(`${size}\t${title}\tp50 ${row.p50} ms\tp99 ${row.p99} ms\t${row.rps} req/s\terrors ${row.errors} non2xx ${row.non2xx}`);
+  }
+}
+
+server.close();
+await db.destroy();
+await pg.stop();
+fs.rmSync(base, { recursive: true, force: true });
+
+const baseline = new Map(rows.filter((r) => r.size === SIZES[0]).map((r) => [r.query, r]));
+const lines = [
+  '# Search benchmark (issue 6)',
+  '',
+  `Generated by \`npm run bench:search\` on ${new Date().toISOString().slice(0, 10)}: ${os.cpus().length} CPU (${os.cpus()[0]?.model ?? 'unknown'}), ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, Node ${process.version}.`,
+  `App and embedded PostgreSQL 18 on the same machine (fsync off: read-only benchmark), autocannon ${CONNECTIONS} connections, ${DURATION} s per query after a 2 s warm-up, a random patient/study per request, audit recorder ${AUDIT ? 'on' : 'off'}.`,
+  `Machine load average while measuring (other sessions share the CPUs): ${loadAvg.map((l) => `${l.size.toLocaleString('en')}: ${l.load}`).join(', ')}.`,
+  `Data: ${PER_PATIENT} manifests per patient (8 DocumentReferences), bulk-loaded with generate_series; ${loadTimes.map((l) => `${l.size.toLocaleString('en')} manifests loaded in ${l.seconds} s`).join(', ')}.`,
+  '',
+  'Targets: p50 ≤ 5 ms and p99 ≤ 25 ms at 100,000 manifests; larger sizes within 1.5× of that.',
+  '',
+  '| manifests | query | p50 ms | p90 ms | p99 ms | req/s | errors | ×p50 vs smallest | target met |',
+  '|---:|---|---:|---:|---:|---:|---:|---:|---|',
+  ...rows.map((r) => {
+    const b = baseline.get(r.query)!;
+    const ratio = r.size === SIZES[0] ? 1 : r.p50 / b.p50;
+    const met = r.size === SIZES[0] ? r.p50 <= 5 && r.p99 <= 25 : r.p50 <= 1.5 * Math.max(5, b.p50) && r.p99 <= 1.5 * Math.max(25, b.p99);
+    return `| ${r.size.toLocaleString('en')} | \`${r.query}\` | ${r.p50} | ${r.p90} | ${r.p99} | ${r.rps} | ${r.errors + r.non2xx} | ${ratio.toFixed(2)} | ${met ? 'yes' : '**no**'} |`;
+  }),
+  '',
+];
+writeFileSync(path.join(import.meta.dirname, 'results-search.md'), lines.join('\n'));
+console.log(lines.join('\n'));
+process.exit(0);

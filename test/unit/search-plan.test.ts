@@ -1,0 +1,99 @@
+/**
+ * Search syntax and planning (style.md §5.4): token forms, escaped commas, quotes, date precision
+ * and prefixes, unknown/chained parameters, _count clamp, cursors; compileSearch SQL shape with
+ * bindings only (no value ever in the SQL text).
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { parseDate, parseQueryString, parseReference, parseToken, splitOr } from '../../src/fhir/search/parse.js';
+import { decodeCursor, encodeCursor, planSearch } from '../../src/fhir/search/plan.js';
+import { compileCount, compileSearch } from '../../src/store/search-sql.js';
+
+const O = { strict: false, defaultCount: 20, maxCount: 100 };
+const plan = (qs: string, o = O) => planSearch('DocumentReference', parseQueryString(qs), o);
+
+test('token forms: value, system|value, |value, system|, escapes and quotes (Q17)', () => {
+  assert.deepEqual(parseToken('ap123456', 'x'), { value: 'ap123456' }); // no prefix guessing (style §8 trap 1)
+  assert.deepEqual(parseToken('urn:oid:1.2|MRN42', 'x'), { system: 'urn:oid:1.2', value: 'MRN42' });
+  assert.deepEqual(parseToken('|MRN42', 'x'), { system: '', value: 'MRN42' });
+  assert.deepEqual(parseToken('http://loinc.org|', 'x'), { system: 'http://loinc.org' });
+  assert.deepEqual(parseToken('a\\|b|c', 'x'), { system: 'a|b', value: 'c' });
+  assert.deepEqual(parseToken('"12345"', 'x'), { value: '12345' });
+  assert.deepEqual(parseToken('sys|"12345"', 'x'), { system: 'sys', value: '12345' });
+  assert.throws(() => parseToken('|', 'x'));
+  assert.deepEqual(splitOr('a,b\\,c,d'), ['a', 'b\\,c', 'd']);
+});
+
+test('query string: modifiers, + as space, repetitions kept, bad percent-encoding → 400', () => {
+  assert.deepEqual(parseQueryString('a:missing=true&b=x+y&b=z'), [
+    { name: 'a', modifier: 'missing', value: 'true' },
+    { name: 'b', value: 'x y' },
+    { name: 'b', value: 'z' },
+  ]);
+  assert.throws(() => parseQueryString('a=%E0%A4%A'), /percent-encoding/);
+});
+
+test('dates: precision ranges and prefixes', () => {
+  assert.deepEqual(parseDate('2024', 'd'), { prefix: 'eq', lo: '2024-01-01T00:00:00.000Z', hi: '2025-01-01T00:00:00.000Z' });
+  assert.deepEqual(parseDate('ge2024-02', 'd'), { prefix: 'ge', lo: '2024-02-01T00:00:00.000Z', hi: '2024-03-01T00:00:00.000Z' });
+  assert.deepEqual(parseDate('2024-12-31', 'd'), { prefix: 'eq', lo: '2024-12-31T00:00:00.000Z', hi: '2025-01-01T00:00:00.000Z' });
+  assert.deepEqual(parseDate('lt2024-01-15T10:10:10+01:00', 'd'), { prefix: 'lt', lo: '2024-01-15T09:10:10.000Z', hi: '2024-01-15T09:10:11.000Z' });
+  assert.deepEqual(parseDate('2024-01-15T10:10Z', 'd'), { prefix: 'eq', lo: '2024-01-15T10:10:00.000Z', hi: '2024-01-15T10:11:00.000Z' });
+  assert.equal(parseDate('2024-01-15T10:10:10.5Z', 'd').hi, '2024-01-15T10:10:10.600Z');
+  for (const bad of ['2024-13', '2024-02-30', 'ap2024', '24', '2024-01-15T25:00Z', 'yesterday']) assert.throws(() => parseDate(bad, 'd'), bad);
+});
+
+test('references: id, Type/id, absolute URL, other type → no match', () => {
+  assert.equal(parseReference('p1', 'patient', 'Patient'), 'p1');
+  assert.equal(parseReference('Patient/p1', 'patient', 'Patient'), 'p1');
+  assert.equal(parseReference('https://x/fhir/Patient/p1/_history/2', 'patient', 'Patient'), 'p1');
+  assert.equal(parseReference('Group/p1', 'patient', 'Patient'), undefined);
+  assert.throws(() => parseReference('a b', 'patient', 'Patient'));
+});
+
+test('plan: AND of OR, UID forms (Q14), entered-in-error excluded by default, bodysite alias (Q16)', () => {
+  const p = plan('patient.identifier=urn:oid:1.2|M1,|M2&study-instance-uid=1.2.3&bodysite=123');
+  assert.deepEqual(p.conds[0], { k: 'token', codes: ['patient.identifier'], not: false, or: [{ system: 'urn:oid:1.2', values: ['M1'] }, { system: '', values: ['M2'] }] });
+  assert.deepEqual(p.conds[1], { k: 'token', codes: ['study-instance-uid'], not: false, or: [{ values: ['1.2.3', 'urn:oid:1.2.3'] }] });
+  assert.deepEqual(p.conds[2], { k: 'token', codes: ['anatomical-region'], not: false, or: [{ values: ['123'] }] });
+  assert.deepEqual(p.conds[3], { k: 'column-in', column: 'status', values: ['entered-in-error'], not: true });
+  assert.equal(plan('status=current').conds.length, 1);
+  assert.deepEqual(plan('format=whatever|1.2.840.10008.5.1.4.1.1.88.59').conds[0], { k: 'column-in', column: 'format', values: ['kos'], not: false });
+});
+
+test('plan: unknown → warning (or 400 strict), chains → 400, _count clamp warning, bad modifier → 400', () => {
+  const p = plan('foo=1');
+  assert.equal(p.warnings[0]!.severity, 'warning');
+  assert.throws(() => plan('foo=1', { ...O, strict: true }), (e: any) => e.status === 400 && e.extra.expression[0] === 'foo');
+  assert.throws(() => plan('subject.name=x'), (e: any) => e.code === 'GW_SEARCH_CHAIN');
+  const c = plan('_count=500');
+  assert.equal(c.count, 100);
+  assert.equal(c.warnings[0]!.code, 'too-costly');
+  assert.throws(() => plan('status:below=x'), (e: any) => e.code === 'GW_SEARCH_MODIFIER');
+  assert.throws(() => plan('patient.identifier=M1'), (e: any) => e.code === 'GW_SEARCH_IDENTIFIER_SYSTEM');
+  assert.equal(plan('_count=0').summaryCount, true);
+});
+
+test('cursor: opaque round trip, bound to the sort key', () => {
+  const c = encodeCursor({ v: '2024-01-01 00:00:00.123456+00', id: 'kos-docref-x' }, '-lastUpdated');
+  assert.match(c, /^[A-Za-z0-9_-]+$/);
+  assert.deepEqual(decodeCursor(c), { v: '2024-01-01 00:00:00.123456+00', id: 'kos-docref-x', s: '-lastUpdated' });
+  assert.throws(() => plan(`_sort=date&_cursor=${c}`), /does not belong/);
+  assert.deepEqual(plan(`_cursor=${c}`).cursor, { v: '2024-01-01 00:00:00.123456+00', id: 'kos-docref-x' });
+});
+
+test('compileSearch: values only in bindings, patient filter inside, keyset after cursor, limit+1', () => {
+  const p = plan("patient.identifier=urn:oid:1.2|M1'; drop table x;--&status=current");
+  const q = compileSearch({ table: 'DocumentReference', conds: p.conds, sort: p.sort, cursor: { v: '2024-01-01T00:00:00Z', id: 'k' }, limit: 20 }, { all: false, patientIds: ['p1'] });
+  assert.ok(!q.sql.includes('drop table'));
+  assert.ok(!q.sql.includes('M1'));
+  assert.match(q.sql, /d\.patient_id = ANY\(\?::text\[\]\)/);
+  assert.match(q.sql, /manifest_token t WHERE t\.code = \?/);
+  assert.match(q.sql, /d\.last_updated < \?::timestamptz OR \(d\.last_updated = \?::timestamptz AND d\.id > \?\)/);
+  assert.match(q.sql, /ORDER BY d\.last_updated DESC, d\.id ASC\nLIMIT \?$/);
+  assert.equal(q.bindings.at(-1), 21);
+  assert.equal((q.sql.match(/\?/g) ?? []).length, q.bindings.length);
+  const cnt = compileCount({ table: 'DocumentReference', conds: p.conds }, { all: true });
+  assert.match(cnt.sql, /^SELECT count\(\*\)/);
+  assert.equal((cnt.sql.match(/\?/g) ?? []).length, cnt.bindings.length);
+});
