@@ -74,6 +74,7 @@ for (const [series, per] of [[10, 100], [40, 500]] as const) {
     dict.write();
     dt = performance.now() - t;
     if (keep) writeTheirs.push(dt);
+    process.stderr.write(`  run ${i}: ours read ${readOurs.at(-1)?.toFixed(0)} / dcmjs ${readTheirs.at(-1)?.toFixed(0)} ms; ours write ${writeOurs.at(-1)?.toFixed(0)} / dcmjs ${writeTheirs.at(-1)?.toFixed(0)} ms\n`);
   }
   rows.push({ refs, bytes: bytes.length, op: 'read (parse + validate + model) vs dcmjs readFile + naturalizeDataset', ours: median(readOurs), dcmjs: median(readTheirs) });
   rows.push({ refs, bytes: bytes.length, op: 'write (model → Part 10) vs dcmjs denaturalizeDataset + DicomDict.write', ours: median(writeOurs), dcmjs: median(writeTheirs) });
@@ -88,6 +89,7 @@ const lines = [
   ...rows.map((r) => `| ${r.refs.toLocaleString('en')} | ${(r.bytes / 1e6).toFixed(2)} MB | ${r.op} | ${r.ours.toFixed(1)} | ${mbs(r.bytes, r.ours)} | ${r.dcmjs.toFixed(1)} | ${mbs(r.bytes, r.dcmjs)} | ${(r.ours / r.dcmjs).toFixed(2)}× | ${r.op.startsWith('read') ? '≤ 1.3×' : '≤ 1.5×'} |`),
   '',
 ];
+lines.push(`Load average at the end: ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ')} (2-core VM shared with other sessions).`, '');
 const md = lines.join('\n');
 console.log(md);
 writeFileSync(join(import.meta.dirname, 'results-kos.md'), md);
