@@ -141,7 +141,7 @@ export function buildAuditEvent(a: AuditInput): AuditRecord {
     policy: p?.jti ? [`urn:ietf:params:oauth:jti:${p.jti}`] : undefined,
     extension: p?.authMethod ? [{ url: 'urn:mado-gateway:StructureDefinition:auth-method', valueCode: p.authMethod }] : undefined,
   };
-  const agent: AuditEventAgent[] = [clientAgent, serverAgent, userAgent].map(prune);
+  const agent: AuditEventAgent[] = [clientAgent, serverAgent, userAgent];
 
   // entities
   const entity: AuditEventEntity[] = [
@@ -176,7 +176,9 @@ export function buildAuditEvent(a: AuditInput): AuditRecord {
         };
         entity.push(studyEntity);
       } else uidDetails.push({ type: m[1] === 'series' ? 'SeriesInstanceUID' : 'SOPInstanceUID', valueString: m[2]! });
-    } else {
+    } else if (!isQuery) {
+      // BALP Query events carry patient + query only; the resources a search returned stay
+      // searchable through audit_event.entity_refs without bloating every stored event.
       entity.push({ what: { reference: e }, type: { system: ENTITY_TYPE, code: '2', display: 'System Object' }, role: { system: OBJECT_ROLE, code: subtype === 'ITI-68' ? '3' : '4', display: subtype === 'ITI-68' ? 'Report' : 'Domain Resource' } });
     }
   }
@@ -191,11 +193,10 @@ export function buildAuditEvent(a: AuditInput): AuditRecord {
   const resource: AuditEvent = {
     resourceType: 'AuditEvent',
     id: a.id,
-    meta: { lastUpdated: a.recorded.toISOString(), security: a.breakGlass ? [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'BTG' }] : undefined },
+    meta: a.breakGlass ? { security: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'BTG' }] } : undefined,
     type,
     subtype: subtypes,
     action: actionCode,
-    period: undefined,
     recorded: a.recorded.toISOString(),
     outcome,
     outcomeDesc: a.status >= 400 || a.aborted ? `HTTP ${a.status}${a.aborted ? ' (aborted)' : ''}` : undefined,
@@ -215,7 +216,8 @@ export function buildAuditEvent(a: AuditInput): AuditRecord {
     patientRef: patientIds[0] ? `Patient/${patientIds[0]}` : null,
     entityRefs: [...patientIds.map((x) => `Patient/${x}`), ...refs],
     breakGlass: a.breakGlass,
-    resource: prune(resource),
+    // undefined members vanish when the resource is serialised (JSON has no undefined)
+    resource,
   };
 }
 
@@ -269,9 +271,4 @@ function hostOf(u: string): string {
   } catch {
     return u;
   }
-}
-
-/** Drop undefined members (FHIR JSON has no nulls). */
-function prune<T>(o: T): T {
-  return JSON.parse(JSON.stringify(o)) as T;
 }

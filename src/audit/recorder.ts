@@ -40,7 +40,7 @@ export interface AuditRecorder {
 export function createAuditRecorder(o: AuditRecorderOptions): AuditRecorder {
   const maxQueue = o.maxQueue ?? 50_000;
   const batchSize = o.batchSize ?? 500;
-  const delay = o.flushDelayMs ?? 10;
+  const delay = o.flushDelayMs ?? 50;
   let queue: AuditRecord[] = [];
   let written = 0;
   let dropped = 0;

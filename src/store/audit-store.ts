@@ -22,24 +22,44 @@ export interface AuditRow {
 
 export async function insertAuditEvents(db: Db, rows: readonly AuditRow[]): Promise<void> {
   if (!rows.length) return;
-  await db('audit_event')
-    .insert(
-      rows.map((r) => ({
-        id: r.id,
-        recorded: r.recorded,
-        type_code: r.typeCode,
-        subtype_code: r.subtypeCode,
-        action: r.action,
-        outcome: r.outcome,
-        agent_who: r.agentWho,
-        patient_ref: r.patientRef,
-        entity_refs: r.entityRefs,
-        break_glass: r.breakGlass,
-        resource: JSON.stringify(r.resource),
-      })),
-    )
-    .onConflict('id')
-    .ignore();
+  // One parameter for the whole batch (jsonb_populate_recordset): cheap to build and to parse,
+  // whatever the batch size.
+  const json = JSON.stringify(
+    rows.map((r) => ({
+      id: r.id,
+      recorded: r.recorded.toISOString(),
+      type_code: r.typeCode,
+      subtype_code: r.subtypeCode,
+      action: r.action,
+      outcome: r.outcome,
+      agent_who: r.agentWho,
+      patient_ref: r.patientRef,
+      entity_refs: r.entityRefs,
+      break_glass: r.breakGlass,
+      resource: r.resource,
+    })),
+  );
+  // One round trip per batch: a simple-protocol query of two statements runs as one implicit
+  // transaction, so SET LOCAL synchronous_commit applies to this INSERT only. The commit then
+  // does not wait for the WAL flush: an audit batch never holds a pool connection through an
+  // fsync while searches wait. The durability window this opens (≤ 3 × wal_writer_delay) is of
+  // the same order as the recorder's in-memory queue, which a crash loses anyway; an orderly
+  // shutdown flushes both. The batch travels as one dollar-quoted jsonb literal (the tag is
+  // checked not to occur in it, so the text cannot end the literal).
+  let tag = 'audit';
+  while (json.includes(`$${tag}$`)) tag += Math.floor(Math.random() * 10);
+  const sql = `SET LOCAL synchronous_commit TO OFF;
+    INSERT INTO audit_event (id, recorded, type_code, subtype_code, action, outcome, agent_who, patient_ref, entity_refs, break_glass, resource)
+    SELECT id, recorded, type_code, subtype_code, action, outcome, agent_who, patient_ref, coalesce(entity_refs, '{}'), coalesce(break_glass, false), resource
+      FROM jsonb_populate_recordset(NULL::audit_event, $${tag}$${json}$${tag}$::jsonb)
+    ON CONFLICT (id) DO NOTHING`;
+  const client = db.client as { acquireConnection(): Promise<{ query(sql: string): Promise<unknown> }>; releaseConnection(c: unknown): Promise<void> };
+  const conn = await client.acquireConnection();
+  try {
+    await conn.query(sql);
+  } finally {
+    await client.releaseConnection(conn);
+  }
 }
 
 export interface AuditQuery {
