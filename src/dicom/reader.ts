@@ -230,7 +230,8 @@ export function readKos(bytes: Uint8Array, opts: ReadKosOptions = {}): KosReadRe
 function readKosUnsafe(bytes: Uint8Array, opts: ReadKosOptions): KosReadResult {
   if (!(bytes instanceof Uint8Array)) return { kind: 'not-kos', issues: [{ severity: 'error', code: 'GW_KOS_EMPTY', path: '', message: 'input is not a byte array' }] };
   const maxRefs = opts.maxReferences ?? DEFAULT_MAX_REFERENCES;
-  const p = parseDicom(bytes, { maxInflatedBytes: opts.maxInflatedBytes ?? DEFAULT_MAX_INFLATED, maxItems: Math.max(1000, maxRefs * 8 + 10_000) });
+  const p = parseDicom(bytes, { maxInflatedBytes: opts.maxInflatedBytes ?? DEFAULT_MAX_INFLATED, maxItems: Math.max(1000, maxRefs * 16 + 10_000) });
+  // item cap: one reference costs up to ~11 sequence items (evidence, flat list, library entry + descriptors)
   const ds = p.ds;
   const csRaw = str(ds, T.charset);
   const ctx = new Ctx(makeCharset(csRaw));
