@@ -243,7 +243,7 @@ function studyNarrative(m: Manifest, d: Derived, orgName?: string): string {
   const series = d.evidence?.series ?? [];
   return (
     '<div xmlns="http://www.w3.org/1999/xhtml"><h1>Imaging manifest</h1><table>' +
-    row('Patient', p.name?.alphabetic?.replace(/\^+/g, ' ').trim()) +
+    row('Patient', pnToHumanName(p.name)?.text) +
     row('Patient ID', pid) +
     row('Study Instance UID', m.study.studyInstanceUid) +
     row('Study started', d.started) +
