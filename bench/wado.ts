@@ -9,6 +9,7 @@
  * The gateway runs as its own process (`mado-gateway serve` under tsx) so its RSS is its own.
  * Writes bench/results-wado.md. Run: npm run bench:wado [-- --runs 7]
  */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -16,7 +17,9 @@ import path from 'node:path';
 import { syntheticManifest, writeKos } from '../src/dicom/index.js';
 import { derivedUid } from '../src/dicom/uid.js';
 import { IngestService } from '../src/ingest/service.js';
+import { buildApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
+import { createLogger } from '../src/log.js';
 import type { Manifest } from '../src/model/manifest.js';
 import { createDb } from '../src/store/db.js';
 import { startEmbeddedPg } from '../src/store/embedded-pg.js';
@@ -146,6 +149,14 @@ function rssMb(pid: number): number {
   return m ? Number(m[1]) / 1024 : NaN;
 }
 
+const BARE_PROXY = `const http = require('http'); const T = new URL(process.argv[1]);
+http.createServer((q, s) => {
+  const u = http.request({ host: T.hostname, port: T.port, path: T.pathname + q.url, headers: { accept: q.headers.accept, 'accept-encoding': 'identity' } }, (r) => {
+    s.writeHead(r.statusCode, { 'content-type': r.headers['content-type'] }); r.pipe(s);
+  });
+  u.end();
+}).listen(0, '127.0.0.1', function () { console.log('PORT ' + this.address().port); });`;
+
 // ---------------------------------------------------------------------------------------------
 
 const t0 = Date.now();
@@ -171,11 +182,18 @@ try {
   await migrateLatest(db);
   const svc = new IngestService({ db, config });
   for (const s of [medium.spec, big.spec]) await svc.submitKos(writeKos(manifestFor(s, orthanc.dicomweb)));
-  await db.destroy();
 
   gateway = await startGateway({ DATABASE_URL: dbUrl, DICOMWEB_UPSTREAM_URL: orthanc.dicomweb, LOG_LEVEL: 'warn' });
   const gw = `${gateway.url}/dicomweb`;
   const pid = gateway.proc.pid!;
+
+  // Calibration: a bare Node pipe proxy (no parsing, no filtering, no DB, no auth) in its own
+  // process — what any extra hop costs on this machine at this moment.
+  const bare = spawn(process.execPath, ['-e', BARE_PROXY, orthanc.dicomweb], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const bareUrl = await new Promise<string>((resolve) => bare.stdout!.on('data', (c: Buffer) => {
+    const m = /PORT (\d+)/.exec(String(c));
+    if (m) resolve(`http://127.0.0.1:${m[1]}`);
+  }));
 
   const loadStart = os.loadavg().map((x) => x.toFixed(1)).join(' ');
   // 1. Throughput (interleaved; order alternates each run)
@@ -183,17 +201,22 @@ try {
   const warmD = await fetchCount(orthanc.dicomweb + studyPath, ACCEPT);
   const warmG = await fetchCount(gw + studyPath, ACCEPT);
   if (warmD.status !== 200 || warmG.status !== 200) throw new Error(`warm-up failed: direct ${warmD.status}, gateway ${warmG.status}`);
+  await fetchCount(bareUrl + studyPath, ACCEPT);
   const direct: number[] = [];
   const via: number[] = [];
+  const viaBare: number[] = [];
+  const orders = [['d', 'g', 'b'], ['g', 'b', 'd'], ['b', 'd', 'g']];
   for (let r = 0; r < RUNS; r++) {
-    const order = r % 2 ? ['g', 'd'] : ['d', 'g'];
-    for (const o of order) {
-      const x = await fetchCount((o === 'd' ? orthanc.dicomweb : gw) + studyPath, ACCEPT);
-      (o === 'd' ? direct : via).push(x.bytes / 1e6 / (x.ms / 1000));
+    for (const o of orders[r % 3]!) {
+      const x = await fetchCount((o === 'd' ? orthanc.dicomweb : o === 'g' ? gw : bareUrl) + studyPath, ACCEPT);
+      if (x.status !== 200) throw new Error(`study retrieval ${o} → ${x.status}`);
+      (o === 'd' ? direct : o === 'g' ? via : viaBare).push(x.bytes / 1e6 / (x.ms / 1000));
     }
   }
+  bare.kill();
   const ratio = median(via) / median(direct);
-  console.log(`# throughput direct ${median(direct).toFixed(0)} MB/s, gateway ${median(via).toFixed(0)} MB/s, ratio ${ratio.toFixed(3)}`);
+  const bareRatio = median(viaBare) / median(direct);
+  console.log(`# throughput direct ${median(direct).toFixed(0)} MB/s, gateway ${median(via).toFixed(0)} MB/s, ratio ${ratio.toFixed(3)} (bare pipe proxy ${median(viaBare).toFixed(0)} MB/s, ratio ${bareRatio.toFixed(3)})`);
 
   // 2. Instance metadata latency (warm cache), interleaved rounds
   const se = medium.spec.series[0]!;
@@ -213,6 +236,29 @@ try {
   }
   const added = median(latG) - median(latD);
   console.log(`# instance metadata p50 direct ${median(latD).toFixed(2)} ms, gateway ${median(latG).toFixed(2)} ms, added ${added.toFixed(2)} ms`);
+
+  // 2b. The same through an in-process app built without the audit recorder (AppDeps.disableAudit,
+  // bench-only switch): isolates what the DICOMweb code adds from the audit trail's cost.
+  const inproc = buildApp({ config, db, log: createLogger('silent'), version: 'bench', disableAudit: true });
+  const srv = http.createServer(inproc.app);
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const gwNoAudit = `http://127.0.0.1:${(srv.address() as import('node:net').AddressInfo).port}/dicomweb`;
+  await fetchCount(gwNoAudit + metaPath(se.sops[0]!), 'application/dicom+json');
+  const latD2: number[] = [];
+  const latN: number[] = [];
+  for (let r = 0; r < LAT_ROUNDS; r++) {
+    for (const o of r % 2 ? ['g', 'd'] : ['d', 'g']) {
+      for (let i = 0; i < LAT_PER_ROUND; i++) {
+        const x = await fetchCount((o === 'd' ? orthanc.dicomweb : gwNoAudit) + metaPath(se.sops[i % se.sops.length]!), 'application/dicom+json');
+        (o === 'd' ? latD2 : latN).push(x.ms);
+      }
+    }
+  }
+  srv.closeAllConnections();
+  srv.close();
+  await db.destroy();
+  const addedNoAudit = median(latN) - median(latD2);
+  console.log(`# instance metadata p50 (in-process, audit off) direct ${median(latD2).toFixed(2)} ms, gateway ${median(latN).toFixed(2)} ms, added ${addedNoAudit.toFixed(2)} ms`);
 
   // 3. RSS while streaming the ≥ 1 GB study through the proxy
   const bigPath = `/studies/${big.spec.study}`;
@@ -241,11 +287,13 @@ Every study/series retrieval through the gateway is parsed and filtered part by 
 | Measure | Direct (Orthanc) | Through gateway | Result | Target |
 |---|---|---|---|---|
 | Study retrieval throughput, ${(medium.bytes / 1e6).toFixed(0)} MB study (20 instances, 2 series), median MB/s | ${median(direct).toFixed(0)} | ${median(via).toFixed(0)} | ratio **${ratio.toFixed(3)}** | ≥ 0.9 ${pass(ratio >= 0.9)} |
+| Calibration: bare Node pipe proxy (own process, no parsing/DB/auth), same runs, median MB/s | ${median(direct).toFixed(0)} | ${median(viaBare).toFixed(0)} | ratio ${bareRatio.toFixed(3)} | (context) |
 | Instance metadata p50 latency (warm series-metadata cache), ms | ${median(latD).toFixed(2)} | ${median(latG).toFixed(2)} | added **${added.toFixed(2)} ms** | ≤ 2 ms ${pass(added <= 2)} |
+| Same, in-process app without the audit recorder (isolates the DICOMweb code), ms | ${median(latD2).toFixed(2)} | ${median(latN).toFixed(2)} | added **${addedNoAudit.toFixed(2)} ms** | ≤ 2 ms ${pass(addedNoAudit <= 2)} |
 | Gateway RSS growth while streaming a ${(bigVia.bytes / 1e9).toFixed(2)} GB study (6 × ${(big.bytes / 6 / 1e6).toFixed(0)} MB multi-frame instances) | – | ${rssBefore.toFixed(0)} → ${rssMax.toFixed(0)} MB | **+${growth.toFixed(1)} MB** | ≤ 50 MB ${pass(growth <= 50)} |
 | ${(bigVia.bytes / 1e9).toFixed(2)} GB study retrieval time (single run, informative) | ${(bigDirect.ms / 1000).toFixed(1)} s | ${(bigVia.ms / 1000).toFixed(1)} s | | |
 
-Throughput samples (MB/s) — direct: ${direct.map((x) => x.toFixed(0)).join(', ')}; gateway: ${via.map((x) => x.toFixed(0)).join(', ')}.
+Throughput samples (MB/s) — direct: ${direct.map((x) => x.toFixed(0)).join(', ')}; gateway: ${via.map((x) => x.toFixed(0)).join(', ')}; bare proxy: ${viaBare.map((x) => x.toFixed(0)).join(', ')}.
 `;
   fs.writeFileSync(path.join(import.meta.dirname, 'results-wado.md'), md);
   console.log(md);

@@ -96,6 +96,12 @@ function groupByUpstream(ctx: WadoContext, rows: VisibleInstance[]): Array<{ ups
   return [...groups.values()];
 }
 
+/** W3C trace context is forwarded (style §5.6); nothing else from the caller's headers is. */
+function trace(req: Request): Record<string, string> {
+  const tp = req.get('traceparent');
+  return tp && /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/.test(tp) ? { traceparent: tp } : {};
+}
+
 /** Wait for 'drain' or 'close', removing both listeners (no per-chunk listener leak). */
 function drained(res: Response): Promise<void> {
   return new Promise((resolve) => {
@@ -136,7 +142,7 @@ function streamFailed(req: Request, res: Response, upstream: string, err: unknow
  */
 async function passThrough(ctx: WadoContext, req: Request, res: Response, upstream: Upstream, path: string, accept: string, kind: ResourceKind | 'thumbnail', extra: Record<string, string> = {}): Promise<void> {
   const signal = clientSignal(res);
-  const up = await upstream.get(path, { accept, ...extra }, signal);
+  const up = await upstream.get(path, { accept, ...extra, ...trace(req) }, signal);
   if (up.status !== 200 && up.status !== 206) {
     discard(up.body);
     if (up.status === 416) {
@@ -177,7 +183,7 @@ async function filteredRetrieve(ctx: WadoContext, req: Request, res: Response, s
       // one series of this upstream → the series resource; several → the study resource
       const seriesUids = [...new Set(g.rows.map((r) => r.series))];
       const path = series ? studyPath(study, series) : seriesUids.length === 1 ? studyPath(study, seriesUids[0]) : studyPath(study);
-      const up = await g.upstream.get(path, { accept }, signal);
+      const up = await g.upstream.get(path, { accept, ...trace(req) }, signal);
       if (up.status !== 200 && up.status !== 206) {
         discard(up.body);
         if (up.status === 404 && (headersSent || groups.length > 1)) continue; // tolerate: fewer instances (SUPPL §X.1.1.3)
@@ -245,16 +251,22 @@ async function seriesEntries(ctx: WadoContext, req: Request, res: Response, stud
     if (l) l.push(r);
     else bySeries.set(r.series, [r]);
   }
-  const out = [];
-  for (const [se, list] of bySeries) {
-    const upstream = routeOf(ctx, list[0]!);
-    try {
-      const entry = await ctx.cache.series(upstream, study, se, ctx.deps.config.publicBaseUrl, signal);
-      out.push({ series: se, entry, sops: list.map((r) => r.sop) });
-    } catch (err) {
-      throw upstreamFailure(err, upstream.name);
+  // series metadata fetched in parallel (bounded), kept in index order
+  const jobs = [...bySeries].map(([se, list]) => ({ se, list, upstream: routeOf(ctx, list[0]!) }));
+  const out: Array<{ series: string; entry: Awaited<ReturnType<MetadataCache['series']>>; sops: string[] }> = new Array(jobs.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < jobs.length) {
+      const i = next++;
+      const j = jobs[i]!;
+      try {
+        out[i] = { series: j.se, entry: await ctx.cache.series(j.upstream, study, j.se, ctx.deps.config.publicBaseUrl, signal), sops: j.list.map((r) => r.sop) };
+      } catch (err) {
+        throw upstreamFailure(err, j.upstream.name);
+      }
     }
-  }
+  };
+  await Promise.all(Array.from({ length: Math.min(4, jobs.length) }, worker));
   return out;
 }
 

@@ -202,7 +202,8 @@ describe('WADO-RS retrieve through fake upstreams', () => {
 
   it('instance retrieve passes the body through unchanged with content-length; service token upstream, never the caller\'s', async () => {
     const before = fake.requests.length;
-    const r = await rawGet(`/dicomweb/studies/${study}/series/${se1}/instances/${i1}`, { authorization: 'Bearer caller-token', accept: 'multipart/related; type=application/dicom' });
+    const tp = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    const r = await rawGet(`/dicomweb/studies/${study}/series/${se1}/instances/${i1}`, { authorization: 'Bearer caller-token', accept: 'multipart/related; type=application/dicom', traceparent: tp, cookie: 'session=1', 'x-forwarded-for': '10.0.0.1' });
     assert.equal(r.status, 200);
     const expected = multipartBody([parts.get(i1)!], B);
     assert.deepEqual(r.body, expected);
@@ -212,6 +213,9 @@ describe('WADO-RS retrieve through fake upstreams', () => {
     assert.equal(up.length, 1);
     assert.equal(up[0]!.headers.authorization, 'Bearer service-token');
     assert.equal(up[0]!.headers['accept-encoding'], 'identity');
+    assert.equal(up[0]!.headers.traceparent, tp);
+    assert.equal(up[0]!.headers.cookie, undefined);
+    assert.equal(up[0]!.headers['x-forwarded-for'], undefined);
     assert.equal(up[0]!.url, `/dicom-web/studies/${study}/series/${se1}/instances/${i1}`);
   });
 
