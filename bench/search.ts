@@ -34,10 +34,12 @@ const PER_PATIENT = 4;
 const CONNECTIONS = 16;
 const AUDIT = arg('audit', 'on') !== 'off';
 
-const base = fs.mkdtempSync(path.join(os.tmpdir(), 'mado-bench-search-'));
-fs.chmodSync(base, 0o755);
-const pg = await startEmbeddedPg({ baseDir: base, ephemeral: true });
-const url = pg.url('postgres');
+// --database-url reuses an already loaded database (rows beyond its current count are added).
+const EXISTING = arg('database-url', '');
+const base = EXISTING ? '' : fs.mkdtempSync(path.join(os.tmpdir(), 'mado-bench-search-'));
+if (base) fs.chmodSync(base, 0o755);
+const pg = base ? await startEmbeddedPg({ baseDir: base, ephemeral: true }) : undefined;
+const url = pg ? pg.url('postgres') : EXISTING;
 const db = createDb({ url, poolMax: 20 });
 await migrateLatest(db);
 
@@ -67,11 +69,11 @@ async function run(title: string, size: number, pathFor: () => string, duration:
   return { size, query: title, p50: res.latency.p50, p90: res.latency.p90, p99: res.latency.p99, rps: Math.round(res.requests.average), errors: res.errors, non2xx: res.non2xx };
 }
 
-let loaded = 0;
+let loaded = await countManifests(db);
 for (const size of SIZES) {
   const t0 = Date.now();
   const BATCH = 50_000;
-  await withIndexesRebuilt(db, async () => {
+  if (loaded < size) await withIndexesRebuilt(db, async () => {
     for (let from = loaded; from < size; from += BATCH) {
       await bulkLoadManifests(db, from, Math.min(size, from + BATCH), PER_PATIENT, templates);
       process.stdout.write(`\rloaded ${Math.min(size, from + BATCH)} / ${size}`);
@@ -79,9 +81,10 @@ for (const size of SIZES) {
   });
   await analyzeSearchTables(db);
   await db.raw('VACUUM ANALYZE document_reference');
-  loaded = size;
-  loadTimes.push({ size, seconds: Math.round((Date.now() - t0) / 100) / 10 });
-  console.log(`\n${await countManifests(db)} manifests (load ${loadTimes.at(-1)!.seconds} s)`);
+  const wasLoaded = loaded >= size;
+  loaded = Math.max(loaded, size);
+  if (!wasLoaded) loadTimes.push({ size, seconds: Math.round((Date.now() - t0) / 100) / 10 });
+  console.log(`\n${await countManifests(db)} manifests${wasLoaded ? ' (already loaded)' : ` (load ${loadTimes.at(-1)!.seconds} s)`}`);
   loadAvg.push({ size, load: os.loadavg().map((x) => x.toFixed(1)).join(' / ') });
   const patients = Math.ceil(size / PER_PATIENT);
   const rnd = (n: number) => Math.floor(Math.random() * n);
@@ -104,8 +107,10 @@ for (const size of SIZES) {
 
 server.close();
 await db.destroy();
-await pg.stop();
-fs.rmSync(base, { recursive: true, force: true });
+if (pg) {
+  await pg.stop();
+  fs.rmSync(base, { recursive: true, force: true });
+}
 
 const baseline = new Map(rows.filter((r) => r.size === SIZES[0]).map((r) => [r.query, r]));
 const lines = [

@@ -187,7 +187,8 @@ export function planSearch(resourceType: string, params: RawParam[], o: PlanOpti
   for (const p of params) {
     const label = p.modifier ? `${p.name}:${p.modifier}` : p.name;
     if (CONTROL.has(p.name)) {
-      if (p.name !== '_cursor' && p.name !== '_format' && p.name !== '_pretty') linkParams.push([label, p.value]);
+      // _format stays in the links so a client paging in XML keeps getting XML.
+      if (p.name !== '_cursor' && p.name !== '_pretty') linkParams.push([label, p.value]);
       switch (p.name) {
         case '_count': {
           count = parseCount(p.value, o, warnings);
