@@ -6,7 +6,7 @@
  *   DocumentReference?study-instance-uid=…                   same
  *   ImagingStudy?identifier=…                                same
  * and at a larger N within 1.5× of those. Writes bench/results-search.md.
- * Run: npm run bench:search [-- --sizes 100000,1000000 --duration 10]
+ * Run: npm run bench:search [-- --sizes 100000,1000000 --duration 10 --audit on|off --database-url URL --out FILE]
  */
 import { writeFileSync } from 'node:fs';
 import fs from 'node:fs';
@@ -133,6 +133,6 @@ const lines = [
   }),
   '',
 ];
-writeFileSync(path.join(import.meta.dirname, 'results-search.md'), lines.join('\n'));
+writeFileSync(path.resolve(import.meta.dirname, arg('out', 'results-search.md')), lines.join('\n'));
 console.log(lines.join('\n'));
 process.exit(0);

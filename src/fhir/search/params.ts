@@ -178,7 +178,7 @@ export const IMAGING_STUDY_PARAMS: SearchParamImpl[] = [
 export const PATIENT_PARAMS: SearchParamImpl[] = [
   id(),
   lastUpdated(),
-  { name: 'identifier', type: 'token', definition: `${FHIR_SP}/Patient-identifier`, documentation: 'system|value, |value or value.', modifiers: ['not'], target: { t: 'patient-identifier' } },
+  { name: 'identifier', type: 'token', definition: `${FHIR_SP}/Patient-identifier`, documentation: 'system|value or |value (no issuer); a bare value is refused (product ask 7).', modifiers: ['not'], target: { t: 'patient-identifier' } },
   { name: 'name', type: 'string', definition: `${FHIR_SP}/Patient-name`, documentation: 'Starts-with on any name part, case-insensitive.', modifiers: ['exact'], target: { t: 'string', column: 'name' } },
   { name: 'family', type: 'string', definition: `${FHIR_SP}/individual-family`, modifiers: ['exact'], target: { t: 'string', column: 'family' } },
   { name: 'given', type: 'string', definition: `${FHIR_SP}/individual-given`, modifiers: ['exact'], target: { t: 'string', column: 'given' } },

@@ -139,8 +139,12 @@ function compileParam(type: string, def: SearchParamImpl, p: RawParam, label: st
       return { k: 'string', column: t.column, or: splitOr(p.value).map((v) => unescapeValue(v)), exact: mod === 'exact' };
     case 'author-name':
       return { k: 'author-name', part: t.part, or: splitOr(p.value).map((v) => unescapeValue(v)), exact: mod === 'exact' };
-    case 'patient-identifier':
-      return { k: 'patient-identifier', or: tokenMatches(parseTokens(p, label), false), not };
+    case 'patient-identifier': {
+      const values = parseTokens(p, label);
+      // Product ask 7, as for patient.identifier: no bare Patient ID without its issuer.
+      if (values.some((v) => v.system === undefined)) throw badParam(label, `"${def.name}" needs system|value (or |value for an identifier without an issuer)`, 'GW_SEARCH_IDENTIFIER_SYSTEM');
+      return { k: 'patient-identifier', or: tokenMatches(values, false), not };
+    }
     case 'endpoint-ref':
       return { k: 'endpoint', ids: splitOr(p.value).map((v) => parseReference(v, label, 'Endpoint')).filter((x): x is string => x !== undefined) };
   }
