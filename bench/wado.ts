@@ -29,6 +29,8 @@ import { startOrthanc, type Orthanc } from '../test/helpers/orthanc.js';
 
 const argRuns = process.argv.indexOf('--runs');
 const RUNS = Math.max(5, argRuns > 0 ? Number(process.argv[argRuns + 1]) || 7 : 7);
+/** --quick: medium study only (throughput + latency), no 1 GB study, results file not written */
+const QUICK = process.argv.includes('--quick');
 const LAT_ROUNDS = 5;
 const LAT_PER_ROUND = 100;
 const MF_CLASS = '1.2.840.10008.5.1.4.1.1.7.2'; // Multi-frame Grayscale Byte SC
@@ -174,14 +176,14 @@ let gateway: Awaited<ReturnType<typeof startGateway>> | undefined;
 try {
   console.log('# generating and storing instances in Orthanc …');
   const medium = await makeStudy(orthanc, 'medium', 2, 10, 512, 20); // 20 × 5.2 MB
-  const big = await makeStudy(orthanc, 'big', 2, 3, 512, 690); // 6 × 181 MB
+  const big = QUICK ? { spec: undefined, bytes: 0 } : await makeStudy(orthanc, 'big', 2, 3, 512, 690); // 6 × 181 MB
   console.log(`# medium study ${(medium.bytes / 1e6).toFixed(0)} MB, big study ${(big.bytes / 1e6).toFixed(0)} MB stored (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
 
   const config = loadConfig({ DATABASE_URL: dbUrl, DICOMWEB_UPSTREAM_URL: orthanc.dicomweb, LOG_LEVEL: 'warn' });
   const db = createDb({ url: dbUrl, poolMax: 4 });
   await migrateLatest(db);
   const svc = new IngestService({ db, config });
-  for (const s of [medium.spec, big.spec]) await svc.submitKos(writeKos(manifestFor(s, orthanc.dicomweb)));
+  for (const s of [medium.spec, big.spec]) if (s) await svc.submitKos(writeKos(manifestFor(s, orthanc.dicomweb)));
 
   gateway = await startGateway({ DATABASE_URL: dbUrl, DICOMWEB_UPSTREAM_URL: orthanc.dicomweb, LOG_LEVEL: 'warn' });
   const gw = `${gateway.url}/dicomweb`;
@@ -260,8 +262,9 @@ try {
   const addedNoAudit = median(latN) - median(latD2);
   console.log(`# instance metadata p50 (in-process, audit off) direct ${median(latD2).toFixed(2)} ms, gateway ${median(latN).toFixed(2)} ms, added ${addedNoAudit.toFixed(2)} ms`);
 
+  if (big.spec) {
   // 3. RSS while streaming the ≥ 1 GB study through the proxy
-  const bigPath = `/studies/${big.spec.study}`;
+  const bigPath = `/studies/${big.spec!.study}`;
   const bigDirect = await fetchCount(orthanc.dicomweb + bigPath, ACCEPT);
   await new Promise((r) => setTimeout(r, 500));
   const rssBefore = rssMb(pid);
@@ -297,6 +300,7 @@ Throughput samples (MB/s) — direct: ${direct.map((x) => x.toFixed(0)).join(', 
 `;
   fs.writeFileSync(path.join(import.meta.dirname, 'results-wado.md'), md);
   console.log(md);
+  }
 } finally {
   if (gateway) {
     gateway.proc.kill('SIGTERM');

@@ -102,19 +102,6 @@ function trace(req: Request): Record<string, string> {
   return tp && /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/.test(tp) ? { traceparent: tp } : {};
 }
 
-/** Wait for 'drain' or 'close', removing both listeners (no per-chunk listener leak). */
-function drained(res: Response): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-  });
-}
-
 /** Drop an upstream body we will not use (errors after destroy are expected, not crashes). */
 function discard(body: NodeJS.ReadableStream & { destroy: () => void }): void {
   body.on('error', () => {});
@@ -201,15 +188,31 @@ async function filteredRetrieve(ctx: WadoContext, req: Request, res: Response, s
       const filter = new MultipartFilter({ boundary, outBoundary, keep: (uid) => keep.has(uid), partsBefore: partsOut, writeClose: false });
       const feeding = pipeline(up.body, filter);
       feeding.catch(() => {});
-      for await (const chunk of filter) {
-        if (!headersSent) {
-          res.status(200);
-          res.setHeader('Content-Type', ownBoundary ? `multipart/related; type="application/dicom"; boundary=${ownBoundary}` : ct!);
-          headersSent = true;
-        }
-        if (!res.write(chunk)) await drained(res);
-        if (res.destroyed) throw new Error('client closed');
-      }
+      // 'data' events in flowing mode hand over each pushed chunk as is (an async iterator's
+      // read() would concatenate whatever is buffered: one extra copy of the whole body).
+      await new Promise<void>((resolve, reject) => {
+        const onClose = () => reject(new Error('client closed'));
+        res.once('close', onClose);
+        filter.on('data', (chunk: Buffer) => {
+          if (!headersSent) {
+            res.status(200);
+            res.setHeader('Content-Type', ownBoundary ? `multipart/related; type="application/dicom"; boundary=${ownBoundary}` : ct!);
+            headersSent = true;
+          }
+          if (!res.write(chunk)) {
+            filter.pause();
+            res.once('drain', () => filter.resume());
+          }
+        });
+        filter.once('end', () => {
+          res.off('close', onClose);
+          resolve();
+        });
+        filter.once('error', (err) => {
+          res.off('close', onClose);
+          reject(err);
+        });
+      });
       await feeding;
       partsOut = filter.partsOut;
       if (filter.partsDropped) req.log.debug({ upstream: g.upstream.name, dropped: filter.partsDropped }, 'wado: unreferenced parts filtered out');
