@@ -33,7 +33,12 @@ const CRLF = Buffer.from('\r\n');
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const EMPTY = Buffer.alloc(0);
 
-export class MultipartFilter extends Transform {
+/**
+ * The parser/filter core with a plain output callback (no stream machinery per chunk): the WADO
+ * proxy feeds it from the upstream's 'data' events and writes `out` straight to the response.
+ */
+export class MultipartParser {
+  private readonly out: (b: Buffer) => void;
   private readonly delim: Buffer;
   private readonly outBoundary: string;
   private readonly keep: (uid: string) => boolean;
@@ -51,14 +56,9 @@ export class MultipartFilter extends Transform {
   partsOut: number;
   partsIn = 0;
   partsDropped = 0;
-  private resolveStarted!: (v: boolean) => void;
-  private rejectStarted!: (e: Error) => void;
-  /** Resolves true once the first kept part is written, false if the body held none. */
-  readonly started: Promise<boolean>;
-  private settled = false;
 
-  constructor(o: MultipartFilterOptions) {
-    super();
+  constructor(o: MultipartFilterOptions, out: (b: Buffer) => void) {
+    this.out = out;
     this.delim = Buffer.from('\r\n--' + o.boundary, 'latin1');
     this.outBoundary = o.outBoundary;
     this.keep = o.keep;
@@ -66,41 +66,24 @@ export class MultipartFilter extends Transform {
     this.maxHeader = o.maxHeaderBytes ?? 16 * 1024;
     this.partsOut = o.partsBefore ?? 0;
     this.writeClose = o.writeClose ?? true;
-    this.started = new Promise<boolean>((resolve, reject) => {
-      this.resolveStarted = resolve;
-      this.rejectStarted = reject;
-    });
-    this.started.catch(() => {});
   }
 
-  private settle(v: boolean | Error): void {
-    if (this.settled) return;
-    this.settled = true;
-    if (v instanceof Error) this.rejectStarted(v);
-    else this.resolveStarted(v);
-  }
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    try {
-      // Hot path (inside a part body): the carried tail can only start a delimiter that ends in
-      // the first delim-1 bytes of this chunk. If it does not, emit the tail and scan the chunk
-      // in place — no copy of every chunk.
-      if (this.state === 'body' && this.carry.length && chunk.length >= this.delim.length) {
-        const w = Buffer.concat([this.carry, chunk.subarray(0, this.delim.length - 1)]);
-        if (w.indexOf(this.delim) < 0) {
-          const tail = this.carry;
-          this.carry = EMPTY;
-          this.body(tail);
-          this.consume(chunk);
-          cb();
-          return;
-        }
+  /** Feed one chunk; throws MultipartError on a malformed body. */
+  write(chunk: Buffer): void {
+    // Hot path (inside a part body): the carried tail can only start a delimiter that ends in
+    // the first delim-1 bytes of this chunk. If it does not, emit the tail and scan the chunk
+    // in place — no copy of every chunk.
+    if (this.state === 'body' && this.carry.length && chunk.length >= this.delim.length) {
+      const w = Buffer.concat([this.carry, chunk.subarray(0, this.delim.length - 1)]);
+      if (w.indexOf(this.delim) < 0) {
+        const tail = this.carry;
+        this.carry = EMPTY;
+        this.body(tail);
+        this.consume(chunk);
+        return;
       }
-      this.consume(this.carry.length ? Buffer.concat([this.carry, chunk]) : chunk);
-      cb();
-    } catch (err) {
-      cb(err as Error);
     }
+    this.consume(this.carry.length ? Buffer.concat([this.carry, chunk]) : chunk);
   }
 
   private consume(buf: Buffer): void {
@@ -185,7 +168,7 @@ export class MultipartFilter extends Transform {
 
   private body(data: Buffer): void {
     if (this.decided === true) {
-      this.push(data);
+      this.out(data);
       return;
     }
     if (this.decided === false) return;
@@ -207,27 +190,80 @@ export class MultipartFilter extends Transform {
       return;
     }
     const head = this.partsOut > 0 ? '\r\n--' : '--';
-    this.push(Buffer.from(head + this.outBoundary + '\r\n', 'latin1'));
-    this.push(this.rawHeaders.length ? Buffer.concat([this.rawHeaders, CRLFCRLF]) : CRLF);
+    this.out(Buffer.from(head + this.outBoundary + '\r\n', 'latin1'));
+    this.out(this.rawHeaders.length ? Buffer.concat([this.rawHeaders, CRLFCRLF]) : CRLF);
     this.partsOut++;
-    this.settle(true);
-    if (b.length) this.push(b);
+    if (b.length) this.out(b);
   }
 
   private endPart(): void {
     if (this.decided === null) this.tryDecide(true);
   }
 
-  override _flush(cb: TransformCallback): void {
-    if (this.state !== 'done') {
-      const err = new MultipartError('multipart body ended before its close delimiter');
-      this.settle(err);
-      cb(err);
-      return;
+  /** End of input: throws when the close delimiter never came (a truncated body). */
+  end(): void {
+    if (this.state !== 'done') throw new MultipartError('multipart body ended before its close delimiter');
+    if (this.writeClose && this.partsOut > 0) this.out(Buffer.from('\r\n--' + this.outBoundary + '--\r\n', 'latin1'));
+  }
+}
+
+/** Transform-stream form of MultipartParser (tests, composition with stream.pipeline). */
+export class MultipartFilter extends Transform {
+  private readonly parser: MultipartParser;
+  private resolveStarted!: (v: boolean) => void;
+  private rejectStarted!: (e: Error) => void;
+  /** Resolves true once the first kept part is written, false if the body held none. */
+  readonly started: Promise<boolean>;
+  private settled = false;
+
+  constructor(o: MultipartFilterOptions) {
+    super();
+    this.parser = new MultipartParser(o, (b) => {
+      this.settle(true);
+      this.push(b);
+    });
+    this.started = new Promise<boolean>((resolve, reject) => {
+      this.resolveStarted = resolve;
+      this.rejectStarted = reject;
+    });
+    this.started.catch(() => {});
+  }
+
+  get partsOut(): number {
+    return this.parser.partsOut;
+  }
+  get partsIn(): number {
+    return this.parser.partsIn;
+  }
+  get partsDropped(): number {
+    return this.parser.partsDropped;
+  }
+
+  private settle(v: boolean | Error): void {
+    if (this.settled) return;
+    this.settled = true;
+    if (v instanceof Error) this.rejectStarted(v);
+    else this.resolveStarted(v);
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    try {
+      this.parser.write(chunk);
+      cb();
+    } catch (err) {
+      cb(err as Error);
     }
-    if (this.writeClose && this.partsOut > 0) this.push(Buffer.from('\r\n--' + this.outBoundary + '--\r\n', 'latin1'));
-    this.settle(this.partsOut > 0);
-    cb();
+  }
+
+  override _flush(cb: TransformCallback): void {
+    try {
+      this.parser.end();
+      this.settle(this.parser.partsOut > 0);
+      cb();
+    } catch (err) {
+      this.settle(err as Error);
+      cb(err as Error);
+    }
   }
 
   override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {

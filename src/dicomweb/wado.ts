@@ -31,7 +31,7 @@ import {
   upstreamStatusError,
   type Representation,
 } from './metadata.js';
-import { boundaryOf, MultipartFilter } from './multipart.js';
+import { boundaryOf, MultipartParser } from './multipart.js';
 import { frameList, uidParam } from './params.js';
 import { upstreamFailure, type Upstream, type UpstreamRegistry } from './upstream.js';
 
@@ -185,37 +185,58 @@ async function filteredRetrieve(ctx: WadoContext, req: Request, res: Response, s
       }
       outBoundary ??= boundary;
       const keep = new Set(g.rows.map((r) => r.sop));
-      const filter = new MultipartFilter({ boundary, outBoundary, keep: (uid) => keep.has(uid), partsBefore: partsOut, writeClose: false });
-      const feeding = pipeline(up.body, filter);
-      feeding.catch(() => {});
-      // 'data' events in flowing mode hand over each pushed chunk as is (an async iterator's
-      // read() would concatenate whatever is buffered: one extra copy of the whole body).
+      const body = up.body;
+      let waiting = false;
+      // Parser fed straight from the upstream's 'data' events, its output written straight to
+      // the response (no intermediate stream per chunk); backpressure pauses the upstream.
+      const parser = new MultipartParser({ boundary, outBoundary, keep: (uid) => keep.has(uid), partsBefore: partsOut, writeClose: false }, (b) => {
+        if (!headersSent) {
+          res.status(200);
+          res.setHeader('Content-Type', ownBoundary ? `multipart/related; type="application/dicom"; boundary=${ownBoundary}` : ct!);
+          headersSent = true;
+        }
+        if (!res.write(b) && !waiting) {
+          waiting = true;
+          body.pause();
+          res.once('drain', () => {
+            waiting = false;
+            body.resume();
+          });
+        }
+      });
       await new Promise<void>((resolve, reject) => {
-        const onClose = () => reject(new Error('client closed'));
+        let settled = false;
+        const done = (err?: Error) => {
+          if (settled) return;
+          settled = true;
+          res.off('close', onClose);
+          if (err) {
+            body.destroy();
+            reject(err);
+          } else resolve();
+        };
+        const onClose = () => done(new Error('client closed'));
         res.once('close', onClose);
-        filter.on('data', (chunk: Buffer) => {
-          if (!headersSent) {
-            res.status(200);
-            res.setHeader('Content-Type', ownBoundary ? `multipart/related; type="application/dicom"; boundary=${ownBoundary}` : ct!);
-            headersSent = true;
-          }
-          if (!res.write(chunk)) {
-            filter.pause();
-            res.once('drain', () => filter.resume());
+        body.on('error', (err) => done(err));
+        body.on('data', (chunk: Buffer) => {
+          if (settled) return;
+          try {
+            parser.write(chunk);
+          } catch (err) {
+            done(err as Error);
           }
         });
-        filter.once('end', () => {
-          res.off('close', onClose);
-          resolve();
-        });
-        filter.once('error', (err) => {
-          res.off('close', onClose);
-          reject(err);
+        body.once('end', () => {
+          try {
+            parser.end();
+            done();
+          } catch (err) {
+            done(err as Error);
+          }
         });
       });
-      await feeding;
-      partsOut = filter.partsOut;
-      if (filter.partsDropped) req.log.debug({ upstream: g.upstream.name, dropped: filter.partsDropped }, 'wado: unreferenced parts filtered out');
+      partsOut = parser.partsOut;
+      if (parser.partsDropped) req.log.debug({ upstream: g.upstream.name, dropped: parser.partsDropped }, 'wado: unreferenced parts filtered out');
     }
   } catch (err) {
     if (!headersSent) throw err instanceof GatewayError ? err : upstreamFailure(err, current);
