@@ -19,7 +19,7 @@ import {
   type JWTVerifyGetKey,
   type JWSHeaderParameters,
 } from 'jose';
-import type { JwtAuthConfig } from '../config.js';
+import { ConfigError, type JwtAuthConfig } from '../config.js';
 
 export class TokenError extends Error {
   constructor(message: string) {
@@ -41,9 +41,9 @@ export function createJwtVerifier(cfg: JwtAuthConfig, opts: { cacheSize?: number
   const keys = (cfg.keys ?? []) as JWK[];
   const octKeys = keys.filter((k) => k.kty === 'oct');
   const publicKeys = keys.filter((k) => k.kty !== 'oct').map(stripPrivate);
-  if (hsAlgs.length && !octKeys.length) throw new Error('auth.jwt: HS algorithms need a symmetric (kty "oct") key in auth.jwt.keys');
-  if (octKeys.length && !hsAlgs.length) throw new Error('auth.jwt: a symmetric key is configured but no HS algorithm is allowed');
-  if (octKeys.length && cfg.jwksUrl) throw new Error('auth.jwt: symmetric keys cannot be combined with jwksUrl');
+  if (hsAlgs.length && !octKeys.length) throw new ConfigError('auth.jwt.keys', 'HS algorithms need a symmetric (kty "oct") key');
+  if (octKeys.length && !hsAlgs.length) throw new ConfigError('auth.jwt.algorithms', 'a symmetric key is configured but no HS algorithm is allowed');
+  if (octKeys.length && cfg.jwksUrl) throw new ConfigError('auth.jwt.keys', 'symmetric keys cannot be combined with jwksUrl');
 
   const asymmetric: JWTVerifyGetKey | undefined = cfg.jwksUrl
     ? // jose caches the set, refetches on an unknown kid at most every cooldownDuration, and
