@@ -36,7 +36,7 @@ const POLICIES = `## Search behaviour (all types)
 
 - **GET and POST**: \`GET [type]?…\` and \`POST [type]/_search\` (application/x-www-form-urlencoded; URL and body parameters combined), ITI-67 §2:3.67.4.1.2.
 - **Formats**: JSON and XML (\`_format=json|xml\` or \`Accept\`), ITI TF-2 App. Z.6; 406 otherwise.
-- **Tokens**: \`system|value\`, \`|value\` (no system), \`value\` (any system), \`system|\` (any value). Comma = OR, repetition = AND, \`\\\\,\` escapes a comma. Surrounding double quotes are stripped (MADO IG examples, digest Q17). UIDs match as \`urn:oid:<uid>\` or bare (digest Q14). \`format\` matches on the code whatever the system (digest Q4).
+- **Tokens**: \`system|value\`, \`|value\` (no system), \`value\` (any system), \`system|\` (any value). Comma = OR (at most 100 values per parameter), repetition = AND, \`\\\\,\` escapes a comma. Surrounding double quotes are stripped (MADO IG examples, digest Q17). UIDs match as \`urn:oid:<uid>\` or bare (digest Q14). \`format\` matches on the code whatever the system (digest Q4).
 - **Patient identity**: \`patient.identifier\`, \`subject:identifier\`, \`patient:identifier\` need \`system|value\` (or \`|value\` for an identifier without an issuer); a bare value is refused with 400, because a Patient ID means nothing without its issuer.
 - **Dates**: prefixes \`eq ne lt gt le ge sa eb\` with FHIR precision semantics (\`2024\` = the whole year). Values without a zone are UTC. \`period\` is an interval; a period with only a start (MADO gives the study start) is that instant. \`ge\`/\`lt\` on \`period\` give MHD's serviceStopTimeFrom/serviceStartTimeTo overlap.
 - **Status**: DocumentReference and ImagingStudy searches leave out entered-in-error unless \`status\` asks for it.

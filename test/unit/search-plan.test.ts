@@ -72,6 +72,7 @@ test('plan: unknown → warning (or 400 strict), chains → 400, _count clamp wa
   assert.throws(() => plan('status:below=x'), (e: any) => e.code === 'GW_SEARCH_MODIFIER');
   assert.throws(() => plan('patient.identifier=M1'), (e: any) => e.code === 'GW_SEARCH_IDENTIFIER_SYSTEM');
   assert.equal(plan('_count=0').summaryCount, true);
+  assert.throws(() => plan(`modality=${Array.from({ length: 101 }, (_, i) => `M${i}`).join(',')}`), (e: any) => e.code === 'GW_SEARCH_TOO_COSTLY');
 });
 
 test('cursor: opaque round trip, bound to the sort key', () => {

@@ -38,6 +38,9 @@ const CONTROL = new Set(['_count', '_sort', '_total', '_summary', '_elements', '
 
 const UID_RE = /^[0-2](\.(0|[1-9]\d*))+$/;
 
+/** Bound on OR values per parameter (each becomes a bound array element). */
+export const MAX_OR = 100;
+
 function warning(text: string, param: string, code: OperationOutcomeIssue['code'] = 'not-supported'): OperationOutcomeIssue {
   return { severity: 'warning', code, details: { text }, expression: [param] };
 }
@@ -91,6 +94,7 @@ function compileParam(type: string, def: SearchParamImpl, p: RawParam, label: st
     }
   }
   if (p.value === '') throw badParam(label, `Empty value for search parameter "${label}"`);
+  if (splitOr(p.value).length > MAX_OR) throw badParam(label, `At most ${MAX_OR} comma-separated values per parameter`, 'GW_SEARCH_TOO_COSTLY');
   const not = mod === 'not';
   switch (t.t) {
     case 'token': {
