@@ -13,7 +13,7 @@ import type { NextFunction, Request, Response } from 'express';
 import type { JWTPayload } from 'jose';
 import type { AuthConfig, BasicUser } from '../config.js';
 import { GatewayError } from '../http/errors.js';
-import { createJwtVerifier, TokenError, type JwtVerifier } from './jwt.js';
+import { createJwtVerifier, KeySetUnavailable, TokenError, type JwtVerifier } from './jwt.js';
 import { LOOPBACK_PRINCIPAL, type Principal, type Role } from './principal.js';
 import { scopesFromClaims } from './scopes.js';
 
@@ -69,6 +69,10 @@ export function createAuthenticator(cfg: AuthConfig): Authenticator {
           try {
             claims = await jwt.verify(cred);
           } catch (err) {
+            if (err instanceof KeySetUnavailable) {
+              // Product ask 10: a reason and a retry hint, not a misleading 401.
+              throw new GatewayError(503, 'GW_AUTH_UNAVAILABLE', 'The identity provider\'s key set cannot be obtained; try again shortly', { headers: { 'Retry-After': '5' } });
+            }
             throw unauthorized('invalid_token', err instanceof TokenError ? err.message : 'invalid token', 'Bearer');
           }
           return principalFromClaims(claims, cfg);

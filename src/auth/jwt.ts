@@ -28,6 +28,14 @@ export class TokenError extends Error {
   }
 }
 
+/** The key set could not be obtained (JWKS endpoint down, bad answer): 503, not the caller's fault. */
+export class KeySetUnavailable extends Error {
+  constructor() {
+    super('key set unavailable');
+    this.name = 'KeySetUnavailable';
+  }
+}
+
 export interface JwtVerifier {
   verify(token: string): Promise<JWTPayload>;
 }
@@ -101,6 +109,9 @@ export function createJwtVerifier(cfg: JwtAuthConfig, opts: { cacheSize?: number
         }));
       } catch (err) {
         if (err instanceof TokenError) throw err;
+        const code = (err as { code?: string })?.code;
+        // Remote JWKS fetch failures: timeout, network error (TypeError from fetch), non-200, bad JSON
+        if (cfg.jwksUrl && (code === 'ERR_JWKS_TIMEOUT' || code === 'ERR_JWKS_INVALID' || code === 'ERR_JOSE_GENERIC' || err instanceof TypeError)) throw new KeySetUnavailable();
         throw new TokenError(describe(err));
       }
       if (cache.size >= cacheSize) cache.delete(cache.keys().next().value!);

@@ -142,6 +142,26 @@ describe('remote JWKS', () => {
   });
 });
 
+describe('JWKS endpoint down', () => {
+  test('503 with a reason and Retry-After, not 401', async () => {
+    const probe = http.createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const t = await createAuthTestApp({ auth: { jwt: { issuer: ISSUER, audience: AUDIENCE, jwksUrl: `http://127.0.0.1:${port}/jwks.json`, algorithms: ['RS256'] } } });
+    try {
+      const keys = await makeKeys('down-1');
+      const res = await request(t.app).get('/fhir/AuditEvent').set('Authorization', `Bearer ${await mint({ sub: 'a', roles: ['administrator'] }, { keys })}`);
+      assert.equal(res.status, 503, res.text);
+      assert.equal(res.body.issue[0].details.coding[0].code, 'GW_AUTH_UNAVAILABLE');
+      assert.equal(res.headers['retry-after'], '5');
+    } finally {
+      await closeApp(t.app);
+      await t.close();
+    }
+  });
+});
+
 describe('rate limit per identity', () => {
   test('429 with Retry-After once a caller exhausts its bucket; others unaffected; audited', async () => {
     const t = await createAuthTestApp({
