@@ -6,7 +6,7 @@
  *  2. One 20,000-reference KOS, end-to-end latency. Target < 1 s.
  * Medians of several runs; writes bench/results-ingest.md.
  *
- * Options: --count N (10000) --runs R (3) --clients C (8) --big-runs B (3)
+ * Options: --count N (10000) --runs R (3) --clients C (8) --big-runs B (3) --out FILE (bench/results-ingest.md)
  *
  * Manifests are made distinct cheaply: one KOS is written from a synthetic model whose UIDs,
  * patient id and accession all contain the token 19999999; each request replaces that token with
@@ -190,7 +190,8 @@ Node ${process.version}; load average at the end ${load} (the machine is shared 
 
 Command: \`npm run bench:ingest -- --count ${count} --runs ${runs} --clients ${clients}\`
 `;
-    fs.writeFileSync(path.join(ROOT, 'bench/results-ingest.md'), md);
+    const outIdx = process.argv.indexOf('--out');
+    fs.writeFileSync(outIdx === -1 ? path.join(ROOT, 'bench/results-ingest.md') : path.resolve(process.argv[outIdx + 1]!), md);
     process.stdout.write(md);
   } finally {
     await gw.stop();
