@@ -88,22 +88,34 @@ export function part10(sop: string): Buffer {
  * instances of a series of the given manifests as Part 10 parts, '[]' metadata, a tiny JPEG).
  */
 export const fakeArchive = (manifests: () => Array<Manifest | undefined>) => (req: http.IncomingMessage, res: http.ServerResponse) => {
-  const url = req.url ?? '';
-  const accept = req.headers.accept ?? '';
-  if (/metadata/.test(url) || /json/.test(accept)) {
-    res.writeHead(200, { 'content-type': 'application/dicom+json' }).end('[]');
-    return;
-  }
-  if (/rendered|thumbnail/.test(url)) {
+  const url = (req.url ?? '').split('?')[0]!;
+  if (/\/(rendered|thumbnail)$/.test(url)) {
     res.writeHead(200, { 'content-type': 'image/jpeg' }).end(Buffer.from([0xff, 0xd8, 0xff, 0xd9]));
     return;
   }
-  const m = /\/series\/([0-9.]+)(?:\/instances\/([0-9.]+))?/.exec(url);
-  const sops: string[] = [];
+  const m = /\/studies\/([0-9.]+)(?:\/series\/([0-9.]+)(?:\/instances\/([0-9.]+))?)?/.exec(url);
+  const found: Array<{ study: string; series: string; sop: string; cls: string }> = [];
   for (const mf of manifests()) {
-    for (const st of mf?.evidence ?? []) for (const se of st.series) if (se.uid === m?.[1]) for (const i of se.instances) if (!m?.[2] || m[2] === i.sopInstanceUid) sops.push(i.sopInstanceUid);
+    for (const st of mf?.evidence ?? []) {
+      if (st.studyInstanceUid !== m?.[1]) continue;
+      for (const se of st.series) {
+        if (m?.[2] && se.uid !== m[2]) continue;
+        for (const i of se.instances) if (!m?.[3] || m[3] === i.sopInstanceUid) found.push({ study: st.studyInstanceUid, series: se.uid, sop: i.sopInstanceUid, cls: i.sopClassUid });
+      }
+    }
+  }
+  if (!found.length) {
+    res.writeHead(404).end();
+    return;
+  }
+  if (/\/metadata$/.test(url)) {
+    const body = found.map((f) => ({ '0020000D': { vr: 'UI', Value: [f.study] }, '0020000E': { vr: 'UI', Value: [f.series] }, '00080018': { vr: 'UI', Value: [f.sop] }, '00080016': { vr: 'UI', Value: [f.cls] } }));
+    res.writeHead(200, { 'content-type': 'application/dicom+json' }).end(JSON.stringify(body));
+    return;
   }
   const b = 'fakeb';
-  const body = Buffer.concat([...sops.map((sop) => Buffer.concat([Buffer.from(`--${b}\r\nContent-Type: application/dicom\r\n\r\n`), part10(sop), Buffer.from('\r\n')])), Buffer.from(`--${b}--\r\n`)]);
-  res.writeHead(200, { 'content-type': `multipart/related; type="application/dicom"; boundary=${b}` }).end(body);
+  const parts = /\/frames\//.test(url) ? [Buffer.from([0, 1, 2, 3])] : found.map((f) => part10(f.sop));
+  const type = /\/frames\//.test(url) ? 'application/octet-stream' : 'application/dicom';
+  const body = Buffer.concat([...parts.map((p) => Buffer.concat([Buffer.from(`--${b}\r\nContent-Type: ${type}\r\n\r\n`), p, Buffer.from('\r\n')])), Buffer.from(`--${b}--\r\n`)]);
+  res.writeHead(200, { 'content-type': `multipart/related; type="${type}"; boundary=${b}` }).end(body);
 };

@@ -186,9 +186,16 @@ const ENDPOINTS: Endpoint[] = [
   { name: 'WADO-RS instance', kind: 'wado', path: (s) => `/dicomweb/studies/${s.study}/series/${s.series}/instances/${s.sop}` },
   { name: 'WADO-RS series', kind: 'wado', path: (s) => `/dicomweb/studies/${s.study}/series/${s.series}` },
   { name: 'WADO-RS series metadata', kind: 'wado', path: (s) => `/dicomweb/studies/${s.study}/series/${s.series}/metadata` },
+  { name: 'WADO-RS study', kind: 'wado', path: (s) => `/dicomweb/studies/${s.study}` },
+  { name: 'WADO-RS study metadata', kind: 'wado', path: (s) => `/dicomweb/studies/${s.study}/metadata` },
+  { name: 'WADO-RS instance metadata', kind: 'wado', path: (s) => `/dicomweb/studies/${s.study}/series/${s.series}/instances/${s.sop}/metadata` },
+  { name: 'WADO-RS frames', kind: 'wado', path: (s) => `/dicomweb/studies/${s.study}/series/${s.series}/instances/${s.sop}/frames/1` },
+  { name: 'WADO-RS series thumbnail', kind: 'wado', path: (s) => `/dicomweb/studies/${s.study}/series/${s.series}/thumbnail` },
   { name: 'WADO-RS instance rendered', kind: 'wado', path: (s) => `/dicomweb/studies/${s.study}/series/${s.series}/instances/${s.sop}/rendered` },
   { name: 'QIDO-RS studies by StudyInstanceUID', kind: 'search', path: (s) => `/dicomweb/studies?StudyInstanceUID=${s.study}`, shown: qidoShown },
   { name: 'QIDO-RS series of a study', kind: 'search', path: (s) => `/dicomweb/studies/${s.study}/series`, shown: qidoShown },
+  { name: 'QIDO-RS instances of a series', kind: 'search', path: (s) => `/dicomweb/studies/${s.study}/series/${s.series}/instances`, shown: qidoShown },
+  { name: 'QIDO-RS studies by PatientID', kind: 'search', path: (s) => `/dicomweb/studies?PatientID=${encodeURIComponent(s.manifest.patient.id!.value)}`, shown: qidoShown },
 ];
 
 function notMounted(res: request.Response): string | undefined {
