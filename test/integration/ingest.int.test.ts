@@ -237,6 +237,18 @@ describe('ITI-65 POST /fhir', () => {
     assert.equal(n.replaces, manifestIdFor(v1.model.document.sopInstanceUid));
   });
 
+  test('Patient and Folder entries: answered in order with warnings; the Patient location is the derived patient', async () => {
+    const k = kos('iti-pat');
+    const b = provideBundle([{ kos: k }]);
+    b.entry.push({ fullUrl: 'urn:uuid:00000000-0000-4000-8000-300000000000', resource: { resourceType: 'Patient', identifier: [{ value: 'x' }] }, request: { method: 'POST', url: 'Patient' } });
+    b.entry.push({ fullUrl: 'urn:uuid:00000000-0000-4000-8000-400000000000', resource: { resourceType: 'List', status: 'current', mode: 'working', code: { coding: [{ code: 'folder' }] } }, request: { method: 'POST', url: 'List' } });
+    const res = await request(t.app).post('/fhir').set('Content-Type', 'application/fhir+json').send(b).expect(200);
+    assert.equal(res.body.entry.length, 5);
+    const pid = (await manifestRow(k.model.document.sopInstanceUid)).patient_id;
+    assert.equal(res.body.entry[3].response.location, `http://gateway.test/fhir/Patient/${pid}`);
+    assert.equal(res.body.entry[4].response.outcome.issue[0].details.coding[0].code, 'PartialFolderContentNotProcessed');
+  });
+
   test('relatesTo transforms → PartialTransformContentNotProcessed warning', async () => {
     const k = kos('iti-warn');
     const b = provideBundle([{ kos: k }]);
@@ -406,6 +418,11 @@ describe('capability and audit', () => {
     assert.ok(rest.interaction.some((i: any) => i.code === 'transaction'));
     const bin = rest.resource.find((r: any) => r.type === 'Binary');
     assert.ok(bin.interaction.some((i: any) => i.code === 'create'));
+    // merged with the read/search feature's definition, not replaced
+    const dr = rest.resource.find((r: any) => r.type === 'DocumentReference');
+    const codes = dr.interaction.map((i: any) => i.code);
+    assert.ok(codes.includes('patch') && codes.includes('update'), codes.join());
+    assert.ok(codes.includes('read') && codes.includes('search-type'), codes.join());
   });
 
   test('logs carry no UIDs or patient ids from ingested manifests', async () => {
