@@ -234,7 +234,12 @@ function readMeta(buf: Buffer, start: number, lim: ParseLimits): { meta: DataSet
   return { meta, end: pos };
 }
 
-export interface ParseOptions { maxInflatedBytes: number; maxDepth?: number; maxItems?: number; stopAfterTag?: number }
+export interface ParseOptions {
+  maxInflatedBytes: number; maxDepth?: number; maxItems?: number; stopAfterTag?: number;
+  /** Read datasets of other (encapsulated/compressed) transfer syntaxes as explicit VR LE, which they
+   * are apart from Pixel Data (PS3.5 §A.4). Used by readDicomIdentity for STOW-RS of images. */
+  encapsulatedAsExplicitLE?: boolean;
+}
 
 /** Parse a Part 10 file or a bare dataset. Throws ParseError only. */
 export function parseDicom(input: Uint8Array, opts: ParseOptions): Parsed {
@@ -271,6 +276,7 @@ export function parseDicom(input: Uint8Array, opts: ParseOptions): Parsed {
       break;
     }
     default:
+      if (opts.encapsulatedAsExplicitLE && /^1\.2\.840\.10008\.1\.2\.[1-9]/.test(ts)) break;
       fail(top, 'GW_KOS_UNSUPPORTED_TRANSFER_SYNTAX', `unsupported transfer syntax ${ts.slice(0, 64)} (encapsulated/compressed syntaxes are not used for KOS)`, 0x00020010);
   }
   const ctx: Ctx = { buf, explicit, le, lim, items: 0, stack: [] };

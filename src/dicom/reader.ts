@@ -422,7 +422,7 @@ function applyGroup(ctx: Ctx, g: Group, bySeries: Map<string, Series>, bySop: Ma
 
 export function readDicomIdentity(bytes: Uint8Array, opts: ReadKosOptions = {}): { identity?: DicomIdentity; issues: ValidationIssue[] } {
   try {
-    const p = parseDicom(bytes, { maxInflatedBytes: opts.maxInflatedBytes ?? DEFAULT_MAX_INFLATED, stopAfterTag: T.seriesUid });
+    const p = parseDicom(bytes, { maxInflatedBytes: opts.maxInflatedBytes ?? DEFAULT_MAX_INFLATED, stopAfterTag: T.seriesUid, encapsulatedAsExplicitLE: true });
     const id: DicomIdentity = {};
     put(id, 'sopClassUid', str(p.ds, T.sopClass) ?? (p.meta ? str(p.meta, 0x00020002) : undefined));
     put(id, 'sopInstanceUid', str(p.ds, T.sopInstance) ?? (p.meta ? str(p.meta, 0x00020003) : undefined));

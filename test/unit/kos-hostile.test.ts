@@ -125,6 +125,16 @@ describe('hostile KOS input → error issues', () => {
     const r = readKos(part10(tsExplicit, ds));
     assert.equal(r.manifest?.evidence[0]?.studyInstanceUid, '1.2.3.4');
   });
+  it('readDicomIdentity reads an image in an encapsulated transfer syntax (STOW-RS), readKos refuses it', () => {
+    const ds = Buffer.concat([el(8, 0x16, 'UI', '1.2.840.10008.5.1.4.1.1.2'), el(8, 0x18, 'UI', '1.2.3.4.5'), el(0x20, 0xd, 'UI', '1.2.3'), el(0x20, 0xe, 'UI', '1.2.3.6'),
+      tagBytes(0x7fe0, 0x10), Buffer.from('OB\0\0'), u32(0xffffffff), tagBytes(0xfffe, 0xe000), u32(0)]);
+    const bytes = part10('1.2.840.10008.1.2.4.50', ds);
+    const id = readDicomIdentity(bytes);
+    assert.deepEqual(id.issues, []);
+    assert.equal(id.identity?.sopClassUid, '1.2.840.10008.5.1.4.1.1.2');
+    assert.equal(id.identity?.seriesInstanceUid, '1.2.3.6');
+    assert.equal(readKos(bytes).kind, 'not-kos');
+  });
   it('a Uint8Array view with a byte offset reads correctly', () => {
     const big = new Uint8Array(valid.length + 7);
     big.set(valid, 7);
