@@ -214,7 +214,8 @@ export function buildAuditEvent(a: AuditInput): AuditRecord {
     outcome,
     agentWho: p?.subject ?? null,
     patientRef: patientIds[0] ? `Patient/${patientIds[0]}` : null,
-    entityRefs: [...patientIds.map((x) => `Patient/${x}`), ...refs],
+    // bounded: a study retrieve can name thousands of instances (the resource keeps ≤ 1000 too)
+    entityRefs: [...patientIds.map((x) => `Patient/${x}`), ...refs.slice(0, 1000)],
     breakGlass: a.breakGlass,
     // undefined members vanish when the resource is serialised (JSON has no undefined)
     resource,

@@ -123,6 +123,14 @@ export function createSyslogExporter(cfg: SyslogConfig, log: Logger, opts: { caF
       udp ??= dgram.createSocket(net.isIPv6(cfg.host) ? 'udp6' : 'udp4');
       udp.unref();
       const msg = queue[0]!;
+      if (msg.length > 65_507) {
+        // Cannot fit one datagram (RFC 5426 §3.2): drop it rather than block the queue; use TCP/TLS
+        // for very large events (WADO-RS of big studies lists their instances).
+        queue.shift();
+        dropped++;
+        log.error({ bytes: msg.length }, 'syslog record too large for UDP: dropped');
+        return pump();
+      }
       writing = true;
       udp.send(msg, cfg.port, cfg.host, (err) => {
         writing = false;

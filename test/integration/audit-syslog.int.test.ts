@@ -101,6 +101,14 @@ describe('transports', () => {
     const ex = createSyslogExporter({ host: '127.0.0.1', port: sock.address().port, protocol: 'udp', appName: 'gw', maxQueue: 100 }, log);
     for (let i = 0; i < 3; i++) ex.send(event(i));
     await until(() => got.length === 3);
+    // a record too large for one datagram is dropped (counted), and does not block the queue
+    const huge = event(9);
+    huge.entity![1]!.detail = Array.from({ length: 3000 }, (_, k) => ({ type: 'SOPInstanceUID', valueString: `1.2.3.4.5.6.7.8.9.${k}` }));
+    ex.send(huge);
+    ex.send(event(4));
+    await until(() => got.length === 4);
+    assert.equal(ex.stats().dropped, 1);
+    assert.match(got[3]!, /UserID="user-4"/);
     assert.ok(got.every((m) => m.startsWith('<85>1 ') && m.includes(' gw ')));
     await ex.close();
     sock.close();
