@@ -94,7 +94,7 @@ export function buildApp(deps: AppDeps): { app: Express; metrics: Metrics } {
 
   // Security chain (src/auth/index.ts): audit → authentication → rate limit → policy → time
   // limit. Everything above (probes, metrics, openapi) is public and not audited.
-  const security = createSecurity(deps);
+  const security = createSecurity({ ...deps, registry: metrics.registry });
   app.locals.security = security;
   app.use(security.handlers);
 

@@ -5,6 +5,7 @@
  * patient filter on req.principal) → per-request time limit for non-streaming FHIR routes.
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import client from 'prom-client';
 import type { AppDeps } from '../app.js';
 import { createAuditRecorder, type AuditRecorder } from '../audit/recorder.js';
 import { createSyslogExporter, type SyslogExporter } from '../audit/syslog.js';
@@ -22,12 +23,25 @@ export interface Security {
   close(): Promise<void>;
 }
 
-export function createSecurity(deps: AppDeps & { disableAudit?: boolean }): Security {
+export function createSecurity(deps: AppDeps & { disableAudit?: boolean; registry?: client.Registry }): Security {
   const { config, db, log } = deps;
   const syslog = config.audit.syslog ? createSyslogExporter(config.audit.syslog, log) : undefined;
   const audit = deps.disableAudit
     ? undefined
     : createAuditRecorder({ db, log, serverUrl: config.publicBaseUrl, onRecord: syslog ? (r) => syslog.send(r.resource) : undefined });
+  if (deps.registry) {
+    // An audit trail that silently loses events is worse than none: make the queue observable.
+    const gauge = (name: string, help: string, read: () => number | undefined) =>
+      new client.Gauge({ name, help, registers: [deps.registry!], collect() { this.set(read() ?? 0); } });
+    gauge('audit_queue_length', 'AuditEvents waiting to be written', () => audit?.stats().queued);
+    gauge('audit_events_written', 'AuditEvents written since start', () => audit?.stats().written);
+    gauge('audit_events_dropped', 'AuditEvents dropped (queue full) since start', () => audit?.stats().dropped);
+    gauge('audit_write_failures', 'Failed audit batch writes since start', () => audit?.stats().failures);
+    if (syslog) {
+      gauge('audit_syslog_queue_length', 'Records waiting for the syslog collector', () => syslog.stats().queued);
+      gauge('audit_syslog_dropped', 'Syslog records dropped since start', () => syslog.stats().dropped);
+    }
+  }
   const handlers: RequestHandler[] = [hstsMiddleware];
   if (audit) handlers.push(audit.middleware);
   handlers.push(authenticationMiddleware(config.auth));

@@ -186,6 +186,13 @@ describe('one AuditEvent per request, shaped after BALP', () => {
     assert.equal(evm.outcome, '0');
   });
 
+  test('the audit queue is visible in /metrics', async () => {
+    const m = await request(t.app).get('/metrics');
+    assert.match(m.text, /^audit_queue_length \d+$/m);
+    assert.match(m.text, /^audit_events_written [1-9]\d*$/m);
+    assert.match(m.text, /^audit_events_dropped 0$/m);
+  });
+
   test('probes and preflight are not audited; every other request exactly once', async () => {
     const before = (await auditEvents(t.tdb.db)).length;
     await request(t.app).get('/healthz');
