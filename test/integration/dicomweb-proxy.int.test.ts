@@ -397,6 +397,88 @@ describe('security: validation before any upstream request', () => {
   });
 });
 
+describe('edge cases', () => {
+  it('an upstream that holds none of the referenced instances → 404, not an empty 200', async () => {
+    const saved = fake.handler;
+    fake.handler = (_req, res) => {
+      const body = multipartBody([parts.get(iExtra)!], B);
+      res.writeHead(200, { 'content-type': `multipart/related; type="application/dicom"; boundary=${B}` }).end(body);
+    };
+    try {
+      const r = await request(t.app).get(`/dicomweb/studies/${study}/series/${se1}`);
+      assert.equal(r.status, 404);
+      assert.equal(r.body.code, 'GW_DICOMWEB_NOT_AT_UPSTREAM');
+    } finally {
+      fake.handler = saved;
+    }
+  });
+
+  it('OAuth2: an upstream 401 drops the cached token; the next request fetches a new one', async () => {
+    const saved = fake2.handler;
+    const before = tokenRequests;
+    fake2.handler = (req, res) => (req.url === '/token' ? saved(req, res) : res.writeHead(401).end());
+    try {
+      const r = await request(t.app).get(`/dicomweb/studies/${study}/series/${se2}/instances/${i3}`);
+      assert.equal(r.status, 502);
+      assert.equal(r.body.code, 'GW_UPSTREAM_AUTH');
+    } finally {
+      fake2.handler = saved;
+    }
+    assert.equal((await request(t.app).get(`/dicomweb/studies/${study}/series/${se2}/instances/${i3}`)).status, 200);
+    assert.equal(tokenRequests, before + 1);
+  });
+
+  it('HEAD on metadata: headers (ETag, length) without a body', async () => {
+    const r = await rawGet(`/dicomweb/studies/${study}/series/${se1}/metadata`);
+    const h = await new Promise<http.IncomingMessage>((resolve) => {
+      const u = new URL(base);
+      http.request({ host: u.hostname, port: u.port, method: 'HEAD', path: `/dicomweb/studies/${study}/series/${se1}/metadata` }, resolve).end();
+    });
+    assert.equal(h.statusCode, 200);
+    assert.equal(h.headers.etag, r.headers.etag);
+    h.resume();
+  });
+
+  it('upstream stalls mid-body → broken connection after bodyTimeoutMs', async () => {
+    const saved = fake.handler;
+    fake.handler = (_req, res) => {
+      res.writeHead(200, { 'content-type': `multipart/related; type="application/dicom"; boundary=${B}` });
+      res.write(`--${B}\r\nContent-Type: application/dicom\r\n\r\n`);
+      res.write(parts.get(i1)!); // then silence, connection kept open
+    };
+    try {
+      const r = await rawGet(`/dicomweb/studies/${study}/series/${se1}/instances/${i1}`);
+      assert.equal(r.status, 200);
+      assert.ok(r.error, 'expected a broken connection');
+    } finally {
+      fake.handler = saved;
+    }
+  });
+});
+
+describe('no upstream configured', () => {
+  it('a visible series with no matching upstream → 502 GW_DICOMWEB_NO_UPSTREAM (and metadata too)', async () => {
+    // a second app on the same database, configured without any upstream
+    const { buildApp } = await import('../../src/app.js');
+    const { loadConfig } = await import('../../src/config.js');
+    const { createLogger } = await import('../../src/log.js');
+    const app2 = buildApp({ config: loadConfig({ DATABASE_URL: t.tdb.url, PUBLIC_BASE_URL: 'http://gateway.test' }), db: t.tdb.db, log: createLogger('silent'), version: 'test' }).app;
+    {
+      const st = testUid();
+      const se = testUid();
+      const sop = testUid();
+      await seedManifest(t.tdb.db, { study: st, series: [{ uid: se, retrieveUrl: 'http://somewhere.example/dicom-web', instances: [{ sop }] }] });
+      for (const p of [`/dicomweb/studies/${st}/series/${se}/instances/${sop}`, `/dicomweb/studies/${st}/series/${se}/metadata`, `/dicomweb/studies/${st}`]) {
+        const r = await request(app2).get(p);
+        assert.equal(r.status, 502, p);
+        assert.equal(r.body.code, 'GW_DICOMWEB_NO_UPSTREAM');
+      }
+      // QIDO still answers from the index
+      assert.equal(JSON.parse((await request(app2).get(`/dicomweb/studies?StudyInstanceUID=${st}`)).text).length, 1);
+    }
+  });
+});
+
 describe('faults', () => {
   it('slow upstream headers → 504 JSON within the configured timeout', async () => {
     const saved = fake.handler;
