@@ -61,8 +61,11 @@ const INTERACTION: Record<ActionKind, Interaction> = {
 /** Classify a request by method and path (the full path, e.g. /fhir/DocumentReference/1). */
 export function classifyRequest(method: string, path: string): Action {
   const m = method === 'HEAD' ? 'GET' : method;
-  if (path === '/fhir' || path.startsWith('/fhir/')) return classifyFhir(m, path.slice(5));
-  if (path === '/dicomweb' || path.startsWith('/dicomweb/')) return classifyDicomweb(m, path.slice(9));
+  // Express matches mount paths case-insensitively (/FHIR/AuditEvent reaches the /fhir router),
+  // so the prefix is compared the same way; the routers themselves are case-sensitive.
+  const lower = path.toLowerCase();
+  if (lower === '/fhir' || lower.startsWith('/fhir/')) return classifyFhir(m, path.slice(5));
+  if (lower === '/dicomweb' || lower.startsWith('/dicomweb/')) return classifyDicomweb(m, path.slice(9));
   if (path === '/healthz' || path === '/readyz' || path === '/metrics' || path === '/openapi.yaml') return { kind: 'public' };
   // Unknown top-level paths 404; treat as the strictest read so nothing is open by accident.
   return { kind: 'read', resourceType: '*' };

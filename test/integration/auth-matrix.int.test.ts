@@ -276,6 +276,24 @@ describe('AuditEvent search (administrators only)', () => {
   }
 });
 
+describe('path spelling cannot dodge the policy', () => {
+  // Express matches mount paths case-insensitively; trailing and doubled slashes are tolerated.
+  for (const p of ['/FHIR/AuditEvent', '/Fhir/AuditEvent/', '/fhir//AuditEvent', '/fhir/AuditEvent/']) {
+    test(`radiologist GET ${p} → 403`, async () => {
+      const res = await call('radiologist', p);
+      assert.equal(res.status, 403, res.text.slice(0, 200));
+    });
+  }
+  test('referring GET /FHIR/DocumentReference/{foreign} → 404', async () => {
+    const res = await call('referring (launch context)', `/FHIR/DocumentReference/${side.foreign.docRefIds[0]}`);
+    assert.equal(res.status, 404);
+  });
+  test('referring GET /DICOMWEB/studies/{foreign} → 404', async () => {
+    const res = await call('referring (launch context)', `/DICOMWEB/studies/${side.foreign.study}/series/${side.foreign.series}`);
+    assert.equal(res.status, 404);
+  });
+});
+
 describe('searches without a patient: totals never count foreign data', () => {
   for (const role of ROLES.filter((r) => r.own === 'visible' && r.foreign === 'hidden')) {
     test(`${role.name}: DocumentReference?_count=100 shows own documents only`, async (tc) => {

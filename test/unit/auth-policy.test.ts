@@ -67,6 +67,11 @@ test('route classification: FHIR and DICOMweb', () => {
   }
   assert.equal(c('POST', '/dicomweb/studies'), 'create:ImagingStudy:STOW-RS');
   assert.equal(c('HEAD', '/fhir/Binary/x'), 'read:Binary:ITI-68');
+  // Express mount paths match case-insensitively: so must the classification
+  assert.equal(c('GET', '/FHIR/AuditEvent'), 'audit-read:AuditEvent:search');
+  assert.equal(c('GET', '/Fhir/AuditEvent/1'), 'audit-read:AuditEvent:read');
+  assert.equal(c('GET', '/DICOMweb/studies/1.2'), 'retrieve-images:ImagingStudy:RAD-107');
+  assert.equal(c('POST', '/DicomWeb/studies'), 'create:ImagingStudy:STOW-RS');
 });
 
 const P = (o: Partial<Principal>): Principal => ({ kind: 'user', subject: 'u', roles: [], scopes: [], breakGlass: false, authMethod: 'bearer', ...o });
