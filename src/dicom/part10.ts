@@ -15,39 +15,41 @@ export const TS = {
   explicitBE: '1.2.840.10008.1.2.2',
 } as const;
 
-export interface El { tag: number; vr: string; off: number; len: number; items?: DataSet[] }
-
-/** Elements of one dataset. Most items hold < 10 elements: a small array scan is cheaper than a
- * Map per item; large datasets switch to a Map so hostile out-of-order input stays linear. */
-class ElMap {
-  private tags: number[] = [];
-  private vals: El[] = [];
-  private map?: Map<number, El>;
-  get(tag: number): El | undefined {
-    if (this.map) return this.map.get(tag);
-    const t = this.tags;
-    for (let i = 0; i < t.length; i++) if (t[i] === tag) return this.vals[i];
-    return undefined;
+/** One dataset, stored flat to keep allocation per item low (KOS files hold ~10 sequence items per
+ * reference): `f` holds [tag, value offset, value length, VR code] quadruples, first occurrence wins;
+ * sequence items sit in `sq` at the same quadruple index. Above 32 elements a tag → index Map keeps
+ * hostile out-of-order input linear. */
+export class DataSet {
+  readonly f: number[] = [];
+  private sq?: Array<DataSet[] | undefined>;
+  private map?: Map<number, number>;
+  constructor(readonly buf: Buffer) {}
+  /** quadruple index of a tag, or -1 */
+  idx(tag: number): number {
+    if (this.map) return this.map.get(tag) ?? -1;
+    const f = this.f;
+    for (let i = 0; i < f.length; i += 4) if (f[i] === tag) return i;
+    return -1;
   }
-  has(tag: number): boolean { return this.get(tag) !== undefined; }
-  set(tag: number, el: El): void {
-    if (this.map) { this.map.set(tag, el); return; }
-    this.tags.push(tag); this.vals.push(el);
-    if (this.tags.length > 32) {
+  has(tag: number): boolean { return this.idx(tag) >= 0; }
+  add(tag: number, vr: number, off: number, len: number, items?: DataSet[]): void {
+    if (this.idx(tag) >= 0) return;
+    const i = this.f.length;
+    this.f.push(tag, off, len, vr);
+    if (items) (this.sq ??= [])[i >> 2] = items;
+    if (this.map) this.map.set(tag, i);
+    else if (i >= 32 * 4) {
       this.map = new Map();
-      for (let i = 0; i < this.tags.length; i++) if (!this.map.has(this.tags[i]!)) this.map.set(this.tags[i]!, this.vals[i]!);
+      for (let k = 0; k < this.f.length; k += 4) this.map.set(this.f[k]!, k);
     }
   }
-  *[Symbol.iterator](): IterableIterator<[number, El]> {
-    if (this.map) { yield* this.map; return; }
-    for (let i = 0; i < this.tags.length; i++) yield [this.tags[i]!, this.vals[i]!];
+  /** sequence items of a tag (undefined when absent or not a sequence) */
+  items(tag: number): DataSet[] | undefined {
+    const i = this.idx(tag);
+    return i < 0 || !this.sq ? undefined : this.sq[i >> 2];
   }
-}
-
-export class DataSet {
-  readonly els = new ElMap();
-  constructor(readonly buf: Buffer) {}
-  get(tag: number): El | undefined { return this.els.get(tag); }
+  isSeq(i: number): boolean { return !!this.sq && this.sq[i >> 2] !== undefined; }
+  tags(): number[] { const t: number[] = []; for (let i = 0; i < this.f.length; i += 4) t.push(this.f[i]!); return t; }
 }
 
 const VR_CACHE: string[] = [];
@@ -55,6 +57,8 @@ function vrOf(a: number, b: number): string {
   const k = (a << 8) | b;
   return VR_CACHE[k] ?? (VR_CACHE[k] = String.fromCharCode(a, b));
 }
+const vrCode = (vr: string): number => (vr.charCodeAt(0) << 8) | vr.charCodeAt(1);
+const VR_SQ = vrCode('SQ');
 
 export interface ParseLimits { maxDepth: number; maxItems: number; stopAfterTag?: number }
 
@@ -141,7 +145,7 @@ function parseDataset(ctx: Ctx, ds: DataSet, pos: number, end: number, undefined
       // PS3.5 §6.2.2: UN with undefined length is a sequence encoded in Implicit VR Little Endian.
       if (depth + 1 > ctx.lim.maxDepth) fail(ctx, 'GW_KOS_NESTING_TOO_DEEP', `sequences nested deeper than ${ctx.lim.maxDepth}`, tag);
       const items: DataSet[] = [];
-      if (!ds.els.has(tag)) ds.els.set(tag, { tag, vr: 'SQ', off: pos, len, items });
+      ds.add(tag, VR_SQ, pos, len, items);
       const inner: Ctx = { ...ctx, explicit: false, le: true };
       pos = parseSequence(inner, tag, items, pos, end, true, depth + 1);
       ctx.items = inner.items;
@@ -151,13 +155,12 @@ function parseDataset(ctx: Ctx, ds: DataSet, pos: number, end: number, undefined
       if (len !== UNDEF && len > end - pos) fail(ctx, 'GW_KOS_LENGTH_PAST_END', `sequence length ${len} runs past the end of its container`, tag);
       if (depth + 1 > ctx.lim.maxDepth) fail(ctx, 'GW_KOS_NESTING_TOO_DEEP', `sequences nested deeper than ${ctx.lim.maxDepth}`, tag);
       const items: DataSet[] = [];
-      const el: El = { tag, vr: 'SQ', off: pos, len, items };
-      if (!ds.els.has(tag)) ds.els.set(tag, el);
+      ds.add(tag, VR_SQ, pos, len, items);
       pos = parseSequence(ctx, tag, items, pos, len === UNDEF ? end : pos + len, len === UNDEF, depth + 1);
       continue;
     }
     if (len > end - pos) fail(ctx, 'GW_KOS_LENGTH_PAST_END', `value length ${len} runs past the end of its container (${end - pos} bytes left)`, tag);
-    if (!ds.els.has(tag)) ds.els.set(tag, { tag, vr, off: pos, len, items: undefined });
+    ds.add(tag, vrCode(vr), pos, len);
     pos += len;
   }
   if (undefinedItem) fail(ctx, 'GW_KOS_TRUNCATED', 'missing item delimiter (input truncated)');
@@ -192,10 +195,11 @@ function parseSequence(ctx: Ctx, sqTag: number, items: DataSet[], pos: number, e
 }
 
 export function str(ds: DataSet, tag: number): string | undefined {
-  const el = ds.els.get(tag);
-  if (!el || el.items || el.len === 0) return undefined;
+  const i = ds.idx(tag);
+  if (i < 0 || ds.isSeq(i)) return undefined;
+  const f = ds.f;
   // ASCII-only VRs (UI, CS, DA, TM, DS, IS, AE, UR): strip NUL/space padding on both ends.
-  let a = el.off, b = el.off + el.len;
+  let a = f[i + 1]!, b = a + f[i + 2]!;
   const buf = ds.buf;
   while (b > a && (buf[b - 1] === 0x20 || buf[b - 1] === 0x00)) b--;
   while (a < b && (buf[a] === 0x20 || buf[a] === 0x00)) a++;
@@ -203,13 +207,15 @@ export function str(ds: DataSet, tag: number): string | undefined {
 }
 
 export function raw(ds: DataSet, tag: number): Uint8Array | undefined {
-  const el = ds.els.get(tag);
-  if (!el || el.items) return undefined;
-  return ds.buf.subarray(el.off, el.off + el.len);
+  const i = ds.idx(tag);
+  if (i < 0 || ds.isSeq(i)) return undefined;
+  const off = ds.f[i + 1]!;
+  return ds.buf.subarray(off, off + ds.f[i + 2]!);
 }
 
+const NONE: DataSet[] = [];
 export function seq(ds: DataSet, tag: number): DataSet[] {
-  return ds.els.get(tag)?.items ?? [];
+  return ds.items(tag) ?? NONE;
 }
 
 function readMeta(buf: Buffer, start: number, lim: ParseLimits): { meta: DataSet; end: number } {
@@ -228,7 +234,7 @@ function readMeta(buf: Buffer, start: number, lim: ParseLimits): { meta: DataSet
       len = buf.readUInt32LE(pos + 8); hdr = 12;
     } else { len = buf.readUInt16LE(pos + 6); hdr = 8; }
     if (len === UNDEF || len > buf.length - pos - hdr) fail(ctx, 'GW_KOS_LENGTH_PAST_END', 'file meta element runs past the end of input', tag);
-    meta.els.set(tag, { tag, vr, off: pos + hdr, len });
+    meta.add(tag, vrCode(vr), pos + hdr, len);
     pos += hdr + len;
   }
   return { meta, end: pos };

@@ -115,7 +115,7 @@ function retrieveUrl(s: string | undefined): string | undefined {
 function displayUriOf(ctx: Ctx, d: DataSet): string | undefined {
   const v = str(d, T.displayUri);
   if (v) return v.trim();
-  for (const [tag] of d.els) {
+  for (const tag of d.tags()) {
     if (tag >>> 16 !== 0x000d) continue;
     const elem = tag & 0xffff;
     if (elem < 0x10 || elem > 0xff) continue;
@@ -129,20 +129,24 @@ function displayUriOf(ctx: Ctx, d: DataSet): string | undefined {
 
 const REF_VT = new Set(['IMAGE', 'COMPOSITE', 'WAVEFORM']);
 
-interface Item { rel: string; vt: string; concept?: Concept; name?: Code; ds: DataSet; path: () => string }
+/** One content item; its tag path is computed only when an issue needs it. */
+class Item {
+  constructor(readonly rel: string, readonly vt: string, readonly concept: Concept | undefined, readonly ds: DataSet,
+    private readonly parent: Item | undefined, private readonly index: number) {}
+  path(): string { return `${this.parent ? this.parent.path() + '>' : ''}(0040,A730)[${this.index}]`; }
+}
 
-function items(ctx: Ctx, parent: DataSet, parentPath: () => string): Item[] {
-  const out: Item[] = [];
-  const list = seq(parent, T.contentSeq);
+function items(ctx: Ctx, parentDs: DataSet, parent: Item | undefined): Item[] {
+  const list = seq(parentDs, T.contentSeq);
+  const out: Item[] = new Array(list.length);
   for (let i = 0; i < list.length; i++) {
     const ds = list[i]!;
-    const path = () => `${parentPath()}${parentPath() ? '>' : ''}(0040,A730)[${i}]`;
     let rel = str(ds, T.relType) ?? '';
     if (rel.includes('_')) { ctx.underscoreRels++; rel = rel.replace(/_/g, ' '); }
     const vt = (str(ds, T.valueType) ?? '').toUpperCase();
     const nameDs = seq(ds, T.conceptName)[0];
     const nameValue = nameDs ? (str(nameDs, T.codeValue) ?? str(nameDs, T.longCodeValue)) : undefined;
-    out.push({ rel, vt, concept: conceptOf(nameValue), ds, path });
+    out[i] = new Item(rel, vt, conceptOf(nameValue), ds, parent, i);
   }
   return out;
 }
@@ -173,20 +177,20 @@ function instanceDescriptor(ctx: Ctx, it: Item, d: InstDesc): boolean {
 
 interface Group {
   uid?: string; modality?: string; number?: number; description?: string; date?: string; time?: string;
-  bodySite?: Code; laterality?: Code; numberOfInstances?: number; path: () => string;
+  bodySite?: Code; laterality?: Code; numberOfInstances?: number; item: Item;
   instances: Map<string, InstDesc>; firstSop?: string;
 }
 
 function readGroup(ctx: Ctx, g: Item): Group {
-  const grp: Group = { path: g.path, instances: new Map() };
+  const grp: Group = { item: g, instances: new Map() };
   let pending: InstDesc = {};
-  for (const it of items(ctx, g.ds, g.path)) {
+  for (const it of items(ctx, g.ds, g)) {
     if (REF_VT.has(it.vt)) {
       const ref = seq(it.ds, T.refSopSeq)[0];
       const sop = ref ? str(ref, T.refSopInstance) : undefined;
       const d: InstDesc = pending;
       pending = {};
-      for (const c of items(ctx, it.ds, it.path)) instanceDescriptor(ctx, c, d);
+      for (const c of items(ctx, it.ds, it)) instanceDescriptor(ctx, c, d);
       if (sop) { grp.instances.set(sop, d); grp.firstSop ??= sop; }
       continue;
     }
@@ -301,7 +305,7 @@ function readKosUnsafe(bytes: Uint8Array, opts: ReadKosOptions): KosReadResult {
   const doc: Manifest['document'] = { sopInstanceUid: str(ds, T.sopInstance) ?? '', sopClassUid, title: title ?? { value: '', scheme: '' } };
   const flat = new Set<string>();
   let libraryFound = false;
-  let rootItems = items(ctx, ds, () => '');
+  let rootItems = items(ctx, ds, undefined);
   // Seen in the IG 101 binary: the whole TID 2010 tree wrapped in one more CONTAINER carrying the
   // document title again. Descend into it (lenient, digest Q12).
   if (rootItems.length === 1 && rootItems[0]!.vt === 'CONTAINER' && !rootItems[0]!.concept) {
@@ -309,7 +313,7 @@ function readKosUnsafe(bytes: Uint8Array, opts: ReadKosOptions): KosReadResult {
     const wt = ctx.code(seq(wrapped.ds, T.conceptName)[0], () => `${wrapped.path()}>(0040,A043)[0]`);
     if (wt && title && wt.value === title.value) {
       iss.warn('GW_KOS_NESTED_ROOT', wrapped.path(), 'TID 2010 content wrapped in a second root CONTAINER; read from inside it');
-      rootItems = items(ctx, wrapped.ds, wrapped.path);
+      rootItems = items(ctx, wrapped.ds, wrapped);
     }
   }
   for (const it of rootItems) {
@@ -323,7 +327,7 @@ function readKosUnsafe(bytes: Uint8Array, opts: ReadKosOptions): KosReadResult {
     if (it.concept === 'procedureCode' && it.vt === 'CODE') { const c = conceptCode(ctx, it); if (c) study.procedureCodes.push(c); continue; }
     if (it.concept === 'imageLibrary' && it.vt === 'CONTAINER') {
       libraryFound = true;
-      for (const li of items(ctx, it.ds, it.path)) {
+      for (const li of items(ctx, it.ds, it)) {
         if (li.concept === 'modality') { const c = conceptCode(ctx, li); if (c && !study.modalities.includes(c.value)) study.modalities.push(c.value); }
         else if (li.concept === 'targetRegion' && li.vt === 'CODE') { const c = conceptCode(ctx, li); if (c) study.anatomicalRegions.push(c); }
         else if (li.concept === 'numberOfStudySeries') {
@@ -388,7 +392,7 @@ function readKosUnsafe(bytes: Uint8Array, opts: ReadKosOptions): KosReadResult {
     put(req, 'placerIssuer', hl7Issuer(ctx, seq(r, T.placerIdSeq)[0]));
     put(req, 'fillerOrderNumber', ctx.text(r, T.filler));
     put(req, 'fillerIssuer', hl7Issuer(ctx, seq(r, T.fillerIdSeq)[0]));
-    if (r.get(T.reqProcId)?.items) iss.warn('GW_KOS_ODD_VR', `(0040,A370)[${i}]>(0040,1001)`, 'Requested Procedure ID encoded as a sequence; ignored');
+    if (r.items(T.reqProcId)) iss.warn('GW_KOS_ODD_VR', `(0040,A370)[${i}]>(0040,1001)`, 'Requested Procedure ID encoded as a sequence; ignored');
     else put(req, 'requestedProcedureId', ctx.text(r, T.reqProcId));
     put(req, 'requestedProcedureDescription', ctx.text(r, T.reqProcDescription));
     const codes = seq(r, T.reqProcCodeSeq);
@@ -405,7 +409,7 @@ function applyGroup(ctx: Ctx, g: Group, bySeries: Map<string, Series>, bySop: Ma
   let s = g.uid !== undefined ? bySeries.get(g.uid) : undefined;
   if (!s && g.firstSop) s = sopToSeries.get(g.firstSop);
   if (!s) {
-    ctx.issues.warn('GW_KOS_LIBRARY_SERIES_NOT_IN_EVIDENCE', g.path(), 'Image Library Group describes a series that is not in the evidence sequence; ignored');
+    ctx.issues.warn('GW_KOS_LIBRARY_SERIES_NOT_IN_EVIDENCE', g.item.path(), 'Image Library Group describes a series that is not in the evidence sequence; ignored');
     return;
   }
   put(s, 'modality', g.modality); put(s, 'number', g.number); put(s, 'description', g.description); put(s, 'date', g.date);
@@ -417,7 +421,7 @@ function applyGroup(ctx: Ctx, g: Group, bySeries: Map<string, Series>, bySop: Ma
     put(inst, 'number', d.number); put(inst, 'numberOfFrames', d.numberOfFrames);
     put(inst, 'koDocumentTitle', d.koDocumentTitle); put(inst, 'koDescription', d.koDescription);
   }
-  if (stray) ctx.issues.warn('GW_KOS_LIBRARY_INSTANCE_NOT_IN_EVIDENCE', g.path(), `${stray} Image Library entr(y/ies) not in the evidence sequence`);
+  if (stray) ctx.issues.warn('GW_KOS_LIBRARY_INSTANCE_NOT_IN_EVIDENCE', g.item.path(), `${stray} Image Library entr(y/ies) not in the evidence sequence`);
 }
 
 export function readDicomIdentity(bytes: Uint8Array, opts: ReadKosOptions = {}): { identity?: DicomIdentity; issues: ValidationIssue[] } {
