@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import request from 'supertest';
 import { buildApp, closeApp } from '../../src/app.js';
 import { syntheticManifest, writeKos } from '../../src/dicom/index.js';
+import { validateR4 } from '../../src/fhir/validate.js';
 import { createLogger } from '../../src/log.js';
 import type { Manifest } from '../../src/model/manifest.js';
 import { auditFor, auditEvents, waitForAudit } from '../helpers/audit.js';
@@ -263,6 +264,18 @@ describe('AuditEvent search (administrators)', () => {
     // raw query string is hashed when no handler provided one.
     const candidates = [q, `patient=${patientId}&_count=3`];
     assert.ok(h && (candidates.some((c) => createHash('sha256').update(c).digest('hex') === h) || /^[0-9a-f]{64}$/.test(h)));
+  });
+});
+
+describe('validity', () => {
+  test('every stored AuditEvent is valid FHIR R4 (medplum validator)', async () => {
+    const rows = await waitForAudit(t.tdb.db, 10);
+    const kinds = new Set(rows.map((r) => r.type_code));
+    assert.ok(['rest', '110104', '110107', '110112', '110113'].every((k) => kinds.has(k)), `all kinds present: ${[...kinds]}`);
+    for (const r of rows) {
+      const errors = validateR4(r.resource).filter((i) => i.severity === 'error');
+      assert.deepEqual(errors, [], `${r.type_code}/${r.subtype_code}: ${JSON.stringify(errors)}`);
+    }
   });
 });
 
