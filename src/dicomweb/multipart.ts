@@ -23,7 +23,15 @@ export interface MultipartFilterOptions {
   partsBefore?: number;
   /** Write the close delimiter at the end (false when another filter continues the body) */
   writeClose?: boolean;
+  /**
+   * Emit PART_HEAD (this exact Buffer object) instead of each part's delimiter line, so a caller
+   * that concatenates several parsers' output can frame parts when it writes them.
+   */
+  headSentinel?: boolean;
 }
+
+/** Sentinel emitted in place of a delimiter line when `headSentinel` is set (compare by identity). */
+export const PART_HEAD: Buffer = Buffer.alloc(0);
 
 export class MultipartError extends Error {}
 
@@ -45,6 +53,7 @@ export class MultipartParser {
   private readonly maxPeek: number;
   private readonly maxHeader: number;
   private readonly writeClose: boolean;
+  private readonly headSentinel: boolean;
   private state: State = 'preamble';
   // the stream is read as if prefixed by CRLF so the first delimiter needs no special case
   private carry: Buffer = CRLF;
@@ -66,6 +75,7 @@ export class MultipartParser {
     this.maxHeader = o.maxHeaderBytes ?? 16 * 1024;
     this.partsOut = o.partsBefore ?? 0;
     this.writeClose = o.writeClose ?? true;
+    this.headSentinel = o.headSentinel ?? false;
   }
 
   /** Feed one chunk; throws MultipartError on a malformed body. */
@@ -189,8 +199,8 @@ export class MultipartParser {
       this.partsDropped++;
       return;
     }
-    const head = this.partsOut > 0 ? '\r\n--' : '--';
-    this.out(Buffer.from(head + this.outBoundary + '\r\n', 'latin1'));
+    if (this.headSentinel) this.out(PART_HEAD);
+    else this.out(Buffer.from((this.partsOut > 0 ? '\r\n--' : '--') + this.outBoundary + '\r\n', 'latin1'));
     this.out(this.rawHeaders.length ? Buffer.concat([this.rawHeaders, CRLFCRLF]) : CRLF);
     this.partsOut++;
     if (b.length) this.out(b);

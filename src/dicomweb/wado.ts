@@ -11,6 +11,7 @@
  *   destroyed, never a clean-looking truncated multipart (style §5.6).
  */
 import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Request, Response, Router } from 'express';
 import type { AppDeps } from '../app.js';
@@ -31,7 +32,7 @@ import {
   upstreamStatusError,
   type Representation,
 } from './metadata.js';
-import { boundaryOf, MultipartParser } from './multipart.js';
+import { boundaryOf, MultipartParser, PART_HEAD } from './multipart.js';
 import { frameList, uidParam } from './params.js';
 import { upstreamFailure, type Upstream, type UpstreamRegistry } from './upstream.js';
 
@@ -150,100 +151,198 @@ async function passThrough(ctx: WadoContext, req: Request, res: Response, upstre
   }
 }
 
+/** Bytes of a prefetched upstream response held before it is paused (bounded memory). */
+const PREFETCH_BYTES = 8 * 1024 * 1024;
+
+interface RetrieveUnit {
+  upstream: Upstream;
+  path: string;
+  keep: Set<string>;
+}
+
 /**
- * Study / series retrieval filtered to `rows`, streaming: one or more upstream responses, their
- * parts filtered by SOP Instance UID and re-framed into one multipart body. content-length is
- * never copied (the body changes). Headers are sent with the first kept part, so "no visible
- * part at the upstream" can still be a clean 404.
+ * One upstream request of a filtered retrieval. Its parser output goes to the response while it
+ * is the active unit, else into a bounded buffer (the upstream body is paused beyond
+ * PREFETCH_BYTES), so the next series is already coming while the current one streams.
+ */
+class RetrieveRun {
+  private chunks: Buffer[] = [];
+  private bytes = 0;
+  private active = false;
+  private prefetchPaused = false;
+  private waitingDrain = false;
+  private body?: Readable;
+  contentType?: string;
+  boundary?: string;
+  done?: Promise<void>;
+
+  constructor(
+    readonly unit: RetrieveUnit,
+    private readonly res: Response,
+    private readonly writeOut: (b: Buffer) => boolean,
+  ) {}
+
+  /** Request + status check. false = upstream 404 tolerated (skip); throws GatewayError otherwise. */
+  async start(req: Request, accept: string, signal: AbortSignal, tolerate404: boolean): Promise<boolean> {
+    const { upstream } = this.unit;
+    const up = await upstream.get(this.unit.path, { accept, ...trace(req) }, signal);
+    if (up.status !== 200 && up.status !== 206) {
+      discard(up.body);
+      if (up.status === 404 && tolerate404) return false; // fewer instances: tolerated (SUPPL §X.1.1.3)
+      if (up.status === 401) upstream.invalidateToken();
+      throw upstreamStatusError(up.status, upstream.name, 'instances');
+    }
+    this.contentType = typeof up.headers['content-type'] === 'string' ? up.headers['content-type'] : undefined;
+    this.boundary = boundaryOf(this.contentType);
+    if (!this.boundary) {
+      discard(up.body);
+      throw new GatewayError(502, 'GW_UPSTREAM_BAD_RESPONSE', `Upstream "${upstream.name}" did not answer with a multipart body`);
+    }
+    const body = (this.body = up.body);
+    const keep = this.unit.keep;
+    const parser = new MultipartParser({ boundary: this.boundary, outBoundary: '', keep: (uid) => keep.has(uid), writeClose: false, headSentinel: true }, (b) => this.emit(b));
+    this.done = new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const finish = (err?: Error) => {
+        if (settled) return;
+        settled = true;
+        if (err) {
+          body.destroy();
+          reject(err);
+        } else resolve();
+      };
+      body.on('error', (err) => finish(err));
+      body.on('data', (chunk: Buffer) => {
+        try {
+          parser.write(chunk);
+        } catch (err) {
+          finish(err as Error);
+        }
+      });
+      body.once('end', () => {
+        try {
+          parser.end();
+          finish();
+        } catch (err) {
+          finish(err as Error);
+        }
+      });
+    });
+    this.done.catch(() => {});
+    this.partsDropped = () => parser.partsDropped;
+    return true;
+  }
+
+  partsDropped: () => number = () => 0;
+
+  private emit(b: Buffer): void {
+    if (this.active) {
+      if (!this.writeOut(b)) this.pauseForDrain();
+      return;
+    }
+    this.chunks.push(b);
+    this.bytes += b.length;
+    if (this.bytes > PREFETCH_BYTES && !this.prefetchPaused) {
+      this.prefetchPaused = true;
+      this.body?.pause();
+    }
+  }
+
+  private pauseForDrain(): void {
+    if (this.waitingDrain) return;
+    this.waitingDrain = true;
+    this.body?.pause();
+    this.res.once('drain', () => {
+      this.waitingDrain = false;
+      this.body?.resume();
+    });
+  }
+
+  /** Become the unit writing to the response: flush what was prefetched, then stream. */
+  activate(): Promise<void> {
+    this.active = true;
+    const chunks = this.chunks;
+    this.chunks = [];
+    let ok = true;
+    for (const c of chunks) ok = this.writeOut(c);
+    this.prefetchPaused = false;
+    if (!ok) this.pauseForDrain();
+    else this.body?.resume();
+    return this.done!;
+  }
+
+  abort(): void {
+    this.body?.destroy();
+  }
+}
+
+/**
+ * Study / series retrieval filtered to `rows`, streaming. One upstream request per series (the
+ * next one prefetched, bounded, while the current one streams), parts filtered by SOP Instance
+ * UID and framed into one multipart body: the upstream's own boundary and Content-Type when a
+ * single request serves it, a gateway boundary otherwise. content-length is never copied (the
+ * body changes). Headers go out with the first kept part, so "nothing visible at the upstream"
+ * is still a clean 404.
  */
 async function filteredRetrieve(ctx: WadoContext, req: Request, res: Response, study: string, series: string | undefined, rows: VisibleInstance[], accept: string): Promise<void> {
-  const groups = groupByUpstream(ctx, rows);
+  const units: RetrieveUnit[] = [];
+  for (const g of groupByUpstream(ctx, rows)) {
+    const bySeries = new Map<string, Set<string>>();
+    for (const r of g.rows) {
+      let set = bySeries.get(r.series);
+      if (!set) bySeries.set(r.series, (set = new Set()));
+      set.add(r.sop);
+    }
+    for (const [se, keep] of bySeries) units.push({ upstream: g.upstream, path: studyPath(study, series ?? se), keep });
+  }
   const signal = clientSignal(res);
-  const ownBoundary = groups.length > 1 ? 'gw-' + randomBytes(12).toString('hex') : undefined;
-  let outBoundary: string | undefined = ownBoundary;
-  let partsOut = 0;
+  const single = units.length === 1;
+  let outBoundary = single ? undefined : 'gw-' + randomBytes(12).toString('hex');
+  let contentType = single ? undefined : `multipart/related; type="application/dicom"; boundary=${outBoundary}`;
+  let written = 0;
   let headersSent = false;
+  const writeOut = (b: Buffer): boolean => {
+    if (!headersSent) {
+      res.status(200);
+      res.setHeader('Content-Type', contentType!);
+      headersSent = true;
+    }
+    if (b === PART_HEAD) b = Buffer.from((written++ > 0 ? '\r\n--' : '--') + outBoundary + '\r\n', 'latin1');
+    return res.write(b);
+  };
+  const runs = units.map((u) => new RetrieveRun(u, res, writeOut));
+  const starts: Array<Promise<boolean> | undefined> = [];
+  const startAt = (i: number) => {
+    if (i < runs.length && !starts[i]) {
+      starts[i] = runs[i]!.start(req, accept, signal, !single);
+      starts[i]!.catch(() => {});
+    }
+  };
+  const clientGone = new Promise<never>((_, reject) => res.once('close', () => reject(new Error('client closed'))));
+  clientGone.catch(() => {});
   let current = '';
   try {
-    for (const g of groups) {
-      current = g.upstream.name;
-      // one series of this upstream → the series resource; several → the study resource
-      const seriesUids = [...new Set(g.rows.map((r) => r.series))];
-      const path = series ? studyPath(study, series) : seriesUids.length === 1 ? studyPath(study, seriesUids[0]) : studyPath(study);
-      const up = await g.upstream.get(path, { accept, ...trace(req) }, signal);
-      if (up.status !== 200 && up.status !== 206) {
-        discard(up.body);
-        if (up.status === 404 && (headersSent || groups.length > 1)) continue; // tolerate: fewer instances (SUPPL §X.1.1.3)
-        if (up.status === 401) g.upstream.invalidateToken();
-        throw upstreamStatusError(up.status, g.upstream.name, 'instances');
+    for (let i = 0; i < runs.length; i++) {
+      const run = runs[i]!;
+      current = run.unit.upstream.name;
+      startAt(i);
+      const ok = await Promise.race([starts[i]!, clientGone]);
+      startAt(i + 1); // prefetch the next series while this one streams
+      if (!ok) continue;
+      if (single) {
+        outBoundary = run.boundary;
+        contentType = run.contentType;
       }
-      const ct = typeof up.headers['content-type'] === 'string' ? up.headers['content-type'] : undefined;
-      const boundary = boundaryOf(ct);
-      if (!boundary) {
-        discard(up.body);
-        throw new GatewayError(502, 'GW_UPSTREAM_BAD_RESPONSE', `Upstream "${g.upstream.name}" did not answer with a multipart body`);
-      }
-      outBoundary ??= boundary;
-      const keep = new Set(g.rows.map((r) => r.sop));
-      const body = up.body;
-      let waiting = false;
-      // Parser fed straight from the upstream's 'data' events, its output written straight to
-      // the response (no intermediate stream per chunk); backpressure pauses the upstream.
-      const parser = new MultipartParser({ boundary, outBoundary, keep: (uid) => keep.has(uid), partsBefore: partsOut, writeClose: false }, (b) => {
-        if (!headersSent) {
-          res.status(200);
-          res.setHeader('Content-Type', ownBoundary ? `multipart/related; type="application/dicom"; boundary=${ownBoundary}` : ct!);
-          headersSent = true;
-        }
-        if (!res.write(b) && !waiting) {
-          waiting = true;
-          body.pause();
-          res.once('drain', () => {
-            waiting = false;
-            body.resume();
-          });
-        }
-      });
-      await new Promise<void>((resolve, reject) => {
-        let settled = false;
-        const done = (err?: Error) => {
-          if (settled) return;
-          settled = true;
-          res.off('close', onClose);
-          if (err) {
-            body.destroy();
-            reject(err);
-          } else resolve();
-        };
-        const onClose = () => done(new Error('client closed'));
-        res.once('close', onClose);
-        body.on('error', (err) => done(err));
-        body.on('data', (chunk: Buffer) => {
-          if (settled) return;
-          try {
-            parser.write(chunk);
-          } catch (err) {
-            done(err as Error);
-          }
-        });
-        body.once('end', () => {
-          try {
-            parser.end();
-            done();
-          } catch (err) {
-            done(err as Error);
-          }
-        });
-      });
-      partsOut = parser.partsOut;
-      if (parser.partsDropped) req.log.debug({ upstream: g.upstream.name, dropped: parser.partsDropped }, 'wado: unreferenced parts filtered out');
+      await Promise.race([run.activate(), clientGone]);
+      if (run.partsDropped()) req.log.debug({ upstream: current, dropped: run.partsDropped() }, 'wado: unreferenced parts filtered out');
     }
   } catch (err) {
+    for (const r of runs) r.abort();
     if (!headersSent) throw err instanceof GatewayError ? err : upstreamFailure(err, current);
     streamFailed(req, res, current, err);
     return;
   }
-  if (!headersSent || partsOut === 0) throw new GatewayError(404, 'GW_DICOMWEB_NOT_AT_UPSTREAM', 'None of the referenced instances is available at the upstream archive');
+  if (!headersSent || written === 0) throw new GatewayError(404, 'GW_DICOMWEB_NOT_AT_UPSTREAM', 'None of the referenced instances is available at the upstream archive');
   res.end(`\r\n--${outBoundary}--\r\n`);
 }
 
