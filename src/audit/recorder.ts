@@ -67,7 +67,7 @@ export function createAuditRecorder(o: AuditRecorderOptions): AuditRecorder {
         written += batch.length;
       } catch (err) {
         failures++;
-        o.log.error({ err: { name: (err as Error).name, message: (err as Error).message }, queued: queue.length }, 'audit write failed; will retry');
+        o.log.error({ err: { name: (err as Error).name, code: (err as { code?: string }).code }, queued: queue.length }, 'audit write failed; will retry');
         schedule(1_000);
         return;
       }
@@ -120,7 +120,7 @@ export function createAuditRecorder(o: AuditRecorderOptions): AuditRecorder {
           }),
         );
       } catch (err) {
-        o.log.error({ err: { name: (err as Error).name, message: (err as Error).message } }, 'audit event could not be built');
+        o.log.error({ err: { name: (err as Error).name, stack: (err as Error).stack?.split('\n').slice(1, 4).join(' | ') } }, 'audit event could not be built');
       }
     };
     res.once('finish', record);
