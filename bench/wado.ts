@@ -7,7 +7,7 @@
  *  3. gateway RSS growth while streaming a ≥ 1 GB study (6 multi-frame instances of ~180 MB,
  *     generated here, stored in Orthanc) through the proxy (target ≤ 50 MB).
  * The gateway runs as its own process (`mado-gateway serve` under tsx) so its RSS is its own.
- * Writes bench/results-wado.md. Run: npm run bench:wado [-- --runs 7]
+ * Writes bench/results-wado.md. Run: npm run bench:wado [-- --runs 11] [-- --quick]
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -28,7 +28,7 @@ import { startGateway } from '../test/helpers/gateway-process.js';
 import { startOrthanc, type Orthanc } from '../test/helpers/orthanc.js';
 
 const argRuns = process.argv.indexOf('--runs');
-const RUNS = Math.max(5, argRuns > 0 ? Number(process.argv[argRuns + 1]) || 7 : 7);
+const RUNS = Math.max(5, argRuns > 0 ? Number(process.argv[argRuns + 1]) || 11 : 11);
 /** --quick: medium study only (throughput + latency), no 1 GB study, results file not written */
 const QUICK = process.argv.includes('--quick');
 const LAT_ROUNDS = 5;

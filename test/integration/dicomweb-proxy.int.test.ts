@@ -439,6 +439,29 @@ describe('edge cases', () => {
     h.resume();
   });
 
+  it('study retrieval: a later series failing mid-stream breaks the connection (after the first series was sent)', async () => {
+    const saved = [fake.handler, fake2.handler] as const;
+    let n = 0; // the second series request (the prefetched one) fails mid-body, whichever archive gets it
+    const failSecond = (orig: typeof fake.handler) => (req: http.IncomingMessage, res: http.ServerResponse) => {
+      if (req.url === '/token' || ++n !== 2) return orig(req, res);
+      res.writeHead(200, { 'content-type': `multipart/related; type="application/dicom"; boundary=${B}` });
+      res.write(`--${B}\r\nContent-Type: application/dicom\r\n\r\n`);
+      res.write(Buffer.alloc(150));
+      setTimeout(() => res.destroy(), 30);
+    };
+    fake.handler = failSecond(saved[0]);
+    fake2.handler = failSecond(saved[1]);
+    try {
+      const r = await rawGet(`/dicomweb/studies/${study}`);
+      assert.equal(r.status, 200);
+      assert.ok(r.error, 'expected a broken connection');
+      assert.ok(/--gw-[0-9a-f]+\r\n/.test(r.body.toString('latin1')), 'the first series was sent');
+      assert.ok(!/--gw-[0-9a-f]+--/.test(r.body.toString('latin1')), 'no close delimiter');
+    } finally {
+      [fake.handler, fake2.handler] = saved;
+    }
+  });
+
   it('upstream stalls mid-body → broken connection after bodyTimeoutMs', async () => {
     const saved = fake.handler;
     fake.handler = (_req, res) => {
