@@ -18,6 +18,7 @@ import { loadConfig } from '../src/config.js';
 import { syntheticManifest, writeKos } from '../src/dicom/index.js';
 import { createLogger } from '../src/log.js';
 import { countAuditEvents } from '../src/store/audit-store.js';
+import { createDb } from '../src/store/db.js';
 import { createTestDb } from '../test/helpers/db.js';
 import { AUDIENCE, ISSUER, makeKeys, mint } from '../test/helpers/auth.js';
 
@@ -40,10 +41,12 @@ const cfgDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mado-bench-auth-'));
 const cfgFile = path.join(cfgDir, 'gateway.json');
 fs.writeFileSync(cfgFile, JSON.stringify({ auth: { jwt: { issuer: ISSUER, audience: AUDIENCE, keys: [keys.publicJwk], algorithms: ['RS256'] } } }));
 const base = { DATABASE_URL: tdb.url, PUBLIC_BASE_URL: 'http://bench.test', LOG_LEVEL: 'silent', PORT: '0' };
-const off = buildApp({ config: loadConfig(base), db: tdb.db, log, version: 'bench', disableAudit: true }).app;
-const on = buildApp({ config: loadConfig({ ...base, GATEWAY_CONFIG: cfgFile }), db: tdb.db, log, version: 'bench' }).app;
+// Each app gets its own pool of the production size (createDb default, 20), as a deployment would.
+const pools = [createDb({ url: tdb.url }), createDb({ url: tdb.url }), createDb({ url: tdb.url })];
+const off = buildApp({ config: loadConfig(base), db: pools[0]!, log, version: 'bench', disableAudit: true }).app;
+const on = buildApp({ config: loadConfig({ ...base, GATEWAY_CONFIG: cfgFile }), db: pools[1]!, log, version: 'bench' }).app;
 // Diagnostic third configuration: authentication and policy on, audit off (splits the cost).
-const authOnly = buildApp({ config: loadConfig({ ...base, GATEWAY_CONFIG: cfgFile }), db: tdb.db, log, version: 'bench', disableAudit: true }).app;
+const authOnly = buildApp({ config: loadConfig({ ...base, GATEWAY_CONFIG: cfgFile }), db: pools[2]!, log, version: 'bench', disableAudit: true }).app;
 
 async function listen(app: typeof on): Promise<{ server: Server; url: string }> {
   const server = app.listen(0, '127.0.0.1');
@@ -76,10 +79,38 @@ const tOff = await check(A.url, {});
 const tOn = await check(B.url, { authorization: `Bearer ${token}` });
 if (tOff !== tOn || !tOff) throw new Error(`search results differ or empty: ${tOff} vs ${tOn}`);
 
+/**
+ * CPU time (µs) of this process (apps + autocannon) plus the PostgreSQL backends serving the bench
+ * database (found by the database name in their process title; Linux /proc). Unlike throughput,
+ * CPU per request barely moves when other work shares the machine.
+ */
+function cpuMicros(): number {
+  const u = process.cpuUsage();
+  let pg = 0;
+  try {
+    for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+      try {
+        const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+        if (!cmd.startsWith('postgres:') || !cmd.includes(` ${tdb.name} `)) continue;
+        const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        pg += (Number(f[11]) + Number(f[12])) * 10_000; // utime + stime, clock ticks of 10 ms
+      } catch {
+        /* process gone */
+      }
+    }
+  } catch {
+    /* no /proc */
+  }
+  return u.user + u.system + pg;
+}
+
 async function run(url: string, headers: Record<string, string>) {
+  const c0 = cpuMicros();
   const r = await autocannon({ url: url + searchPath, connections: CONNECTIONS, duration: DURATION, headers });
+  const cpu = (cpuMicros() - c0) / Math.max(1, r.requests.total);
   if (r.non2xx || r.errors) throw new Error(`non-2xx ${r.non2xx}, errors ${r.errors}`);
-  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, total: r.requests.total, sent: r.requests.sent };
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, total: r.requests.total, sent: r.requests.sent, cpu };
 }
 
 // warm-up both
@@ -121,6 +152,8 @@ const ratio = mOn / mOff;
 // Paired view: each round ran both configurations back to back, so their ratio cancels slow drift
 // in machine load (shared CI / dev machines).
 const paired = median(onRuns.map((r, i) => r.rps / offRuns[i]!.rps));
+// Throughput a CPU-bound deployment could expect, from CPU per request (robust to machine load).
+const cpuRatio = median(offRuns.map((r) => r.cpu)) / median(onRuns.map((r) => r.cpu));
 const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
 const md = `# Security benchmark (issue 8)
 
@@ -130,16 +163,17 @@ autocannon runs, medians). Target: ratio ≥ 0.85.
 
 - Endpoint: \`GET /fhir/DocumentReference?patient=<id>&_count=10\` (ITI-67; ${tOn} DocumentReferences per page, 40 manifests / 8 patients seeded through POST /fhir/Binary)
 - Auth on: RS256 bearer token (static JWKS), radiologist role, scopes \`user/*.rs RAD-107\`; one AuditEvent written per request (batched INSERT)
-- ${RUNS} runs × ${DURATION} s per configuration, ${CONNECTIONS} connections, both apps in one Node process on one embedded PostgreSQL
+- ${RUNS} rounds × ${DURATION} s per configuration (order rotated each round), ${CONNECTIONS} connections; the apps run in one Node process, each with its own DB pool of the production size (20), on one embedded PostgreSQL
+- Load average at start: ${os.loadavg().map((x) => x.toFixed(1)).join(' / ')} (shared machine: other work running raises the spread between rounds)
 - Machine: ${os.cpus().length} × ${cpu}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}
 
-| Configuration | median req/s | p50 ms (median) | p99 ms (median) | runs (req/s) |
-|---|---:|---:|---:|---|
-| auth off, audit off | ${mOff.toFixed(0)} | ${median(offRuns.map((r) => r.p50)).toFixed(1)} | ${median(offRuns.map((r) => r.p99)).toFixed(1)} | ${offRuns.map((r) => r.rps.toFixed(0)).join(', ')} |
-| JWT + policy, audit off (diagnostic) | ${median(authRuns.map((r) => r.rps)).toFixed(0)} | ${median(authRuns.map((r) => r.p50)).toFixed(1)} | ${median(authRuns.map((r) => r.p99)).toFixed(1)} | ${authRuns.map((r) => r.rps.toFixed(0)).join(', ')} |
-| JWT + policy + audit on | ${mOn.toFixed(0)} | ${median(onRuns.map((r) => r.p50)).toFixed(1)} | ${median(onRuns.map((r) => r.p99)).toFixed(1)} | ${onRuns.map((r) => r.rps.toFixed(0)).join(', ')} |
-| **ratio on / off** (medians) | **${ratio.toFixed(3)}** | | | target ≥ 0.85: **${ratio >= 0.85 ? 'met' : 'NOT met'}** |
-| ratio on / off (median of per-round paired ratios) | ${paired.toFixed(3)} | | | ${onRuns.map((r, i) => (r.rps / offRuns[i]!.rps).toFixed(2)).join(', ')} |
+| Configuration | median req/s | p50 ms (median) | p99 ms (median) | CPU µs / request (median) | runs (req/s) |
+|---|---:|---:|---:|---:|---|
+| auth off, audit off | ${mOff.toFixed(0)} | ${median(offRuns.map((r) => r.p50)).toFixed(1)} | ${median(offRuns.map((r) => r.p99)).toFixed(1)} | ${median(offRuns.map((r) => r.cpu)).toFixed(0)} | ${offRuns.map((r) => r.rps.toFixed(0)).join(', ')} |
+| JWT + policy, audit off (diagnostic) | ${median(authRuns.map((r) => r.rps)).toFixed(0)} | ${median(authRuns.map((r) => r.p50)).toFixed(1)} | ${median(authRuns.map((r) => r.p99)).toFixed(1)} | ${median(authRuns.map((r) => r.cpu)).toFixed(0)} | ${authRuns.map((r) => r.rps.toFixed(0)).join(', ')} |
+| JWT + policy + audit on | ${mOn.toFixed(0)} | ${median(onRuns.map((r) => r.p50)).toFixed(1)} | ${median(onRuns.map((r) => r.p99)).toFixed(1)} | ${median(onRuns.map((r) => r.cpu)).toFixed(0)} | ${onRuns.map((r) => r.rps.toFixed(0)).join(', ')} |
+| **ratio on / off** (medians) | **${ratio.toFixed(3)}** | | | off/on CPU: **${cpuRatio.toFixed(3)}** | target ≥ 0.85: **${ratio >= 0.85 ? 'met' : 'NOT met'}** |
+| ratio on / off (median of per-round paired ratios) | ${paired.toFixed(3)} | | | | ${onRuns.map((r, i) => (r.rps / offRuns[i]!.rps).toFixed(2)).join(', ')} |
 
 AuditEvents written during the measured "on" runs: ${audited}; requests completed inside the measuring windows ${completed}, sent ${sent} (${audited >= completed && audited <= sent ? 'one per request: the difference is requests still in flight when a window closed' : 'MISMATCH'}).
 
@@ -155,5 +189,6 @@ await closeApp(authOnly);
 A.server.close();
 B.server.close();
 C.server.close();
+for (const p of pools) await p.destroy();
 await tdb.drop();
 process.exit(ratio >= 0.85 && audited >= completed && audited <= sent ? 0 : 1);

@@ -177,8 +177,7 @@ export function buildAuditEvent(a: AuditInput): AuditRecord {
         entity.push(studyEntity);
       } else uidDetails.push({ type: m[1] === 'series' ? 'SeriesInstanceUID' : 'SOPInstanceUID', valueString: m[2]! });
     } else if (!isQuery) {
-      // BALP Query events carry patient + query only; the resources a search returned stay
-      // searchable through audit_event.entity_refs without bloating every stored event.
+      // BALP Query events carry patient + query only, not the resources a search returned.
       entity.push({ what: { reference: e }, type: { system: ENTITY_TYPE, code: '2', display: 'System Object' }, role: { system: OBJECT_ROLE, code: subtype === 'ITI-68' ? '3' : '4', display: subtype === 'ITI-68' ? 'Report' : 'Domain Resource' } });
     }
   }
@@ -214,8 +213,10 @@ export function buildAuditEvent(a: AuditInput): AuditRecord {
     outcome,
     agentWho: p?.subject ?? null,
     patientRef: patientIds[0] ? `Patient/${patientIds[0]}` : null,
-    // bounded: a study retrieve can name thousands of instances (the resource keeps ≤ 1000 too)
-    entityRefs: [...patientIds.map((x) => `Patient/${x}`), ...refs.slice(0, 1000)],
+    // Queries index their patients only (BALP query events name patient + query, not results;
+    // each extra GIN entry costs on every search). Reads, retrievals and creates index what they
+    // touched, bounded: a study retrieve can name thousands of instances.
+    entityRefs: [...patientIds.map((x) => `Patient/${x}`), ...(isQuery ? [] : refs.slice(0, 1000))],
     breakGlass: a.breakGlass,
     // undefined members vanish when the resource is serialised (JSON has no undefined)
     resource,
