@@ -214,11 +214,17 @@ class RetrieveRun {
         } else resolve();
       };
       body.on('error', (err) => finish(err));
+      const res = this.res;
       body.on('data', (chunk: Buffer) => {
+        // one chunk in → usually two writes out (the held-back tail of the previous chunk, then
+        // this one): corked, they leave in one writev
+        res.cork();
         try {
           parser.write(chunk);
         } catch (err) {
           finish(err as Error);
+        } finally {
+          res.uncork();
         }
       });
       body.once('end', () => {
