@@ -6,7 +6,7 @@
  *   DocumentReference?study-instance-uid=…                   same
  *   ImagingStudy?identifier=…                                same
  * and at a larger N within 1.5× of those. Writes bench/results-search.md.
- * Run: npm run bench:search [-- --sizes 100000,1000000 --duration 10 --audit on|off --database-url URL --out FILE]
+ * Run: npm run bench:search [-- --sizes 100000,1000000 --duration 10 --connections 16 --audit on|off --database-url URL --out FILE]
  */
 import { writeFileSync } from 'node:fs';
 import fs from 'node:fs';
@@ -31,7 +31,7 @@ function arg(name: string, dflt: string): string {
 const SIZES = arg('sizes', '100000').split(',').map(Number).filter((n) => n > 0).sort((a, b) => a - b);
 const DURATION = Number(arg('duration', '10'));
 const PER_PATIENT = 4;
-const CONNECTIONS = 16;
+const CONNECTIONS = Number(arg('connections', '16'));
 const AUDIT = arg('audit', 'on') !== 'off';
 
 // --database-url reuses an already loaded database (rows beyond its current count are added).
