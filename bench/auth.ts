@@ -177,6 +177,10 @@ autocannon runs, medians). Target: ratio ≥ 0.85.
 
 AuditEvents written during the measured "on" runs: ${audited}; requests completed inside the measuring windows ${completed}, sent ${sent} (${audited >= completed && audited <= sent ? 'one per request: the difference is requests still in flight when a window closed' : 'MISMATCH'}).
 
+CPU µs / request = CPU of this Node process (the apps and autocannon) plus the PostgreSQL backends of
+the bench database, divided by the requests completed. PostgreSQL CPU is read from /proc in 10 ms
+ticks per backend, so this column is only good to about ±150 µs per request at these request counts.
+
 Notes: a verified token is cached (by its SHA-256, never past \`exp\`, at most 60 s), as a client reuses its
 token across requests; the first use of each token pays for the RS256 signature check.
 `;
