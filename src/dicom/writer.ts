@@ -365,11 +365,13 @@ export function writeKos(m: Manifest, opts: WriteKosOptions = {}): Uint8Array {
     [0x0040a040, 'CS', 'CONTAINER'],
     codeSeq(0x0040a043, d.title),
     [0x0040a050, 'CS', 'SEPARATE'],
-    [0x0040a370, 'SQ', st.requests.map(requestItem)],
     [0x0040a375, 'SQ', evidence],
     [0x0040a504, 'SQ', [[[0x00080105, 'CS', 'DCMR'], [0x0040db00, 'CS', '2010']]]],
     [0x0040a730, 'SQ', content],
   ];
+  // Referenced Request Sequence is Type 1C (PS3.3 C.17.6.2.1): written only when there are
+  // requests, since an empty Type 1C sequence is invalid (MADO R+ is reported by validation).
+  if (st.requests.length) ds.push([0x0040a370, 'SQ', st.requests.map(requestItem)]);
   const ai = issuerHl7(st.accession?.issuer); if (ai) ds.push([0x00080051, 'SQ', [ai]]);
   if (d.institutionName !== undefined) ds.push([0x00080080, 'LO', d.institutionName]);
   if (d.timezoneOffset !== undefined) ds.push([0x00080201, 'SH', d.timezoneOffset]);

@@ -29,6 +29,10 @@ function models(): Array<[string, Manifest]> {
   out.push(['synthetic-1x3x5', syntheticManifest({ series: 3, instancesPerSeries: 5, seed: 1 })]);
   out.push(['synthetic-2studies', syntheticManifest({ studies: 2, series: 2, instancesPerSeries: 4, seed: 'two' })]);
   out.push(['synthetic-1000', syntheticManifest({ series: 10, instancesPerSeries: 100, seed: 1000 })]);
+  // No Referenced Request items: the Type 1C sequence must be left out, not written empty.
+  const noRequests = syntheticManifest({ series: 1, instancesPerSeries: 3, seed: 'no-requests' });
+  noRequests.study.requests = [];
+  out.push(['synthetic-no-requests', noRequests]);
   return out;
 }
 
