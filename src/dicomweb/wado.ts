@@ -165,7 +165,7 @@ interface RetrieveUnit {
 /**
  * One upstream request of a filtered retrieval. Its parser output goes to the response while it
  * is the active unit, else into a bounded buffer (the upstream body is paused beyond
- * PREFETCH_BYTES), so the next series is already coming while the current one streams.
+ * PREFETCH_BYTES), so the next upstream's answer is already coming while the current one streams.
  */
 class RetrieveRun {
   private chunks: Buffer[] = [];
@@ -285,10 +285,10 @@ class RetrieveRun {
 }
 
 /**
- * Study / series retrieval filtered to `rows`, streaming. One upstream request per series (the
- * next one prefetched, bounded, while the current one streams), parts filtered by SOP Instance
- * UID and framed into one multipart body: the upstream's own boundary and Content-Type when a
- * single request serves it, a gateway boundary otherwise. content-length is never copied (the
+ * Study / series retrieval filtered to `rows`, streaming. One request per upstream (the next
+ * upstream's response prefetched, bounded, while the current one streams), parts filtered by SOP
+ * Instance UID and framed into one multipart body: the upstream's own boundary and Content-Type
+ * when a single request serves it, a gateway boundary otherwise. content-length is never copied (the
  * body changes). Headers go out with the first kept part, so "nothing visible at the upstream"
  * is still a clean 404.
  */
