@@ -36,8 +36,9 @@ const cache = new Map<string, ImagingStudy>();
 const CACHE_MAX = 2000;
 
 export function imagingStudyOf(model: Manifest, ctx: MappingContext, status: string, cacheKey?: string): ImagingStudy {
+  if (cacheKey) cacheKey = `${ctx.publicBaseUrl}\u0000${cacheKey}`;
   const hit = cacheKey ? cache.get(cacheKey) : undefined;
-  if (hit) return hit;
+  if (hit) return hit; // shared: callers copy (withMeta, applyElements), never mutate
   const bundle = manifestToFhirBundle(model, ctx);
   const map = new Map<string, string>();
   for (const e of bundle.entry ?? []) if (e.fullUrl && e.resource) map.set(e.fullUrl, `${e.resource.resourceType}/${e.resource.id}`);
