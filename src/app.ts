@@ -60,6 +60,9 @@ export function buildApp(deps: AppDeps): { app: Express; metrics: Metrics } {
   app.disable('x-powered-by');
   app.set('etag', false); // ETags are set deliberately per resource
   app.set('query parser', 'extended');
+  // Behind nginx/an LB the client address comes from X-Forwarded-For, trusted only from the
+  // configured proxies (TRUST_PROXY); otherwise anyone could forge it.
+  app.set('trust proxy', config.trustProxy);
 
   const metrics = createMetrics(() => poolStats(db));
   app.use(requestIdMiddleware(log));

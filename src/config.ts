@@ -129,6 +129,11 @@ export interface Config {
   auth: AuthConfig;
   audit: AuditConfig;
   rateLimit?: { requestsPerMinute: number };
+  /**
+   * Express "trust proxy" setting: which reverse proxies may set X-Forwarded-For, so audit
+   * events and rate limits see the client's address. false (default) = trust none.
+   */
+  trustProxy: boolean | string[];
 }
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
@@ -347,7 +352,9 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     throw new ConfigError('HOST', `"${host}" is not a loopback address and no authentication is configured (set auth in GATEWAY_CONFIG, or HOST=127.0.0.1)`);
   }
 
-  const config: Config = { host, port, publicBaseUrl, databaseUrl: databaseUrl || undefined, dataDir, logLevel, dicomwebUpstreamUrl: dicomwebUpstreamUrl || undefined, upstreams, cors, limits, search, documentDefaults, auth, audit, rateLimit: rl };
+  const tpRaw = env.TRUST_PROXY ?? (file.trustProxy as unknown);
+  const trustProxy = tpRaw === undefined || tpRaw === false || tpRaw === 'false' || tpRaw === '' ? false : tpRaw === true || tpRaw === 'true' ? true : strList('TRUST_PROXY', tpRaw);
+  const config: Config = { trustProxy, host, port, publicBaseUrl, databaseUrl: databaseUrl || undefined, dataDir, logLevel, dicomwebUpstreamUrl: dicomwebUpstreamUrl || undefined, upstreams, cors, limits, search, documentDefaults, auth, audit, rateLimit: rl };
   return deepFreeze(config);
 }
 

@@ -3,7 +3,7 @@
  * overrides (so test config cannot drift from production).
  */
 import { Writable } from 'node:stream';
-import { buildApp } from '../../src/app.js';
+import { buildApp, closeApp } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createLogger } from '../../src/log.js';
 import { createTestDb, type TestDb } from './db.js';
@@ -29,5 +29,6 @@ export async function createTestApp(env: Record<string, string> = {}): Promise<T
   });
   const log = createLogger(config.logLevel, sink);
   const { app } = buildApp({ config, db: tdb.db, log, version: 'test' });
-  return { app, config, tdb, logs, close: () => tdb.drop() };
+  // closeApp flushes queued AuditEvents before the database goes away.
+  return { app, config, tdb, logs, close: async () => { await closeApp(app); await tdb.drop(); } };
 }

@@ -70,3 +70,9 @@ cors: { origins: [https://viewer.example] }
   fs.writeFileSync(file, '{ not: [valid');
   assert.throws(() => loadConfig({ GATEWAY_CONFIG: file }), (e: unknown) => e instanceof ConfigError && e.variable === 'GATEWAY_CONFIG');
 });
+
+test('TRUST_PROXY: off by default, true/false or a list of proxy addresses/names', () => {
+  assert.equal(loadConfig({}).trustProxy, false);
+  assert.equal(loadConfig({ TRUST_PROXY: 'true' }).trustProxy, true);
+  assert.deepEqual(loadConfig({ TRUST_PROXY: 'loopback, 10.0.0.5' }).trustProxy, ['loopback', '10.0.0.5']);
+});
