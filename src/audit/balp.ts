@@ -19,6 +19,7 @@
  * an auditor prove which query was run when given the candidate query, without a PHI copy.
  */
 import { createHash } from 'node:crypto';
+import type { AuditRow } from '../store/audit-store.js';
 import type { AuditEvent, AuditEventAgent, AuditEventEntity, Coding } from '@medplum/fhirtypes';
 import type { Action } from '../auth/policy.js';
 import type { Principal } from '../auth/principal.js';
@@ -64,20 +65,8 @@ export interface AuditInput {
   serverUrl: string;
 }
 
-/** The audit_event row (src/store/audit-store.ts) and its resource. */
-export interface AuditRecord {
-  id: string;
-  recorded: Date;
-  typeCode: string;
-  subtypeCode: string | null;
-  action: string;
-  outcome: string;
-  agentWho: string | null;
-  patientRef: string | null;
-  entityRefs: string[];
-  breakGlass: boolean;
-  resource: AuditEvent;
-}
+/** The audit_event row and its resource (one definition, owned by the store). */
+export type AuditRecord = AuditRow;
 
 export function outcomeCode(status: number, aborted: boolean, subtype?: string): '0' | '4' | '8' | '12' {
   if (status >= 500) return '8';
