@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { Config } from './config.js';
 import { createSecurity } from './auth/index.js';
+import type { AppDeps } from './deps.js';
 import { createDicomwebRouter } from './dicomweb/routes.js';
 import { createFhirRouter } from './fhir/routes.js';
 import { corsMiddleware } from './http/cors.js';
@@ -21,14 +22,7 @@ import { dicomwebModules, fhirModules } from './modules.js';
 import { poolStats, type Db } from './store/db.js';
 import { migrationsComplete } from './store/migrate.js';
 
-export interface AppDeps {
-  config: Readonly<Config>;
-  db: Db;
-  log: Logger;
-  version: string;
-  /** Benchmarks only: build without the audit recorder (bench/auth.ts baseline) */
-  disableAudit?: boolean;
-}
+export type { AppDeps } from './deps.js';
 
 export const ROOT_DIR = findRoot(path.dirname(fileURLToPath(import.meta.url)));
 

@@ -6,7 +6,7 @@
  */
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import client from 'prom-client';
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../deps.js';
 import { createAuditRecorder, type AuditRecorder } from '../audit/recorder.js';
 import { createSyslogExporter, type SyslogExporter } from '../audit/syslog.js';
 import { createPatientResolver } from '../store/principal-store.js';

@@ -3,7 +3,7 @@
  * streaming WADO-RS proxy (RAD-107). Mounted under /dicomweb via src/modules.ts.
  */
 import type { Router } from 'express';
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../deps.js';
 import { MetadataCache } from './metadata.js';
 import { rejectTraversal } from './params.js';
 import { mountQido } from './qido.js';

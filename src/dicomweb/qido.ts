@@ -9,7 +9,7 @@
  * (silently ignoring a filter would widen the result).
  */
 import type { Request, Response, Router } from 'express';
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../deps.js';
 import { patientFilter, principalOf } from '../auth/principal.js';
 import { isValidUid } from '../dicom/uid.js';
 import { GatewayError } from '../http/errors.js';

@@ -3,7 +3,7 @@
  * mount here; unknown paths are 404 JSON errors.
  */
 import { Router } from 'express';
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../deps.js';
 import { GatewayError } from '../http/errors.js';
 
 export type DicomwebModule = (router: Router, deps: AppDeps) => void;

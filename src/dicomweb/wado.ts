@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Request, Response, Router } from 'express';
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../deps.js';
 import { patientFilter, principalOf } from '../auth/principal.js';
 import { GatewayError } from '../http/errors.js';
 import { visibleInstances, type VisibleInstance } from '../store/imaging-index.js';

@@ -4,7 +4,7 @@
  * unsupported methods (405).
  */
 import { Router, type Request, type Response } from 'express';
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../deps.js';
 import { mediaType } from '../http/body.js';
 import { GatewayError } from '../http/errors.js';
 import { buildCapabilityStatement } from './capability.js';

@@ -12,7 +12,7 @@
  */
 import type { OperationOutcome, OperationOutcomeIssue } from '@medplum/fhirtypes';
 import type { Request, Response, Router } from 'express';
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../deps.js';
 import type { AuditInfo } from '../audit/types.js';
 import { parseFhirXml, sendResource } from '../fhir/format.js';
 import { addInteractions } from '../fhir/registry.js';

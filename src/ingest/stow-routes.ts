@@ -9,7 +9,7 @@
  *   Failed SOP Sequence (0008,1198) items carry Failure Reason (0008,1197).
  */
 import type { Request, Response, Router } from 'express';
-import type { AppDeps } from '../app.js';
+import type { AppDeps } from '../deps.js';
 import type { AuditInfo } from '../audit/types.js';
 import { readDicomIdentity } from '../dicom/index.js';
 import { readBody } from '../http/body.js';

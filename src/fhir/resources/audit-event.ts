@@ -6,7 +6,7 @@
  */
 import type { AuditEvent, Bundle } from '@medplum/fhirtypes';
 import type { Request, Response, Router } from 'express';
-import type { AppDeps } from '../../app.js';
+import type { AppDeps } from '../../deps.js';
 import { readBody, requireMediaType } from '../../http/body.js';
 import { badRequest, notFound } from '../../http/errors.js';
 import { readAuditEvent, searchAuditEvents, type AuditQuery } from '../../store/audit-store.js';

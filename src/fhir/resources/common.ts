@@ -4,7 +4,7 @@
  */
 import type { Resource } from '@medplum/fhirtypes';
 import type { Request, Response, Router } from 'express';
-import type { AppDeps } from '../../app.js';
+import type { AppDeps } from '../../deps.js';
 import { sendResource } from '../format.js';
 import { handleSearch, type SearchHandler } from '../search/execute.js';
 

@@ -4,7 +4,7 @@
  */
 import type { DocumentReference, Resource } from '@medplum/fhirtypes';
 import type { Router } from 'express';
-import type { AppDeps } from '../../app.js';
+import type { AppDeps } from '../../deps.js';
 import { patientFilter, principalOf, type PatientFilter } from '../../auth/principal.js';
 import { notFound } from '../../http/errors.js';
 import { patientsByIds, type SearchRow } from '../../store/search-sql.js';

@@ -1,7 +1,7 @@
 /** Endpoint read/search (MadoWadoEndpoint, MadoWebViewerEndpoint). */
 import type { Resource } from '@medplum/fhirtypes';
 import type { Router } from 'express';
-import type { AppDeps } from '../../app.js';
+import type { AppDeps } from '../../deps.js';
 import { patientFilter, principalOf } from '../../auth/principal.js';
 import { notFound } from '../../http/errors.js';
 import type { SearchRow } from '../../store/search-sql.js';

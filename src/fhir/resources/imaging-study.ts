@@ -6,7 +6,7 @@
  */
 import type { ImagingStudy, Resource } from '@medplum/fhirtypes';
 import type { Router } from 'express';
-import type { AppDeps } from '../../app.js';
+import type { AppDeps } from '../../deps.js';
 import { patientFilter, principalOf } from '../../auth/principal.js';
 import { notFound } from '../../http/errors.js';
 import type { Manifest } from '../../model/manifest.js';

@@ -10,7 +10,7 @@
  * - 406 when nothing in Accept can be produced.
  */
 import type { Request, Response, Router } from 'express';
-import type { AppDeps } from '../../app.js';
+import type { AppDeps } from '../../deps.js';
 import { patientFilter, principalOf } from '../../auth/principal.js';
 import { writeKos, KosWriteError } from '../../dicom/index.js';
 import { GatewayError, notFound } from '../../http/errors.js';

@@ -5,7 +5,7 @@
  */
 import type { Bundle, BundleEntry, BundleLink, OperationOutcome, Resource } from '@medplum/fhirtypes';
 import type { Request, Response } from 'express';
-import type { AppDeps } from '../../app.js';
+import type { AppDeps } from '../../deps.js';
 import type { AuditSubtype } from '../../audit/types.js';
 import { patientFilter, principalOf, type PatientFilter } from '../../auth/principal.js';
 import { mediaType, readBody } from '../../http/body.js';
