@@ -222,6 +222,19 @@ function applyPatient(q: Knex.QueryBuilder, f: PatientFilter): void {
  * One page of QIDO-RS results (limit + 1 rows are read so the caller can tell truncation).
  * Stable order so offset paging never skips or repeats a row.
  */
+/** Study columns and counts plus the series columns, for series- and instance-level QIDO
+ * (`se` must already be joined). */
+function withSeriesColumns(db: Db, q: Knex.QueryBuilder): Knex.QueryBuilder {
+  return q
+    .join('imaging_study as st', 'st.manifest_id', 'se.manifest_id')
+    .joinRaw(`cross join lateral ${STUDY_COUNTS}`)
+    .joinRaw(`cross join lateral ${SERIES_COUNTS}`)
+    .select(...STUDY_COLS)
+    .select(db.raw(STUDY_RAW_COLS))
+    .select('sc.nInstances', 'sc.nSeries', 'xc.nSeriesInstances')
+    .select('se.series_instance_uid as series', 'se.modality as modality', 'se.series_number as seriesNumber', 'se.description as seriesDescription', 'se.series_date as seriesDate', 'se.series_time as seriesTime');
+}
+
 export async function searchIndex(db: Db, f: PatientFilter, query: QidoQuery): Promise<Array<StudyRow | SeriesRow | InstanceRow>> {
   const { level, criteria: c } = query;
   const q = db.queryBuilder();
@@ -258,15 +271,8 @@ export async function searchIndex(db: Db, f: PatientFilter, query: QidoQuery): P
     q.from('imaging_series as se')
       .join('manifest as m', function () {
         this.on('m.id', '=', 'se.manifest_id').andOnVal('m.status', '=', 'current');
-      })
-      .join('imaging_study as st', 'st.manifest_id', 'se.manifest_id')
-      .joinRaw(`cross join lateral ${STUDY_COUNTS}`)
-      .joinRaw(`cross join lateral ${SERIES_COUNTS}`)
-      .select(...STUDY_COLS)
-      .select(db.raw(STUDY_RAW_COLS))
-      .select('sc.nInstances', 'sc.nSeries', 'xc.nSeriesInstances')
-      .select('se.series_instance_uid as series', 'se.modality as modality', 'se.series_number as seriesNumber', 'se.description as seriesDescription', 'se.series_date as seriesDate', 'se.series_time as seriesTime')
-      .where('xc.nSeriesInstances', '>', 0);
+      });
+    withSeriesColumns(db, q).where('xc.nSeriesInstances', '>', 0);
     applyStudyCriteria(q, c);
     applySeriesCriteria(q, c);
     if (c.sopUids || c.sopClassUids) {
@@ -287,14 +293,8 @@ export async function searchIndex(db: Db, f: PatientFilter, query: QidoQuery): P
       })
       .join('imaging_series as se', function () {
         this.on('se.manifest_id', '=', 'ii.manifest_id').andOn('se.series_instance_uid', '=', 'ii.series_instance_uid');
-      })
-      .join('imaging_study as st', 'st.manifest_id', 'ii.manifest_id')
-      .joinRaw(`cross join lateral ${STUDY_COUNTS}`)
-      .joinRaw(`cross join lateral ${SERIES_COUNTS}`)
-      .select(...STUDY_COLS)
-      .select(db.raw(STUDY_RAW_COLS))
-      .select('sc.nInstances', 'sc.nSeries', 'xc.nSeriesInstances')
-      .select('se.series_instance_uid as series', 'se.modality as modality', 'se.series_number as seriesNumber', 'se.description as seriesDescription', 'se.series_date as seriesDate', 'se.series_time as seriesTime')
+      });
+    withSeriesColumns(db, q)
       .select('ii.sop_instance_uid as sop', 'ii.sop_class_uid as sopClass', 'ii.instance_number as instanceNumber', 'ii.number_of_frames as frames')
       .whereNotExists(function () {
         this.select(db.raw('1')).from('rejected_instance as r').whereRaw('r.sop_instance_uid = ii.sop_instance_uid');
