@@ -66,8 +66,13 @@ export async function startServer(config: Readonly<Config>, log: Logger): Promis
     const close = () =>
       (closing ??= (async () => {
         const drained = new Promise<void>((resolve) => server.close(() => resolve()));
+        // Keep-alive sockets become idle as their last response ends: close them as they do, and
+        // tell clients not to reuse a connection, so the drain ends with the last response.
+        server.prependListener('request', (_req, res) => res.setHeader('Connection', 'close'));
         server.closeIdleConnections();
+        const idle = setInterval(() => server.closeIdleConnections(), 100);
         const timer = setTimeout(() => server.closeAllConnections(), config.limits.shutdownGraceMs);
+        drained.finally(() => clearInterval(idle));
         await drained;
         clearTimeout(timer);
         await closeApp(app).catch((err: Error) => log.error({ err: err.message }, 'audit flush on shutdown failed'));
