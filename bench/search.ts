@@ -14,7 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import autocannon from 'autocannon';
-import { buildApp } from '../src/app.js';
+import { buildApp, closeApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { syntheticManifest } from '../src/dicom/index.js';
 import { manifestToDocumentReferences } from '../src/fhir/mapping/index.js';
@@ -106,6 +106,7 @@ for (const size of SIZES) {
 }
 
 server.close();
+await closeApp(app); // flush queued AuditEvents before the pool goes away
 await db.destroy();
 if (pg) {
   await pg.stop();
