@@ -12,17 +12,9 @@ import vm from 'node:vm';
 import dcmjs from 'dcmjs';
 import { readKos, syntheticManifest, writeKos } from '../src/dicom/index.js';
 import { fhirToManifest, manifestToFhirBundle } from '../src/fhir/mapping/index.js';
-import type { DocumentDefaults } from '../src/config.js';
+import { loadConfig } from '../src/config.js';
 
-const defaults: DocumentDefaults = {
-  type: { system: 'http://loinc.org', code: '18748-4', display: 'Diagnostic imaging study' },
-  category: { system: 'http://loinc.org', code: '18748-4', display: 'Diagnostic imaging study' },
-  practiceSetting: { system: 'http://snomed.info/sct', code: '394914008', display: 'Radiology' },
-  facilityType: { system: 'http://snomed.info/sct', code: '79491001', display: 'Hospital-based radiology facility' },
-  language: 'en',
-  kosTitle: { value: 'MADOTEMP001', scheme: '99IHE', meaning: 'Manifest with Description' },
-  defaultTimezoneOffset: '+0000',
-};
+const defaults = loadConfig({}).documentDefaults;
 const ctx = { publicBaseUrl: 'http://127.0.0.1:8080', defaults };
 
 // Fair baseline: dcmjs logs warnings through loglevel by default; silence them so only parsing is timed.
