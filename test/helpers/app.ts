@@ -2,6 +2,7 @@
  * A configured app on a fresh test database, built with the production config loader plus
  * overrides (so test config cannot drift from production).
  */
+import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { buildApp, closeApp } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
@@ -15,6 +16,13 @@ export interface TestApp {
   /** Every log line written so far (JSON strings) */
   logs: string[];
   close: () => Promise<void>;
+}
+
+/** Listen on a free loopback port (for clients that need a real URL); returns its base URL. */
+export async function listenTestApp(t: TestApp): Promise<{ base: string; close: () => void }> {
+  const server = t.app.listen(0, '127.0.0.1');
+  await new Promise((r) => server.once('listening', r));
+  return { base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => server.close() };
 }
 
 export async function createTestApp(env: Record<string, string> = {}): Promise<TestApp> {

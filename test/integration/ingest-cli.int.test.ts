@@ -5,11 +5,10 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import { createTestApp, type TestApp } from '../helpers/app.js';
+import { createTestApp, listenTestApp, type TestApp } from '../helpers/app.js';
 import { conflicting, fhirManifest, kos, nextVersion } from './ingest-fixtures.js';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -20,10 +19,7 @@ let dir: string;
 
 before(async () => {
   t = await createTestApp();
-  const server = t.app.listen(0, '127.0.0.1');
-  await new Promise((r) => server.once('listening', r));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  close = () => server.close();
+  ({ base, close } = await listenTestApp(t));
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mado-import-'));
 });
 after(async () => {

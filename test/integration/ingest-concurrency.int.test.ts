@@ -4,10 +4,9 @@
  * definite answer (2xx or 409), exactly one current manifest per study, no duplicate rows.
  */
 import assert from 'node:assert/strict';
-import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { incompleteManifests } from '../../src/store/manifests.js';
-import { createTestApp, type TestApp } from '../helpers/app.js';
+import { createTestApp, listenTestApp, type TestApp } from '../helpers/app.js';
 import { conflicting, kos, multipart, nextVersion, provideBundle, type Kos } from './ingest-fixtures.js';
 
 let t: TestApp;
@@ -15,10 +14,7 @@ let base: string;
 let close: () => void;
 before(async () => {
   t = await createTestApp();
-  const server = t.app.listen(0, '127.0.0.1');
-  await new Promise((r) => server.once('listening', r));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  close = () => server.close();
+  ({ base, close } = await listenTestApp(t));
 });
 after(async () => {
   close();
