@@ -146,6 +146,13 @@ const median = (a: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
+/** utime + stime of a process in ms (/proc/PID/stat fields 14 and 15, clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(rest[11]) + Number(rest[12])) * 10;
+}
+
 function rssMb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
@@ -208,12 +215,26 @@ try {
   const via: number[] = [];
   const viaBare: number[] = [];
   const orders = [['d', 'g', 'b'], ['g', 'b', 'd'], ['b', 'd', 'g']];
+  // CPU accounting (core-ms per GB moved) per process and side: shows whether the sides are
+  // CPU-bound on this machine and what the extra hop costs, independent of wall-clock noise.
+  const cpu = { d: { o: 0, c: 0, p: 0, gb: 0 }, g: { o: 0, c: 0, p: 0, gb: 0 }, b: { o: 0, c: 0, p: 0, gb: 0 } };
   for (let r = 0; r < RUNS; r++) {
     for (const o of orders[r % 3]!) {
+      const proxyPid = o === 'g' ? pid : o === 'b' ? bare.pid! : undefined;
+      const o0 = cpuMs(orthanc.proc.pid!), p0 = proxyPid ? cpuMs(proxyPid) : 0, c0 = process.cpuUsage();
       const x = await fetchCount((o === 'd' ? orthanc.dicomweb : o === 'g' ? gw : bareUrl) + studyPath, ACCEPT);
+      const c1 = process.cpuUsage(c0);
+      const acc = cpu[o as 'd' | 'g' | 'b'];
+      acc.o += cpuMs(orthanc.proc.pid!) - o0;
+      acc.p += proxyPid ? cpuMs(proxyPid) - p0 : 0;
+      acc.c += (c1.user + c1.system) / 1000;
+      acc.gb += x.bytes / 1e9;
       if (x.status !== 200) throw new Error(`study retrieval ${o} → ${x.status}`);
       (o === 'd' ? direct : o === 'g' ? via : viaBare).push(x.bytes / 1e6 / (x.ms / 1000));
     }
+  }
+  for (const [k, a] of Object.entries(cpu)) {
+    console.log(`# cpu ${k === 'd' ? 'direct ' : k === 'g' ? 'gateway' : 'bare   '} core-ms/GB: orthanc ${(a.o / a.gb).toFixed(0)}, proxy ${(a.p / a.gb).toFixed(0)}, client ${(a.c / a.gb).toFixed(0)}`);
   }
   bare.kill();
   const ratio = median(via) / median(direct);
