@@ -1,0 +1,104 @@
+/**
+ * What does one extra Node hop cost on this machine? Bare proxy variants (each its own process,
+ * no parsing, no DB, no auth) in front of one real Orthanc, a ~105 MB study retrieved direct and
+ * through each variant, interleaved, medians. Per side: throughput and CPU accounting in core-ms
+ * per GB for Orthanc, proxy and client. When the direct side is CPU-bound on this machine, the
+ * best ratio a proxy can reach is
+ *     bound = (orthanc + client)_direct / (orthanc + client + proxy)_via
+ * (the same bytes have to be moved by every process, and they share the same cores).
+ *
+ * Run: npx tsx bench/proxy-floor.ts [--runs 9] [--only a,b]   (results printed, nothing written)
+ */
+import type { ChildProcess } from 'node:child_process';
+import http from 'node:http';
+import os from 'node:os';
+import { startOrthanc } from '../test/helpers/orthanc.js';
+import { startVariant, VARIANTS } from './proxy-variants.js';
+import { cpuMs, makeStudy, median, minFaults } from './wado-study.js';
+
+const argRuns = process.argv.indexOf('--runs');
+const RUNS = Math.max(3, argRuns > 0 ? Number(process.argv[argRuns + 1]) || 9 : 9);
+const argOnly = process.argv.indexOf('--only');
+const ONLY = argOnly > 0 ? process.argv[argOnly + 1]!.split(',') : undefined;
+const ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*';
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+function fetchCount(url: string): Promise<{ status: number; bytes: number; ms: number; headers: http.IncomingHttpHeaders }> {
+  const t0 = process.hrtime.bigint();
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, { agent, headers: { accept: ACCEPT } }, (res) => {
+        let bytes = 0;
+        res.on('data', (c: Buffer) => (bytes += c.length));
+        res.on('end', () => resolve({ status: res.statusCode!, bytes, ms: Number(process.hrtime.bigint() - t0) / 1e6, headers: res.headers }));
+        res.on('error', reject);
+      })
+      .on('error', reject);
+  });
+}
+
+const started = await startOrthanc({ HttpThreadsCount: 8 });
+if ('skip' in started) {
+  console.error(`proxy-floor needs Orthanc: ${started.skip}`);
+  process.exit(2);
+}
+const orthanc = started;
+const procs: ChildProcess[] = [];
+try {
+  const medium = await makeStudy(orthanc, 'medium', 2, 10, 512, 20);
+  const studyPath = `/studies/${medium.spec.study}`;
+  const names = Object.keys(VARIANTS).filter((n) => !ONLY || ONLY.includes(n));
+  const urls: Record<string, string> = { direct: orthanc.dicomweb };
+  const pids: Record<string, number> = {};
+  for (const n of names) {
+    const v = await startVariant(n, orthanc.dicomweb);
+    procs.push(v.proc);
+    urls[n] = v.url;
+    pids[n] = v.proc.pid!;
+  }
+  const sides = ['direct', ...names];
+  const first = await fetchCount(orthanc.dicomweb + studyPath);
+  console.log(`# study ${(first.bytes / 1e6).toFixed(1)} MB; Orthanc answers ${first.headers['content-length'] ? `Content-Length ${first.headers['content-length']}` : `Transfer-Encoding ${first.headers['transfer-encoding']}`}`);
+  for (const s of sides) {
+    const w = await fetchCount(urls[s] + studyPath);
+    if (w.status !== 200 || w.bytes !== first.bytes) throw new Error(`${s}: ${w.status}, ${w.bytes} bytes`);
+  }
+  const mbps: Record<string, number[]> = Object.fromEntries(sides.map((s) => [s, []]));
+  const acc: Record<string, { o: number; p: number; c: number; f: number; gb: number }> = Object.fromEntries(sides.map((s) => [s, { o: 0, p: 0, c: 0, f: 0, gb: 0 }]));
+  const load0 = os.loadavg()[0]!.toFixed(2);
+  for (let r = 0; r < RUNS; r++) {
+    // rotate the order each run so no side always follows the same neighbour
+    const order = sides.map((_, i) => sides[(i + r) % sides.length]!);
+    for (const s of order) {
+      const pid = pids[s];
+      const o0 = cpuMs(orthanc.proc.pid!), p0 = pid ? cpuMs(pid) : 0, f0 = pid ? minFaults(pid) : 0, c0 = process.cpuUsage();
+      const x = await fetchCount(urls[s] + studyPath);
+      const c1 = process.cpuUsage(c0);
+      const a = acc[s]!;
+      a.o += cpuMs(orthanc.proc.pid!) - o0;
+      a.p += pid ? cpuMs(pid) - p0 : 0;
+      a.f += pid ? minFaults(pid) - f0 : 0;
+      a.c += (c1.user + c1.system) / 1000;
+      a.gb += x.bytes / 1e9;
+      if (x.status !== 200 || x.bytes !== first.bytes) throw new Error(`${s}: ${x.status}, ${x.bytes} bytes`);
+      mbps[s]!.push(x.bytes / 1e6 / (x.ms / 1000));
+    }
+  }
+  const d = acc.direct!;
+  const dBase = (d.o + d.c) / d.gb;
+  const dMed = median(mbps.direct!);
+  console.log(`# ${RUNS} interleaved runs, load average ${load0} → ${os.loadavg()[0]!.toFixed(2)}; ${os.cpus().length} cores, Node ${process.version}`);
+  console.log('| variant | orthanc core-ms/GB | proxy core-ms/GB | client core-ms/GB | MB/s (median) | ratio to direct | CPU bound (o+c)direct/(o+c+p)via | proxy page faults/GB |');
+  console.log('|---|---|---|---|---|---|---|---|');
+  for (const s of sides) {
+    const a = acc[s]!;
+    const per = (v: number) => (v / a.gb).toFixed(0);
+    const bound = dBase / ((a.o + a.c + a.p) / a.gb);
+    console.log(`| ${s} | ${per(a.o)} | ${s === 'direct' ? '–' : per(a.p)} | ${per(a.c)} | ${median(mbps[s]!).toFixed(0)} | ${(median(mbps[s]!) / dMed).toFixed(3)} | ${s === 'direct' ? '–' : bound.toFixed(3)} | ${s === 'direct' ? '–' : per(a.f)} |`);
+  }
+  for (const n of names) console.log(`#  ${n}: ${VARIANTS[n]!.what}`);
+} finally {
+  for (const p of procs) p.kill();
+  agent.destroy();
+  await orthanc.stop();
+}
