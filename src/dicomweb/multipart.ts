@@ -78,22 +78,42 @@ export class MultipartParser {
     this.headSentinel = o.headSentinel ?? false;
   }
 
-  /** Feed one chunk; throws MultipartError on a malformed body. */
+  /**
+   * Feed one chunk; throws MultipartError on a malformed body. The chunk may be a view into a
+   * buffer that is reused after this call: what is handed to `out` during the call is passed by
+   * reference (valid for the call), what the parser keeps (a partial delimiter, part headers, a
+   * part start while its SOP Instance UID is looked for) is copied.
+   */
   write(chunk: Buffer): void {
-    // Hot path (inside a part body): the carried tail can only start a delimiter that ends in
-    // the first delim-1 bytes of this chunk. If it does not, emit the tail and scan the chunk
-    // in place — no copy of every chunk.
-    if (this.state === 'body' && this.carry.length && chunk.length >= this.delim.length) {
-      const w = Buffer.concat([this.carry, chunk.subarray(0, this.delim.length - 1)]);
-      if (w.indexOf(this.delim) < 0) {
-        const tail = this.carry;
-        this.carry = EMPTY;
-        this.body(tail);
-        this.consume(chunk);
-        return;
+    const c = this.carry;
+    if (c.length === 0) return this.consume(chunk);
+    const need = this.delim.length - c.length;
+    if ((this.state === 'body' || this.state === 'preamble') && chunk.length >= need) {
+      // The carry is a proper prefix of the delimiter ("\r" occurs in it only at its start, so
+      // no delimiter can begin later in the carry): either the chunk's first `need` bytes
+      // complete it, or the carried bytes were data. No copy of the chunk either way.
+      this.carry = EMPTY;
+      if (chunk.compare(this.delim, c.length, this.delim.length, 0, need) === 0) {
+        if (this.state === 'body') this.endPart();
+        this.state = 'afterDelim';
+        return this.consume(chunk.subarray(need));
       }
+      if (this.state === 'body') this.body(c);
+      return this.consume(chunk);
     }
-    this.consume(this.carry.length ? Buffer.concat([this.carry, chunk]) : chunk);
+    this.consume(Buffer.concat([c, chunk]));
+  }
+
+  /** Start of the longest suffix of buf[from..] that is a proper prefix of the delimiter, else buf.length. */
+  private partialAt(buf: Buffer, from: number): number {
+    const d = this.delim;
+    let i = Math.max(from, buf.length - (d.length - 1));
+    for (;;) {
+      i = buf.indexOf(13, i);
+      if (i < 0) return buf.length;
+      if (buf.compare(d, 0, buf.length - i, i, buf.length) === 0) return i;
+      i++;
+    }
   }
 
   private consume(buf: Buffer): void {
@@ -104,7 +124,8 @@ export class MultipartParser {
         case 'preamble': {
           const idx = buf.indexOf(this.delim, pos);
           if (idx < 0) {
-            this.carry = buf.subarray(Math.max(pos, buf.length - (this.delim.length - 1)));
+            const at = this.partialAt(buf, pos);
+            if (at < buf.length) this.carry = Buffer.from(buf.subarray(at));
             return;
           }
           pos = idx + this.delim.length;
@@ -113,7 +134,7 @@ export class MultipartParser {
         }
         case 'afterDelim': {
           if (buf.length - pos < 2) {
-            this.carry = buf.subarray(pos);
+            this.carry = Buffer.from(buf.subarray(pos));
             return;
           }
           if (buf[pos] === 0x2d && buf[pos + 1] === 0x2d) {
@@ -123,7 +144,7 @@ export class MultipartParser {
           const eol = buf.indexOf(CRLF, pos);
           if (eol < 0) {
             if (buf.length - pos > 256) throw new MultipartError('malformed multipart delimiter line');
-            this.carry = buf.subarray(pos);
+            this.carry = Buffer.from(buf.subarray(pos));
             return;
           }
           // only transport padding (LWSP) may follow the boundary on its line
@@ -142,7 +163,7 @@ export class MultipartParser {
             const idx = buf.indexOf(CRLFCRLF, pos);
             if (idx < 0) {
               if (buf.length - pos > this.maxHeader) throw new MultipartError('multipart part headers too large');
-              this.carry = buf.subarray(pos);
+              this.carry = Buffer.from(buf.subarray(pos));
               return;
             }
             end = idx;
@@ -159,12 +180,14 @@ export class MultipartParser {
         }
         case 'body': {
           const idx = buf.indexOf(this.delim, pos);
-          const end = idx >= 0 ? idx : Math.max(pos, buf.length - (this.delim.length - 1));
-          if (end > pos) this.body(buf.subarray(pos, end));
           if (idx < 0) {
-            this.carry = buf.subarray(end);
+            // all of it is part data but a tail that may start the next delimiter (usually none)
+            const end = this.partialAt(buf, pos);
+            if (end > pos) this.body(pos === 0 && end === buf.length ? buf : buf.subarray(pos, end));
+            if (end < buf.length) this.carry = Buffer.from(buf.subarray(end));
             return;
           }
+          if (idx > pos) this.body(buf.subarray(pos, idx));
           this.endPart();
           pos = idx + this.delim.length;
           this.state = 'afterDelim';
@@ -188,10 +211,13 @@ export class MultipartParser {
   }
 
   private tryDecide(final: boolean): void {
+    // a single piece may be a view of the caller's chunk: copied only if it has to be kept
     const b = this.peek.length === 1 ? this.peek[0]! : Buffer.concat(this.peek);
-    this.peek = [b];
     const r = peekSopInstanceUid(b);
-    if (r.kind === 'need-more' && !final && this.peekLen < this.maxPeek) return;
+    if (r.kind === 'need-more' && !final && this.peekLen < this.maxPeek) {
+      this.peek = [this.peek.length === 1 ? Buffer.from(b) : b];
+      return;
+    }
     const keep = r.kind === 'found' && this.keep(r.uid);
     this.decided = keep;
     this.peek = [];

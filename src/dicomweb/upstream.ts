@@ -11,6 +11,7 @@ import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 import type { Readable } from 'node:stream';
 import type { UpstreamConfig } from '../config.js';
 import { GatewayError } from '../http/errors.js';
+import { exchange, Slots, UpstreamTimeoutError, type BodyHandler, type StreamResponse } from './http1.js';
 
 export interface UpstreamResponse {
   status: number;
@@ -32,6 +33,9 @@ export class Upstream {
   readonly pool: Pool;
   readonly basePath: string;
   readonly origin: string;
+  /** Streaming exchanges in flight (own connections, plain http: only), at most maxConnections */
+  readonly streamSlots: Slots;
+  private readonly plain: { host: string; port: number; authority: string } | undefined;
   private token?: CachedToken;
   private tokenInFlight?: Promise<string>;
 
@@ -46,6 +50,8 @@ export class Upstream {
       connect: { timeout: config.headersTimeoutMs },
       keepAliveTimeout: 10_000,
     });
+    this.streamSlots = new Slots(config.maxConnections);
+    if (u.protocol === 'http:') this.plain = { host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port || 80), authority: u.host };
   }
 
   get name(): string {
@@ -121,11 +127,69 @@ export class Upstream {
     }
     return { status: r.statusCode, headers: r.headers, body: r.body };
   }
+
+  /**
+   * GET `{base}{path}` for a body that is streamed to the client (retrievals). Plain http:
+   * upstreams: our own HTTP/1.1 exchange reading into one reused buffer (src/dicomweb/http1.ts;
+   * body slices are only valid until the handler lets reading go on). https: undici, adapted to
+   * the same interface. Same errors as get() before the head.
+   */
+  async stream(path: string, headers: Record<string, string>, signal: AbortSignal): Promise<StreamResponse> {
+    if (!this.plain) return adaptUndici(await this.get(path, headers, signal));
+    const auth = await this.authorization();
+    const h: Record<string, string> = { ...headers, 'accept-encoding': 'identity' };
+    if (auth) h.authorization = auth;
+    try {
+      await this.streamSlots.acquire(signal);
+    } catch (err) {
+      throw upstreamFailure(err, this.name);
+    }
+    let released = false;
+    const release = () => {
+      if (!released) {
+        released = true;
+        this.streamSlots.release();
+      }
+    };
+    try {
+      return await exchange(
+        { ...this.plain, path: this.basePath + path, headers: h, signal, headersTimeoutMs: this.config.headersTimeoutMs, bodyTimeoutMs: this.config.bodyTimeoutMs },
+        release,
+      );
+    } catch (err) {
+      release();
+      throw upstreamFailure(err, this.name);
+    }
+  }
+}
+
+/** An undici response as a StreamResponse (its chunks are its own: data() may keep them). */
+export function adaptUndici(r: UpstreamResponse): StreamResponse {
+  let handler: BodyHandler | undefined;
+  return {
+    status: r.status,
+    headers: r.headers,
+    read(h) {
+      handler = h;
+      r.body.on('data', (c: Buffer) => {
+        if (!h.data(c)) r.body.pause();
+      });
+      r.body.once('end', () => h.end());
+      r.body.once('error', (err) => h.error(err));
+    },
+    resume: () => r.body.resume(),
+    pause: () => r.body.pause(),
+    destroy() {
+      if (handler) r.body.removeAllListeners('error');
+      r.body.on('error', () => {});
+      r.body.destroy();
+    },
+  };
 }
 
 export function upstreamFailure(err: unknown, name: string): GatewayError {
   if (err instanceof GatewayError) return err;
-  if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.ConnectTimeoutError || (err as { name?: string })?.name === 'TimeoutError') {
+  if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.ConnectTimeoutError || err instanceof UpstreamTimeoutError || (err as { name?: string })?.name === 'TimeoutError') {
     return new GatewayError(504, 'GW_UPSTREAM_TIMEOUT', `Upstream "${name}" did not answer in time`);
   }
   if ((err as { name?: string })?.name === 'AbortError' || err instanceof undiciErrors.RequestAbortedError) {

@@ -11,8 +11,6 @@
  *   destroyed, never a clean-looking truncated multipart (style §5.6).
  */
 import { randomBytes } from 'node:crypto';
-import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type { Request, Response, Router } from 'express';
 import type { AppDeps } from '../deps.js';
 import { patientFilter, principalOf } from '../auth/principal.js';
@@ -34,6 +32,7 @@ import {
 } from './metadata.js';
 import { boundaryOf, MultipartParser, PART_HEAD } from './multipart.js';
 import { frameList, uidParam } from './params.js';
+import type { StreamResponse } from './http1.js';
 import { upstreamFailure, type Upstream, type UpstreamRegistry } from './upstream.js';
 
 const PASS_HEADERS = ['content-type', 'etag', 'last-modified', 'content-range', 'accept-ranges'];
@@ -103,12 +102,6 @@ function trace(req: Request): Record<string, string> {
   return tp && /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/.test(tp) ? { traceparent: tp } : {};
 }
 
-/** Drop an upstream body we will not use (errors after destroy are expected, not crashes). */
-function discard(body: NodeJS.ReadableStream & { destroy: () => void }): void {
-  body.on('error', () => {});
-  body.destroy();
-}
-
 function copyHeaders(res: Response, headers: Record<string, string | string[] | undefined>, withLength: boolean): void {
   for (const h of withLength ? [...PASS_HEADERS, 'content-length'] : PASS_HEADERS) {
     const v = headers[h];
@@ -117,7 +110,7 @@ function copyHeaders(res: Response, headers: Record<string, string | string[] | 
 }
 
 function streamFailed(req: Request, res: Response, upstream: string, err: unknown): void {
-  if (res.destroyed && !res.writableFinished && (err as { code?: string })?.code !== 'UND_ERR_BODY_TIMEOUT' && req.socket.destroyed) {
+  if (res.destroyed && !res.writableFinished && !['UND_ERR_BODY_TIMEOUT', 'UPSTREAM_BODY_TIMEOUT'].includes((err as { code?: string })?.code ?? '') && req.socket.destroyed) {
     req.log.debug({ upstream }, 'wado stream: client went away');
   } else {
     req.log.warn({ upstream, err: { name: (err as Error)?.name, code: (err as { code?: string })?.code } }, 'wado stream aborted after headers');
@@ -126,13 +119,38 @@ function streamFailed(req: Request, res: Response, upstream: string, err: unknow
 }
 
 /**
+ * Write an upstream body to the response as it arrives: each slice by reference, the next read
+ * only once the writes have been flushed (backpressure, and the reader's buffer is reused).
+ */
+function pump(up: StreamResponse, res: Response): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let unflushed = 0;
+    const flushed = () => {
+      if (--unflushed === 0) up.resume();
+    };
+    up.read({
+      data: (b) => {
+        unflushed++;
+        res.write(b, flushed);
+        return false;
+      },
+      end: () => {
+        res.end();
+        resolve();
+      },
+      error: reject,
+    });
+  });
+}
+
+/**
  * Pass one upstream response through unchanged (content-length kept: the body is not altered).
  */
 async function passThrough(ctx: WadoContext, req: Request, res: Response, upstream: Upstream, path: string, accept: string, kind: ResourceKind | 'thumbnail', extra: Record<string, string> = {}): Promise<void> {
   const signal = clientSignal(res);
-  const up = await upstream.get(path, { accept, ...extra, ...trace(req) }, signal);
+  const up = await upstream.stream(path, { accept, ...extra, ...trace(req) }, signal);
   if (up.status !== 200 && up.status !== 206) {
-    discard(up.body);
+    up.destroy();
     if (up.status === 416) {
       const cr = up.headers['content-range'];
       throw new GatewayError(416, 'GW_DICOMWEB_RANGE', 'Requested range not satisfiable', { headers: typeof cr === 'string' ? { 'Content-Range': cr } : {} });
@@ -143,10 +161,12 @@ async function passThrough(ctx: WadoContext, req: Request, res: Response, upstre
     throw e;
   }
   res.status(up.status);
-  copyHeaders(res, up.headers, true);
+  // a chunked upstream body has no length of its own to pass on (RFC 9112 §6.3)
+  copyHeaders(res, up.headers, up.headers['transfer-encoding'] === undefined);
   try {
-    await pipeline(up.body, res);
+    await pump(up, res);
   } catch (err) {
+    up.destroy();
     streamFailed(req, res, upstream.name, err);
   }
 }
@@ -163,33 +183,41 @@ interface RetrieveUnit {
 }
 
 /**
- * One upstream request of a filtered retrieval. Its parser output goes to the response while it
- * is the active unit, else into a bounded buffer (the upstream body is paused beyond
- * PREFETCH_BYTES), so the next upstream's answer is already coming while the current one streams.
+ * One upstream request of a filtered retrieval. The upstream body arrives in slices of a reused
+ * read buffer (src/dicomweb/http1.ts); the parser passes kept part data through by reference and
+ * this run writes it to the response, then lets the upstream read on only once those writes have
+ * been flushed to the client's socket (backpressure and buffer reuse in one rule; memory stays at
+ * one read buffer). While another run is the active one, output is copied into a bounded prefetch
+ * buffer instead (reading stops beyond PREFETCH_BYTES), so the next upstream's answer is already
+ * coming while the current one streams.
  */
 class RetrieveRun {
   private chunks: Buffer[] = [];
   private bytes = 0;
   private active = false;
-  private prefetchPaused = false;
-  private waitingDrain = false;
-  private body?: Readable;
+  /** Writes to the response not yet flushed that may reference the upstream's read buffer */
+  private unflushed = 0;
+  private up?: StreamResponse;
   contentType?: string;
   boundary?: string;
   done?: Promise<void>;
+  partsDropped: () => number = () => 0;
+  private readonly flushed = () => {
+    if (--this.unflushed === 0) this.up?.resume();
+  };
 
   constructor(
     readonly unit: RetrieveUnit,
     private readonly res: Response,
-    private readonly writeOut: (b: Buffer) => boolean,
+    private readonly writeOut: (b: Buffer, cb?: () => void) => void,
   ) {}
 
   /** Request + status check. false = upstream 404 tolerated (skip); throws GatewayError otherwise. */
   async start(req: Request, accept: string, signal: AbortSignal, tolerate404: boolean): Promise<boolean> {
     const { upstream } = this.unit;
-    const up = await upstream.get(this.unit.path, { accept, ...trace(req) }, signal);
+    const up = await upstream.stream(this.unit.path, { accept, ...trace(req) }, signal);
     if (up.status !== 200 && up.status !== 206) {
-      discard(up.body);
+      up.destroy();
       if (up.status === 404 && tolerate404) return false; // fewer instances: tolerated (SUPPL §X.1.1.3)
       if (up.status === 401) upstream.invalidateToken();
       throw upstreamStatusError(up.status, upstream.name, 'instances');
@@ -197,43 +225,48 @@ class RetrieveRun {
     this.contentType = typeof up.headers['content-type'] === 'string' ? up.headers['content-type'] : undefined;
     this.boundary = boundaryOf(this.contentType);
     if (!this.boundary) {
-      discard(up.body);
+      up.destroy();
       throw new GatewayError(502, 'GW_UPSTREAM_BAD_RESPONSE', `Upstream "${upstream.name}" did not answer with a multipart body`);
     }
-    const body = (this.body = up.body);
+    this.up = up;
     const keep = this.unit.keep;
     const parser = new MultipartParser({ boundary: this.boundary, outBoundary: '', keep: (uid) => keep.has(uid), writeClose: false, headSentinel: true }, (b) => this.emit(b));
+    const res = this.res;
     this.done = new Promise<void>((resolve, reject) => {
       let settled = false;
       const finish = (err?: Error) => {
         if (settled) return;
         settled = true;
         if (err) {
-          body.destroy();
+          up.destroy();
           reject(err);
         } else resolve();
       };
-      body.on('error', (err) => finish(err));
-      const res = this.res;
-      body.on('data', (chunk: Buffer) => {
-        // one chunk in → usually two writes out (the held-back tail of the previous chunk, then
-        // this one): corked, they leave in one writev
-        res.cork();
-        try {
-          parser.write(chunk);
-        } catch (err) {
-          finish(err as Error);
-        } finally {
-          res.uncork();
-        }
-      });
-      body.once('end', () => {
-        try {
-          parser.end();
-          finish();
-        } catch (err) {
-          finish(err as Error);
-        }
+      up.read({
+        data: (chunk) => {
+          if (settled) return true;
+          // the parser's writes for one read leave in one writev
+          res.cork();
+          try {
+            parser.write(chunk);
+          } catch (err) {
+            finish(err as Error);
+            return true;
+          } finally {
+            res.uncork();
+          }
+          if (!this.active) return this.bytes <= PREFETCH_BYTES; // beyond: paused until activate()
+          return this.unflushed === 0;
+        },
+        end: () => {
+          try {
+            parser.end();
+            finish();
+          } catch (err) {
+            finish(err as Error);
+          }
+        },
+        error: (err) => finish(err),
       });
     });
     this.done.catch(() => {});
@@ -241,29 +274,15 @@ class RetrieveRun {
     return true;
   }
 
-  partsDropped: () => number = () => 0;
-
   private emit(b: Buffer): void {
     if (this.active) {
-      if (!this.writeOut(b)) this.pauseForDrain();
+      this.unflushed++;
+      this.writeOut(b, this.flushed);
       return;
     }
-    this.chunks.push(b);
-    this.bytes += b.length;
-    if (this.bytes > PREFETCH_BYTES && !this.prefetchPaused) {
-      this.prefetchPaused = true;
-      this.body?.pause();
-    }
-  }
-
-  private pauseForDrain(): void {
-    if (this.waitingDrain) return;
-    this.waitingDrain = true;
-    this.body?.pause();
-    this.res.once('drain', () => {
-      this.waitingDrain = false;
-      this.body?.resume();
-    });
+    const own = b === PART_HEAD ? b : Buffer.from(b); // b may be a view of the read buffer
+    this.chunks.push(own);
+    this.bytes += own.length;
   }
 
   /** Become the unit writing to the response: flush what was prefetched, then stream. */
@@ -271,16 +290,18 @@ class RetrieveRun {
     this.active = true;
     const chunks = this.chunks;
     this.chunks = [];
-    let ok = true;
-    for (const c of chunks) ok = this.writeOut(c);
-    this.prefetchPaused = false;
-    if (!ok) this.pauseForDrain();
-    else this.body?.resume();
+    this.bytes = 0;
+    this.unflushed++; // held while the prefetched chunks are written
+    for (const c of chunks) {
+      this.unflushed++;
+      this.writeOut(c, this.flushed);
+    }
+    this.flushed();
     return this.done!;
   }
 
   abort(): void {
-    this.body?.destroy();
+    this.up?.destroy();
   }
 }
 
@@ -312,14 +333,14 @@ async function filteredRetrieve(ctx: WadoContext, req: Request, res: Response, s
   let contentType = single ? undefined : `multipart/related; type="application/dicom"; boundary=${outBoundary}`;
   let written = 0;
   let headersSent = false;
-  const writeOut = (b: Buffer): boolean => {
+  const writeOut = (b: Buffer, cb?: () => void): void => {
     if (!headersSent) {
       res.status(200);
       res.setHeader('Content-Type', contentType!);
       headersSent = true;
     }
     if (b === PART_HEAD) b = Buffer.from((written++ > 0 ? '\r\n--' : '--') + outBoundary + '\r\n', 'latin1');
-    return res.write(b);
+    res.write(b, cb);
   };
   const runs = units.map((u) => new RetrieveRun(u, res, writeOut));
   const starts: Array<Promise<boolean> | undefined> = [];
