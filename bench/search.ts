@@ -12,13 +12,12 @@ import { writeFileSync } from 'node:fs';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { AddressInfo } from 'node:net';
+import { spawn } from 'node:child_process';
 import autocannon from 'autocannon';
-import { buildApp, closeApp } from '../src/app.js';
+import { cpuMs, cpuMsByName, selfCpuMs } from './lib/cpu.js';
 import { loadConfig } from '../src/config.js';
 import { syntheticManifest } from '../src/dicom/index.js';
 import { manifestToDocumentReferences } from '../src/fhir/mapping/index.js';
-import { createLogger } from '../src/log.js';
 import { createDb } from '../src/store/db.js';
 import { startEmbeddedPg } from '../src/store/embedded-pg.js';
 import { migrateLatest } from '../src/store/migrate.js';
@@ -48,25 +47,38 @@ const m = syntheticManifest({ series: 2, instancesPerSeries: 2, seed: 'bench-tem
 const docs = manifestToDocumentReferences(m, { publicBaseUrl: config.publicBaseUrl, defaults: config.documentDefaults }, { status: 'current', nativeFormat: 'kos', date: '2024-01-01T00:00:00Z' });
 const templates = { model: m, kosDocRef: docs.kos, fhirDocRef: docs.fhir, patient: { resourceType: 'Patient', name: [{ family: 'Bench' }] } };
 
-const { app } = buildApp({ config, db, log: createLogger('silent'), version: 'bench', disableAudit: !AUDIT });
-const server = app.listen(0, '127.0.0.1');
-await new Promise((r) => server.once('listening', r));
-const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+// The app runs in its own process (bench/search-server.ts): autocannon must not share its event loop.
+const child = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'search-server.ts')], {
+  env: { ...process.env, DATABASE_URL: url, BENCH_AUDIT: AUDIT ? 'on' : 'off' },
+  stdio: ['ignore', 'pipe', 'inherit'],
+});
+const origin = await new Promise<string>((resolve, reject) => {
+  let out = '';
+  child.stdout!.on('data', (c) => {
+    out += c;
+    const m = /listening on (http:\/\/\S+)/.exec(out);
+    if (m) resolve(m[1]!);
+  });
+  child.once('exit', (c) => reject(new Error(`bench app exited ${c}`)));
+});
 
-interface Row { size: number; query: string; p50: number; p90: number; p99: number; rps: number; errors: number; non2xx: number }
+interface Row { size: number; query: string; p50: number; p90: number; p99: number; rps: number; errors: number; non2xx: number; cpu: { app: number; pg: number; client: number } }
 const rows: Row[] = [];
 const loadTimes: Array<{ size: number; seconds: number }> = [];
 const loadAvg: Array<{ size: number; load: string }> = [];
 
 async function run(title: string, size: number, pathFor: () => string, duration: number): Promise<Row> {
+  const a0 = cpuMs(child.pid!), p0 = cpuMsByName('postgres'), c0 = selfCpuMs();
   const r = await autocannon({
     url: origin,
     connections: CONNECTIONS,
     duration,
     requests: [{ method: 'GET', setupRequest: (req: Record<string, unknown>) => ({ ...req, path: pathFor() }) }],
   } as never);
-  const res = r as unknown as { latency: { p50: number; p90: number; p99: number }; requests: { average: number }; errors: number; non2xx: number };
-  return { size, query: title, p50: res.latency.p50, p90: res.latency.p90, p99: res.latency.p99, rps: Math.round(res.requests.average), errors: res.errors, non2xx: res.non2xx };
+  const res = r as unknown as { latency: { p50: number; p90: number; p99: number }; requests: { average: number; total: number }; errors: number; non2xx: number };
+  const n = Math.max(1, res.requests.total);
+  const cpu = { app: (cpuMs(child.pid!) - a0) / n, pg: (cpuMsByName('postgres') - p0) / n, client: (selfCpuMs() - c0) / n };
+  return { size, query: title, p50: res.latency.p50, p90: res.latency.p90, p99: res.latency.p99, rps: Math.round(res.requests.average), errors: res.errors, non2xx: res.non2xx, cpu };
 }
 
 let loaded = await countManifests(db);
@@ -101,12 +113,14 @@ for (const size of SIZES) {
     await run(title, size, p, 2); // warm-up
     const row = await run(title, size, p, DURATION);
     rows.push(row);
-    console.log(`${size}\t${title}\tp50 ${row.p50} ms\tp99 ${row.p99} ms\t${row.rps} req/s\terrors ${row.errors} non2xx ${row.non2xx}`);
+    console.log(`${size}\t${title}\tp50 ${row.p50} ms\tp99 ${row.p99} ms\t${row.rps} req/s\terrors ${row.errors} non2xx ${row.non2xx}\tcpu ms/req app ${row.cpu.app.toFixed(2)} pg ${row.cpu.pg.toFixed(2)} autocannon ${row.cpu.client.toFixed(2)}`);
   }
 }
 
-server.close();
-await closeApp(app); // flush queued AuditEvents before the pool goes away
+await new Promise((r) => {
+  child.once('exit', r); // the app flushes queued AuditEvents before it exits
+  child.kill('SIGTERM');
+});
 await db.destroy();
 if (pg) {
   await pg.stop();
@@ -124,13 +138,15 @@ const lines = [
   '',
   'Targets: p50 ≤ 5 ms and p99 ≤ 25 ms at 100,000 manifests; larger sizes within 1.5× of that.',
   '',
-  '| manifests | query | p50 ms | p90 ms | p99 ms | req/s | errors | ×p50 vs smallest | target met |',
-  '|---:|---|---:|---:|---:|---:|---:|---:|---|',
+  'CPU columns: milliseconds of CPU per request, from /proc, for the app process, all PostgreSQL processes, and this process (autocannon).',
+  '',
+  '| manifests | query | p50 ms | p90 ms | p99 ms | req/s | errors | ×p50 vs smallest | CPU ms/req app · pg · autocannon | target met |',
+  '|---:|---|---:|---:|---:|---:|---:|---:|---|---|',
   ...rows.map((r) => {
     const b = baseline.get(r.query)!;
     const ratio = r.size === SIZES[0] ? 1 : r.p50 / b.p50;
     const met = r.size === SIZES[0] ? r.p50 <= 5 && r.p99 <= 25 : r.p50 <= 1.5 * Math.max(5, b.p50) && r.p99 <= 1.5 * Math.max(25, b.p99);
-    return `| ${r.size.toLocaleString('en')} | \`${r.query}\` | ${r.p50} | ${r.p90} | ${r.p99} | ${r.rps} | ${r.errors + r.non2xx} | ${ratio.toFixed(2)} | ${met ? 'yes' : '**no**'} |`;
+    return `| ${r.size.toLocaleString('en')} | \`${r.query}\` | ${r.p50} | ${r.p90} | ${r.p99} | ${r.rps} | ${r.errors + r.non2xx} | ${ratio.toFixed(2)} | ${r.cpu.app.toFixed(2)} · ${r.cpu.pg.toFixed(2)} · ${r.cpu.client.toFixed(2)} | ${met ? 'yes' : '**no**'} |`;
   }),
   '',
 ];
