@@ -15,14 +15,23 @@ export function cpuMs(pid: number): number {
   }
 }
 
-/** Summed CPU ms of every live process whose command name is `name` (e.g. all PostgreSQL backends). */
-export function cpuMsByName(name: string): number {
-  let sum = 0;
+/** Parent pid of a process (/proc/PID/stat field 4). */
+export function parentPid(pid: number): number {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(f.slice(f.lastIndexOf(')') + 2).split(' ')[1]);
+}
+
+/**
+ * Summed CPU ms of a process and its live children, e.g. one PostgreSQL cluster: the postmaster
+ * and its backends (other clusters on the machine are not counted). Exited children's time is
+ * not included (pooled connections stay alive during a bench).
+ */
+export function cpuMsOfTree(root: number): number {
+  let sum = cpuMs(root);
   for (const d of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
     try {
-      const f = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
-      if (f.slice(f.indexOf('(') + 1, f.lastIndexOf(')')) === name) sum += cpuMs(Number(d));
+      if (parentPid(Number(d)) === root) sum += cpuMs(Number(d));
     } catch {
       // raced with exit
     }
