@@ -14,11 +14,14 @@
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { readKos, syntheticManifest, writeKos } from '../src/dicom/index.js';
 import type { Manifest } from '../src/model/manifest.js';
+import pgClient from 'pg';
 import { startEmbeddedPg } from '../src/store/embedded-pg.js';
+import { cpuMs, cpuMsOfTree, parentPid, selfCpuMs } from './lib/cpu.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const TOKEN = '19999999';
@@ -78,7 +81,7 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
-async function startGateway(dbUrl: string): Promise<{ url: string; stop: () => Promise<void> }> {
+async function startGateway(dbUrl: string): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
   const p = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'serve'], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', PORT: '0', LOG_LEVEL: 'warn', DATABASE_URL: dbUrl, PUBLIC_BASE_URL: 'http://bench.test', MAX_BODY_BYTES: String(256 * 1024 * 1024) },
@@ -95,6 +98,7 @@ async function startGateway(dbUrl: string): Promise<{ url: string; stop: () => P
   });
   return {
     url,
+    pid: p.pid!,
     stop: () =>
       new Promise((resolve) => {
         p.once('exit', () => resolve());
@@ -103,10 +107,20 @@ async function startGateway(dbUrl: string): Promise<{ url: string; stop: () => P
   };
 }
 
-async function post(url: string, body: Buffer): Promise<number> {
-  const r = await fetch(`${url}/fhir/Binary`, { method: 'POST', headers: { 'Content-Type': 'application/dicom' }, body: new Uint8Array(body) });
-  await r.arrayBuffer();
-  return r.status;
+// A lean keep-alive client (node:http, no fetch/undici machinery): the bench client shares the 2
+// cores with the gateway and PostgreSQL, so its own CPU per request is kept small.
+const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+
+function post(url: string, body: Buffer): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(`${url}/fhir/Binary`, { method: 'POST', agent, headers: { 'content-type': 'application/dicom', 'content-length': body.length } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode!));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 async function main() {
@@ -119,6 +133,11 @@ async function main() {
   console.error(`# embedded PostgreSQL in ${base}`);
   const pg = await startEmbeddedPg({ baseDir: base });
   const gw = await startGateway(pg.url('postgres'));
+  // The cluster's postmaster: CPU of it and its backends is the PostgreSQL column.
+  const probe = new pgClient.Client(pg.url('postgres'));
+  await probe.connect();
+  const postmaster = parentPid(Number((await probe.query('select pg_backend_pid() as p')).rows[0].p));
+  await probe.end();
   console.error(`# gateway ${gw.url}`);
   try {
     const tpl = template(3, 100);
@@ -130,6 +149,7 @@ async function main() {
     for (let i = 0; i < 50; i++) await post(gw.url, instance(tpl, pos, 9_000_000 + i));
 
     const rates: number[] = [];
+    const cpuPer: Array<{ gw: number; pg: number; client: number }> = [];
     const lat: number[] = [];
     let n = 0;
     for (let r = 0; r < runs; r++) {
@@ -137,6 +157,7 @@ async function main() {
       let next = 0;
       let failures = 0;
       const t0 = performance.now();
+      const g0 = cpuMs(gw.pid), p0 = cpuMsOfTree(postmaster), c0 = selfCpuMs();
       await Promise.all(
         Array.from({ length: clients }, async () => {
           while (next < count) {
@@ -150,9 +171,11 @@ async function main() {
         }),
       );
       const secs = (performance.now() - t0) / 1000;
+      const cpu = { gw: (cpuMs(gw.pid) - g0) / count, pg: (cpuMsOfTree(postmaster) - p0) / count, client: (selfCpuMs() - c0) / count };
+      cpuPer.push(cpu);
       n += count;
       rates.push(count / secs);
-      console.error(`run ${r + 1}: ${count} manifests in ${secs.toFixed(1)} s = ${(count / secs).toFixed(1)} manifests/s (${failures} non-201)`);
+      console.error(`run ${r + 1}: ${count} manifests in ${secs.toFixed(1)} s = ${(count / secs).toFixed(1)} manifests/s (${failures} non-201); CPU ms per manifest: gateway ${cpu.gw.toFixed(2)}, PostgreSQL ${cpu.pg.toFixed(2)}, client ${cpu.client.toFixed(2)}`);
     }
 
     // One 20,000-reference KOS (20 series × 1000), end to end; and the KOS parse alone in-process.
@@ -185,6 +208,7 @@ Node ${process.version}; load average at the end ${load} (the machine is shared 
 |---|---|---|---|
 | typical manifests (1 study, 3 series, 300 instances; ${(tpl.length / 1024).toFixed(0)} KiB KOS), ${count} per run | ${runs} | **${median(rates).toFixed(1)} manifests/s** (runs: ${rates.map((x) => x.toFixed(1)).join(', ')}) | ≥ 300/s |
 | request latency, typical manifest | ${lat.length} | p50 ${p50.toFixed(1)} ms, p95 ${p95.toFixed(1)} ms | |
+| CPU per typical manifest (from /proc): gateway · PostgreSQL · bench client, ms | ${runs} | ${median(cpuPer.map((c) => c.gw)).toFixed(2)} · ${median(cpuPer.map((c) => c.pg)).toFixed(2)} · ${median(cpuPer.map((c) => c.client)).toFixed(2)} | |
 | one 20,000-reference KOS (${(bigTpl.length / 1e6).toFixed(1)} MB), end to end | ${bigRuns} | **${median(bigMs).toFixed(0)} ms** (runs: ${bigMs.map((x) => x.toFixed(0)).join(', ')}) | < 1000 ms |
 | of which KOS parse alone (\`readKos\`, in the bench process) | ${bigRuns} | ${median(parseMs).toFixed(0)} ms | |
 

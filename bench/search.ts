@@ -6,19 +6,18 @@
  *   DocumentReference?study-instance-uid=…                   same
  *   ImagingStudy?identifier=…                                same
  * and at a larger N within 1.5× of those. Writes bench/results-search.md.
- * Run: npm run bench:search [-- --sizes 100000,1000000 --duration 10 --connections 16 --audit on|off --database-url URL --out FILE]
+ * Run: npm run bench:search [-- --sizes 100000,1000000 --duration 10 --connections 16 --audit on|off --database-url URL --out FILE --floor on|off]
  */
 import { writeFileSync } from 'node:fs';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { AddressInfo } from 'node:net';
+import { spawn } from 'node:child_process';
 import autocannon from 'autocannon';
-import { buildApp, closeApp } from '../src/app.js';
+import { cpuMs, cpuMsOfTree, parentPid, selfCpuMs } from './lib/cpu.js';
 import { loadConfig } from '../src/config.js';
 import { syntheticManifest } from '../src/dicom/index.js';
 import { manifestToDocumentReferences } from '../src/fhir/mapping/index.js';
-import { createLogger } from '../src/log.js';
 import { createDb } from '../src/store/db.js';
 import { startEmbeddedPg } from '../src/store/embedded-pg.js';
 import { migrateLatest } from '../src/store/migrate.js';
@@ -42,31 +41,76 @@ const pg = base ? await startEmbeddedPg({ baseDir: base, ephemeral: true }) : un
 const url = pg ? pg.url('postgres') : EXISTING;
 const db = createDb({ url, poolMax: 20 });
 await migrateLatest(db);
+// The PostgreSQL cluster's postmaster: CPU of it and its backends is the "pg" column.
+const postmaster = parentPid(Number((await db.raw('select pg_backend_pid() as p')).rows[0].p));
 
 const config = loadConfig({ DATABASE_URL: url, LOG_LEVEL: 'silent', PORT: '0' });
 const m = syntheticManifest({ series: 2, instancesPerSeries: 2, seed: 'bench-template' });
 const docs = manifestToDocumentReferences(m, { publicBaseUrl: config.publicBaseUrl, defaults: config.documentDefaults }, { status: 'current', nativeFormat: 'kos', date: '2024-01-01T00:00:00Z' });
 const templates = { model: m, kosDocRef: docs.kos, fhirDocRef: docs.fhir, patient: { resourceType: 'Patient', name: [{ family: 'Bench' }] } };
 
-const { app } = buildApp({ config, db, log: createLogger('silent'), version: 'bench', disableAudit: !AUDIT });
-const server = app.listen(0, '127.0.0.1');
-await new Promise((r) => server.once('listening', r));
-const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+// The app runs in its own process (bench/search-server.ts): autocannon must not share its event loop.
+const child = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'search-server.ts')], {
+  env: { ...process.env, DATABASE_URL: url, BENCH_AUDIT: AUDIT ? 'on' : 'off' },
+  stdio: ['ignore', 'pipe', 'inherit'],
+});
+const origin = await new Promise<string>((resolve, reject) => {
+  let out = '';
+  child.stdout!.on('data', (c) => {
+    out += c;
+    const m = /listening on (http:\/\/\S+)/.exec(out);
+    if (m) resolve(m[1]!);
+  });
+  child.once('exit', (c) => reject(new Error(`bench app exited ${c}`)));
+});
 
-interface Row { size: number; query: string; p50: number; p90: number; p99: number; rps: number; errors: number; non2xx: number }
+interface Row { size: number; query: string; p50: number; p90: number; p99: number; rps: number; errors: number; non2xx: number; cpu: { app: number; pg: number; client: number } }
 const rows: Row[] = [];
 const loadTimes: Array<{ size: number; seconds: number }> = [];
 const loadAvg: Array<{ size: number; load: string }> = [];
 
 async function run(title: string, size: number, pathFor: () => string, duration: number): Promise<Row> {
+  const a0 = cpuMs(child.pid!), p0 = cpuMsOfTree(postmaster), c0 = selfCpuMs();
   const r = await autocannon({
     url: origin,
     connections: CONNECTIONS,
     duration,
     requests: [{ method: 'GET', setupRequest: (req: Record<string, unknown>) => ({ ...req, path: pathFor() }) }],
   } as never);
-  const res = r as unknown as { latency: { p50: number; p90: number; p99: number }; requests: { average: number }; errors: number; non2xx: number };
-  return { size, query: title, p50: res.latency.p50, p90: res.latency.p90, p99: res.latency.p99, rps: Math.round(res.requests.average), errors: res.errors, non2xx: res.non2xx };
+  const res = r as unknown as { latency: { p50: number; p90: number; p99: number }; requests: { average: number; total: number }; errors: number; non2xx: number };
+  const n = Math.max(1, res.requests.total);
+  const cpu = { app: (cpuMs(child.pid!) - a0) / n, pg: (cpuMsOfTree(postmaster) - p0) / n, client: (selfCpuMs() - c0) / n };
+  return { size, query: title, p50: res.latency.p50, p90: res.latency.p90, p99: res.latency.p99, rps: Math.round(res.requests.average), errors: res.errors, non2xx: res.non2xx, cpu };
+}
+
+/**
+ * Calibration floor: a bare Node HTTP server in its own process that answers every request with
+ * the same bytes as a real response of this query (no routing, auth, database or rendering),
+ * under the same autocannon load. No implementation of the query can beat it on this machine.
+ */
+const FLOOR = arg('floor', 'on') !== 'off';
+const floors: Row[] = [];
+const FLOOR_SERVER = `const http = require('http'); const body = require('fs').readFileSync(process.argv[1]);
+http.createServer((q, s) => { s.writeHead(200, { 'content-type': 'application/fhir+json', 'content-length': body.length }); s.end(body); })
+  .listen(0, '127.0.0.1', function () { console.log('listening on http://127.0.0.1:' + this.address().port); });`;
+
+async function floor(title: string, size: number, body: string, pathFor: () => string): Promise<Row> {
+  const file = path.join(os.tmpdir(), `mado-bench-floor-${process.pid}.json`);
+  fs.writeFileSync(file, body);
+  const srv = spawn(process.execPath, ['-e', FLOOR_SERVER, file], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const at = await new Promise<string>((resolve) => srv.stdout!.on('data', (c: Buffer) => {
+    const m = /listening on (\S+)/.exec(String(c));
+    if (m) resolve(m[1]!);
+  }));
+  const opts = { connections: CONNECTIONS, requests: [{ method: 'GET', setupRequest: (req: Record<string, unknown>) => ({ ...req, path: pathFor() }) }] };
+  await autocannon({ url: at, duration: 2, ...opts } as never);
+  const a0 = cpuMs(srv.pid!), c0 = selfCpuMs();
+  const r = (await autocannon({ url: at, duration: DURATION, ...opts } as never)) as unknown as { latency: { p50: number; p90: number; p99: number }; requests: { average: number; total: number }; errors: number; non2xx: number };
+  const n = Math.max(1, r.requests.total);
+  const cpu = { app: (cpuMs(srv.pid!) - a0) / n, pg: 0, client: (selfCpuMs() - c0) / n };
+  srv.kill();
+  fs.rmSync(file, { force: true });
+  return { size, query: title, p50: r.latency.p50, p90: r.latency.p90, p99: r.latency.p99, rps: Math.round(r.requests.average), errors: r.errors, non2xx: r.non2xx, cpu };
 }
 
 let loaded = await countManifests(db);
@@ -96,17 +140,25 @@ for (const size of SIZES) {
   for (const [title, p] of queries) {
     // sanity: the query returns matches
     const check = await fetch(origin + p());
-    const body = (await check.json()) as { entry?: unknown[] };
+    const text = await check.text();
+    const body = JSON.parse(text) as { entry?: unknown[] };
     if (check.status !== 200 || !body.entry?.length) throw new Error(`${title}: ${check.status}, ${body.entry?.length ?? 0} entries`);
     await run(title, size, p, 2); // warm-up
     const row = await run(title, size, p, DURATION);
     rows.push(row);
-    console.log(`${size}\t${title}\tp50 ${row.p50} ms\tp99 ${row.p99} ms\t${row.rps} req/s\terrors ${row.errors} non2xx ${row.non2xx}`);
+    console.log(`${size}\t${title}\tp50 ${row.p50} ms\tp99 ${row.p99} ms\t${row.rps} req/s\terrors ${row.errors} non2xx ${row.non2xx}\tcpu ms/req app ${row.cpu.app.toFixed(2)} pg ${row.cpu.pg.toFixed(2)} autocannon ${row.cpu.client.toFixed(2)}`);
+    if (FLOOR) {
+      const f = await floor(title, size, text, p);
+      floors.push(f);
+      console.log(`${size}\t${title} (floor: static server)\tp50 ${f.p50} ms\tp99 ${f.p99} ms\t${f.rps} req/s\tcpu ms/req server ${f.cpu.app.toFixed(2)} autocannon ${f.cpu.client.toFixed(2)}`);
+    }
   }
 }
 
-server.close();
-await closeApp(app); // flush queued AuditEvents before the pool goes away
+await new Promise((r) => {
+  child.once('exit', r); // the app flushes queued AuditEvents before it exits
+  child.kill('SIGTERM');
+});
 await db.destroy();
 if (pg) {
   await pg.stop();
@@ -124,15 +176,27 @@ const lines = [
   '',
   'Targets: p50 ≤ 5 ms and p99 ≤ 25 ms at 100,000 manifests; larger sizes within 1.5× of that.',
   '',
-  '| manifests | query | p50 ms | p90 ms | p99 ms | req/s | errors | ×p50 vs smallest | target met |',
-  '|---:|---|---:|---:|---:|---:|---:|---:|---|',
+  'CPU columns: milliseconds of CPU per request, from /proc, for the app process, all PostgreSQL processes, and this process (autocannon).',
+  '',
+  '| manifests | query | p50 ms | p90 ms | p99 ms | req/s | errors | ×p50 vs smallest | CPU ms/req app · pg · autocannon | target met |',
+  '|---:|---|---:|---:|---:|---:|---:|---:|---|---|',
   ...rows.map((r) => {
     const b = baseline.get(r.query)!;
     const ratio = r.size === SIZES[0] ? 1 : r.p50 / b.p50;
     const met = r.size === SIZES[0] ? r.p50 <= 5 && r.p99 <= 25 : r.p50 <= 1.5 * Math.max(5, b.p50) && r.p99 <= 1.5 * Math.max(25, b.p99);
-    return `| ${r.size.toLocaleString('en')} | \`${r.query}\` | ${r.p50} | ${r.p90} | ${r.p99} | ${r.rps} | ${r.errors + r.non2xx} | ${ratio.toFixed(2)} | ${met ? 'yes' : '**no**'} |`;
+    return `| ${r.size.toLocaleString('en')} | \`${r.query}\` | ${r.p50} | ${r.p90} | ${r.p99} | ${r.rps} | ${r.errors + r.non2xx} | ${ratio.toFixed(2)} | ${r.cpu.app.toFixed(2)} · ${r.cpu.pg.toFixed(2)} · ${r.cpu.client.toFixed(2)} | ${met ? 'yes' : '**no**'} |`;
   }),
   '',
+  ...(floors.length
+    ? [
+        'Calibration floor, same load: a bare Node HTTP server process answering every request with the bytes of one real response of the query (no routing, auth, database or rendering). No implementation of the query can be faster than this on this machine.',
+        '',
+        '| manifests | response of | p50 ms | p90 ms | p99 ms | req/s | CPU ms/req server · autocannon | p50 ≤ 5 ms possible here? |',
+        '|---:|---|---:|---:|---:|---:|---|---|',
+        ...floors.map((f) => `| ${f.size.toLocaleString('en')} | \`${f.query}\` | ${f.p50} | ${f.p90} | ${f.p99} | ${f.rps} | ${f.cpu.app.toFixed(2)} · ${f.cpu.client.toFixed(2)} | ${f.p50 <= 5 ? 'yes' : 'no'} |`),
+        '',
+      ]
+    : []),
 ];
 writeFileSync(path.resolve(import.meta.dirname, arg('out', 'results-search.md')), lines.join('\n'));
 console.log(lines.join('\n'));

@@ -7,10 +7,12 @@ import * as m0001 from './20261123_0001_schema.js';
 import * as m0002 from './20261123_0002_ingest_storage.js';
 import * as m0004 from './20261123_0004_audit_storage.js';
 import * as m0005 from './20261123_0005_search_terms.js';
+import * as m0006 from './20261123_0006_series_instance_arrays.js';
 
 export const migrations: Record<string, Knex.Migration> = {
   '20261123_0001_schema': m0001,
   '20261123_0002_ingest_storage': m0002,
   '20261123_0004_audit_storage': m0004,
   '20261123_0005_search_terms': m0005,
+  '20261123_0006_series_instance_arrays': m0006,
 };

@@ -346,7 +346,7 @@ export async function applyRejectionTx(tx: Tx, r: ParsedRejection, ctx: MappingC
     r.note.document.sopInstanceUid,
     reason,
   );
-  const affected = await currentManifestsReferencing(tx, refs.map((x) => x.instance.sopInstanceUid));
+  const affected = await currentManifestsReferencing(tx, refs.map((x) => ({ series: x.series.uid, sop: x.instance.sopInstanceUid })));
   const extra = affected.map((a) => a.study_instance_uid).filter((s) => !noteStudies.includes(s));
   if (extra.length) await lockStudies(tx, extra);
   const superseded: string[] = [];

@@ -8,6 +8,7 @@
 import type { Knex } from 'knex';
 import type { PatientFilter } from '../auth/principal.js';
 import type { Db } from './db.js';
+import { textArray } from './manifests.js';
 
 export interface VisibleInstance {
   study: string;
@@ -21,10 +22,13 @@ export interface VisibleInstance {
   patientId: string | null;
 }
 
+/** A series row's instances (parallel arrays, migration 0006) as rows `ii`. */
+const UNNEST_II = `unnest(se.sop_instance_uids, se.sop_class_uids, se.instance_numbers, se.frame_counts) as ii(sop_instance_uid, sop_class_uid, instance_number, number_of_frames)`;
+
 const VISIBLE = `
-  from imaging_instance ii
-  join manifest m on m.id = ii.manifest_id and m.status = 'current'
-  join imaging_series se on se.manifest_id = ii.manifest_id and se.series_instance_uid = ii.series_instance_uid
+  from imaging_series se
+  join manifest m on m.id = se.manifest_id and m.status = 'current'
+  cross join lateral ${UNNEST_II}
   where not exists (select 1 from rejected_instance r where r.sop_instance_uid = ii.sop_instance_uid)`;
 
 function patientSql(f: PatientFilter, col = 'm.patient_id'): { sql: string; bindings: unknown[] } {
@@ -39,19 +43,19 @@ function patientSql(f: PatientFilter, col = 'm.patient_id'): { sql: string; bind
 export async function visibleInstances(db: Db, f: PatientFilter, study: string, series?: string, sop?: string): Promise<VisibleInstance[]> {
   const p = patientSql(f);
   const bindings: unknown[] = [study];
-  let sql = `select ii.study_instance_uid as study, ii.series_instance_uid as series, ii.sop_instance_uid as sop, ii.sop_class_uid as "sopClass",
+  let sql = `select se.study_instance_uid as study, se.series_instance_uid as series, ii.sop_instance_uid as sop, ii.sop_class_uid as "sopClass",
       ii.instance_number as "instanceNumber", ii.number_of_frames as frames, se.retrieve_url as "retrieveUrl",
       se.retrieve_location_uid as "retrieveLocationUid", m.patient_id as "patientId"
-    ${VISIBLE} and ii.study_instance_uid = ?`;
+    ${VISIBLE} and se.study_instance_uid = ?`;
   if (series !== undefined) {
-    sql += ' and ii.series_instance_uid = ?';
+    sql += ' and se.series_instance_uid = ?';
     bindings.push(series);
   }
   if (sop !== undefined) {
     sql += ' and ii.sop_instance_uid = ?';
     bindings.push(sop);
   }
-  sql += p.sql + ' order by ii.series_instance_uid, ii.instance_number nulls last, ii.sop_instance_uid';
+  sql += p.sql + ' order by se.series_instance_uid, ii.instance_number nulls last, ii.sop_instance_uid';
   const r = await db.raw(sql, [...bindings, ...p.bindings] as Knex.RawBinding[]);
   return r.rows as VisibleInstance[];
 }
@@ -179,12 +183,13 @@ const STUDY_RAW_COLS = `m.model #>> '{patient,id,issuer,localNamespace}' as "pat
   m.model #>> '{document,timezoneOffset}' as "timezoneOffset"`;
 
 /** Visible (non-rejected) instance counts per study / series, as lateral subqueries. */
-const STUDY_COUNTS = `(select count(*)::int as "nInstances", count(distinct ci.series_instance_uid)::int as "nSeries"
-   from imaging_instance ci where ci.manifest_id = st.manifest_id and ci.study_instance_uid = st.study_instance_uid
+const STUDY_COUNTS = `(select count(*)::int as "nInstances", count(distinct cs.series_instance_uid)::int as "nSeries"
+   from imaging_series cs cross join lateral unnest(cs.sop_instance_uids) ci(sop_instance_uid)
+   where cs.manifest_id = st.manifest_id and cs.study_instance_uid = st.study_instance_uid
    and not exists (select 1 from rejected_instance r where r.sop_instance_uid = ci.sop_instance_uid)) sc`;
 const SERIES_COUNTS = `(select count(*)::int as "nSeriesInstances"
-   from imaging_instance cj where cj.manifest_id = se.manifest_id and cj.series_instance_uid = se.series_instance_uid
-   and not exists (select 1 from rejected_instance r where r.sop_instance_uid = cj.sop_instance_uid)) xc`;
+   from unnest(se.sop_instance_uids) cj(sop_instance_uid)
+   where not exists (select 1 from rejected_instance r where r.sop_instance_uid = cj.sop_instance_uid)) xc`;
 
 function applyStudyCriteria(q: Knex.QueryBuilder, c: QidoCriteria): void {
   if (c.studyUids) q.whereIn('st.study_instance_uid', c.studyUids);
@@ -253,16 +258,14 @@ export async function searchIndex(db: Db, f: PatientFilter, query: QidoQuery): P
     if (c.seriesUids || c.modalities || c.sopUids || c.sopClassUids) {
       q.whereExists(function () {
         this.select(db.raw('1'))
-          .from('imaging_instance as ii')
-          .join('imaging_series as se', function () {
-            this.on('se.manifest_id', '=', 'ii.manifest_id').andOn('se.series_instance_uid', '=', 'ii.series_instance_uid');
-          })
-          .whereRaw('ii.manifest_id = st.manifest_id')
+          .from('imaging_series as se')
+          .joinRaw(`cross join lateral ${UNNEST_II}`)
+          .whereRaw('se.manifest_id = st.manifest_id')
           .whereNotExists(function () {
             this.select(db.raw('1')).from('rejected_instance as r').whereRaw('r.sop_instance_uid = ii.sop_instance_uid');
           });
         applySeriesCriteria(this, c);
-        if (c.sopUids) this.whereIn('ii.sop_instance_uid', c.sopUids);
+        if (c.sopUids) this.whereIn('ii.sop_instance_uid', c.sopUids).whereRaw('se.sop_instance_uids && ?::text[]', [textArray(c.sopUids)]);
         if (c.sopClassUids) this.whereIn('ii.sop_class_uid', c.sopClassUids);
       });
     }
@@ -277,7 +280,7 @@ export async function searchIndex(db: Db, f: PatientFilter, query: QidoQuery): P
     applySeriesCriteria(q, c);
     if (c.sopUids || c.sopClassUids) {
       q.whereExists(function () {
-        this.select(db.raw('1')).from('imaging_instance as ii').whereRaw('ii.manifest_id = se.manifest_id and ii.series_instance_uid = se.series_instance_uid');
+        this.select(db.raw('1')).from(db.raw('unnest(se.sop_instance_uids, se.sop_class_uids) as ii(sop_instance_uid, sop_class_uid)'));
         if (c.sopUids) this.whereIn('ii.sop_instance_uid', c.sopUids);
         if (c.sopClassUids) this.whereIn('ii.sop_class_uid', c.sopClassUids);
         this.whereNotExists(function () {
@@ -287,13 +290,11 @@ export async function searchIndex(db: Db, f: PatientFilter, query: QidoQuery): P
     }
     q.orderByRaw('se.study_instance_uid, se.series_number nulls last, se.series_instance_uid');
   } else {
-    q.from('imaging_instance as ii')
+    q.from('imaging_series as se')
       .join('manifest as m', function () {
-        this.on('m.id', '=', 'ii.manifest_id').andOnVal('m.status', '=', 'current');
+        this.on('m.id', '=', 'se.manifest_id').andOnVal('m.status', '=', 'current');
       })
-      .join('imaging_series as se', function () {
-        this.on('se.manifest_id', '=', 'ii.manifest_id').andOn('se.series_instance_uid', '=', 'ii.series_instance_uid');
-      });
+      .joinRaw(`cross join lateral ${UNNEST_II}`);
     withSeriesColumns(db, q)
       .select('ii.sop_instance_uid as sop', 'ii.sop_class_uid as sopClass', 'ii.instance_number as instanceNumber', 'ii.number_of_frames as frames')
       .whereNotExists(function () {
@@ -301,10 +302,13 @@ export async function searchIndex(db: Db, f: PatientFilter, query: QidoQuery): P
       });
     applyStudyCriteria(q, c);
     applySeriesCriteria(q, c);
-    if (c.sopUids) q.whereIn('ii.sop_instance_uid', c.sopUids);
+    if (c.sopUids) {
+      q.whereIn('ii.sop_instance_uid', c.sopUids);
+      q.whereRaw('se.sop_instance_uids && ?::text[]', [textArray(c.sopUids)]); // skips series without a match before unnesting
+    }
     if (c.sopClassUids) q.whereIn('ii.sop_class_uid', c.sopClassUids);
     if (c.instanceNumber !== undefined) q.where('ii.instance_number', c.instanceNumber);
-    q.orderByRaw('ii.study_instance_uid, ii.series_instance_uid, ii.instance_number nulls last, ii.sop_instance_uid');
+    q.orderByRaw('se.study_instance_uid, se.series_instance_uid, ii.instance_number nulls last, ii.sop_instance_uid');
   }
   applyPatient(q, f);
   q.limit(query.limit + 1).offset(query.offset);

@@ -281,12 +281,17 @@ export async function loadDocRef(tx: Tx | Db, id: string): Promise<Record<string
   return r.rows[0]?.resource;
 }
 
-/** Current (or any non-entered-in-error) manifests referencing any of these instances. */
-export async function currentManifestsReferencing(tx: Tx, sopInstanceUids: string[]): Promise<ManifestRow[]> {
-  if (!sopInstanceUids.length) return [];
+/**
+ * Current manifests referencing any of these instances. An instance belongs to one series
+ * (PS3.3 C.7.3), so the lookup goes through imaging_series by Series Instance UID and then tests
+ * the series' instance array.
+ */
+export async function currentManifestsReferencing(tx: Tx, refs: Array<{ series: string; sop: string }>): Promise<ManifestRow[]> {
+  if (!refs.length) return [];
   const r = await tx.raw(
-    `select ${ROW_COLS} from manifest where status = 'current' and id in (select manifest_id from imaging_instance where sop_instance_uid = any(?::text[])) order by id`,
-    [textArray(sopInstanceUids)],
+    `select ${ROW_COLS} from manifest where status = 'current' and id in
+       (select manifest_id from imaging_series where series_instance_uid = any(?::text[]) and sop_instance_uids && ?::text[]) order by id`,
+    [textArray([...new Set(refs.map((x) => x.series))]), textArray(refs.map((x) => x.sop))],
   );
   return r.rows;
 }
@@ -436,7 +441,8 @@ export async function insertManifest(tx: Tx, n: NewManifest, ctx: MappingContext
   // Flattened, de-duplicated index rows (a KOS may list one SOP twice; the index holds it once).
   const seriesSeen = new Map<string, number>();
   const se = { study: [] as string[], uid: [] as string[], modality: [] as (string | null)[], num: [] as (number | null)[], desc: [] as (string | null)[], date: [] as (string | null)[], time: [] as (string | null)[], body: [] as (string | null)[], url: [] as (string | null)[], loc: [] as (string | null)[], ae: [] as (string | null)[], count: [] as number[] };
-  const inst = { study: [] as string[], series: [] as string[], sop: [] as string[], cls: [] as string[], num: [] as (number | null)[], frames: [] as (number | null)[] };
+  // Instances flattened with the index of their series row; grouped into the series' arrays in SQL.
+  const inst = { si: [] as number[], sop: [] as string[], cls: [] as string[], num: [] as (number | null)[], frames: [] as (number | null)[] };
   const sopSeen = new Set<string>();
   for (const e of m.evidence) for (const s of e.series) {
     let si = seriesSeen.get(s.uid);
@@ -452,7 +458,7 @@ export async function insertManifest(tx: Tx, n: NewManifest, ctx: MappingContext
       if (sopSeen.has(i.sopInstanceUid)) continue;
       sopSeen.add(i.sopInstanceUid);
       se.count[si]!++;
-      inst.study.push(e.studyInstanceUid); inst.series.push(s.uid); inst.sop.push(i.sopInstanceUid); inst.cls.push(i.sopClassUid);
+      inst.si.push(si + 1); inst.sop.push(i.sopInstanceUid); inst.cls.push(i.sopClassUid);
       inst.num.push(i.number ?? null); inst.frames.push(i.numberOfFrames ?? null);
     }
   }
@@ -492,17 +498,19 @@ export async function insertManifest(tx: Tx, n: NewManifest, ctx: MappingContext
     },
   ];
   if (se.uid.length) {
+    // One row per series with its instances as parallel arrays (migration 0006): the instances
+    // arrive flat with their series' ordinal and are grouped here, in manifest order.
     parts.push({
-      sql: `insert into imaging_series (manifest_id, study_instance_uid, series_instance_uid, modality, series_number, description, series_date, series_time, body_site_code, retrieve_url, retrieve_location_uid, retrieve_ae_title, number_of_instances)
-        select ?, * from unnest(?::text[], ?::text[], ?::text[], ?::int[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::int[])`,
-      bindings: [id, textArray(se.study), textArray(se.uid), textArray(se.modality), intArray(se.num), textArray(se.desc), textArray(se.date), textArray(se.time), textArray(se.body), textArray(se.url), textArray(se.loc), textArray(se.ae), intArray(se.count)],
-    });
-  }
-  if (inst.sop.length) {
-    parts.push({
-      sql: `insert into imaging_instance (manifest_id, study_instance_uid, series_instance_uid, sop_instance_uid, sop_class_uid, instance_number, number_of_frames)
-        select ?, * from unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::int[], ?::int[])`,
-      bindings: [id, textArray(inst.study), textArray(inst.series), textArray(inst.sop), textArray(inst.cls), intArray(inst.num), intArray(inst.frames)],
+      sql: `insert into imaging_series (manifest_id, study_instance_uid, series_instance_uid, modality, series_number, description, series_date, series_time, body_site_code, retrieve_url, retrieve_location_uid, retrieve_ae_title, number_of_instances,
+          sop_instance_uids, sop_class_uids, instance_numbers, frame_counts)
+        select ?, s.study, s.uid, s.modality, s.num, s.descr, s.sdate, s.stime, s.body, s.url, s.loc, s.ae, s.cnt,
+          coalesce(i.sops, '{}'), coalesce(i.classes, '{}'), coalesce(i.nums, '{}'), coalesce(i.frames, '{}')
+        from unnest(?::text[], ?::text[], ?::text[], ?::int[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::int[])
+          with ordinality as s(study, uid, modality, num, descr, sdate, stime, body, url, loc, ae, cnt, ord)
+        left join (select si, array_agg(sop order by o) as sops, array_agg(cls order by o) as classes, array_agg(num order by o) as nums, array_agg(fr order by o) as frames
+          from unnest(?::int[], ?::text[], ?::text[], ?::int[], ?::int[]) with ordinality as t(si, sop, cls, num, fr, o) group by si) i on i.si = s.ord`,
+      bindings: [id, textArray(se.study), textArray(se.uid), textArray(se.modality), intArray(se.num), textArray(se.desc), textArray(se.date), textArray(se.time), textArray(se.body), textArray(se.url), textArray(se.loc), textArray(se.ae), intArray(se.count),
+        intArray(inst.si), textArray(inst.sop), textArray(inst.cls), intArray(inst.num), intArray(inst.frames)],
     });
   }
   const sql = 'with ' + parts.map((p, i) => `w${i} as (${p.sql})`).join(',\n') + '\nselect 1';

@@ -4,6 +4,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { Db } from '../../src/store/db.js';
+import { intArray, textArray } from '../../src/store/manifests.js';
 
 export interface SeedInstance {
   sop: string;
@@ -74,18 +75,15 @@ export async function seedManifest(db: Db, m: SeedManifest): Promise<string> {
       m.birthDate ?? null, m.sex ?? null, m.series.length, nInst],
   );
   for (const [i, s] of m.series.entries()) {
+    // instances as the series row's parallel arrays (migration 0006)
     await db.raw(
-      `insert into imaging_series (manifest_id, study_instance_uid, series_instance_uid, modality, series_number, description, retrieve_url, retrieve_location_uid, number_of_instances)
-       values (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      [id, m.study, s.uid, s.modality ?? null, s.number ?? i + 1, s.description ?? null, s.retrieveUrl ?? null, s.retrieveLocationUid ?? null, s.instances.length],
+      `insert into imaging_series (manifest_id, study_instance_uid, series_instance_uid, modality, series_number, description, retrieve_url, retrieve_location_uid, number_of_instances,
+         sop_instance_uids, sop_class_uids, instance_numbers, frame_counts)
+       values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?::text[], ?::text[], ?::int[], ?::int[])`,
+      [id, m.study, s.uid, s.modality ?? null, s.number ?? i + 1, s.description ?? null, s.retrieveUrl ?? null, s.retrieveLocationUid ?? null, s.instances.length,
+        textArray(s.instances.map((x) => x.sop)), textArray(s.instances.map((x) => x.sopClass ?? '1.2.840.10008.5.1.4.1.1.7')),
+        intArray(s.instances.map((x, k) => x.number ?? k + 1)), intArray(s.instances.map((x) => x.frames ?? null))],
     );
-    for (const [k, inst] of s.instances.entries()) {
-      await db.raw(
-        `insert into imaging_instance (manifest_id, study_instance_uid, series_instance_uid, sop_instance_uid, sop_class_uid, instance_number, number_of_frames)
-         values (?, ?, ?, ?, ?, ?, ?)`,
-        [id, m.study, s.uid, inst.sop, inst.sopClass ?? '1.2.840.10008.5.1.4.1.1.7', inst.number ?? k + 1, inst.frames ?? null],
-      );
-    }
   }
   return id;
 }

@@ -146,11 +146,9 @@ describe('QIDO-RS studies', () => {
       m as (insert into manifest (id, sop_instance_uid, native_format, content, content_type, sha256, size, status, study_instance_uid, model, reference_count)
             select mid, '1.2.4.' || g, 'kos', '\\x00', 'application/dicom', 'x', 1, 'current', uid, '{}'::jsonb, 1 from s returning id),
       st as (insert into imaging_study (manifest_id, study_instance_uid, patient_name, study_date, number_of_series, number_of_instances)
-            select mid, uid, 'Bulk^Patient', '19990101', 1, 1 from s returning 1),
-      se as (insert into imaging_series (manifest_id, study_instance_uid, series_instance_uid, modality, number_of_instances)
-            select mid, uid, uid || '.1', 'OT', 1 from s returning 1)
-      insert into imaging_instance (manifest_id, study_instance_uid, series_instance_uid, sop_instance_uid, sop_class_uid)
-      select mid, uid, uid || '.1', uid || '.1.1', '1.2.840.10008.5.1.4.1.1.7' from s`);
+            select mid, uid, 'Bulk^Patient', '19990101', 1, 1 from s returning 1)
+      insert into imaging_series (manifest_id, study_instance_uid, series_instance_uid, modality, number_of_instances, sop_instance_uids, sop_class_uids, instance_numbers, frame_counts)
+      select mid, uid, uid || '.1', 'OT', 1, array[uid || '.1.1'], array['1.2.840.10008.5.1.4.1.1.7'], array[null::int], array[null::int] from s`);
     const capped = await request(t.app).get('/dicomweb/studies?limit=5000');
     assert.equal(JSON.parse(capped.text).length, QIDO_MAX_LIMIT);
     assert.match(capped.headers.warning, /^299 gw\.example\.org "The number of results exceeded the maximum supported by the server/);
