@@ -6,7 +6,7 @@ import type { Code, Instance, Issuer, KosKind, Manifest, PatientIdentifier, Pers
 import { makeCharset, type Charset } from './charset.js';
 import { classifyTitle, conceptOf, KOS_SOP_CLASS, type Concept } from './codes.js';
 import { Issues } from './issues.js';
-import { DataSet, ParseError, parseDicom, raw, seq, str, tagStr } from './part10.js';
+import { DicomTree, latin1, ParseError, parseDicom, tagStr, type Parsed } from './part10.js';
 import { validateManifestModel } from './validate.js';
 
 export interface ReadKosOptions { maxInflatedBytes?: number; maxReferences?: number }
@@ -35,33 +35,50 @@ const T = {
   retrieveLocationUid: 0x0040e011, displayUri: 0x0040e012,
 } as const;
 
+/** Datasets are numbers into the parsed DicomTree (-1: absent). */
+type DS = number;
+
 class Ctx {
   readonly issues = new Issues();
   underscoreRels = 0;
-  constructor(readonly cs: Charset) {}
-  text(ds: DataSet, tag: number, pn = false): string | undefined {
-    const b = raw(ds, tag);
-    if (!b || b.length === 0) return undefined;
+  constructor(readonly t: DicomTree, readonly cs: Charset) {}
+  str(ds: DS, tag: number): string | undefined { return ds < 0 ? undefined : this.t.str(ds, tag); }
+  /** first item of a sequence tag, or -1 */
+  first(ds: DS, tag: number): DS { return ds < 0 ? -1 : this.t.item(ds, tag, 0); }
+  text(ds: DS, tag: number, pn = false): string | undefined {
+    const t = this.t;
+    const i = t.valueIdx(ds, tag);
+    if (i < 0) return undefined;
+    const buf = t.buf;
+    let a = t.valueOff(i), b = a + t.valueLen(i);
+    if (a === b) return undefined;
     let ascii = true;
-    for (let i = 0; i < b.length; i++) if (b[i]! >= 0x80 || b[i] === 0x1b) { ascii = false; break; }
-    const s = ascii ? Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1') : this.cs.decode(b, pn);
-    const t = s.replace(/[\s\0]+$/, '').replace(/^[ \0]+/, '');
-    return t === '' ? undefined : t;
+    for (let k = a; k < b; k++) { const c = buf[k]!; if (c >= 0x80 || c === 0x1b) { ascii = false; break; } }
+    if (ascii) {
+      // same as the regexes below on ASCII: trailing [\s\0]+ (TAB, LF, VT, FF, CR, space, NUL), then leading [ \0]+
+      while (b > a) { const c = buf[b - 1]!; if (c === 0x20 || c === 0x00 || (c >= 0x09 && c <= 0x0d)) b--; else break; }
+      while (a < b && (buf[a] === 0x20 || buf[a] === 0x00)) a++;
+      return a === b ? undefined : latin1(buf, a, b);
+    }
+    const s = this.cs.decode(buf.subarray(a, b), pn);
+    const r = s.replace(/[\s\0]+$/, '').replace(/^[ \0]+/, '');
+    return r === '' ? undefined : r;
   }
-  code(ds: DataSet | undefined, path: () => string): Code | undefined {
-    if (!ds) return undefined;
-    const value = str(ds, T.codeValue) ?? this.text(ds, T.longCodeValue) ?? str(ds, T.urnCodeValue);
+  code(ds: DS, path: () => string): Code | undefined {
+    if (ds < 0) return undefined;
+    const t = this.t;
+    const value = t.str(ds, T.codeValue) ?? this.text(ds, T.longCodeValue) ?? t.str(ds, T.urnCodeValue);
     if (value === undefined) {
       this.issues.warn('GW_KOS_CODE_NO_VALUE', path(), 'coded entry without Code Value; ignored');
       return undefined;
     }
-    const c: Code = { value, scheme: str(ds, T.scheme) ?? '' };
+    const c: Code = { value, scheme: t.str(ds, T.scheme) ?? '' };
     if (c.scheme === '') this.issues.warn('GW_KOS_CODE_NO_SCHEME', path(), `code "${value.slice(0, 16)}" has no Coding Scheme Designator (digest Q12)`);
     put(c, 'meaning', this.text(ds, T.meaning));
-    put(c, 'schemeVersion', str(ds, T.schemeVersion));
+    put(c, 'schemeVersion', t.str(ds, T.schemeVersion));
     return c;
   }
-  pn(ds: DataSet, tag: number): PersonName | undefined {
+  pn(ds: DS, tag: number): PersonName | undefined {
     const s = this.text(ds, tag, true);
     if (!s) return undefined;
     const [a, i, p] = s.split('=');
@@ -77,31 +94,38 @@ function put<T extends object, K extends keyof T>(o: T, k: K, v: T[K] | undefine
 /** Leading integer of a DS/IS/TEXT value: "36", "36.0", '(50, UCUM, "instances")' → 50 (digest Q10). */
 export function intOf(s: string | undefined): number | undefined {
   if (s === undefined) return undefined;
+  const len = s.length;
+  if (len > 0 && len <= 15) {
+    // fast path, same result as the pattern below: plain digits (< 10^15, a safe integer)
+    let v = 0, i = 0;
+    for (; i < len; i++) { const c = s.charCodeAt(i) - 48; if (c < 0 || c > 9) break; v = v * 10 + c; }
+    if (i === len) return v;
+  }
   const m = /^\s*\(?\s*([+-]?\d+)(?:\.0*)?(?![\d.])/.exec(s);
   if (!m) return undefined;
   const n = Number(m[1]);
   return Number.isSafeInteger(n) ? n : undefined;
 }
 
-function issuerFrom(ctx: Ctx, local: string | undefined, q: DataSet | undefined): Issuer | undefined {
+function issuerFrom(ctx: Ctx, local: string | undefined, q: DS): Issuer | undefined {
   const iss: Issuer = {};
   put(iss, 'localNamespace', local);
-  if (q) {
+  if (q >= 0) {
     put(iss, 'universalEntityId', ctx.text(q, T.universalId));
-    put(iss, 'universalEntityIdType', str(q, T.universalIdType));
+    put(iss, 'universalEntityIdType', ctx.str(q, T.universalIdType));
   }
   return Object.keys(iss).length ? iss : undefined;
 }
-function hl7Issuer(ctx: Ctx, d: DataSet | undefined): Issuer | undefined {
-  return d ? issuerFrom(ctx, ctx.text(d, T.localNamespace), d) : undefined;
+function hl7Issuer(ctx: Ctx, d: DS): Issuer | undefined {
+  return d >= 0 ? issuerFrom(ctx, ctx.text(d, T.localNamespace), d) : undefined;
 }
 
-function patientIdentifier(ctx: Ctx, d: DataSet): PatientIdentifier | undefined {
+function patientIdentifier(ctx: Ctx, d: DS): PatientIdentifier | undefined {
   const value = ctx.text(d, T.patientId);
   if (value === undefined) return undefined;
   const id: PatientIdentifier = { value };
-  put(id, 'issuer', issuerFrom(ctx, ctx.text(d, T.issuerOfPatientId), seq(d, T.issuerQualifiersSeq)[0]));
-  put(id, 'typeOfPatientId', str(d, T.typeOfPatientId));
+  put(id, 'issuer', issuerFrom(ctx, ctx.text(d, T.issuerOfPatientId), ctx.first(d, T.issuerQualifiersSeq)));
+  put(id, 'typeOfPatientId', ctx.str(d, T.typeOfPatientId));
   return id;
 }
 
@@ -112,15 +136,22 @@ function retrieveUrl(s: string | undefined): string | undefined {
 }
 
 /** Display URI: (0040,E012) (IG mapping), else private (000D,xx01) under creator IHE_MADO_PRIVATE (SUPPL, digest Q8). */
-function displayUriOf(ctx: Ctx, d: DataSet): string | undefined {
-  const v = str(d, T.displayUri);
+function displayUriOf(ctx: Ctx, d: DS): string | undefined {
+  const v = ctx.str(d, T.displayUri);
   if (v) return v.trim();
-  for (const tag of d.tags()) {
+  const t = ctx.t;
+  let seen: Uint8Array | undefined;
+  for (let el = t.first(d), end = t.end(d); el < end; el = t.next(el)) {
+    const tag = t.tagAt(el);
     if (tag >>> 16 !== 0x000d) continue;
     const elem = tag & 0xffff;
     if (elem < 0x10 || elem > 0xff) continue;
+    // a repeated tag reads as its first occurrence, already tried
+    seen ??= new Uint8Array(0x100);
+    if (seen[elem]) continue;
+    seen[elem] = 1;
     if (ctx.text(d, tag) === 'IHE_MADO_PRIVATE') {
-      const p = str(d, ((0x000d << 16) | (elem << 8) | 0x01) >>> 0);
+      const p = ctx.str(d, ((0x000d << 16) | (elem << 8) | 0x01) >>> 0);
       if (p) return p.trim();
     }
   }
@@ -129,38 +160,58 @@ function displayUriOf(ctx: Ctx, d: DataSet): string | undefined {
 
 const REF_VT = new Set(['IMAGE', 'COMPOSITE', 'WAVEFORM']);
 
-/** One content item; its tag path is computed only when an issue needs it. */
+/**
+ * A cursor over the content items (0040,A730) of one dataset: next() moves to the following item
+ * and decodes its relationship, value type and concept name, so walking 20,000 IMAGE items costs
+ * no object per item. The tag path is computed only when an issue needs it, from the parent
+ * cursors, which stay on their item while a child is walked.
+ */
 class Item {
-  constructor(readonly rel: string, readonly vt: string, readonly concept: Concept | undefined, readonly ds: DataSet,
-    private readonly parent: Item | undefined, private readonly index: number) {}
-  path(): string { return `${this.parent ? this.parent.path() + '>' : ''}(0040,A730)[${this.index}]`; }
-}
-
-function items(ctx: Ctx, parentDs: DataSet, parent: Item | undefined): Item[] {
-  const list = seq(parentDs, T.contentSeq);
-  const out: Item[] = new Array(list.length);
-  for (let i = 0; i < list.length; i++) {
-    const ds = list[i]!;
-    let rel = str(ds, T.relType) ?? '';
-    if (rel.includes('_')) { ctx.underscoreRels++; rel = rel.replace(/_/g, ' '); }
-    const vt = (str(ds, T.valueType) ?? '').toUpperCase();
-    const nameDs = seq(ds, T.conceptName)[0];
-    const nameValue = nameDs ? (str(nameDs, T.codeValue) ?? str(nameDs, T.longCodeValue)) : undefined;
-    out[i] = new Item(rel, vt, conceptOf(nameValue), ds, parent, i);
+  rel = '';
+  vt = '';
+  concept: Concept | undefined = undefined;
+  ds: DS = -1;
+  index = -1;
+  n = 0;
+  private start = 0;
+  constructor(private readonly ctx: Ctx, private parent: Item | undefined) {}
+  /** position before the first content item of dataset parentDs, under cursor `parent` */
+  open(parentDs: DS, parent: Item | undefined = this.parent): this {
+    const t = this.ctx.t;
+    const sq = t.seqIdx(parentDs, T.contentSeq);
+    this.n = sq < 0 ? 0 : t.itemCount(sq);
+    this.start = sq < 0 ? 0 : t.itemStart(sq);
+    this.index = -1;
+    this.parent = parent;
+    return this;
   }
-  return out;
+  next(): boolean {
+    if (this.index + 1 >= this.n) return false;
+    const i = ++this.index;
+    const ctx = this.ctx, t = ctx.t;
+    const ds = t.l[this.start + i]!;
+    this.ds = ds;
+    let rel = t.str(ds, T.relType) ?? '';
+    if (rel.includes('_')) { ctx.underscoreRels++; rel = rel.replace(/_/g, ' '); }
+    this.rel = rel;
+    this.vt = (t.str(ds, T.valueType) ?? '').toUpperCase();
+    const nameDs = t.item(ds, T.conceptName, 0);
+    this.concept = conceptOf(nameDs >= 0 ? (t.str(nameDs, T.codeValue) ?? t.str(nameDs, T.longCodeValue)) : undefined);
+    return true;
+  }
+  path(): string { return `${this.parent ? this.parent.path() + '>' : ''}(0040,A730)[${this.index}]`; }
 }
 
 function textOrNum(ctx: Ctx, it: Item): string | undefined {
   if (it.vt === 'NUM') {
-    const mv = seq(it.ds, T.measuredValueSeq)[0];
-    return mv ? str(mv, T.numericValue) : undefined;
+    const mv = ctx.first(it.ds, T.measuredValueSeq);
+    return mv >= 0 ? ctx.t.str(mv, T.numericValue) : undefined;
   }
   if (it.vt === 'TEXT') return ctx.text(it.ds, T.textValue);
   return undefined;
 }
 function conceptCode(ctx: Ctx, it: Item): Code | undefined {
-  return ctx.code(seq(it.ds, T.conceptCode)[0], () => `${it.path()}>(0040,A168)[0]`);
+  return ctx.code(ctx.first(it.ds, T.conceptCode), () => `${it.path()}>(0040,A168)[0]`);
 }
 
 interface InstDesc { number?: number; numberOfFrames?: number; koDocumentTitle?: Code; koDescription?: string }
@@ -175,34 +226,168 @@ function instanceDescriptor(ctx: Ctx, it: Item, d: InstDesc): boolean {
   }
 }
 
+/** Probe budget of SopIndex before it falls back to a Map (hash flooding by crafted UIDs). */
+const PROBE_SLACK = 16;
+const HASH_SEED = (Math.random() * 0x100000000) >>> 0;
+
+/**
+ * Evidence SOP Instance UIDs keyed by their bytes in the input, so the flat list and the Image
+ * Library look references up without decoding a string each (equal bytes ⇔ equal Latin-1 strings).
+ * Entry e keeps the first Instance with that UID and its Series. Open addressing with a seeded hash;
+ * if crafted input makes probing long, the index moves to a Map of decoded strings (linear time).
+ */
+class SopIndex {
+  n = 0;
+  readonly inst: Instance[] = [];
+  readonly series: Series[] = [];
+  private off: Uint32Array;
+  private len: Uint32Array;
+  /** entry + 1, 0 = empty */
+  private slots: Int32Array;
+  /** where lookup() stopped: the free slot for an absent key */
+  private slot = 0;
+  /** entry found last: lists usually follow the evidence order, so find() tries the next one first */
+  private last = -1;
+  private probes = 0;
+  private ops = 0;
+  private map?: Map<string, number>;
+  constructor(private readonly buf: Buffer, expected: number) {
+    let size = 16;
+    while (size < expected * 2) size *= 2;
+    this.slots = new Int32Array(size);
+    this.off = new Uint32Array(Math.max(16, expected));
+    this.len = new Uint32Array(Math.max(16, expected));
+  }
+
+  private hash(a: number, b: number): number {
+    const buf = this.buf;
+    let h = HASH_SEED ^ (b - a);
+    for (let i = a; i < b; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
+    h ^= h >>> 15; h = Math.imul(h, 0x2c1b3c6d); h ^= h >>> 12;
+    return h;
+  }
+  private same(e: number, a: number, b: number): boolean {
+    const n = b - a;
+    if (this.len[e] !== n) return false;
+    const buf = this.buf, o = this.off[e]!;
+    for (let k = 0; k < n; k++) if (buf[o + k] !== buf[a + k]) return false;
+    return true;
+  }
+  private budget(): number { return PROBE_SLACK * this.ops + 1024; }
+  /** entry of buf[a, b) by hash, or -1 with `slot` set to the free slot (unless it switched to the Map) */
+  private lookup(a: number, b: number): number {
+    if (this.map) return this.map.get(latin1(this.buf, a, b)) ?? -1;
+    const slots = this.slots, mask = slots.length - 1;
+    let i = this.hash(a, b) & mask;
+    this.ops++;
+    for (;;) {
+      const s = slots[i]!;
+      if (s === 0) { this.slot = i; return -1; }
+      if (this.same(s - 1, a, b)) return s - 1;
+      i = (i + 1) & mask;
+      if (++this.probes > this.budget()) { this.toMap(); return this.lookup(a, b); }
+    }
+  }
+  /** entry of the UID in buf[a, b), or -1 */
+  find(a: number, b: number): number {
+    const g = this.last + 1;
+    if (g < this.n && this.same(g, a, b)) { this.last = g; return g; }
+    const e = this.lookup(a, b);
+    if (e >= 0) this.last = e;
+    return e;
+  }
+  /** add the UID in buf[a, b) unless present; false when it was present */
+  add(a: number, b: number, inst: Instance, series: Series): boolean {
+    if (this.lookup(a, b) >= 0) return false;
+    const e = this.n++;
+    if (e >= this.off.length) {
+      const off = new Uint32Array(this.off.length * 2); off.set(this.off); this.off = off;
+      const len = new Uint32Array(this.len.length * 2); len.set(this.len); this.len = len;
+    }
+    this.off[e] = a; this.len[e] = b - a;
+    this.inst.push(inst); this.series.push(series);
+    if (this.map) this.map.set(latin1(this.buf, a, b), e);
+    else if (this.n * 2 > this.slots.length) this.rehash(this.slots.length * 2);
+    else this.slots[this.slot] = e + 1;
+    return true;
+  }
+  /** false when probing ran over budget */
+  private place(e: number): boolean {
+    const slots = this.slots, mask = slots.length - 1;
+    const a = this.off[e]!;
+    let i = this.hash(a, a + this.len[e]!) & mask;
+    this.ops++;
+    while (slots[i] !== 0) {
+      i = (i + 1) & mask;
+      if (++this.probes > this.budget()) return false;
+    }
+    slots[i] = e + 1;
+    return true;
+  }
+  private rehash(size: number): void {
+    this.slots = new Int32Array(size);
+    for (let e = 0; e < this.n; e++) if (!this.place(e)) { this.toMap(); return; }
+  }
+  private toMap(): void {
+    const m = new Map<string, number>();
+    for (let e = 0; e < this.n; e++) { const a = this.off[e]!; m.set(latin1(this.buf, a, a + this.len[e]!), e); }
+    this.map = m;
+  }
+}
+
 interface Group {
   uid?: string; modality?: string; number?: number; description?: string; date?: string; time?: string;
   bodySite?: Code; laterality?: Code; numberOfInstances?: number; item: Item;
-  instances: Map<string, InstDesc>; firstSop?: string;
+  /** evidence entries described by the group, first-mention order, with the last descriptors given */
+  entries: number[]; descs: InstDesc[];
+  /** distinct SOP Instance UIDs not in the evidence */
+  strays?: Set<string>;
+  /** entry of the first referenced SOP Instance UID: -1 not in the evidence, -2 none */
+  first: number;
 }
 
-function readGroup(ctx: Ctx, g: Item): Group {
-  const grp: Group = { item: g, instances: new Map() };
+/** Per-evidence-entry marks for Image Library groups (which group last described an entry, and where). */
+class GroupMarks {
+  gid = 0;
+  readonly stamp: Int32Array;
+  readonly pos: Int32Array;
+  constructor(n: number) { this.stamp = new Int32Array(n); this.pos = new Int32Array(n); }
+}
+
+function readGroup(ctx: Ctx, g: Item, idx: SopIndex, marks: GroupMarks): Group {
+  const grp: Group = { item: g, entries: [], descs: [], first: -2 };
+  const gid = ++marks.gid;
+  const t = ctx.t;
   let pending: InstDesc = {};
-  for (const it of items(ctx, g.ds, g)) {
+  const it = new Item(ctx, g).open(g.ds);
+  const child = new Item(ctx, it);
+  while (it.next()) {
     if (REF_VT.has(it.vt)) {
-      const ref = seq(it.ds, T.refSopSeq)[0];
-      const sop = ref ? str(ref, T.refSopInstance) : undefined;
+      const ref = ctx.first(it.ds, T.refSopSeq);
+      const has = ref >= 0 && t.range(ref, T.refSopInstance) && t.rb > t.ra;
+      const a = t.ra, b = t.rb;
       const d: InstDesc = pending;
       pending = {};
-      for (const c of items(ctx, it.ds, it)) instanceDescriptor(ctx, c, d);
-      if (sop) { grp.instances.set(sop, d); grp.firstSop ??= sop; }
+      child.open(it.ds);
+      while (child.next()) instanceDescriptor(ctx, child, d);
+      if (has) {
+        const e = idx.find(a, b);
+        if (e < 0) (grp.strays ??= new Set()).add(latin1(t.buf, a, b));
+        else if (marks.stamp[e] === gid) grp.descs[marks.pos[e]!] = d;
+        else { marks.stamp[e] = gid; marks.pos[e] = grp.entries.length; grp.entries.push(e); grp.descs.push(d); }
+        if (grp.first === -2) grp.first = e;
+      }
       continue;
     }
     // Instance descriptors written as preceding siblings apply to the next IMAGE (digest Q11).
     if (instanceDescriptor(ctx, it, pending)) continue;
     switch (it.concept) {
       case 'modality': grp.modality = conceptCode(ctx, it)?.value; break;
-      case 'seriesDate': grp.date = str(it.ds, T.date) ?? ctx.text(it.ds, T.textValue); break;
-      case 'seriesTime': grp.time = str(it.ds, T.time) ?? ctx.text(it.ds, T.textValue); break;
+      case 'seriesDate': grp.date = ctx.str(it.ds, T.date) ?? ctx.text(it.ds, T.textValue); break;
+      case 'seriesTime': grp.time = ctx.str(it.ds, T.time) ?? ctx.text(it.ds, T.textValue); break;
       case 'seriesDescription': grp.description = it.vt === 'CODE' ? conceptCode(ctx, it)?.meaning : ctx.text(it.ds, T.textValue); break;
       case 'seriesNumber': grp.number = intOf(textOrNum(ctx, it)); break;
-      case 'seriesInstanceUid': grp.uid = str(it.ds, T.uid) ?? ctx.text(it.ds, T.textValue); break;
+      case 'seriesInstanceUid': grp.uid = ctx.str(it.ds, T.uid) ?? ctx.text(it.ds, T.textValue); break;
       case 'targetRegion':
         if (it.vt === 'CODE') grp.bodySite = conceptCode(ctx, it);
         else ctx.issues.info('GW_KOS_TEXT_TARGET_REGION', it.path(), 'series Target Region given as TEXT; not mapped to a code');
@@ -236,9 +421,19 @@ function readKosUnsafe(bytes: Uint8Array, opts: ReadKosOptions): KosReadResult {
   const maxRefs = opts.maxReferences ?? DEFAULT_MAX_REFERENCES;
   const p = parseDicom(bytes, { maxInflatedBytes: opts.maxInflatedBytes ?? DEFAULT_MAX_INFLATED, maxItems: Math.max(1000, maxRefs * 16 + 10_000) });
   // item cap: one reference costs up to ~11 sequence items (evidence, flat list, library entry + descriptors)
-  const ds = p.ds;
-  const csRaw = str(ds, T.charset);
-  const ctx = new Ctx(makeCharset(csRaw));
+  try {
+    return toModel(p, maxRefs);
+  } finally {
+    p.tree.release();
+  }
+}
+
+function toModel(p: Parsed, maxRefs: number): KosReadResult {
+  const t = p.tree;
+  const ds = t.root;
+  const csRaw = t.str(ds, T.charset);
+  const ctx = new Ctx(t, makeCharset(csRaw));
+  const str = (d: DS, tag: number): string | undefined => ctx.str(d, tag);
   const iss = ctx.issues;
   if (ctx.cs.unknown.length) iss.warn('GW_KOS_CHARSET_UNKNOWN', '(0008,0005)', `unsupported Specific Character Set term(s): ${ctx.cs.unknown.join(', ').slice(0, 80)}; decoded as Latin-1`);
   const sopClassUid = str(ds, T.sopClass);
@@ -247,45 +442,58 @@ function readKosUnsafe(bytes: Uint8Array, opts: ReadKosOptions): KosReadResult {
     return { kind: 'not-kos', issues: iss.list };
   }
   if (p.meta) {
-    const msc = str(p.meta, 0x00020002);
+    const msc = p.meta.str(p.meta.root, 0x00020002);
     if (msc && msc !== sopClassUid) iss.warn('GW_KOS_META_MISMATCH', '(0002,0002)', 'Media Storage SOP Class UID differs from SOP Class UID');
   }
-  const title = ctx.code(seq(ds, T.conceptName)[0], () => '(0040,A043)[0]');
+  const title = ctx.code(ctx.first(ds, T.conceptName), () => '(0040,A043)[0]');
   const { kind } = classifyTitle(title);
 
   // Evidence (Current Requested Procedure Evidence Sequence, Hierarchical SOP Instance Reference macro).
   const evidence: StudyReference[] = [];
   const bySeries = new Map<string, Series>();
-  const bySop = new Map<string, Instance>();
-  const sopToSeries = new Map<string, Series>();
   let refCount = 0;
-  const evItems = seq(ds, T.evidenceSeq);
-  for (let i = 0; i < evItems.length; i++) {
-    const ev = evItems[i]!;
-    const sr: StudyReference = { studyInstanceUid: str(ev, T.studyUid) ?? '', series: [] };
+  const l = t.l;
+  const evEl = t.seqIdx(ds, T.evidenceSeq);
+  const evCount = evEl < 0 ? 0 : t.itemCount(evEl);
+  let expected = 0;
+  for (let i = 0; i < evCount && expected <= maxRefs; i++) {
+    const ev = l[t.itemStart(evEl) + i]!;
+    const serEl = t.seqIdx(ev, T.refSeriesSeq);
+    for (let j = 0, n = serEl < 0 ? 0 : t.itemCount(serEl); j < n; j++) expected += t.nItems(l[t.itemStart(serEl) + j]!, T.refSopSeq);
+  }
+  const idx = new SopIndex(t.buf, Math.min(expected, maxRefs));
+  for (let i = 0; i < evCount; i++) {
+    const ev = l[t.itemStart(evEl) + i]!;
+    const sr: StudyReference = { studyInstanceUid: t.str(ev, T.studyUid) ?? '', series: [] };
     put(sr, 'displayUri', displayUriOf(ctx, ev));
-    const ser = seq(ev, T.refSeriesSeq);
-    for (let j = 0; j < ser.length; j++) {
-      const sd = ser[j]!;
-      const s: Series = { uid: str(sd, T.seriesUid) ?? '', instances: [] };
-      put(s, 'retrieveUrl', retrieveUrl(str(sd, T.retrieveUrl)));
-      put(s, 'retrieveLocationUid', str(sd, T.retrieveLocationUid));
-      put(s, 'retrieveAeTitle', str(sd, T.retrieveAe));
-      const sops = seq(sd, T.refSopSeq);
-      refCount += sops.length;
+    const serEl = t.seqIdx(ev, T.refSeriesSeq);
+    const serCount = serEl < 0 ? 0 : t.itemCount(serEl);
+    for (let j = 0; j < serCount; j++) {
+      const sd = l[t.itemStart(serEl) + j]!;
+      const s: Series = { uid: t.str(sd, T.seriesUid) ?? '', instances: [] };
+      put(s, 'retrieveUrl', retrieveUrl(t.str(sd, T.retrieveUrl)));
+      put(s, 'retrieveLocationUid', t.str(sd, T.retrieveLocationUid));
+      put(s, 'retrieveAeTitle', t.str(sd, T.retrieveAe));
+      const sopEl = t.seqIdx(sd, T.refSopSeq);
+      const sopCount = sopEl < 0 ? 0 : t.itemCount(sopEl);
+      refCount += sopCount;
       if (refCount > maxRefs) {
         iss.error('GW_KOS_TOO_MANY_REFERENCES', `(0040,A375)[${i}]>(0008,1115)[${j}]>(0008,1199)`, `more than ${maxRefs} referenced instances`);
         return { kind, issues: iss.list };
       }
-      for (const sop of sops) {
-        const inst: Instance = { sopClassUid: str(sop, T.refSopClass) ?? '', sopInstanceUid: str(sop, T.refSopInstance) ?? '' };
-        const fr = str(sop, T.refFrames);
+      for (let k = 0, sopStart = sopEl < 0 ? 0 : t.itemStart(sopEl); k < sopCount; k++) {
+        const sop = l[sopStart + k]!;
+        const sopClass = t.str(sop, T.refSopClass) ?? '';
+        let a = 0, b = 0;
+        if (t.range(sop, T.refSopInstance)) { a = t.ra; b = t.rb; }
+        const inst: Instance = { sopClassUid: sopClass, sopInstanceUid: a === b ? '' : latin1(t.buf, a, b) };
+        const fr = t.str(sop, T.refFrames);
         if (fr) {
           const nums = fr.split('\\').map((x) => intOf(x)).filter((x): x is number => x !== undefined);
           if (nums.length) inst.referencedFrameNumbers = nums;
         }
         s.instances.push(inst);
-        if (!bySop.has(inst.sopInstanceUid)) { bySop.set(inst.sopInstanceUid, inst); sopToSeries.set(inst.sopInstanceUid, s); }
+        idx.add(a, b, inst, s);
       }
       sr.series.push(s);
       if (!bySeries.has(s.uid)) bySeries.set(s.uid, s);
@@ -303,49 +511,61 @@ function readKosUnsafe(bytes: Uint8Array, opts: ReadKosOptions): KosReadResult {
 
   // SR content tree (TID 2010 + TID 1600).
   const doc: Manifest['document'] = { sopInstanceUid: str(ds, T.sopInstance) ?? '', sopClassUid, title: title ?? { value: '', scheme: '' } };
-  const flat = new Set<string>();
+  // TID 2010 flat IMAGE/COMPOSITE list: which evidence entries it names (flatAny: it names any UID)
+  const inFlat = new Uint8Array(idx.n);
+  let flatAny = false, flatHits = 0;
   let libraryFound = false;
-  let rootItems = items(ctx, ds, undefined);
+  let it = new Item(ctx, undefined).open(ds);
   // Seen in the IG 101 binary: the whole TID 2010 tree wrapped in one more CONTAINER carrying the
   // document title again. Descend into it (lenient, digest Q12).
-  if (rootItems.length === 1 && rootItems[0]!.vt === 'CONTAINER' && !rootItems[0]!.concept) {
-    const wrapped = rootItems[0]!;
-    const wt = ctx.code(seq(wrapped.ds, T.conceptName)[0], () => `${wrapped.path()}>(0040,A043)[0]`);
-    if (wt && title && wt.value === title.value) {
-      iss.warn('GW_KOS_NESTED_ROOT', wrapped.path(), 'TID 2010 content wrapped in a second root CONTAINER; read from inside it');
-      rootItems = items(ctx, wrapped.ds, wrapped);
-    }
+  if (it.n === 1) {
+    const rels = ctx.underscoreRels;
+    it.next();
+    const wrapped = it;
+    if (wrapped.vt === 'CONTAINER' && !wrapped.concept) {
+      const wt = ctx.code(ctx.first(wrapped.ds, T.conceptName), () => `${wrapped.path()}>(0040,A043)[0]`);
+      if (wt && title && wt.value === title.value) {
+        iss.warn('GW_KOS_NESTED_ROOT', wrapped.path(), 'TID 2010 content wrapped in a second root CONTAINER; read from inside it');
+        it = new Item(ctx, wrapped).open(wrapped.ds);
+      } else { ctx.underscoreRels = rels; it.open(ds); }
+    } else { ctx.underscoreRels = rels; it.open(ds); }
   }
-  for (const it of rootItems) {
+  let marks: GroupMarks | undefined;
+  let li: Item | undefined;
+  while (it.next()) {
     if (REF_VT.has(it.vt)) {
-      const ref = seq(it.ds, T.refSopSeq)[0];
-      const sop = ref ? str(ref, T.refSopInstance) : undefined;
-      if (sop) flat.add(sop);
+      const ref = ctx.first(it.ds, T.refSopSeq);
+      if (ref >= 0 && t.range(ref, T.refSopInstance) && t.rb > t.ra) {
+        flatAny = true;
+        const e = idx.find(t.ra, t.rb);
+        if (e >= 0 && inFlat[e] === 0) { inFlat[e] = 1; flatHits++; }
+      }
       continue;
     }
     if (it.concept === 'keyObjectDescription' && it.vt === 'TEXT') { if (doc.description === undefined) put(doc, 'description', ctx.text(it.ds, T.textValue)); continue; }
     if (it.concept === 'procedureCode' && it.vt === 'CODE') { const c = conceptCode(ctx, it); if (c) study.procedureCodes.push(c); continue; }
     if (it.concept === 'imageLibrary' && it.vt === 'CONTAINER') {
       libraryFound = true;
-      for (const li of items(ctx, it.ds, it)) {
+      li = (li ?? new Item(ctx, it)).open(it.ds, it);
+      while (li.next()) {
         if (li.concept === 'modality') { const c = conceptCode(ctx, li); if (c && !study.modalities.includes(c.value)) study.modalities.push(c.value); }
         else if (li.concept === 'targetRegion' && li.vt === 'CODE') { const c = conceptCode(ctx, li); if (c) study.anatomicalRegions.push(c); }
         else if (li.concept === 'numberOfStudySeries') {
           study.numberOfSeries = intOf(textOrNum(ctx, li));
           if (study.numberOfSeries === undefined) { delete study.numberOfSeries; iss.warn('GW_KOS_BAD_COUNT', li.path(), 'Number of Study Related Series is not an integer'); }
         } else if (li.concept === 'imageLibraryGroup' && li.vt === 'CONTAINER') {
-          applyGroup(ctx, readGroup(ctx, li), bySeries, bySop, sopToSeries);
+          marks ??= new GroupMarks(idx.n);
+          applyGroup(ctx, readGroup(ctx, li, idx, marks), bySeries, idx);
         }
       }
     }
   }
   if (ctx.underscoreRels) iss.warn('GW_KOS_REL_UNDERSCORE', '(0040,A730)', `${ctx.underscoreRels} Relationship Type value(s) written with "_" (e.g. HAS_ACQ_CONTEXT); read as spaces (digest Q12)`);
   if (kind === 'manifest' && !libraryFound) iss.warn('GW_KOS_NO_IMAGE_LIBRARY', '(0040,A730)', 'no Image Library (TID 1600) container; series descriptors absent (SUPPL §6.X.2.9 requires it)');
-  if (bySop.size && flat.size) {
-    let missing = 0;
-    for (const sop of bySop.keys()) if (!flat.has(sop)) missing++;
+  if (idx.n && flatAny) {
+    const missing = idx.n - flatHits;
     if (missing) iss.warn('GW_KOS_FLAT_LIST_INCOMPLETE', '(0040,A730)', `${missing} evidence instance(s) missing from the TID 2010 flat IMAGE/COMPOSITE list`);
-  } else if (bySop.size && !flat.size) {
+  } else if (idx.n && !flatAny) {
     iss.warn('GW_KOS_FLAT_LIST_INCOMPLETE', '(0040,A730)', 'no IMAGE/COMPOSITE content items at the root (TID 2010 rows 8–10)');
   }
 
@@ -369,7 +589,7 @@ function readKosUnsafe(bytes: Uint8Array, opts: ReadKosOptions): KosReadResult {
 
   const patient: Manifest['patient'] = { otherIds: [] };
   put(patient, 'id', patientIdentifier(ctx, ds));
-  for (const o of seq(ds, T.otherIdsSeq)) { const id = patientIdentifier(ctx, o); if (id) patient.otherIds.push(id); }
+  for (const o of t.itemList(ds, T.otherIdsSeq)) { const id = patientIdentifier(ctx, o); if (id) patient.otherIds.push(id); }
   put(patient, 'name', ctx.pn(ds, T.patientName));
   put(patient, 'birthDate', str(ds, T.birthDate));
   put(patient, 'sex', str(ds, T.sex));
@@ -380,22 +600,22 @@ function readKosUnsafe(bytes: Uint8Array, opts: ReadKosOptions): KosReadResult {
   put(study, 'studyId', ctx.text(ds, T.studyId));
   put(study, 'referringPhysicianName', ctx.pn(ds, T.referring));
   const acc = ctx.text(ds, T.accession);
-  if (acc) { study.accession = { value: acc }; put(study.accession, 'issuer', hl7Issuer(ctx, seq(ds, T.accessionIssuerSeq)[0])); }
-  const rq = seq(ds, T.refRequestSeq);
+  if (acc) { study.accession = { value: acc }; put(study.accession, 'issuer', hl7Issuer(ctx, ctx.first(ds, T.accessionIssuerSeq))); }
+  const rq = t.itemList(ds, T.refRequestSeq);
   for (let i = 0; i < rq.length; i++) {
     const r = rq[i]!;
     const req: RequestedProcedure = { requestedProcedureCodes: [] };
     put(req, 'studyInstanceUid', str(r, T.studyUid));
     const a = ctx.text(r, T.accession);
-    if (a) { req.accession = { value: a }; put(req.accession, 'issuer', hl7Issuer(ctx, seq(r, T.accessionIssuerSeq)[0])); }
+    if (a) { req.accession = { value: a }; put(req.accession, 'issuer', hl7Issuer(ctx, ctx.first(r, T.accessionIssuerSeq))); }
     put(req, 'placerOrderNumber', ctx.text(r, T.placer));
-    put(req, 'placerIssuer', hl7Issuer(ctx, seq(r, T.placerIdSeq)[0]));
+    put(req, 'placerIssuer', hl7Issuer(ctx, ctx.first(r, T.placerIdSeq)));
     put(req, 'fillerOrderNumber', ctx.text(r, T.filler));
-    put(req, 'fillerIssuer', hl7Issuer(ctx, seq(r, T.fillerIdSeq)[0]));
-    if (r.items(T.reqProcId)) iss.warn('GW_KOS_ODD_VR', `(0040,A370)[${i}]>(0040,1001)`, 'Requested Procedure ID encoded as a sequence; ignored');
+    put(req, 'fillerIssuer', hl7Issuer(ctx, ctx.first(r, T.fillerIdSeq)));
+    if (t.seqIdx(r, T.reqProcId) >= 0) iss.warn('GW_KOS_ODD_VR', `(0040,A370)[${i}]>(0040,1001)`, 'Requested Procedure ID encoded as a sequence; ignored');
     else put(req, 'requestedProcedureId', ctx.text(r, T.reqProcId));
     put(req, 'requestedProcedureDescription', ctx.text(r, T.reqProcDescription));
-    const codes = seq(r, T.reqProcCodeSeq);
+    const codes = t.itemList(r, T.reqProcCodeSeq);
     for (let k = 0; k < codes.length; k++) { const c = ctx.code(codes[k], () => `(0040,A370)[${i}]>(0032,1064)[${k}]`); if (c) req.requestedProcedureCodes.push(c); }
     study.requests.push(req);
   }
@@ -405,19 +625,18 @@ function readKosUnsafe(bytes: Uint8Array, opts: ReadKosOptions): KosReadResult {
   return { kind, manifest, issues: all };
 }
 
-function applyGroup(ctx: Ctx, g: Group, bySeries: Map<string, Series>, bySop: Map<string, Instance>, sopToSeries: Map<string, Series>): void {
+function applyGroup(ctx: Ctx, g: Group, bySeries: Map<string, Series>, idx: SopIndex): void {
   let s = g.uid !== undefined ? bySeries.get(g.uid) : undefined;
-  if (!s && g.firstSop) s = sopToSeries.get(g.firstSop);
+  if (!s && g.first >= 0) s = idx.series[g.first];
   if (!s) {
     ctx.issues.warn('GW_KOS_LIBRARY_SERIES_NOT_IN_EVIDENCE', g.item.path(), 'Image Library Group describes a series that is not in the evidence sequence; ignored');
     return;
   }
   put(s, 'modality', g.modality); put(s, 'number', g.number); put(s, 'description', g.description); put(s, 'date', g.date);
   put(s, 'time', g.time); put(s, 'bodySite', g.bodySite); put(s, 'laterality', g.laterality); put(s, 'numberOfInstances', g.numberOfInstances);
-  let stray = 0;
-  for (const [sop, d] of g.instances) {
-    const inst = bySop.get(sop);
-    if (!inst) { stray++; continue; }
+  const stray = g.strays?.size ?? 0;
+  for (let k = 0; k < g.entries.length; k++) {
+    const inst = idx.inst[g.entries[k]!]!, d = g.descs[k]!;
     put(inst, 'number', d.number); put(inst, 'numberOfFrames', d.numberOfFrames);
     put(inst, 'koDocumentTitle', d.koDocumentTitle); put(inst, 'koDescription', d.koDescription);
   }
@@ -428,10 +647,12 @@ export function readDicomIdentity(bytes: Uint8Array, opts: ReadKosOptions = {}):
   try {
     const p = parseDicom(bytes, { maxInflatedBytes: opts.maxInflatedBytes ?? DEFAULT_MAX_INFLATED, stopAfterTag: T.seriesUid, encapsulatedAsExplicitLE: true });
     const id: DicomIdentity = {};
-    put(id, 'sopClassUid', str(p.ds, T.sopClass) ?? (p.meta ? str(p.meta, 0x00020002) : undefined));
-    put(id, 'sopInstanceUid', str(p.ds, T.sopInstance) ?? (p.meta ? str(p.meta, 0x00020003) : undefined));
-    put(id, 'studyInstanceUid', str(p.ds, T.studyUid));
-    put(id, 'seriesInstanceUid', str(p.ds, T.seriesUid));
+    const t = p.tree, m = p.meta;
+    put(id, 'sopClassUid', t.str(t.root, T.sopClass) ?? (m ? m.str(m.root, 0x00020002) : undefined));
+    put(id, 'sopInstanceUid', t.str(t.root, T.sopInstance) ?? (m ? m.str(m.root, 0x00020003) : undefined));
+    put(id, 'studyInstanceUid', t.str(t.root, T.studyUid));
+    put(id, 'seriesInstanceUid', t.str(t.root, T.seriesUid));
+    t.release();
     put(id, 'transferSyntaxUid', p.transferSyntaxUid);
     const issues: ValidationIssue[] = [];
     if (!id.sopClassUid) issues.push({ severity: 'error', code: 'GW_KOS_NOT_KOS', path: '(0008,0016)', message: 'no SOP Class UID: not a DICOM object' });

@@ -58,6 +58,7 @@ export function validateManifestModel(m: Manifest): ValidationIssue[] {
   let seriesTotal = 0;
   const seen = new Set<string>();
   let dups = 0;
+  let lastClass: string | undefined;
   m.evidence.forEach((ev, i) => {
     const ep = `(0040,A375)[${i}]`;
     uid(ev.studyInstanceUid, `${ep}>(0020,000D)`, 'referenced Study Instance UID');
@@ -84,13 +85,21 @@ export function validateManifestModel(m: Manifest): ValidationIssue[] {
       }
       if (se.date !== undefined && !DA.test(se.date)) iss.warn('GW_KOS_BAD_DA', sp, 'Series Date is not YYYYMMDD');
       if (se.time !== undefined && !TM.test(se.time)) iss.warn('GW_KOS_BAD_TM', sp, 'Series Time is not HHMMSS.FFFFFF');
-      se.instances.forEach((inst, k) => {
-        const ip = `${sp}>(0008,1199)[${k}]`;
-        if (!inst.sopClassUid || !isValidUid(inst.sopClassUid)) iss.error(inst.sopClassUid ? 'GW_KOS_BAD_UID' : 'GW_KOS_MISSING_UID', `${ip}>(0008,1150)`, 'Referenced SOP Class UID missing or malformed');
-        if (!inst.sopInstanceUid || !isValidUid(inst.sopInstanceUid)) iss.error(inst.sopInstanceUid ? 'GW_KOS_BAD_UID' : 'GW_KOS_MISSING_UID', `${ip}>(0008,1155)`, 'Referenced SOP Instance UID missing or malformed');
-        else if (seen.has(inst.sopInstanceUid)) dups++;
-        else seen.add(inst.sopInstanceUid);
-      });
+      // per-reference loop: paths are built only for an issue; a SOP Class UID equal to the previous
+      // valid one (the usual case) is not checked again
+      const insts = se.instances;
+      for (let k = 0; k < insts.length; k++) {
+        const inst = insts[k]!;
+        const cls = inst.sopClassUid;
+        if (cls !== lastClass) {
+          if (!cls || !isValidUid(cls)) iss.error(cls ? 'GW_KOS_BAD_UID' : 'GW_KOS_MISSING_UID', `${sp}>(0008,1199)[${k}]>(0008,1150)`, 'Referenced SOP Class UID missing or malformed');
+          else lastClass = cls;
+        }
+        const uid = inst.sopInstanceUid;
+        if (!uid || !isValidUid(uid)) iss.error(uid ? 'GW_KOS_BAD_UID' : 'GW_KOS_MISSING_UID', `${sp}>(0008,1199)[${k}]>(0008,1155)`, 'Referenced SOP Instance UID missing or malformed');
+        else if (seen.has(uid)) dups++;
+        else seen.add(uid);
+      }
     });
   });
   if (dups) iss.warn('GW_KOS_DUPLICATE_REFERENCE', '(0040,A375)', `${dups} SOP Instance UID(s) referenced more than once`);
