@@ -1,14 +1,12 @@
 /**
- * Search data for the parameters answered from a stored resource itself rather than from
- * manifest_token (src/store/search-sql.ts reads these columns; term formats are defined here):
+ * Search data read from the stored resource itself rather than from manifest_token
+ * (src/store/search-sql.ts reads these columns):
  *
- * - document_reference.identifier_terms — every identifier the rendered DocumentReference carries:
- *   masterIdentifier (uniqueId, urn:oid:) and identifier[] (uniqueId + entryUUID, urn:uuid:).
- *   The entryUUID differs between the KOS and the FHIR docref of one manifest, so the per-manifest
- *   token table cannot hold it. Terms per identifier (US = chr(31)):
- *     'v' US value                 token `value` (any system)
- *     's' US system                token `system|`
- *     'b' US system US value       token `system|value`; system '' for `|value`
+ * - document_reference.entry_uuid — the docref's entryUUID (DocumentReference.identifier with type
+ *   entryUUID, system urn:ietf:rfc:3986, value urn:uuid:…, lower case). Each of the two docrefs of
+ *   a manifest has its own, so the per-manifest token table cannot hold it; the other identifier
+ *   the gateway renders, the uniqueId (masterIdentifier = identifier[0]), stays in manifest_token.
+ *   A scalar column with a btree index, so the planner knows one value is one row.
  * - document_reference.author_terms — names of contained Practitioner / Patient / RelatedPerson
  *   resources referenced from DocumentReference.author (author.given / author.family, ITI-67).
  * - submission_set.source_terms — the same for List.source (source.given / source.family, ITI-66).
@@ -17,17 +15,17 @@
  *     part ':' prefix              default: every prefix (1..64 characters) of mado_fold(value),
  *                                  plus the whole folded value — a starts-with match on the folded
  *                                  value is one GIN lookup. Longer search values must equal the name.
+ *   Arrays may repeat a term (cheaper than de-duplicating per row; GIN stores each key once).
+ *   Terms longer than 1000 bytes are left out (GIN entries are limited to ~2.7 kB; an oversized
+ *   term would make the insert fail).
  *
- * All three are STORED generated columns over `resource`: PostgreSQL derives them on every insert
- * and update of the row (ingest, status changes, bulk loads), so the ingest code is unchanged, no
+ * All are STORED generated columns over `resource`: PostgreSQL derives them on every insert and
+ * update of the row (ingest, status changes, bulk loads), so the ingest code is unchanged, no
  * statement is added, and existing rows are back-filled by the ALTER TABLE itself (a table rewrite
- * under ACCESS EXCLUSIVE: expect minutes per million docrefs). Terms longer than 1000 bytes are
- * left out (GIN entries are limited to ~2.7 kB; an oversized term would make the insert fail).
+ * under ACCESS EXCLUSIVE: expect minutes per million docrefs).
  *
- * Arrays may repeat a term (cheaper than de-duplicating per row; GIN stores each key once).
- * Indexes: GIN on identifier_terms (every docref has identifiers); partial GIN on the name terms
- * (MADO authors are a Device and an Organization, digest Q30, so almost every row is empty and
- * costs no index maintenance). The search SQL repeats the partial index predicate.
+ * The name-term indexes are partial (MADO authors are a Device and an Organization, digest Q30, so
+ * almost every row is empty and costs no index maintenance); the search SQL repeats the predicate.
  *
  * mado_fold (case- and accent-insensitive FHIR string matching): NFKD, combining marks
  * U+0300–U+036F removed, whitespace trimmed and collapsed, lower-cased under the builtin
@@ -53,29 +51,7 @@ export async function up(knex: Knex): Promise<void> {
       AS $$ SELECT lower(regexp_replace(regexp_replace(btrim(normalize(s, NFKD)), '[\\u0300-\\u036f]', '', 'g'), '\\s+', ' ', 'g')${collate}) $$;
 
     -- plpgsql with index loops rather than SQL set queries: ~4x cheaper per row (measured: about
-    -- 10 µs for identifier_terms and 20 µs for author_terms of a typical MADO docref).
-    CREATE FUNCTION mado_identifier_terms(r jsonb) RETURNS text[]
-      LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
-      AS $$
-      DECLARE
-        arr jsonb := r->'identifier';
-        i jsonb; s text; v text; t text[] := '{}';
-      BEGIN
-        IF jsonb_typeof(arr) IS DISTINCT FROM 'array' THEN arr := '[]'; END IF;
-        IF jsonb_typeof(r->'masterIdentifier') = 'object' THEN arr := arr || jsonb_build_array(r->'masterIdentifier'); END IF;
-        FOR k IN 0 .. jsonb_array_length(arr) - 1 LOOP
-          i := arr->k;
-          CONTINUE WHEN jsonb_typeof(i) IS DISTINCT FROM 'object';
-          s := i->>'system';
-          v := i->>'value';
-          IF v IS NOT NULL AND octet_length(v) + octet_length(coalesce(s, '')) <= 1000 THEN
-            t := t || ('v' || chr(31) || v) || ('b' || chr(31) || coalesce(s, '') || chr(31) || v);
-          END IF;
-          IF s IS NOT NULL AND octet_length(s) <= 1000 THEN t := t || ('s' || chr(31) || s); END IF;
-        END LOOP;
-        RETURN t;
-      END $$;
-
+    -- 20 µs per typical MADO docref, which has no person author).
     CREATE FUNCTION mado_name_part_terms(part text, raw text) RETURNS text[]
       LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
       AS $$
@@ -124,10 +100,12 @@ export async function up(knex: Knex): Promise<void> {
         RETURN t;
       END $$;
 
+    -- The jsonpath filter operator is written \\? (knex's escape for a literal question mark).
     ALTER TABLE document_reference
-      ADD COLUMN identifier_terms text[] NOT NULL GENERATED ALWAYS AS (mado_identifier_terms(resource)) STORED,
+      ADD COLUMN entry_uuid text GENERATED ALWAYS AS (lower(jsonb_path_query_first(resource,
+        '$.identifier[*] \\? (@.system == "urn:ietf:rfc:3986" && @.type.coding[*].code == "entryUUID").value') #>> '{}')) STORED,
       ADD COLUMN author_terms text[] NOT NULL GENERATED ALWAYS AS (mado_person_name_terms(resource, resource->'author')) STORED;
-    CREATE INDEX docref_identifier_terms ON document_reference USING gin (identifier_terms);
+    CREATE INDEX docref_entry_uuid ON document_reference (entry_uuid);
     CREATE INDEX docref_author_terms ON document_reference USING gin (author_terms) WHERE cardinality(author_terms) > 0;
 
     ALTER TABLE submission_set
