@@ -11,6 +11,7 @@ import { Router } from 'express';
 import { loadConfig } from '../src/config.js';
 import { buildCapabilityStatement } from '../src/fhir/capability.js';
 import { resourceRegistry } from '../src/fhir/registry.js';
+import { SORTS } from '../src/fhir/search/params.js';
 import { createLogger } from '../src/log.js';
 import { fhirModules } from '../src/modules.js';
 import { createDb } from '../src/store/db.js';
@@ -36,14 +37,15 @@ const POLICIES = `## Search behaviour (all types)
 
 - **GET and POST**: \`GET [type]?…\` and \`POST [type]/_search\` (application/x-www-form-urlencoded; URL and body parameters combined), ITI-67 §2:3.67.4.1.2.
 - **Formats**: JSON and XML (\`_format=json|xml\` or \`Accept\`), ITI TF-2 App. Z.6; 406 otherwise.
-- **Tokens**: \`system|value\`, \`|value\` (no system), \`value\` (any system), \`system|\` (any value). Comma = OR (at most 100 values per parameter), repetition = AND, \`\\\\,\` escapes a comma. Surrounding double quotes are stripped (MADO IG examples, digest Q17). UIDs match as \`urn:oid:<uid>\` or bare (digest Q14). \`format\` matches on the code whatever the system (digest Q4).
+- **Tokens**: \`system|value\`, \`|value\` (no system), \`value\` (any system), \`system|\` (any value). Comma = OR (at most 100 values per parameter), repetition = AND, \`\\\\,\` escapes a comma. Surrounding double quotes are stripped (MADO IG examples, digest Q17). UIDs match as \`urn:oid:<uid>\` or bare, UUIDs as \`urn:uuid:<uuid>\` or bare with hex digits in either case (digest Q14). \`format\` matches on the code whatever the system (digest Q4).
+- **Person names of authors** (\`author.given\`, \`author.family\`, \`source.given\`, \`source.family\`): by default each given/family value starts with the search value after both are folded (Unicode compatibility decomposition, accents removed, case folded, whitespace trimmed); \`:exact\` is the whole value, case- and accent-sensitive (FHIR 3.1.1.4.7). Only contained Practitioner, Patient or RelatedPerson resources the reference points at resolve.
 - **Patient identity**: \`patient.identifier\`, \`subject:identifier\`, \`patient:identifier\` need \`system|value\` (or \`|value\` for an identifier without an issuer); a bare value is refused with 400, because a Patient ID means nothing without its issuer.
 - **Dates**: prefixes \`eq ne lt gt le ge sa eb\` with FHIR precision semantics (\`2024\` = the whole year). Values without a zone are UTC. \`period\` is an interval; a period with only a start (MADO gives the study start) is that instant. \`ge\`/\`lt\` on \`period\` give MHD's serviceStopTimeFrom/serviceStartTimeTo overlap.
 - **Status**: DocumentReference and ImagingStudy searches leave out entered-in-error unless \`status\` asks for it.
-- **Unknown parameters** are ignored and reported in an OperationOutcome entry (\`search.mode = outcome\`, severity warning); with \`Prefer: handling=strict\` they are a 400. Unsupported chains and \`_has\` are always 400. Invalid values are 400 naming the parameter (\`issue.expression\`). A search answers 200 with 0..n matches.
-- **Paging**: \`_count\` (default and maximum from config \`search.defaultCount\` / \`search.maxCount\`; above the maximum the page is clamped and a warning is added). \`next\` links carry an opaque keyset cursor (sort key + id): rows inserted while a client pages never shift pages, nothing is skipped or repeated. Links are absolute on \`PUBLIC_BASE_URL\`.
+- **Unknown parameters**, and the parameters listed as not supported per type, are ignored and reported in an OperationOutcome entry (\`search.mode = outcome\`, severity warning); with \`Prefer: handling=strict\` they are a 400. Unsupported chains and \`_has\` are always 400. Invalid values are 400 naming the parameter (\`issue.expression\`). A search answers 200 with 0..n matches.
+- **Paging**: \`_count\` (default and maximum from config \`search.defaultCount\` / \`search.maxCount\`; above the maximum the page is clamped and a warning is added). \`next\` links carry an opaque keyset cursor (sort key values + id): rows inserted while a client pages never shift pages, nothing is skipped or repeated. Links are absolute on \`PUBLIC_BASE_URL\`.
 - **Totals**: \`_total=none\` (default, no total), \`estimate\` (planner estimate), \`accurate\` (COUNT); \`_summary=count\` / \`_count=0\` return the total only.
-- **Sorting**: one key of those listed per type, ascending or \`-\`descending; the id is always the tiebreak. Default \`-_lastUpdated\`.
+- **Sorting**: \`_sort\` takes one or more comma-separated keys of those listed per type, each ascending or \`-\`descending (e.g. \`_sort=-date,_lastUpdated\`); the id is always the last tiebreak, so the order is total and the keyset cursor pages any combination without skipping or repeating. A key missing from a resource sorts as the earliest instant. An unknown or repeated key is a 400 naming \`_sort\`. Default \`-_lastUpdated\`.
 - **\`_elements\`**: top-level elements, marked SUBSETTED. **\`_include\` / \`_revinclude\`**: the values listed per type; at most 1,000 included resources per page, and a warning when that cap applies (never silent).
 - **Authorisation**: every query and read carries the caller's patient filter inside the SQL; a resource of another patient is 404 on read and absent from searches and totals.
 - **Reads** carry \`ETag: W/"versionId"\` and \`Last-Modified\`; \`If-None-Match\` → 304.
@@ -82,6 +84,11 @@ export function renderConformance(existing?: string): string {
     if (!r.searchParams.length) continue;
     lines.push(`### ${r.type} search parameters`, '', '| Name | Type | Modifiers | Notes |', '|---|---|---|---|');
     for (const p of r.searchParams) lines.push(`| \`${p.name}\` | ${p.type} | ${(p.modifiers ?? []).map((m) => `:${m}`).join(' ')} | ${esc(p.documentation)}${p.definition ? ` (${p.definition})` : ''} |`);
+    if (r.unsupportedSearchParams?.length) {
+      lines.push('', 'Not supported (ignored with a warning; 400 with `Prefer: handling=strict`):', '');
+      for (const p of r.unsupportedSearchParams) lines.push(`- \`${p.name}\` (${p.type}${p.definition ? `, ${p.definition}` : ''}): ${p.reason}`);
+    }
+    if (SORTS[r.type]) lines.push('', `_sort keys: ${Object.keys(SORTS[r.type]!).map((x) => `\`${x}\``).join(', ')}`);
     if (r.searchInclude?.length) lines.push('', `_include: ${r.searchInclude.map((x) => `\`${x}\``).join(', ')}`);
     if (r.searchRevInclude?.length) lines.push('', `_revinclude: ${r.searchRevInclude.map((x) => `\`${x}\``).join(', ')}`);
     lines.push('');

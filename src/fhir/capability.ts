@@ -4,7 +4,14 @@
  * (scripts/gen-conformance.ts).
  */
 import type { CapabilityStatement, CapabilityStatementRestResource } from '@medplum/fhirtypes';
-import { resourceRegistry } from './registry.js';
+import { resourceRegistry, type UnsupportedSearchParam } from './registry.js';
+
+/** Parameters of implemented transactions that are not supported: said in the resource's documentation. */
+export function unsupportedDoc(ps: UnsupportedSearchParam[] | undefined): string | undefined {
+  if (!ps?.length) return undefined;
+  const list = ps.map((p) => `\`${p.name}\` (${p.type}${p.definition ? `, ${p.definition}` : ''}): ${p.reason}`).join('; ');
+  return `Search parameters not supported (ignored with a warning in the searchset's OperationOutcome; 400 with Prefer: handling=strict): ${list}`;
+}
 
 export function buildCapabilityStatement(publicBaseUrl: string, version: string, opts: { authEnabled?: boolean } = {}): CapabilityStatement {
   const resources: CapabilityStatementRestResource[] = resourceRegistry.map((r) => ({
@@ -13,6 +20,7 @@ export function buildCapabilityStatement(publicBaseUrl: string, version: string,
     supportedProfile: r.supportedProfiles,
     interaction: r.interactions.map((code) => ({ code })),
     searchParam: r.searchParams.map((p) => ({ name: p.name, definition: p.definition, type: p.type, documentation: p.documentation })),
+    documentation: unsupportedDoc(r.unsupportedSearchParams),
     searchInclude: r.searchInclude,
     searchRevInclude: r.searchRevInclude,
     versioning: 'versioned',

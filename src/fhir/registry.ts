@@ -14,6 +14,15 @@ export interface SearchParamDef {
   modifiers?: string[];
 }
 
+/** A parameter of a transaction the server implements that it does not support (listed as such). */
+export interface UnsupportedSearchParam {
+  name: string;
+  type: SearchParamType;
+  definition?: string;
+  /** Why, for the CapabilityStatement and CONFORMANCE.md */
+  reason: string;
+}
+
 export type Interaction = 'read' | 'vread' | 'update' | 'patch' | 'delete' | 'history-instance' | 'history-type' | 'create' | 'search-type';
 
 export interface ResourceDef {
@@ -22,6 +31,8 @@ export interface ResourceDef {
   supportedProfiles?: string[];
   interactions: Interaction[];
   searchParams: SearchParamDef[];
+  /** Ignored with a warning (400 under Prefer: handling=strict); stated in the CapabilityStatement */
+  unsupportedSearchParams?: UnsupportedSearchParam[];
   searchInclude?: string[];
   searchRevInclude?: string[];
 }

@@ -5,6 +5,7 @@
  * with identifier urn:oid:1.2.3.4.5.6.7|BMRN<p>, study 2.25.<base+i>, one current manifest per study.
  * Ids: manifest-b<i>, kos-docref-b<i>, fhir-docref-b<i> (so ImagingStudy/study-b<i> resolves).
  */
+import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
 
 export interface BenchTemplates {
@@ -18,6 +19,23 @@ export interface BenchTemplates {
 export const BENCH_ISSUER = 'urn:oid:1.2.3.4.5.6.7';
 export const benchStudyUid = (i: number) => `2.25.9${String(i).padStart(9, '0')}`;
 export const benchPatientValue = (p: number) => `BMRN${p}`;
+
+/**
+ * The template docref with this row's id and identifiers: masterIdentifier / identifier[0] =
+ * urn:oid:<manifest SOP UID>, identifier[1] = a per-docref urn:uuid: (entryUUID), so the
+ * generated identifier_terms column (migration 0005) is as selective as production data.
+ */
+const DOCREF_IDS = (f: 'kos' | 'fhir') => {
+  const id = `'${f}-docref-b' || i`;
+  const uid = `to_jsonb('urn:oid:2.25.8' || lpad(i::text, 9, '0'))`;
+  return `jsonb_set(jsonb_set(jsonb_set(jsonb_set(:${f}::jsonb, '{id}', to_jsonb(${id})), '{masterIdentifier,value}', ${uid}), '{identifier,0,value}', ${uid}), '{identifier,1,value}', to_jsonb('urn:uuid:' || md5(${id})::uuid::text))`;
+};
+
+/** entryUUID of bulk-loaded docref `id` (md5 shaped as a UUID; ingest uses a UUID v5 of the id). */
+export function benchEntryUuid(id: string): string {
+  const h = createHash('md5').update(id).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+}
 
 /** Load manifests [from, to) in one statement batch. */
 export async function bulkLoadManifests(db: Knex, from: number, to: number, perPatient: number, t: BenchTemplates): Promise<void> {
@@ -51,7 +69,7 @@ export async function bulkLoadManifests(db: Knex, from: number, to: number, perP
       await tx.raw(
         `INSERT INTO document_reference (id, manifest_id, format, status, patient_id, resource, date, creation, period_start, last_updated)
          SELECT '${f}-docref-b' || i, 'manifest-b' || i, '${f}', 'current', 'patient-b' || (i / :pp::int),
-                jsonb_set(:${f}::jsonb, '{id}', to_jsonb('${f}-docref-b' || i)),
+                ${DOCREF_IDS(f)},
                 now() - make_interval(secs => i), timestamptz '2020-01-01' + make_interval(hours => i), timestamptz '2020-01-01' + make_interval(hours => i), now() - make_interval(secs => i)
          FROM generate_series(:from::int, :to::int) i`,
         b,

@@ -4,11 +4,12 @@
  * query (never a post-filter), so totals and paging never reveal hidden resources.
  *
  * Tables per resource type (migrations/20261123_0001_schema.ts):
- * - DocumentReference → document_reference d (tokens: manifest_token on d.manifest_id)
+ * - DocumentReference → document_reference d (tokens: manifest_token on d.manifest_id; entryUUID
+ *                       and author names: generated columns, migrations/20261123_0005)
  * - ImagingStudy      → manifest m ⋈ imaging_study s, manifests that are current or entered-in-error
  * - Patient           → patient p (identifiers: patient_identifier)
  * - Endpoint          → endpoint e
- * - List              → submission_set l (tokens: submission_set_token)
+ * - List              → submission_set l (tokens: submission_set_token; source names: source_terms)
  */
 import type { Knex } from 'knex';
 import type { PatientFilter } from '../auth/principal.js';
@@ -36,20 +37,28 @@ export type SqlCond =
   | { k: 'date'; column: string; or: DateBound[] }
   | { k: 'period'; or: DateBound[] }
   | { k: 'string'; column: string; or: string[]; exact: boolean }
-  | { k: 'author-name'; part: 'given' | 'family'; or: string[]; exact: boolean }
+  /** DocumentReference.identifier: uniqueId tokens (manifest_token 'identifier') or entryUUIDs (d.entry_uuid) */
+  | { k: 'docref-identifier'; tokens: TokenMatch[]; uuids: string[]; not: boolean }
+  /** Name part of a person author/source: folded starts-with (default) or exact (migration 0005) */
+  | { k: 'name-terms'; column: string; part: 'given' | 'family'; or: string[]; exact: boolean }
+  /** DocumentReference.related = these ImagingStudy ids (study-<h>): documents of the same study */
+  | { k: 'related-study'; ids: string[] }
   | { k: 'patient-identifier'; or: TokenMatch[]; not: boolean }
   | { k: 'by-docref-id'; ids: string[]; not: boolean }
   | { k: 'endpoint'; ids: string[] }
   | { k: 'false' };
 
-export interface SortSpec {
+export interface SortKey {
   column: string;
   desc: boolean;
 }
 
+/** Sort keys in order; the id (ascending) is always the final tiebreak. */
+export type SortSpec = SortKey[];
+
 export interface Cursor {
-  /** Sort key of the last row sent, as PostgreSQL text */
-  v: string | null;
+  /** Sort key values of the last row sent, one per SortSpec key, as PostgreSQL text */
+  v: Array<string | null>;
   /** Id (tiebreak) of the last row sent */
   id: string;
 }
@@ -70,6 +79,8 @@ interface TableDef {
   tokens?: { table: string; fk: string; owner: string };
   patientCol?: string;
   columns: Record<string, string>;
+  /** Sort columns that may be NULL (sorted as -infinity so the keyset comparison stays total) */
+  nullableSorts?: string[];
   select: string;
   /** Always-on conditions */
   base?: string;
@@ -89,7 +100,9 @@ const TABLES: Record<SearchTable, TableDef> = {
       date: 'd.date',
       creation: 'd.creation',
       lastUpdated: 'd.last_updated',
+      authorTerms: 'd.author_terms',
     },
+    nullableSorts: ['creation'],
     select: 'd.id, d.resource, d.patient_id, d.manifest_id, d.last_updated, (SELECT mv.version_id FROM manifest mv WHERE mv.id = d.manifest_id) AS version_id',
   },
   ImagingStudy: {
@@ -98,6 +111,7 @@ const TABLES: Record<SearchTable, TableDef> = {
     tokens: { table: 'manifest_token', fk: 'manifest_id', owner: 'm.id' },
     patientCol: 'm.patient_id',
     columns: { status: 'm.status', patient: 'm.patient_id', started: 's.started', lastUpdated: 'm.last_updated', id: 'm.id' },
+    nullableSorts: ['started'],
     select: 'm.id, m.model, m.sop_instance_uid, m.status, m.patient_id, m.version_id, m.last_updated',
     // One ImagingStudy per study: from its current manifest (or the entered-in-error one, shown only on request).
     base: "m.status IN ('current', 'entered-in-error')",
@@ -120,7 +134,8 @@ const TABLES: Record<SearchTable, TableDef> = {
     idCol: 'l.id',
     tokens: { table: 'submission_set_token', fk: 'submission_set_id', owner: 'l.id' },
     patientCol: 'l.patient_id',
-    columns: { id: 'l.id', status: 'l.status', patient: 'l.patient_id', date: 'l.date', lastUpdated: 'l.last_updated' },
+    columns: { id: 'l.id', status: 'l.status', patient: 'l.patient_id', date: 'l.date', lastUpdated: 'l.last_updated', sourceTerms: 'l.source_terms' },
+    nullableSorts: ['date'],
     select: 'l.id, l.resource, l.patient_id, l.last_updated',
   },
 };
@@ -137,9 +152,9 @@ function col(t: TableDef, name: string): string {
 }
 
 /** Sort expression: nullable keys sort as -infinity so the keyset comparison stays total. */
-function sortExpr(t: TableDef, s: SortSpec): string {
+function sortExpr(t: TableDef, s: SortKey): string {
   const c = col(t, s.column);
-  return s.column === 'started' || s.column === 'creation' ? `COALESCE(${c}, '-infinity'::timestamptz)` : c;
+  return t.nullableSorts?.includes(s.column) ? `COALESCE(${c}, '-infinity'::timestamptz)` : c;
 }
 
 function tokenMatchSql(m: TokenMatch, alias: string, b: unknown[]): string {
@@ -271,22 +286,33 @@ function condSql(t: TableDef, c: SqlCond, b: unknown[]): string {
       });
       return `(${ors.join(' OR ')})`;
     }
-    case 'author-name': {
-      // author.given / author.family (ITI-67): names of contained Practitioner / PractitionerRole
-      // authors. MADO docrefs carry a Device and an Organization, so these usually match nothing.
-      const field = c.part === 'family' ? "n->>'family'" : "g.value";
-      const from = c.part === 'family'
-        ? "jsonb_array_elements(CASE WHEN jsonb_typeof(x->'name') = 'array' THEN x->'name' ELSE '[]'::jsonb END) n"
-        : "jsonb_array_elements(CASE WHEN jsonb_typeof(x->'name') = 'array' THEN x->'name' ELSE '[]'::jsonb END) n, jsonb_array_elements_text(CASE WHEN jsonb_typeof(n->'given') = 'array' THEN n->'given' ELSE '[]'::jsonb END) g";
-      const ors = c.or.map((v) => {
-        if (c.exact) {
-          b.push(v);
-          return `${field} = ?`;
-        }
-        b.push(`${likeEscape(v)}%`);
-        return `${field} ILIKE ?`;
+    case 'docref-identifier': {
+      const parts: string[] = [];
+      if (c.tokens.length) parts.push(condSql(t, { k: 'token', codes: ['identifier'], or: c.tokens, not: false }, b));
+      if (c.uuids.length) {
+        b.push(c.uuids);
+        parts.push('d.entry_uuid = ANY(?::text[])'); // docref_entry_uuid
+      }
+      const any = parts.length ? (parts.length === 1 ? parts[0]! : `(${parts.join(' OR ')})`) : 'FALSE';
+      return c.not ? `NOT COALESCE(${any}, FALSE)` : any;
+    }
+    case 'name-terms': {
+      // Terms 'given:<folded prefix>' / 'given=<exact>' (migration 0005); the query value is folded
+      // by the same SQL function as the stored one. The cardinality predicate selects the partial
+      // GIN index (docref_author_terms / submission_set_source_terms).
+      const cc = col(t, c.column);
+      const terms = c.or.map((v) => {
+        b.push(v);
+        return c.exact ? `'${c.part}=' || ?::text` : `'${c.part}:' || mado_fold(?::text)`;
       });
-      return `EXISTS (SELECT 1 FROM jsonb_array_elements(CASE WHEN jsonb_typeof(d.resource->'contained') = 'array' THEN d.resource->'contained' ELSE '[]'::jsonb END) x, ${from} WHERE x->>'resourceType' IN ('Practitioner', 'PractitionerRole') AND (${ors.join(' OR ')}))`;
+      return `(${cc} && ARRAY[${terms.join(', ')}] AND cardinality(${cc}) > 0)`;
+    }
+    case 'related-study': {
+      // context.related names the manifest's study by identifier: documents of every manifest
+      // version of the study of these ImagingStudy resources (study-<h> ↔ manifest-<h>, only
+      // ImagingStudy ids that resolve: current or entered-in-error manifests).
+      b.push(c.ids.map((id) => `manifest-${id.slice('study-'.length)}`));
+      return `d.manifest_id IN (SELECT ms.id FROM manifest ms WHERE ms.study_instance_uid IN (SELECT mi.study_instance_uid FROM manifest mi WHERE mi.id = ANY(?::text[]) AND mi.status IN ('current', 'entered-in-error')))`;
     }
     case 'patient-identifier': {
       const ors = c.or.map((m) => `(${tokenMatchSql(m, 'pi', b)})`).join(' OR ');
@@ -324,20 +350,41 @@ function whereSql(plan: Pick<SqlPlan, 'table' | 'conds'>, pf: PatientFilter, b: 
   return parts.length ? parts.join('\n  AND ') : 'TRUE';
 }
 
+/**
+ * Keyset condition "strictly after the cursor row" in the order (k1, …, kn, id): for keys
+ * [k1, k2] that is k1 ≷ v1 OR (k1 = v1 AND (k2 ≷ v2 OR (k2 = v2 AND id > vid))). Sort
+ * expressions are never NULL (sortExpr), so the order is total and pages never skip or repeat.
+ */
+function keysetSql(t: TableDef, sort: SortSpec, cursor: Cursor, b: unknown[]): string {
+  const at = (i: number): string => {
+    if (i === sort.length) {
+      b.push(cursor.id);
+      return `${t.idCol} > ?`;
+    }
+    const se = sortExpr(t, sort[i]!);
+    b.push(cursor.v[i], cursor.v[i]);
+    const cmp = `${se} ${sort[i]!.desc ? '<' : '>'} ?::timestamptz OR `;
+    const rest = at(i + 1);
+    return `${cmp}(${se} = ?::timestamptz AND ${i + 1 === sort.length ? rest : `(${rest})`})`;
+  };
+  // Bindings are pushed in text order: comparison, equality, then the inner levels.
+  return at(0);
+}
+
 /** The page query: matches after the cursor, in sort order with the id tiebreak, limit + 1 rows. */
 export function compileSearch(plan: SqlPlan, pf: PatientFilter): Compiled {
   const t = TABLES[plan.table];
   const b: unknown[] = [];
-  const se = sortExpr(t, plan.sort);
+  const exprs = plan.sort.map((k) => sortExpr(t, k));
   let where = whereSql(plan, pf, b);
   if (plan.cursor) {
     // Keyset: strictly after the last row sent, so concurrent inserts never shift a page.
-    const cmp = plan.sort.desc ? '<' : '>';
-    b.push(plan.cursor.v, plan.cursor.v, plan.cursor.id);
-    where += `\n  AND (${se} ${cmp} ?::timestamptz OR (${se} = ?::timestamptz AND ${t.idCol} > ?))`;
+    if (plan.cursor.v.length !== plan.sort.length) throw new Error('search-sql: cursor does not match the sort');
+    where += `\n  AND (${keysetSql(t, plan.sort, plan.cursor, b)})`;
   }
   b.push(plan.limit + 1);
-  const sql = `SELECT ${t.select}, (${se})::text AS sort_key\nFROM ${t.from}\nWHERE ${where}\nORDER BY ${se} ${plan.sort.desc ? 'DESC' : 'ASC'}, ${t.idCol} ASC\nLIMIT ?`;
+  const order = plan.sort.map((k, i) => `${exprs[i]} ${k.desc ? 'DESC' : 'ASC'}`).join(', ');
+  const sql = `SELECT ${t.select}, ARRAY[${exprs.map((e) => `(${e})::text`).join(', ')}] AS sort_key\nFROM ${t.from}\nWHERE ${where}\nORDER BY ${order}, ${t.idCol} ASC\nLIMIT ?`;
   return { sql, bindings: b };
 }
 
@@ -348,7 +395,7 @@ export function compileCount(plan: Pick<SqlPlan, 'table' | 'conds'>, pf: Patient
   return { sql: `SELECT count(*)::int AS n FROM ${t.from} WHERE ${where}`, bindings: b };
 }
 
-export type SearchRow = Record<string, unknown> & { id: string; sort_key: string | null };
+export type SearchRow = Record<string, unknown> & { id: string; sort_key: Array<string | null> };
 
 export async function runSearch(db: Knex, plan: SqlPlan, pf: PatientFilter): Promise<{ rows: SearchRow[]; more: boolean }> {
   const q = compileSearch(plan, pf);

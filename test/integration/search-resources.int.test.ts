@@ -15,10 +15,11 @@ import { errorHandler } from '../../src/http/errors.js';
 import { createLogger } from '../../src/log.js';
 import type { Principal } from '../../src/auth/principal.js';
 import { insertSubmissionSet, runInTransaction } from '../../src/store/manifests.js';
+import { kos as kosFixture, provideBundle } from './ingest-fixtures.js';
 import { explainSearch } from '../../src/store/search-sql.js';
 import { planSearch } from '../../src/fhir/search/plan.js';
 import { parseQueryString } from '../../src/fhir/search/parse.js';
-import { analyzeSearchTables, benchStudyUid, bulkLoadManifests, BENCH_ISSUER } from '../../src/store/search-bench-load.js';
+import { analyzeSearchTables, benchEntryUuid, benchStudyUid, bulkLoadManifests, BENCH_ISSUER } from '../../src/store/search-bench-load.js';
 import { syntheticManifest } from '../../src/dicom/index.js';
 import { manifestToDocumentReferences } from '../../src/fhir/mapping/index.js';
 import { mappingContext } from '../../src/ingest/service.js';
@@ -172,6 +173,109 @@ test('List (ITI-66): code, status, patient, patient.identifier, date, identifier
   await q('List/none', 404);
 });
 
+test('List (ITI-66) source.given / source.family: contained person authors of SubmissionSets stored by ITI-65; _sort=date pages Lists without a date', async () => {
+  const ss = (uid: string, contained: unknown[], source: unknown) => {
+    const b = provideBundle([{ kos: kosFixture(`src-${uid}`) }], { ssUid: uid });
+    Object.assign(b.entry[0].resource, { contained, source });
+    return b;
+  };
+  const post = async (b: unknown) => request(t.app).post('/fhir').set('Content-Type', 'application/fhir+json').send(JSON.stringify(b)).expect(200);
+  await post(ss('1.2.3.901', [{ resourceType: 'Practitioner', id: 'auth', name: [{ family: 'Müller-Lüdenscheidt', given: ['Anna', 'Lena'] }] }], { reference: '#auth' }));
+  // non-matching: a Device source, with a Practitioner contained that the source does not point at
+  await post(ss('1.2.3.902', [{ resourceType: 'Device', id: 'dev' }, { resourceType: 'Practitioner', id: 'other', name: [{ family: 'Mueller', given: ['Anna'] }] }], { reference: '#dev' }));
+  // non-matching: a literal reference to a Practitioner the gateway does not hold
+  await post(ss('1.2.3.903', [], { reference: 'Practitioner/anna', display: 'Anna Muller' }));
+  const ids = async (qs: string) => {
+    const res = await q(`List?${qs}`);
+    return (res.body.entry ?? []).filter((e: any) => e.search.mode === 'match').map((e: any) => e.resource.identifier?.[0]?.value).sort();
+  };
+  const one = ['urn:oid:1.2.3.901'];
+  assert.deepEqual(await ids('source.family=muller'), one);
+  assert.deepEqual(await ids(`source.family=${encodeURIComponent('MÜLLER-L')}`), one);
+  assert.deepEqual(await ids('source.family=mueller'), []);
+  assert.deepEqual(await ids('source.family=ludenscheidt'), []); // starts-with, not contains
+  assert.deepEqual(await ids('source.given=ann'), one);
+  assert.deepEqual(await ids('source.given=lena'), one);
+  assert.deepEqual(await ids('source.given=anna&source.family=mu'), one);
+  assert.deepEqual(await ids('source.given=anna&source.family=x'), []);
+  assert.deepEqual(await ids('source.given=zz,lena'), one);
+  assert.deepEqual(await ids(`source.family:exact=${encodeURIComponent('Müller-Lüdenscheidt')}`), one);
+  assert.deepEqual(await ids('source.family:exact=Muller-Ludenscheidt'), []);
+  assert.deepEqual(await ids('source.given:exact=anna'), []);
+  assert.deepEqual(await ids('source.given=anna&identifier=urn:oid:1.2.3.902'), []);
+  await q('List?source.given:contains=ann', 400);
+
+  // A List without a date sorts as the earliest instant: paging by date reaches it (no skip, no repeat).
+  const pid = B.stored.patientId;
+  await runInTransaction(t.tdb.db, (tx) => insertSubmissionSet(tx, { id: 'ss-nodate', resource: { resourceType: 'List', id: 'ss-nodate', status: 'current', mode: 'working' }, status: 'current', patientId: pid, tokens: [] } as never));
+  const all = (await q('List?_count=100')).body.entry.filter((e: any) => e.search.mode === 'match').map((e: any) => e.resource.id).sort();
+  assert.ok(all.includes('ss-nodate') && all.length >= 5, all.join(' '));
+  for (const sort of ['date', '-date', '-date,_lastUpdated']) {
+    let res = await q(`List?_sort=${sort}&_count=1`);
+    const seen: string[] = [];
+    for (let i = 0; i < 20; i++) {
+      seen.push(...res.body.entry.filter((e: any) => e.search.mode === 'match').map((e: any) => e.resource.id));
+      const next = res.body.link.find((l: any) => l.relation === 'next');
+      if (!next) break;
+      res = await q(next.url.slice('http://gateway.test/fhir/'.length));
+    }
+    assert.deepEqual([...seen].sort(), all, sort);
+    assert.equal(seen[sort === 'date' ? 0 : seen.length - 1], 'ss-nodate', sort);
+  }
+});
+
+test('multi-key _sort: lexicographic with mixed directions, id tiebreak; keyset pages of any size never skip or repeat, also under concurrent inserts', async () => {
+  const mk = (seed: string, date: string) => ingestKos(t, makeManifest({ seed, patientId: 'MS', studyDate: date, studyTime: '120000' }));
+  const m1 = await mk('ms1', '20240101');
+  const m2 = await mk('ms2', '20230101');
+  const m3 = await mk('ms3', '20240101');
+  const m4 = await mk('ms4', '20230101');
+  const pair = (r: IngestResult) => [r.stored.fhirDocRefId, r.stored.kosDocRefId].sort(); // equal keys: id ascending
+  const P = `DocumentReference?patient.identifier=${ISS}|MS`;
+  const page = (res: request.Response) => res.body.entry.filter((e: any) => e.search.mode === 'match').map((e: any) => e.resource.id) as string[];
+  const order = async (sort: string) => page(await q(`${P}&_sort=${sort}&_count=100`));
+  assert.deepEqual(await order('-creation,_lastUpdated'), [m1, m3, m2, m4].flatMap(pair));
+  assert.deepEqual(await order('-creation,-_lastUpdated'), [m3, m1, m4, m2].flatMap(pair));
+  assert.deepEqual(await order('creation,-date'), [m4, m2, m3, m1].flatMap(pair));
+  assert.deepEqual(await order('_lastUpdated,-creation'), [m1, m2, m3, m4].flatMap(pair)); // the first key decides
+  const walk = async (first: string) => {
+    let res = await q(first);
+    const seen: string[] = [];
+    for (let i = 0; i < 50; i++) {
+      seen.push(...page(res));
+      const next = res.body.link.find((l: any) => l.relation === 'next');
+      if (!next) break;
+      assert.match(next.url, /_sort=/);
+      res = await q(next.url.slice('http://gateway.test/fhir/'.length));
+    }
+    return seen;
+  };
+  for (const sort of ['-creation,_lastUpdated', 'creation,-date', '-date,creation,_lastUpdated', '-creation,-_lastUpdated']) {
+    const all = await order(sort);
+    for (const count of [1, 3]) assert.deepEqual(await walk(`${P}&_sort=${sort}&_count=${count}`), all, `${sort} _count=${count}`);
+  }
+  // a cursor of one sort is refused by another
+  const first = await q(`${P}&_sort=-creation,_lastUpdated&_count=2`);
+  const cursor = new URL(first.body.link.find((l: any) => l.relation === 'next').url).searchParams.get('_cursor')!;
+  const wrong = await q(`${P}&_sort=-creation,-_lastUpdated&_cursor=${cursor}`, 400);
+  assert.deepEqual(wrong.body.issue[0].expression, ['_cursor']);
+  // concurrent inserts sorting before, between and after the cursor
+  const before = [m1, m2, m3, m4].flatMap(pair);
+  let res = await q(`${P}&_sort=-creation,_lastUpdated&_count=3`);
+  const seen: string[] = [];
+  const dates = ['20250101', '20240101', '20230101', '20220101'];
+  for (let n = 0; ; n++) {
+    seen.push(...page(res));
+    const next = res.body.link.find((l: any) => l.relation === 'next');
+    if (!next) break;
+    const [p] = await Promise.all([request(t.app).get(next.url.slice('http://gateway.test'.length)), mk(`msnew${n}`, dates[n % dates.length]!)]);
+    assert.equal(p.status, 200);
+    res = p;
+  }
+  assert.equal(new Set(seen).size, seen.length, 'no document repeated');
+  for (const id of before) assert.ok(seen.includes(id), `pre-existing ${id} not lost`);
+});
+
 function limitedApp(patientIds: string[]) {
   const principal: Principal = { kind: 'user', subject: 'u1', roles: ['referring'], scopes: ['patient/*.read'], patientIds, breakGlass: false };
   const app = express();
@@ -276,6 +380,23 @@ test('EXPLAIN of the benchmarked queries uses the indexes (realistic stats after
     assert.match(text, /Index Scan using docref_manifest|Bitmap Index Scan on docref_manifest|Index Scan using docref_patient_status/, `${name}: docref index\n${text}`);
     assert.doesNotMatch(text, /Seq Scan on (manifest_token|document_reference)/, `${name}\n${text}`);
   }
+  // identifier (uniqueId tokens, entryUUID column), author names (generated terms, migration 0005), related, multi-key sort.
+  const more: Record<string, { qs: string; uses: RegExp }> = {
+    docrefByEntryUuid: { qs: `identifier=urn:uuid:${benchEntryUuid('kos-docref-b4242')}`, uses: /Index Scan using docref_entry_uuid|Bitmap Index Scan on docref_entry_uuid/ },
+    docrefByUniqueId: { qs: 'identifier=urn:ietf:rfc:3986|urn:oid:2.25.8000004242', uses: /manifest_token_lookup[\s\S]*docref_manifest/ },
+    docrefByAuthor: { qs: 'author.family=smith&author.given:exact=John', uses: /Bitmap Index Scan on docref_author_terms/ },
+    docrefRelated: { qs: 'related=ImagingStudy/study-b4242', uses: /manifest_study[\s\S]*docref_manifest|docref_manifest[\s\S]*manifest_study/ },
+    docrefMultiSort: { qs: `patient.identifier=${BENCH_ISSUER}|BMRN123&status=current&_sort=-date,_lastUpdated`, uses: /manifest_token_lookup/ },
+  };
+  for (const [name, { qs, uses }] of Object.entries(more)) {
+    const p = planSearch('DocumentReference', parseQueryString(qs), { strict: true, defaultCount: 20, maxCount: 100 });
+    const text = await explainSearch(t.tdb.db, { table: 'DocumentReference', conds: p.conds, sort: p.sort, limit: p.count }, { all: true });
+    assert.match(text, uses, `${name}\n${text}`);
+    assert.doesNotMatch(text, /Seq Scan on (manifest_token|document_reference|manifest )/, `${name}\n${text}`);
+  }
+  assert.deepEqual(matches(await q(`DocumentReference?identifier=${benchEntryUuid('kos-docref-b4242')}`)), ['kos-docref-b4242']);
+  assert.deepEqual(matches(await q('DocumentReference?related=ImagingStudy/study-b4242')), ['fhir-docref-b4242', 'kos-docref-b4242']);
+
   const p = planSearch('ImagingStudy', parseQueryString(`identifier=urn:oid:${benchStudyUid(4242)}`), { strict: true, defaultCount: 20, maxCount: 100 });
   const text = await explainSearch(t.tdb.db, { table: 'ImagingStudy', conds: p.conds, sort: p.sort, limit: p.count }, { all: true });
   assert.match(text, /manifest_token_lookup/, text);

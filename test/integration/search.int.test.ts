@@ -206,16 +206,137 @@ test('date and _lastUpdated (docref creation = stored now, Q29); _id', async () 
   expectIds(await ids(`_id=nothing`));
 });
 
-test('author.given / author.family: string search on Practitioner authors (MADO authors are Device/Organization)', async () => {
-  expectIds(await ids(`${P1}&author.family=smith`));
-  expectIds(await ids(`${P1}&author.given:exact=John`));
-  // Make one docref carry a contained Practitioner author to prove matching works.
-  const id = B.stored.kosDocRefId;
-  await t.tdb.db.raw(`update document_reference set resource = jsonb_set(resource, '{contained}', resource->'contained' || '[{"resourceType":"Practitioner","id":"pr","name":[{"family":"Smithson","given":["John","Q"]}]}]'::jsonb) where id = ?`, [id]);
-  assert.deepEqual(await ids(`${P1}&author.family=smith`), [id]);
-  assert.deepEqual(await ids(`${P1}&author.given=jo`), [id]);
-  assert.deepEqual(await ids(`${P1}&author.given:exact=John`), [id]);
-  assert.deepEqual(await ids(`${P1}&author.given:exact=Jo`), []);
+test('author.given / author.family: index-served string search on contained person authors; default folded prefix, :exact', async () => {
+  // MADO docrefs name a Device and an Organization (digest Q30): no person name matches.
+  for (const q of ['author.family=a', 'author.given=a', 'author.family=unknown', 'author.family:exact=unknown']) expectIds(await ids(`${P1}&${q}`));
+  // The docref's source patient is contained too, but is not an author: its name never matches.
+  const srcFamily: string = (await search(`_id=${B.stored.kosDocRefId}`)).body.entry[0].resource.contained.find((c: any) => c.resourceType === 'Patient').name[0].family;
+  expectIds(await ids(`${P1}&author.family=${encodeURIComponent(srcFamily)}`));
+  // Person authors written into stored docrefs (as a docref with MHD Comprehensive authors would be):
+  // the generated author_terms column (migration 0005) follows every update of the resource.
+  const [kosB, fhirB, kosE] = [B.stored.kosDocRefId, B.stored.fhirDocRefId, E.stored.kosDocRefId];
+  const saved = (await t.tdb.db.raw('select id, resource from document_reference where id = any(?::text[])', [[kosB, fhirB, kosE]])).rows as Array<{ id: string; resource: unknown }>;
+  const addAuthor = (id: string, contained: unknown, author: unknown[]) =>
+    t.tdb.db.raw(`update document_reference set resource = jsonb_set(jsonb_set(resource, '{contained}', resource->'contained' || ?::jsonb), '{author}', resource->'author' || ?::jsonb) where id = ?`, [JSON.stringify([contained]), JSON.stringify(author), id]);
+  try {
+    await addAuthor(kosB, { resourceType: 'Practitioner', id: 'pr', name: [{ family: 'Smithson', given: ['John', 'Q'] }] }, [{ reference: '#pr', type: 'Practitioner' }]);
+    await addAuthor(fhirB, { resourceType: 'Practitioner', id: 'pr2', name: [{ family: 'Ølsen-Müller', given: ['José'] }, { family: 'Olsen' }] }, [{ reference: '#pr2' }]);
+    // Non-matching: a contained Practitioner no author points at.
+    await addAuthor(kosE, { resourceType: 'Practitioner', id: 'bystander', name: [{ family: 'Smithers', given: ['John'] }] }, []);
+    const q = (v: string) => ids(`${P1}&${v}`);
+    // default: starts-with on each value, case- and accent-insensitive (FHIR 3.1.1.4.7)
+    assert.deepEqual(await q('author.family=smith'), [kosB]);
+    assert.deepEqual(await q('author.family=SMITHSON'), [kosB]);
+    assert.deepEqual(await q('author.family=son'), []); // not a substring match
+    assert.deepEqual(await q('author.family=smithsonian'), []);
+    assert.deepEqual(await q('author.given=jo'), [kosB, fhirB].sort());
+    assert.deepEqual(await q('author.given=jose'), [fhirB]);
+    assert.deepEqual(await q(`author.given=${encodeURIComponent('JOSÉ')}`), [fhirB]);
+    assert.deepEqual(await q('author.given=q'), [kosB]); // second given name
+    assert.deepEqual(await q(`author.family=${encodeURIComponent('ølsen-mu')}`), [fhirB]);
+    assert.deepEqual(await q(`author.family=${encodeURIComponent('ØLSEN')}`), [fhirB]);
+    assert.deepEqual(await q('author.family=olsen'), [fhirB]); // second HumanName
+    // :exact: whole value, case- and accent-sensitive
+    assert.deepEqual(await q('author.given:exact=John'), [kosB]);
+    assert.deepEqual(await q('author.given:exact=john'), []);
+    assert.deepEqual(await q('author.given:exact=Jo'), []);
+    assert.deepEqual(await q(`author.given:exact=${encodeURIComponent('José')}`), [fhirB]);
+    assert.deepEqual(await q('author.given:exact=Jose'), []);
+    assert.deepEqual(await q(`author.family:exact=${encodeURIComponent('Ølsen-Müller')}`), [fhirB]);
+    // comma = OR, repetition = AND; combined with other parameters
+    assert.deepEqual(await q('author.family=smith,olsen'), [kosB, fhirB].sort());
+    assert.deepEqual(await q('author.family=smith&author.given=john'), [kosB]);
+    assert.deepEqual(await q('author.family=smith&author.given=jose'), []);
+    assert.deepEqual(await q('author.given=jo&format=urn:ihe:rad:MADO:fhir-manifest:2026'), [fhirB]);
+    assert.deepEqual(await q('author.family=smithers'), []); // the bystander Practitioner
+    await search(`${P1}&author.given:contains=jo`, 400);
+    // the generated column holds the exact and the folded-prefix forms
+    const stored = (await t.tdb.db.raw('select author_terms from document_reference where id = ?', [kosB])).rows[0].author_terms as string[];
+    assert.ok(stored.includes('family=Smithson') && stored.includes('given:jo'), stored.join(' '));
+  } finally {
+    for (const r of saved) await t.tdb.db.raw('update document_reference set resource = ?::jsonb where id = ?', [JSON.stringify(r.resource), r.id]);
+  }
+  assert.deepEqual(await ids(`${P1}&author.family=smith`), []);
+});
+
+test('identifier: every identifier of every docref (uniqueId and per-docref entryUUID), all token forms (ITI-67, Q13, Q14)', async () => {
+  const RFC = 'urn:ietf:rfc:3986';
+  const all = (await search(`${P1}&status=current,superseded`)).body.entry.filter((e: any) => e.search.mode === 'match').map((e: any) => e.resource);
+  assert.equal(all.length, 6);
+  for (const r of all) {
+    for (const i of [r.masterIdentifier, ...r.identifier]) {
+      // the docref itself is among the matches of system|value and of value
+      for (const v of [`${i.system}|${i.value}`, i.value]) assert.ok((await ids(`identifier=${encodeURIComponent(v)}&status=current,superseded`)).includes(r.id), `${r.id} by ${v}`);
+    }
+  }
+  const entryUuid = (r: any) => r.identifier.find((i: any) => i.type?.coding?.[0]?.code === 'entryUUID').value as string;
+  const kosE = all.find((r: any) => r.id === E.stored.kosDocRefId);
+  const fhirB = all.find((r: any) => r.id === B.stored.fhirDocRefId);
+  const kosA = all.find((r: any) => r.id === A.stored.kosDocRefId);
+  const u = entryUuid(kosE);
+  assert.match(u, /^urn:uuid:[0-9a-f-]{36}$/);
+  assert.notEqual(u, entryUuid(all.find((r: any) => r.id === E.stored.fhirDocRefId)), 'each docref has its own entryUUID');
+  const bare = u.slice('urn:uuid:'.length);
+  // entryUUID: only that one docref, in every spelling
+  for (const v of [`${RFC}|${u}`, u, bare, bare.toUpperCase(), `${RFC}|${bare}`, `"${u}"`]) assert.deepEqual(await ids(`identifier=${encodeURIComponent(v)}`), [E.stored.kosDocRefId], v);
+  // non-matching: |value means "no system" (these identifiers have one), another system, another uuid
+  for (const v of [`|${u}`, `http://other.example|${u}`, 'urn:uuid:00000000-0000-4000-8000-000000000000', `${RFC}|urn:oid:1.2.3.999`, `|urn:oid:${E.stored.sopInstanceUid}`]) {
+    assert.deepEqual(await ids(`identifier=${encodeURIComponent(v)}`), [], v);
+  }
+  // system| : every docref with an identifier of that system
+  expectIds(await ids(`${P1}&status=current&identifier=${RFC}|`), B, E);
+  expectIds(await ids(`${P1}&status=current&identifier=http://other.example|`));
+  // OR, AND, :not
+  assert.deepEqual(await ids(`identifier=${u},${entryUuid(fhirB)}`), [E.stored.kosDocRefId, B.stored.fhirDocRefId].sort());
+  assert.deepEqual(await ids(`identifier=${u}&identifier=urn:oid:${E.stored.sopInstanceUid}`), [E.stored.kosDocRefId]);
+  assert.deepEqual(await ids(`identifier=${u}&identifier=urn:oid:${B.stored.sopInstanceUid}`), []);
+  assert.deepEqual(await ids(`${P1}&status=current&identifier:not=${u}`), [B.stored.kosDocRefId, B.stored.fhirDocRefId, E.stored.fhirDocRefId].sort());
+  // A was superseded by E after ingest: its re-rendered docref (status update) keeps its identifiers searchable
+  assert.deepEqual(await ids(`identifier=${entryUuid(kosA)}&status=superseded`), [A.stored.kosDocRefId]);
+  assert.deepEqual(await ids(`identifier=${entryUuid(kosA)}&status=current`), []);
+});
+
+test('related: ImagingStudy reference (relative, absolute) = the documents of that study; :identifier unchanged', async () => {
+  const study = (r: IngestResult) => `study-${r.stored.binaryId.slice(4)}`;
+  // the ImagingStudy behind the reference carries the identifier the docrefs' context.related names
+  const is = (await request(t.app).get(`/fhir/ImagingStudy/${study(E)}`).expect(200)).body;
+  const docref = (await search(`_id=${E.stored.fhirDocRefId}`)).body.entry[0].resource;
+  assert.equal(docref.context.related[0].identifier.value, is.identifier[0].value);
+  expectIds(await ids(`related=ImagingStudy/${study(E)}&status=current`), E);
+  expectIds(await ids(`related=ImagingStudy/${study(E)}`), A, E); // every version of the study
+  expectIds(await ids(`related=http://gateway.test/fhir/ImagingStudy/${study(E)}&status=superseded`), A);
+  expectIds(await ids(`related=${study(E)}&status=current`), E);
+  expectIds(await ids(`related=ImagingStudy/${study(B)},ImagingStudy/${study(D)}`), B, D);
+  expectIds(await ids(`related=ImagingStudy/${study(F)}&status=entered-in-error`), F);
+  assert.deepEqual(await ids(`related=ImagingStudy/${study(E)}&format=urn:ihe:rad:MADO:fhir-manifest:2026&status=current`), [E.stored.fhirDocRefId]);
+  // non-matching: a superseded manifest's ImagingStudy (read → 404) resolves to nothing; other types and unknown ids
+  await request(t.app).get(`/fhir/ImagingStudy/${study(A)}`).expect(404);
+  expectIds(await ids(`related=ImagingStudy/${study(A)}`));
+  expectIds(await ids(`related=ServiceRequest/${study(E)}`));
+  expectIds(await ids('related=ImagingStudy/study-00000000000000000000000000000000'));
+  expectIds(await ids(`related=ImagingStudy/${study(C)}&${P1}`)); // another patient's study, AND patient
+  const bad = await search('related=not%20a%20reference', 400);
+  assert.deepEqual(bad.body.issue[0].expression, ['related']);
+});
+
+test('targetCommunityIdList (MHD Target Communities Option, not implemented): warning, ignored; 400 under handling=strict', async () => {
+  const res = await search(`${P1}&status=current&targetCommunityIdList=urn:oid:1.2.3.4`);
+  expectIds(matchIds(res), B, E);
+  const oo = res.body.entry.find((e: any) => e.search.mode === 'outcome').resource;
+  assert.equal(oo.issue[0].severity, 'warning');
+  assert.equal(oo.issue[0].code, 'not-supported');
+  assert.deepEqual(oo.issue[0].expression, ['targetCommunityIdList']);
+  assert.match(oo.issue[0].details.text, /not supported/);
+  const strict = await request(t.app).get(`/fhir/DocumentReference?${P1}&targetCommunityIdList=urn:oid:1.2.3.4`).set('Prefer', 'handling=strict').expect(400);
+  assert.equal(strict.body.issue[0].details.coding[0].code, 'GW_SEARCH_UNKNOWN_PARAM');
+  assert.deepEqual(strict.body.issue[0].expression, ['targetCommunityIdList']);
+  const list = await request(t.app).get('/fhir/List?targetCommunityIdList=urn:oid:1.2.3.4').expect(200);
+  assert.ok(list.body.entry.some((e: any) => e.search.mode === 'outcome' && e.resource.issue[0].expression[0] === 'targetCommunityIdList'));
+  // the CapabilityStatement says so, and does not list it as a search parameter
+  const cs = (await request(t.app).get('/fhir/metadata').expect(200)).body;
+  const dr = cs.rest[0].resource.find((r: any) => r.type === 'DocumentReference');
+  assert.ok(!dr.searchParam.some((p: any) => p.name === 'targetCommunityIdList'));
+  assert.match(dr.documentation, /not supported.*targetCommunityIdList/);
 });
 
 test('unknown parameters: warning outcome entry; Prefer handling=strict → 400; chains → 400', async () => {

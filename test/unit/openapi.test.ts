@@ -36,3 +36,13 @@ test('openapi.yaml declares every FHIR interaction of the registry', () => {
   need('/dicomweb/studies', 'post');
   assert.deepEqual(missing, []);
 });
+
+test('openapi.yaml lists every ITI-67 / ITI-66 search parameter of the registry', () => {
+  registerAll();
+  for (const type of ['DocumentReference', 'List']) {
+    const op = doc.paths[`/fhir/${type}`]!.get as { parameters: Array<{ name?: string }> };
+    const names = new Set(op.parameters.map((p) => p.name?.split(':')[0]));
+    const missing = resourceRegistry.find((r) => r.type === type)!.searchParams.map((p) => p.name).filter((n) => !names.has(n));
+    assert.deepEqual(missing, [], type);
+  }
+});

@@ -26,7 +26,12 @@ test('CapabilityStatement: MHD Document Responder + MADO parameters, Binary/Bund
   }
   assert.deepEqual(dr.interaction!.map((i) => i.code).filter((c) => c === 'read' || c === 'search-type').sort(), ['read', 'search-type']);
   const list = res('List').searchParam!.map((p) => p.name);
-  for (const p of ['_id', '_lastUpdated', 'code', 'date', 'identifier', 'patient', 'patient.identifier', 'status', 'designationType', 'sourceId']) assert.ok(list.includes(p), `List ${p}`);
+  for (const p of ['_id', '_lastUpdated', 'code', 'date', 'identifier', 'patient', 'patient.identifier', 'status', 'designationType', 'sourceId', 'source.given', 'source.family']) assert.ok(list.includes(p), `List ${p}`);
+  // targetCommunityIdList (Target Communities Option) is stated as not supported, never as a searchParam
+  for (const r of [dr, res('List')]) {
+    assert.ok(!r.searchParam!.some((p) => p.name === 'targetCommunityIdList'), r.type);
+    assert.match(r.documentation ?? '', /not supported.*`targetCommunityIdList`/, r.type);
+  }
   assert.ok(res('Binary').interaction!.some((i) => i.code === 'read'));
   assert.ok(res('Bundle').interaction!.some((i) => i.code === 'read'));
   for (const t of ['ImagingStudy', 'Endpoint', 'Patient']) assert.ok(res(t).interaction!.some((i) => i.code === 'search-type'), t);

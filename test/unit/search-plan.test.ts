@@ -75,17 +75,76 @@ test('plan: unknown → warning (or 400 strict), chains → 400, _count clamp wa
   assert.throws(() => plan(`modality=${Array.from({ length: 101 }, (_, i) => `M${i}`).join(',')}`), (e: any) => e.code === 'GW_SEARCH_TOO_COSTLY');
 });
 
-test('cursor: opaque round trip, bound to the sort key', () => {
-  const c = encodeCursor({ v: '2024-01-01 00:00:00.123456+00', id: 'kos-docref-x' }, '-lastUpdated');
+test('cursor: opaque round trip, bound to the sort keys; single-value cursors of earlier releases still read', () => {
+  const c = encodeCursor({ v: ['2024-01-01 00:00:00.123456+00'], id: 'kos-docref-x' }, '-lastUpdated');
   assert.match(c, /^[A-Za-z0-9_-]+$/);
-  assert.deepEqual(decodeCursor(c), { v: '2024-01-01 00:00:00.123456+00', id: 'kos-docref-x', s: '-lastUpdated' });
+  assert.deepEqual(decodeCursor(c), { v: ['2024-01-01 00:00:00.123456+00'], id: 'kos-docref-x', s: '-lastUpdated' });
   assert.throws(() => plan(`_sort=date&_cursor=${c}`), /does not belong/);
-  assert.deepEqual(plan(`_cursor=${c}`).cursor, { v: '2024-01-01 00:00:00.123456+00', id: 'kos-docref-x' });
+  assert.deepEqual(plan(`_cursor=${c}`).cursor, { v: ['2024-01-01 00:00:00.123456+00'], id: 'kos-docref-x' });
+  const old = Buffer.from(JSON.stringify({ v: '2024-01-01 00:00:00+00', id: 'k', s: '-lastUpdated' })).toString('base64url');
+  assert.deepEqual(plan(`_cursor=${old}`).cursor, { v: ['2024-01-01 00:00:00+00'], id: 'k' });
+  const two = encodeCursor({ v: ['2024-01-02 00:00:00+00', null], id: 'k' }, '-date,lastUpdated');
+  assert.deepEqual(plan(`_sort=-date,_lastUpdated&_cursor=${two}`).cursor, { v: ['2024-01-02 00:00:00+00', null], id: 'k' });
+  assert.throws(() => plan(`_sort=-date&_cursor=${two}`), /does not belong/);
+  assert.throws(() => plan(`_sort=-date,-_lastUpdated&_cursor=${two}`), /does not belong/);
+});
+
+test('_sort: several keys in order, - per key; unknown, repeated or empty keys → 400 naming _sort', () => {
+  assert.deepEqual(plan('_sort=-date,_lastUpdated').sort, [{ column: 'date', desc: true }, { column: 'lastUpdated', desc: false }]);
+  assert.deepEqual(plan('_sort=creation').sort, [{ column: 'creation', desc: false }]);
+  assert.deepEqual(plan('status=current').sort, [{ column: 'lastUpdated', desc: true }]);
+  for (const bad of ['title', 'date,date', 'date,-date', 'date,', '-', '']) {
+    assert.throws(() => plan(`_sort=${bad}`), (e: any) => e.status === 400 && e.extra.expression[0] === '_sort', bad);
+  }
+});
+
+test('compileSearch: multi-key keyset is lexicographic with mixed directions, id last', () => {
+  const p = plan('_sort=-date,creation');
+  const q = compileSearch({ table: 'DocumentReference', conds: p.conds, sort: p.sort, cursor: { v: ['2024-01-02T00:00:00Z', '-infinity'], id: 'k' }, limit: 5 }, { all: true });
+  const cr = "COALESCE(d.creation, '-infinity'::timestamptz)";
+  assert.ok(q.sql.includes(`(d.date < ?::timestamptz OR (d.date = ?::timestamptz AND (${cr} > ?::timestamptz OR (${cr} = ?::timestamptz AND d.id > ?))))`), q.sql);
+  assert.ok(q.sql.includes(`ORDER BY d.date DESC, ${cr} ASC, d.id ASC`), q.sql);
+  assert.deepEqual(q.bindings.slice(-6), ['2024-01-02T00:00:00Z', '2024-01-02T00:00:00Z', '-infinity', '-infinity', 'k', 6]);
+  assert.equal((q.sql.match(/\?/g) ?? []).length, q.bindings.length);
+});
+
+test('identifier: uniqueId through tokens, entryUUID through entry_uuid; UID/UUID spellings (Q13/Q14), system|, |value, :missing', () => {
+  const uuid = '0f8fad5b-d9cb-469f-a165-70867728950e';
+  const RFC = 'urn:ietf:rfc:3986';
+  for (const v of [`urn:uuid:${uuid.toUpperCase()}`, uuid, `${RFC}|${uuid}`, `${RFC}|urn:uuid:${uuid}`]) {
+    assert.deepEqual(plan(`identifier=${v}`).conds[0], { k: 'docref-identifier', tokens: [], uuids: [`urn:uuid:${uuid}`], not: false }, v);
+  }
+  assert.deepEqual(plan(`identifier=http://x|urn:uuid:${uuid}`).conds[0], { k: 'docref-identifier', tokens: [], uuids: [], not: false });
+  assert.deepEqual(plan(`identifier=${RFC}|1.2.3,urn:uuid:${uuid}`).conds[0], { k: 'docref-identifier', tokens: [{ system: RFC, values: ['1.2.3', 'urn:oid:1.2.3'] }], uuids: [`urn:uuid:${uuid}`], not: false });
+  assert.deepEqual(plan(`identifier=${RFC}|`).conds[0], { k: 'docref-identifier', tokens: [{ system: RFC }], uuids: [], not: false });
+  assert.deepEqual(plan('identifier=|1.2.3').conds[0], { k: 'docref-identifier', tokens: [], uuids: [], not: false });
+  assert.deepEqual(plan('identifier:missing=true').conds[0], { k: 'token-missing', codes: ['identifier'], missing: true });
+  assert.equal((plan('identifier:not=x').conds[0] as any).not, true);
+  const q = compileSearch({ table: 'DocumentReference', conds: plan(`identifier:not=1.2.3,${uuid}`).conds, sort: [{ column: 'lastUpdated', desc: true }], limit: 5 }, { all: true });
+  assert.match(q.sql, /NOT COALESCE\(\(d\.manifest_id IN \(SELECT t\.manifest_id FROM manifest_token t WHERE .*\) OR d\.entry_uuid = ANY\(\?::text\[\]\)\), FALSE\)/);
+});
+
+test('related: ImagingStudy reference → related-study; other targets match nothing', () => {
+  assert.deepEqual(plan('related=ImagingStudy/study-ab,http://gw/fhir/ImagingStudy/study-cd').conds[0], { k: 'related-study', ids: ['study-ab', 'study-cd'] });
+  assert.deepEqual(plan('related=ServiceRequest/x').conds[0], { k: 'false' });
+  assert.deepEqual(plan('related=ImagingStudy/not-a-study').conds[0], { k: 'false' });
+  assert.throws(() => plan('related=a b'), (e: any) => e.extra.expression[0] === 'related');
+});
+
+test('unsupported MHD parameters (targetCommunityIdList): warning naming it, 400 when strict', () => {
+  const p = plan('targetCommunityIdList=urn:oid:1.2.3&status=current');
+  assert.equal(p.warnings.length, 1);
+  assert.deepEqual(p.warnings[0]!.expression, ['targetCommunityIdList']);
+  assert.match(p.warnings[0]!.details!.text!, /not supported.*Target Communities/);
+  assert.equal(p.conds.length, 1);
+  assert.throws(() => plan('targetCommunityIdList=x', { ...O, strict: true }), (e: any) => e.status === 400 && e.code === 'GW_SEARCH_UNKNOWN_PARAM' && e.extra.expression[0] === 'targetCommunityIdList');
+  const l = planSearch('List', parseQueryString('targetCommunityIdList=x'), O);
+  assert.deepEqual(l.warnings[0]!.expression, ['targetCommunityIdList']);
 });
 
 test('compileSearch: values only in bindings, patient filter inside, keyset after cursor, limit+1', () => {
   const p = plan("patient.identifier=urn:oid:1.2|M1'; drop table x;--&status=current");
-  const q = compileSearch({ table: 'DocumentReference', conds: p.conds, sort: p.sort, cursor: { v: '2024-01-01T00:00:00Z', id: 'k' }, limit: 20 }, { all: false, patientIds: ['p1'] });
+  const q = compileSearch({ table: 'DocumentReference', conds: p.conds, sort: p.sort, cursor: { v: ['2024-01-01T00:00:00Z'], id: 'k' }, limit: 20 }, { all: false, patientIds: ['p1'] });
   assert.ok(!q.sql.includes('drop table'));
   assert.ok(!q.sql.includes('M1'));
   assert.match(q.sql, /d\.patient_id = ANY\(\?::text\[\]\)/);

@@ -11,7 +11,7 @@ import { patientsByIds, type SearchRow } from '../../store/search-sql.js';
 import { readDocumentReference } from '../../store/resource-read.js';
 import { registerResource } from '../registry.js';
 import type { SearchPlan } from '../search/plan.js';
-import { INCLUDES, registryParams } from '../search/params.js';
+import { INCLUDES, registryParams, UNSUPPORTED } from '../search/params.js';
 import { MAX_INCLUDES, type IncludeResult } from '../search/execute.js';
 import { mountSearch, sendRead, withMeta } from './common.js';
 
@@ -37,6 +37,7 @@ export function mountDocumentReference(router: Router, deps: AppDeps): void {
     ],
     interactions: ['read', 'search-type'],
     searchParams: registryParams('DocumentReference'),
+    unsupportedSearchParams: UNSUPPORTED.DocumentReference,
     searchInclude: INCLUDES.DocumentReference,
   });
   mountSearch(router, deps, 'DocumentReference', {

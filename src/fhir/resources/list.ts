@@ -7,7 +7,7 @@ import { notFound } from '../../http/errors.js';
 import type { SearchRow } from '../../store/search-sql.js';
 import { readList } from '../../store/resource-read.js';
 import { registerResource } from '../registry.js';
-import { INCLUDES, registryParams } from '../search/params.js';
+import { INCLUDES, registryParams, UNSUPPORTED } from '../search/params.js';
 import { includePatients } from './document-reference.js';
 import { mountSearch, sendRead, versionFromTime, withMeta } from './common.js';
 
@@ -18,6 +18,7 @@ export function mountList(router: Router, deps: AppDeps): void {
     supportedProfiles: ['https://profiles.ihe.net/ITI/MHD/StructureDefinition/IHE.MHD.Minimal.SubmissionSet'],
     interactions: ['read', 'search-type'],
     searchParams: registryParams('List'),
+    unsupportedSearchParams: UNSUPPORTED.List,
     searchInclude: INCLUDES.List,
   });
   mountSearch(router, deps, 'List', {

@@ -37,12 +37,12 @@ export function mountPatient(router: Router, deps: AppDeps): void {
       const studies = plan.revinclude.some((v) => v.startsWith('ImagingStudy:'));
       const notEie = { k: 'column-in' as const, column: 'status', values: ['entered-in-error'], not: true };
       if (docs) {
-        const r = await runSearch(deps.db, { table: 'DocumentReference', conds: [{ k: 'column-in', column: 'patient', values: ids, not: false }, notEie], sort: { column: 'lastUpdated', desc: true }, limit: MAX_INCLUDES }, pf);
+        const r = await runSearch(deps.db, { table: 'DocumentReference', conds: [{ k: 'column-in', column: 'patient', values: ids, not: false }, notEie], sort: [{ column: 'lastUpdated', desc: true }], limit: MAX_INCLUDES }, pf);
         out.push(...r.rows.map(renderDocRefRow));
         capped ||= r.more;
       }
       if (studies) {
-        const r = await runSearch(deps.db, { table: 'ImagingStudy', conds: [{ k: 'column-in', column: 'patient', values: ids, not: false }, notEie], sort: { column: 'lastUpdated', desc: true }, limit: MAX_INCLUDES }, pf);
+        const r = await runSearch(deps.db, { table: 'ImagingStudy', conds: [{ k: 'column-in', column: 'patient', values: ids, not: false }, notEie], sort: [{ column: 'lastUpdated', desc: true }], limit: MAX_INCLUDES }, pf);
         out.push(...r.rows.map((row) => withMeta(imagingStudyOf(row.model as Manifest, ctx, row.status as string, `${row.id}:${row.version_id}`), String(row.version_id), row.last_updated as Date)));
         capped ||= r.more;
       }

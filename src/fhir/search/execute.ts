@@ -13,7 +13,7 @@ import { GatewayError } from '../../http/errors.js';
 import { countSearch, estimateSearch, runSearch, type SearchRow, type SearchTable } from '../../store/search-sql.js';
 import { sendResource } from '../format.js';
 import { parseQueryString, type RawParam } from './parse.js';
-import { encodeCursor, planSearch, type SearchPlan } from './plan.js';
+import { encodeCursor, planSearch, sortKeyOf, type SearchPlan } from './plan.js';
 
 export interface IncludeResult {
   resources: Resource[];
@@ -110,8 +110,7 @@ export async function handleSearch(req: Request, res: Response, deps: AppDeps, t
   const links: BundleLink[] = [{ relation: 'self', url: link(base, plan.linkParams, plan.cursor ? [['_cursor', encodeCursorParam(plan)]] : []) }];
   if (more && rows.length) {
     const last = rows[rows.length - 1]!;
-    const sortKey = `${plan.sort.desc ? '-' : ''}${plan.sort.column}`;
-    links.push({ relation: 'next', url: link(base, plan.linkParams, [['_cursor', encodeCursor({ v: last.sort_key, id: last.id }, sortKey)]]) });
+    links.push({ relation: 'next', url: link(base, plan.linkParams, [['_cursor', encodeCursor({ v: last.sort_key, id: last.id }, sortKeyOf(plan.sort))]]) });
   }
   bundle.link = links;
 
@@ -140,7 +139,7 @@ export async function handleSearch(req: Request, res: Response, deps: AppDeps, t
 }
 
 function encodeCursorParam(plan: SearchPlan): string {
-  return encodeCursor(plan.cursor!, `${plan.sort.desc ? '-' : ''}${plan.sort.column}`);
+  return encodeCursor(plan.cursor!, sortKeyOf(plan.sort));
 }
 
 function outcomeEntry(plan: SearchPlan): BundleEntry {

@@ -3,7 +3,7 @@
  * (style.md §5.4: one explicit table). The route modules register these in src/fhir/registry.ts,
  * so the CapabilityStatement and CONFORMANCE.md list exactly what this table supports.
  */
-import type { SearchParamDef } from '../registry.js';
+import type { SearchParamDef, UnsupportedSearchParam } from '../registry.js';
 
 const FHIR_SP = 'http://hl7.org/fhir/SearchParameter';
 const MHD_SP = 'https://profiles.ihe.net/ITI/MHD/SearchParameter';
@@ -19,12 +19,18 @@ export type Target =
   /** Reference to a resource whose id is in `column`; :identifier resolves through token codes */
   | { t: 'reference'; column: string; targetType: string; identifierCodes?: string[] }
   | { t: 'string'; column: string }
-  | { t: 'author-name'; part: 'given' | 'family' }
+  /** DocumentReference.identifier: uniqueId via manifest_token, the per-docref entryUUID via document_reference.entry_uuid */
+  | { t: 'docref-identifier' }
+  /** Name part of contained person resources referenced by author / source (migration 0005 name terms) */
+  | { t: 'name-terms'; column: string; part: 'given' | 'family' }
   | { t: 'patient-identifier' }
   /** ImagingStudy._id (ids derive from the manifest's docref ids) */
   | { t: 'imaging-study-id' }
   | { t: 'endpoint-ref' }
-  /** DocumentReference.related: logical references only; :identifier resolves through tokens */
+  /**
+   * DocumentReference.related: logical references (type + identifier) only. :identifier resolves
+   * through tokens; a plain ImagingStudy reference resolves to that ImagingStudy's study.
+   */
   | { t: 'related'; identifierCodes: string[] };
 
 export interface SearchParamImpl extends SearchParamDef {
@@ -42,6 +48,8 @@ const FORMAT_CODES: Record<string, string> = {
 };
 
 const DOCREF_STATUS = new Set(['current', 'superseded', 'entered-in-error']);
+
+const PERSON_NAME_DOC = 'a contained Practitioner, Patient or RelatedPerson the reference points at (#id); other references do not resolve. Default: starts-with, case- and accent-insensitive, on each given/family value (values over 64 characters must match whole); :exact: whole value, case- and accent-sensitive (FHIR 3.1.1.4.7).';
 
 const lastUpdated = (column = 'lastUpdated'): SearchParamImpl => ({
   name: '_lastUpdated',
@@ -101,8 +109,8 @@ export const DOCUMENT_REFERENCE_PARAMS: SearchParamImpl[] = [
   },
   { name: 'creation', type: 'date', definition: `${MHD_SP}/DocumentReference-Creation`, documentation: 'content.attachment.creation.', modifiers: ['missing'], target: { t: 'date', column: 'creation' } },
   { name: 'date', type: 'date', definition: `${FHIR_SP}/DocumentReference-date`, documentation: 'When the DocumentReference was created (digest Q29).', target: { t: 'date', column: 'date' } },
-  { name: 'author.given', type: 'string', definition: 'chained: author.given', documentation: 'Given name of a Practitioner author (contained).', modifiers: ['exact'], target: { t: 'author-name', part: 'given' } },
-  { name: 'author.family', type: 'string', definition: 'chained: author.family', documentation: 'Family name of a Practitioner author (contained).', modifiers: ['exact'], target: { t: 'author-name', part: 'family' } },
+  { name: 'author.given', type: 'string', definition: 'chained: author.given', documentation: `Given name of an author: ${PERSON_NAME_DOC} DocumentReferences rendered from MADO manifests name a Device and an Organization (digest Q30) and do not match.`, modifiers: ['exact'], target: { t: 'name-terms', column: 'authorTerms', part: 'given' } },
+  { name: 'author.family', type: 'string', definition: 'chained: author.family', documentation: `Family name of an author: ${PERSON_NAME_DOC} DocumentReferences rendered from MADO manifests name a Device and an Organization (digest Q30) and do not match.`, modifiers: ['exact'], target: { t: 'name-terms', column: 'authorTerms', part: 'family' } },
   tok('category', ['category'], `${FHIR_SP}/DocumentReference-category`, 'classCode.'),
   tok('type', ['type'], `${FHIR_SP}/clinical-type`, 'typeCode.'),
   tok('setting', ['setting'], `${FHIR_SP}/DocumentReference-setting`, 'practiceSettingCode.'),
@@ -122,12 +130,12 @@ export const DOCUMENT_REFERENCE_PARAMS: SearchParamImpl[] = [
     name: 'related',
     type: 'reference',
     definition: `${FHIR_SP}/DocumentReference-related`,
-    documentation: 'context.related carries logical references only: use related:identifier (Study Instance UID or Accession Number).',
+    documentation: 'context.related holds logical references (Study Instance UID, Accession Number): related:identifier matches them; related=ImagingStudy/{id} (or an absolute URL) matches the documents of that ImagingStudy\'s study; other reference targets match nothing.',
     modifiers: ['identifier'],
     target: { t: 'related', identifierCodes: ['study-instance-uid', 'accession-number'] },
   },
-  tok('identifier', ['identifier'], `${FHIR_SP}/clinical-identifier`, 'masterIdentifier and identifier; urn:oid:<uid> and the bare UID both match (digest Q13, Q14).', {
-    target: { t: 'token', codes: ['identifier'], uid: true },
+  tok('identifier', ['identifier'], `${FHIR_SP}/clinical-identifier`, 'masterIdentifier and identifier: the uniqueId (urn:ietf:rfc:3986|urn:oid:<SOP Instance UID>, shared by the KOS and FHIR docref) and the entryUUID of each docref (urn:ietf:rfc:3986|urn:uuid:<uuid>). urn:oid:/urn:uuid: values also match bare (digest Q13, Q14); |value matches identifiers without a system, which these docrefs do not carry.', {
+    target: { t: 'docref-identifier' },
   }),
   tok('study-instance-uid', ['study-instance-uid'], `${MADO_SP}/SearchParameterDocumentReferenceStudyInstanceUid`, 'MADO: Study Instance UID (urn:oid: or bare, digest Q14).', {
     target: { t: 'token', codes: ['study-instance-uid'], uid: true },
@@ -204,7 +212,30 @@ export const LIST_PARAMS: SearchParamImpl[] = [
   tok('identifier', ['identifier'], `${FHIR_SP}/clinical-identifier`, 'uniqueId / entryUUID.', { target: { t: 'token', codes: ['identifier'], uid: true } }),
   tok('designationType', ['designation-type'], `${MHD_SP}/List-DesignationType`, 'SubmissionSet contentTypeCode.'),
   tok('sourceId', ['source-id'], `${MHD_SP}/List-SourceId`, 'SubmissionSet sourceId (ihe-sourceId extension).', { target: { t: 'token', codes: ['source-id'], uid: true } }),
+  { name: 'source.given', type: 'string', definition: 'chained: source.given', documentation: `Given name of the SubmissionSet author (List.source): ${PERSON_NAME_DOC}`, modifiers: ['exact'], target: { t: 'name-terms', column: 'sourceTerms', part: 'given' } },
+  { name: 'source.family', type: 'string', definition: 'chained: source.family', documentation: `Family name of the SubmissionSet author (List.source): ${PERSON_NAME_DOC}`, modifiers: ['exact'], target: { t: 'name-terms', column: 'sourceTerms', part: 'family' } },
 ];
+
+const TARGET_COMMUNITY: UnsupportedSearchParam = {
+  name: 'targetCommunityIdList',
+  type: 'uri',
+  definition: `${MHD_SP}/IHE-TargetCommunityIdList`,
+  reason: 'MHD Target Communities Option (ITI-67/66 via an XCA gateway) is not implemented: the gateway answers from its own store, which carries no homeCommunityId.',
+};
+
+/**
+ * Parameters of the MHD transactions this server does not implement (digest §3.1, §3.2). Listed in
+ * the CapabilityStatement (resource documentation) and CONFORMANCE.md; a request using one gets
+ * the unknown-parameter warning, or 400 with Prefer: handling=strict.
+ */
+export const UNSUPPORTED: Record<string, UnsupportedSearchParam[]> = {
+  DocumentReference: [TARGET_COMMUNITY],
+  List: [TARGET_COMMUNITY],
+};
+
+export function findUnsupported(type: string, name: string): UnsupportedSearchParam | undefined {
+  return UNSUPPORTED[type]?.find((p) => p.name === name);
+}
 
 /** Sort keys accepted per type (`_sort`), with the column they order on. */
 export const SORTS: Record<string, Record<string, string>> = {

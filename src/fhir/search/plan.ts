@@ -4,9 +4,9 @@
  * `Prefer: handling=strict` (FHIR R4 3.1.1.4 "handling"); unsupported chains are always 400.
  */
 import type { OperationOutcomeIssue } from '@medplum/fhirtypes';
-import type { Cursor, SortSpec, SqlCond, TokenMatch } from '../../store/search-sql.js';
+import type { Cursor, SortKey, SortSpec, SqlCond, TokenMatch } from '../../store/search-sql.js';
 import { badParam, parseDate, parseReference, parseToken, splitOr, unescapeValue, type RawParam, type TokenValue } from './parse.js';
-import { findParam, INCLUDES, REVINCLUDES, SORTS, type SearchParamImpl } from './params.js';
+import { findParam, findUnsupported, INCLUDES, REVINCLUDES, SORTS, type SearchParamImpl } from './params.js';
 
 export interface SearchPlan {
   resourceType: string;
@@ -45,11 +45,47 @@ function warning(text: string, param: string, code: OperationOutcomeIssue['code'
   return { severity: 'warning', code, details: { text }, expression: [param] };
 }
 
-/** Both spellings of a UID (digest Q14): "urn:oid:1.2.3" and "1.2.3". */
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Both spellings of a UID (digest Q14): "urn:oid:1.2.3" and "1.2.3"; likewise of a UUID
+ * ("urn:uuid:…" and bare, compared in lower case as RFC 4122 §3 outputs it).
+ */
 function uidForms(v: string): string[] {
   if (v.startsWith('urn:oid:') && UID_RE.test(v.slice(8))) return [v, v.slice(8)];
   if (UID_RE.test(v)) return [v, `urn:oid:${v}`];
+  if (/^urn:uuid:/i.test(v) && UUID_RE.test(v.slice(9))) return [...new Set([v, `urn:uuid:${v.slice(9).toLowerCase()}`, v.slice(9).toLowerCase()])];
+  if (UUID_RE.test(v)) return [...new Set([v, v.toLowerCase(), `urn:uuid:${v.toLowerCase()}`])];
   return [v];
+}
+
+const RFC3986 = 'urn:ietf:rfc:3986';
+
+/**
+ * DocumentReference.identifier (ITI-67 "masterIdentifier and identifier"). The rendered docrefs
+ * carry two identifiers, both with system urn:ietf:rfc:3986: the uniqueId urn:oid:<SOP UID>
+ * (masterIdentifier = identifier[0], shared by the KOS and FHIR docref; manifest_token) and the
+ * entryUUID urn:uuid:<uuid> of each docref (document_reference.entry_uuid, migration 0005).
+ * `|value` asks for an identifier without a system: there is none.
+ */
+function docrefIdentifier(values: TokenValue[], not: boolean): SqlCond {
+  const tokens: TokenMatch[] = [];
+  const uuids = new Set<string>();
+  for (const tv of values) {
+    if (tv.system === '') continue;
+    if (tv.value === undefined) {
+      tokens.push({ system: tv.system });
+      continue;
+    }
+    const forms = uidForms(tv.value);
+    const uuid = forms.find((f) => f.startsWith('urn:uuid:') && UUID_RE.test(f.slice(9)) && f === f.toLowerCase());
+    if (uuid) {
+      if (tv.system === undefined || tv.system === RFC3986) uuids.add(uuid);
+      continue;
+    }
+    tokens.push(tv.system === undefined ? { values: forms } : { system: tv.system, values: forms });
+  }
+  return { k: 'docref-identifier', tokens, uuids: [...uuids], not };
 }
 
 function tokenMatches(values: TokenValue[], uid: boolean): TokenMatch[] {
@@ -86,6 +122,8 @@ function compileParam(type: string, def: SearchParamImpl, p: RawParam, label: st
     switch (t.t) {
       case 'token':
         return { k: 'token-missing', codes: t.codes, missing };
+      case 'docref-identifier':
+        return { k: 'token-missing', codes: ['identifier'], missing };
       case 'reference':
       case 'date':
         return { k: 'column-missing', column: t.column, missing };
@@ -105,6 +143,8 @@ function compileParam(type: string, def: SearchParamImpl, p: RawParam, label: st
       }
       return { k: 'token', codes: t.codes, or: tokenMatches(values, !!t.uid), not };
     }
+    case 'docref-identifier':
+      return docrefIdentifier(parseTokens(p, label), not);
     case 'column-token': {
       const vals = new Set<string>();
       for (const tv of parseTokens(p, label)) {
@@ -135,14 +175,15 @@ function compileParam(type: string, def: SearchParamImpl, p: RawParam, label: st
     }
     case 'related': {
       if (mod === 'identifier') return { k: 'token', codes: t.identifierCodes, or: tokenMatches(parseTokens(p, label), true), not: false };
-      // context.related holds identifiers only (digest §1.7): a literal reference matches nothing.
-      splitOr(p.value).forEach((v) => parseReference(v, label, 'ImagingStudy'));
-      return { k: 'false' };
+      // context.related holds logical references (digest §1.7): an ImagingStudy reference stands
+      // for its study; other targets (ServiceRequest, unknown ids) match nothing.
+      const ids = splitOr(p.value).map((v) => parseReference(v, label, 'ImagingStudy')).filter((x): x is string => x !== undefined && x.startsWith('study-'));
+      return ids.length ? { k: 'related-study', ids } : { k: 'false' };
     }
     case 'string':
       return { k: 'string', column: t.column, or: splitOr(p.value).map((v) => unescapeValue(v)), exact: mod === 'exact' };
-    case 'author-name':
-      return { k: 'author-name', part: t.part, or: splitOr(p.value).map((v) => unescapeValue(v)), exact: mod === 'exact' };
+    case 'name-terms':
+      return { k: 'name-terms', column: t.column, part: t.part, or: splitOr(p.value).map((v) => unescapeValue(v)), exact: mod === 'exact' };
     case 'patient-identifier': {
       const values = parseTokens(p, label);
       // Product ask 7, as for patient.identifier: no bare Patient ID without its issuer.
@@ -164,17 +205,50 @@ function parseCount(v: string, o: PlanOptions, warnings: OperationOutcomeIssue[]
   return n;
 }
 
+const keyValue = (x: unknown): x is string | null => x === null || typeof x === 'string';
+
 export function decodeCursor(v: string): Cursor & { s: string } {
   try {
     const o = JSON.parse(Buffer.from(v, 'base64url').toString('utf8')) as { v: unknown; id: unknown; s: unknown };
-    if ((o.v === null || typeof o.v === 'string') && typeof o.id === 'string' && typeof o.s === 'string') return { v: o.v, id: o.id, s: o.s };
+    if (typeof o.id === 'string' && typeof o.s === 'string') {
+      // A single value is the one-key cursor of earlier releases (links handed out before an upgrade).
+      if (keyValue(o.v)) return { v: [o.v], id: o.id, s: o.s };
+      if (Array.isArray(o.v) && o.v.length && o.v.every(keyValue)) return { v: o.v, id: o.id, s: o.s };
+    }
   } catch {
     /* fall through */
   }
   throw badParam('_cursor', 'Invalid or expired paging cursor; restart the search');
 }
 
+/** The sort as bound into cursors: "-date,lastUpdated". */
+export function sortKeyOf(sort: SortSpec): string {
+  return sort.map((k) => `${k.desc ? '-' : ''}${k.column}`).join(',');
+}
+
+/**
+ * _sort (FHIR 3.1.1.5.3): comma-separated keys, each ascending or '-' descending, the id always
+ * the last tiebreak. Every key is a non-null timestamp expression (search-sql sortExpr), so any
+ * combination pages with a keyset cursor: no key is refused for being one of several.
+ */
+function parseSort(resourceType: string, value: string): SortSpec {
+  const sorts = SORTS[resourceType] ?? { _lastUpdated: 'lastUpdated' };
+  const keys = value.split(',').map((s) => s.trim());
+  if (!keys.length || keys.some((k) => k === '' || k === '-')) throw badParam('_sort', `_sort needs one or more comma-separated keys (${Object.keys(sorts).join(', ')})`);
+  const out: SortKey[] = [];
+  for (const k of keys) {
+    const desc = k.startsWith('-');
+    const name = desc ? k.slice(1) : k;
+    const column = sorts[name];
+    if (!column) throw badParam('_sort', `_sort=${k} is not supported on ${resourceType} (use ${Object.keys(sorts).join(', ')}, each optionally with - for descending)`, 'GW_SEARCH_NOT_SUPPORTED');
+    if (out.some((o) => o.column === column)) throw badParam('_sort', `_sort lists "${name}" twice`);
+    out.push({ column, desc });
+  }
+  return out;
+}
+
 export function encodeCursor(c: Cursor, sortKey: string): string {
+  // v is an array, one value per sort key (decodeCursor also reads the older single value).
   return Buffer.from(JSON.stringify({ v: c.v, id: c.id, s: sortKey }), 'utf8').toString('base64url');
 }
 
@@ -235,6 +309,13 @@ export function planSearch(resourceType: string, params: RawParam[], o: PlanOpti
       continue;
     }
     const def = findParam(resourceType, p.name);
+    const unsupported = def ? undefined : findUnsupported(resourceType, p.name);
+    if (unsupported) {
+      // A parameter of the transaction this server does not implement (params.ts UNSUPPORTED).
+      if (o.strict) throw badParam(label, `Search parameter "${label}" is not supported by this server: ${unsupported.reason}`, 'GW_SEARCH_UNKNOWN_PARAM');
+      warnings.push(warning(`Search parameter "${label}" is not supported by this server and was ignored: ${unsupported.reason}`, label));
+      continue;
+    }
     if (!def) {
       // Unsupported chains and _has are refused outright: ignoring them would widen the result.
       if (p.name.includes('.') || p.name === '_has') throw badParam(label, `Chained search "${label}" is not supported`, 'GW_SEARCH_CHAIN');
@@ -252,22 +333,11 @@ export function planSearch(resourceType: string, params: RawParam[], o: PlanOpti
     conds.push({ k: 'column-in', column: 'status', values: ['entered-in-error'], not: true });
   }
 
-  const sorts = SORTS[resourceType] ?? { _lastUpdated: 'lastUpdated' };
-  let sort: SortSpec = { column: 'lastUpdated', desc: true };
-  if (sortParam !== undefined) {
-    const keys = sortParam.split(',').map((s) => s.trim()).filter(Boolean);
-    if (keys.length !== 1) throw badParam('_sort', '_sort takes exactly one key (the id is always the tiebreak)', 'GW_SEARCH_NOT_SUPPORTED');
-    const desc = keys[0]!.startsWith('-');
-    const key = desc ? keys[0]!.slice(1) : keys[0]!;
-    const column = sorts[key];
-    if (!column) throw badParam('_sort', `_sort=${keys[0]} is not supported on ${resourceType} (use ${Object.keys(sorts).join(', ')})`, 'GW_SEARCH_NOT_SUPPORTED');
-    sort = { column, desc };
-  }
-  const sortKey = `${sort.desc ? '-' : ''}${sort.column}`;
+  const sort: SortSpec = sortParam !== undefined ? parseSort(resourceType, sortParam) : [{ column: 'lastUpdated', desc: true }];
   let cursor: Cursor | undefined;
   if (cursorRaw !== undefined) {
     const c = decodeCursor(cursorRaw);
-    if (c.s !== sortKey) throw badParam('_cursor', 'Paging cursor does not belong to this search; restart the search');
+    if (c.s !== sortKeyOf(sort) || c.v.length !== sort.length) throw badParam('_cursor', 'Paging cursor does not belong to this search; restart the search');
     cursor = { v: c.v, id: c.id };
   }
   return { resourceType, conds, count, summaryCount, sort, sortParam, cursor, total, elements, include, revinclude, warnings, linkParams };
