@@ -7,7 +7,7 @@
  */
 import type { Knex } from 'knex';
 import type { PatientFilter } from '../auth/principal.js';
-import type { Db } from './db.js';
+import { rawPrepared, type Db } from './db.js';
 import { textArray } from './manifests.js';
 
 export interface VisibleInstance {
@@ -56,8 +56,8 @@ export async function visibleInstances(db: Db, f: PatientFilter, study: string, 
     bindings.push(sop);
   }
   sql += p.sql + ' order by se.series_instance_uid, ii.instance_number nulls last, ii.sop_instance_uid';
-  const r = await db.raw(sql, [...bindings, ...p.bindings] as Knex.RawBinding[]);
-  return r.rows as VisibleInstance[];
+  const r = await rawPrepared<VisibleInstance>(db, sql, [...bindings, ...p.bindings]);
+  return r.rows;
 }
 
 // ---------------------------------------------------------------------------------------------

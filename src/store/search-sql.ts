@@ -13,6 +13,7 @@
  */
 import type { Knex } from 'knex';
 import type { PatientFilter } from '../auth/principal.js';
+import { rawPrepared } from './db.js';
 
 export type SearchTable = 'DocumentReference' | 'ImagingStudy' | 'Patient' | 'Endpoint' | 'List';
 
@@ -399,7 +400,7 @@ export type SearchRow = Record<string, unknown> & { id: string; sort_key: Array<
 
 export async function runSearch(db: Knex, plan: SqlPlan, pf: PatientFilter): Promise<{ rows: SearchRow[]; more: boolean }> {
   const q = compileSearch(plan, pf);
-  const res = await db.raw(q.sql, q.bindings as Knex.RawBinding[]);
+  const res = await rawPrepared(db, q.sql, q.bindings);
   const rows = res.rows as SearchRow[];
   const more = rows.length > plan.limit;
   return { rows: more ? rows.slice(0, plan.limit) : rows, more };
@@ -407,7 +408,7 @@ export async function runSearch(db: Knex, plan: SqlPlan, pf: PatientFilter): Pro
 
 export async function countSearch(db: Knex, plan: Pick<SqlPlan, 'table' | 'conds'>, pf: PatientFilter): Promise<number> {
   const q = compileCount(plan, pf);
-  const res = await db.raw(q.sql, q.bindings as Knex.RawBinding[]);
+  const res = await rawPrepared(db, q.sql, q.bindings);
   return (res.rows[0] as { n: number }).n;
 }
 
