@@ -72,6 +72,26 @@ export function parseFhirXml(text: string): unknown {
   }
 }
 
+/** A resource already serialised as JSON text (stored JSON spliced into a Bundle unparsed). */
+export interface RawResource {
+  resourceType: string;
+  id: string;
+  json: string;
+}
+
+/** Stand-in string for the i-th raw resource; the per-response nonce keeps client-supplied text from matching. */
+export function rawPlaceholder(nonce: string, i: number): string {
+  return `\u0000gw-raw:${nonce}:${i}`;
+}
+
+/** Send `body` as FHIR JSON with each rawPlaceholder(nonce, i) string replaced by raws[i] verbatim. */
+export function sendJsonWithRaw(res: Response, body: unknown, nonce: string, raws: string[]): void {
+  const text = JSON.stringify(body);
+  const re = new RegExp(`"\\\\u0000gw-raw:${nonce}:(\\d+)"`, 'g');
+  res.status(200).setHeader('Content-Type', 'application/fhir+json; charset=utf-8');
+  res.send(text.replace(re, (_m, i: string) => raws[Number(i)]!));
+}
+
 export function sendResource(req: Request, res: Response, resource: unknown, status = 200, format?: FhirFormat): void {
   const { body, contentType } = serialize(resource, format ?? negotiateFhirFormat(req));
   res.status(status).setHeader('Content-Type', contentType);

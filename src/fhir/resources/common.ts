@@ -25,7 +25,12 @@ export function notModified(req: Request, etag: string): boolean {
 export function withMeta<T extends Resource>(r: T, versionId: string, lastUpdated: Date): T {
   // jsonb reorders keys: put resourceType first again for readability.
   const { resourceType, ...rest } = r;
-  return { resourceType, ...rest, meta: { ...(r.meta ?? {}), versionId, lastUpdated: lastUpdated.toISOString() } } as T;
+  return { resourceType, ...rest, meta: { ...(r.meta ?? {}), ...metaValues(versionId, lastUpdated) } } as T;
+}
+
+/** meta.versionId / meta.lastUpdated of a served resource (from the row, not the stored JSON). */
+export function metaValues(versionId: string, lastUpdated: Date): { versionId: string; lastUpdated: string } {
+  return { versionId, lastUpdated: lastUpdated.toISOString() };
 }
 
 export function versionFromTime(d: Date): string {

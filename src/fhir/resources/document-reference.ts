@@ -13,10 +13,22 @@ import { registerResource } from '../registry.js';
 import type { SearchPlan } from '../search/plan.js';
 import { INCLUDES, registryParams, UNSUPPORTED } from '../search/params.js';
 import { MAX_INCLUDES, type IncludeResult } from '../search/execute.js';
-import { mountSearch, sendRead, withMeta } from './common.js';
+import type { RawResource } from '../format.js';
+import { metaValues, mountSearch, sendRead, withMeta } from './common.js';
 
+/** Search row → DocumentReference (meta and body selected apart, see search-sql.ts). */
 export function renderDocRefRow(row: SearchRow): Resource {
-  return withMeta(row.resource as DocumentReference, String(row.version_id ?? 1), row.last_updated as Date);
+  const r = { resourceType: 'DocumentReference', ...JSON.parse(row.body_text as string), ...(row.meta ? { meta: row.meta } : {}) } as DocumentReference;
+  return withMeta(r, String(row.version_id ?? 1), row.last_updated as Date);
+}
+
+/** The same resource as JSON text without parsing the stored body (same content as renderDocRefRow). */
+export function renderDocRefRowJson(row: SearchRow): RawResource {
+  const { versionId, lastUpdated } = metaValues(String(row.version_id ?? 1), row.last_updated as Date);
+  const meta = JSON.stringify({ ...((row.meta as object | null) ?? {}), versionId, lastUpdated });
+  const body = row.body_text as string; // a jsonb object's text: "{...}"
+  const rest = body.length > 2 ? `,${body.slice(1)}` : '}';
+  return { resourceType: 'DocumentReference', id: row.id, json: `{"resourceType":"DocumentReference","meta":${meta}${rest}` };
 }
 
 /** _include=DocumentReference:subject (and ImagingStudy:patient, List:subject): the Patients of a page. */
@@ -44,6 +56,7 @@ export function mountDocumentReference(router: Router, deps: AppDeps): void {
     table: 'DocumentReference',
     subtype: 'ITI-67',
     render: renderDocRefRow,
+    renderJson: renderDocRefRowJson,
     patientOf: (r) => r.patient_id as string | null,
     includes: (plan, rows, _res, pf) => includePatients(deps, plan, rows, pf),
   });

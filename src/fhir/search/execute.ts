@@ -3,6 +3,7 @@
  * plan → SQL (patient filter inside) → searchset Bundle with absolute links, keyset `next`,
  * warnings as an OperationOutcome entry (search.mode = outcome), and the audit annotation.
  */
+import { randomBytes } from 'node:crypto';
 import type { Bundle, BundleEntry, BundleLink, OperationOutcome, Resource } from '@medplum/fhirtypes';
 import type { Request, Response } from 'express';
 import type { AppDeps } from '../../deps.js';
@@ -11,7 +12,7 @@ import { patientFilter, principalOf, type PatientFilter } from '../../auth/princ
 import { mediaType, readBody } from '../../http/body.js';
 import { GatewayError } from '../../http/errors.js';
 import { countSearch, estimateSearch, runSearch, type SearchRow, type SearchTable } from '../../store/search-sql.js';
-import { sendResource } from '../format.js';
+import { negotiateFhirFormat, rawPlaceholder, sendJsonWithRaw, sendResource, type RawResource } from '../format.js';
 import { parseQueryString, type RawParam } from './parse.js';
 import { encodeCursor, planSearch, sortKeyOf, type SearchPlan } from './plan.js';
 
@@ -25,6 +26,11 @@ export interface SearchHandler {
   table: SearchTable;
   subtype: AuditSubtype;
   render: (row: SearchRow) => Resource;
+  /**
+   * The same resource as JSON text, without parsing the stored JSON (plain JSON searches without
+   * _elements/_include: the common ITI-67 case). Must equal JSON.stringify(render(row)) in content.
+   */
+  renderJson?: (row: SearchRow) => RawResource;
   /** Patient ids a row concerns (audit) */
   patientOf?: (row: SearchRow) => string | undefined | null;
   /** _include / _revinclude resolution */
@@ -102,8 +108,11 @@ export async function handleSearch(req: Request, res: Response, deps: AppDeps, t
     return;
   }
 
+  const format = negotiateFhirFormat(req); // 406 before any database work
   const { rows, more } = await runSearch(db, { ...sqlPlan, sort: plan.sort, cursor: plan.cursor, limit: plan.count }, pf);
-  const resources = rows.map((r) => h.render(r));
+  const raw = format === 'json' && h.renderJson && !plan.elements && !plan.include.length && !plan.revinclude.length ? rows.map(h.renderJson) : undefined;
+  const resources = raw ? [] : rows.map((r) => h.render(r));
+  const refs: Array<{ resourceType: string; id?: string }> = raw ?? resources;
   if (plan.total === 'accurate') bundle.total = await countSearch(db, sqlPlan, pf);
   else if (plan.total === 'estimate') bundle.total = await estimateSearch(db, sqlPlan, pf);
 
@@ -114,11 +123,14 @@ export async function handleSearch(req: Request, res: Response, deps: AppDeps, t
   }
   bundle.link = links;
 
-  const entries: BundleEntry[] = resources.map((r) => ({
-    fullUrl: `${config.publicBaseUrl}/fhir/${r.resourceType}/${r.id}`,
-    resource: plan.elements ? applyElements(r, plan.elements) : r,
-    search: { mode: 'match' },
-  }));
+  const nonce = raw ? randomBytes(9).toString('base64url') : '';
+  const entries: BundleEntry[] = raw
+    ? raw.map((r, i) => ({ fullUrl: `${config.publicBaseUrl}/fhir/${r.resourceType}/${r.id}`, resource: rawPlaceholder(nonce, i) as unknown as Resource, search: { mode: 'match' } }))
+    : resources.map((r) => ({
+        fullUrl: `${config.publicBaseUrl}/fhir/${r.resourceType}/${r.id}`,
+        resource: plan.elements ? applyElements(r, plan.elements) : r,
+        search: { mode: 'match' },
+      }));
   if ((plan.include.length || plan.revinclude.length) && h.includes && rows.length) {
     const inc = await h.includes(plan, rows, resources, pf);
     for (const r of inc.resources) entries.push({ fullUrl: `${config.publicBaseUrl}/fhir/${r.resourceType}/${r.id}`, resource: r, search: { mode: 'include' } });
@@ -134,8 +146,9 @@ export async function handleSearch(req: Request, res: Response, deps: AppDeps, t
     const p = h.patientOf?.(r);
     if (p) patientIds.add(p);
   }
-  res.locals.audit = { subtype: h.subtype, action: 'E', query, entities: resources.map((r) => `${r.resourceType}/${r.id}`), patientIds: [...patientIds], count: resources.length };
-  sendResource(req, res, bundle);
+  res.locals.audit = { subtype: h.subtype, action: 'E', query, entities: refs.map((r) => `${r.resourceType}/${r.id}`), patientIds: [...patientIds], count: refs.length };
+  if (raw) sendJsonWithRaw(res, bundle, nonce, raw.map((r) => r.json));
+  else sendResource(req, res, bundle, 200, format);
 }
 
 function encodeCursorParam(plan: SearchPlan): string {
