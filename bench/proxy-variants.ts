@@ -140,10 +140,12 @@ listen(http.createServer((q, s) => {
   'net-onread-64k': {
     what: 'as net-onread with a 64 KiB static buffer (the default read size, but reused)',
     code: `listen(net.createServer((c) => {
-  const buf = Buffer.allocUnsafe(1 << 16);
+  const buf = Buffer.allocUnsafe(1 << 16); let waiting = false;
   const u = net.connect({ port: Number(T.port), host: T.hostname, onread: { buffer: buf, callback(n, b) {
-    c.write(b.subarray(0, n));
-    if (c.writableLength > 0) { u.pause(); c.once('drain', () => u.resume()); return false; }
+    // written at once (the usual case) → read on; else wait for this write's callback ('drain'
+    // alone can hang: it only comes when the pending rest reached the highWaterMark)
+    c.write(b.subarray(0, n), () => { if (waiting) { waiting = false; u.resume(); } });
+    if (c.writableLength > 0) { waiting = true; u.pause(); return false; }
     return true;
   } } });
   u.on('end', () => c.end());
@@ -163,12 +165,14 @@ listen(http.createServer((q, s) => {
 }));`,
   },
   'net-onread': {
-    what: 'TCP relay, upstream read with a static 1 MiB onread buffer, reads paused while a write is pending (zero-copy)',
+    what: 'TCP relay, upstream read with a static 1 MiB onread buffer, reads paused until a write that did not complete at once has been flushed (zero-copy)',
     code: `listen(net.createServer((c) => {
-  const buf = Buffer.allocUnsafe(1 << 20);
+  const buf = Buffer.allocUnsafe(1 << 20); let waiting = false;
   const u = net.connect({ port: Number(T.port), host: T.hostname, onread: { buffer: buf, callback(n, b) {
-    c.write(b.subarray(0, n));
-    if (c.writableLength > 0) { u.pause(); c.once('drain', () => u.resume()); return false; }
+    // written at once (the usual case) → read on; else wait for this write's callback ('drain'
+    // alone can hang: it only comes when the pending rest reached the highWaterMark)
+    c.write(b.subarray(0, n), () => { if (waiting) { waiting = false; u.resume(); } });
+    if (c.writableLength > 0) { waiting = true; u.pause(); return false; }
     return true;
   } } });
   u.on('end', () => c.end());
