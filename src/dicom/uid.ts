@@ -3,23 +3,8 @@ import { randomUUID, createHash } from 'node:crypto';
 /** PS3.5 §9.1: components of digits, no leading zeros; length (≤ 64) is checked by isValidUid. */
 export const UID_PATTERN = /^(0|[1-9]\d*)(\.(0|[1-9]\d*))*$/;
 
-/** Same answer as UID_PATTERN plus the length check, without a regex (called per reference on ingest). */
 export function isValidUid(s: string): boolean {
-  if (typeof s !== 'string') return false;
-  const n = s.length;
-  if (n === 0 || n > 64) return false;
-  let atStart = true, leadingZero = false;
-  for (let i = 0; i < n; i++) {
-    const c = s.charCodeAt(i);
-    if (c === 0x2e) {
-      if (atStart) return false; // empty component
-      atStart = true;
-    } else if (c >= 0x30 && c <= 0x39) {
-      if (atStart) { leadingZero = c === 0x30; atStart = false; }
-      else if (leadingZero) return false; // "0" followed by digits
-    } else return false;
-  }
-  return !atStart;
+  return typeof s === 'string' && s.length > 0 && s.length <= 64 && UID_PATTERN.test(s);
 }
 
 function hexToDecimal(hex: string): string {
