@@ -210,23 +210,32 @@ export function latin1(buf: Buffer, a: number, b: number): string {
   return v;
 }
 
-/** The parser's growable arrays. One set is kept between parses (parsing is synchronous and the
- * reader releases its tree when done), so a typical parse allocates and zero-fills nothing. */
+/** The parser's arrays. One set is kept between parses (parsing is synchronous and the reader
+ * releases its tree when done), so a typical parse allocates and zero-fills nothing. */
 interface Scratch { e: Uint32Array; d: Uint32Array; l: Uint32Array; is: Uint32Array }
 const EMPTY = new Uint32Array(0);
-/** Largest array kept for reuse (4 MiB; the element array of a ~13,000-reference KOS). */
+/** Largest array kept for reuse (4 MiB: the element array of a ~13,000-reference KOS). */
 const POOL_MAX = 1 << 20;
 let pooled: Scratch | undefined;
-function takeScratch(elements: number): Scratch {
-  const sc = pooled;
+/** Arrays for about `elements` elements and `items` sequence items. They still grow when needed, but
+ * a grow inside the parse loop is a branch the JIT has not seen: V8 deoptimises the parser there and,
+ * if that happens inside a long sequence (on-stack replacement), may leave it unoptimised for later
+ * parses too (measured: 2.5× slower). So the estimate has head-room. */
+function takeScratch(elements: number, items: number): Scratch {
+  const sc = pooled ?? { e: EMPTY, d: EMPTY, l: EMPTY, is: EMPTY };
   pooled = undefined;
-  if (sc && sc.e.length >= Math.min(elements * 4, POOL_MAX)) return sc;
-  const n = Math.max(64, elements);
-  return { e: new Uint32Array(n * 4), d: new Uint32Array((n >> 1) * 3 + 3), l: new Uint32Array(n >> 1), is: sc?.is ?? new Uint32Array(1024) };
+  if (sc.e.length < elements * 4) sc.e = new Uint32Array(elements * 4);
+  if (sc.d.length < items * 3 + 3) sc.d = new Uint32Array(items * 3 + 3);
+  if (sc.l.length < items) sc.l = new Uint32Array(items);
+  if (sc.is.length < items) sc.is = new Uint32Array(items);
+  return sc;
 }
 function putScratch(sc: Scratch): void {
-  if (sc.e.length > POOL_MAX || sc.d.length > POOL_MAX || sc.l.length > POOL_MAX || sc.is.length > POOL_MAX) return;
-  if (!pooled || pooled.e.length < sc.e.length) pooled = sc;
+  if (sc.e.length > POOL_MAX) sc.e = EMPTY;
+  if (sc.d.length > POOL_MAX) sc.d = EMPTY;
+  if (sc.l.length > POOL_MAX) sc.l = EMPTY;
+  if (sc.is.length > POOL_MAX) sc.is = EMPTY;
+  pooled = sc;
 }
 
 export interface ParseLimits { maxDepth: number; maxItems: number; stopAfterTag?: number }
@@ -270,17 +279,27 @@ class Parser {
   items = 0;
   /** set by parseDataset: SORTED | LARGE for the dataset just parsed */
   flags = 0;
-  /** [sequence tag, item index] per open item, for error paths */
-  private readonly stTag: number[] = [];
-  private readonly stIdx: number[] = [];
+  /** [sequence tag, item index] per open item, for error paths (open items ≤ maxDepth) */
+  private readonly stTag: Uint32Array;
+  private readonly stIdx: Uint32Array;
   private depthTop = 0;
   e: Uint32Array; eTop = 0;
   d: Uint32Array; dTop = 0;
   l: Uint32Array; lTop = 0;
   is: Uint32Array; isTop = 0;
 
+  private readonly maxDepth: number;
+  private readonly maxItems: number;
+  /** (stopAfterTag) top-level tag after which parsing stops; above any tag when not set */
+  private readonly stopAfter: number;
+
   /** `sc`: pooled arrays for the dataset; none for the few elements of the file meta group */
   constructor(readonly buf: Buffer, readonly lim: ParseLimits, readonly sc?: Scratch) {
+    this.maxDepth = lim.maxDepth;
+    this.maxItems = lim.maxItems;
+    this.stopAfter = lim.stopAfterTag ?? 0x100000000;
+    this.stTag = new Uint32Array(Math.min(lim.maxDepth, 1 << 16) + 1);
+    this.stIdx = new Uint32Array(this.stTag.length);
     if (sc) {
       this.e = sc.e; this.d = sc.d; this.l = sc.l; this.is = sc.is;
     } else {
@@ -328,7 +347,11 @@ class Parser {
    * stop at the Item Delimitation Item and return the position after it. Sets `flags`. */
   parseDataset(pos: number, end: number, undefinedItem: boolean, depth: number): number {
     const buf = this.buf;
-    const stopAfter = depth === 0 ? this.lim.stopAfterTag : undefined;
+    // Limits are plain number fields read on every call: a property read or comparison that only
+    // runs for the top-level dataset would lack type feedback when the JIT compiles this function
+    // during a long first parse, and deoptimise it at the next parse.
+    const sa = this.stopAfter;
+    const stopAfter = depth === 0 ? sa : 0x100000000;
     let lastTag = -1;
     let sorted = true;
     let count = 0;
@@ -343,7 +366,7 @@ class Parser {
         }
         if (tag === SEQ_DELIM || tag === ITEM) this.fail('GW_KOS_STRAY_DELIMITER', `unexpected ${tag === ITEM ? 'item' : 'sequence delimiter'} tag in a dataset`, tag);
       }
-      if (stopAfter !== undefined && tag > stopAfter) { pos = end; break; }
+      if (tag > stopAfter) { pos = end; break; }
       let vr: number;
       let len: number;
       if (this.explicit) {
@@ -364,7 +387,7 @@ class Parser {
       count++;
       if (vr === VR_UN && len === UNDEF && this.explicit) {
         // PS3.5 §6.2.2: UN with undefined length is a sequence encoded in Implicit VR Little Endian.
-        if (depth + 1 > this.lim.maxDepth) this.fail('GW_KOS_NESTING_TOO_DEEP', `sequences nested deeper than ${this.lim.maxDepth}`, tag);
+        if (depth + 1 > this.maxDepth) this.fail('GW_KOS_NESTING_TOO_DEEP', `sequences nested deeper than ${this.lim.maxDepth}`, tag);
         const slot = this.push(tag, 0, 0, SQ_FLAG);
         const le = this.le;
         this.explicit = false; this.le = true;
@@ -374,7 +397,7 @@ class Parser {
       }
       if (vr === VR_SQ || len === UNDEF) {
         if (len !== UNDEF && len > end - pos) this.fail('GW_KOS_LENGTH_PAST_END', `sequence length ${len} runs past the end of its container`, tag);
-        if (depth + 1 > this.lim.maxDepth) this.fail('GW_KOS_NESTING_TOO_DEEP', `sequences nested deeper than ${this.lim.maxDepth}`, tag);
+        if (depth + 1 > this.maxDepth) this.fail('GW_KOS_NESTING_TOO_DEEP', `sequences nested deeper than ${this.lim.maxDepth}`, tag);
         const slot = this.push(tag, 0, 0, SQ_FLAG);
         pos = this.parseSequence(tag, slot, pos, len === UNDEF ? end : pos + len, len === UNDEF, depth + 1);
         continue;
@@ -404,7 +427,7 @@ class Parser {
         break;
       }
       if (tag !== ITEM) this.fail('GW_KOS_BAD_ITEM', `expected an item tag in sequence, found ${tagStr(tag)}`, sqTag);
-      if (++this.items > this.lim.maxItems) this.fail('GW_KOS_TOO_MANY_ITEMS', `more than ${this.lim.maxItems} sequence items`, sqTag);
+      if (++this.items > this.maxItems) this.fail('GW_KOS_TOO_MANY_ITEMS', `more than ${this.lim.maxItems} sequence items`, sqTag);
       const dt = this.depthTop++;
       this.stTag[dt] = sqTag; this.stIdx[dt] = n;
       const id = this.openDataset();
@@ -522,10 +545,11 @@ export function parseDicom(input: Uint8Array, opts: ParseOptions): Parsed {
       fail('GW_KOS_UNSUPPORTED_TRANSFER_SYNTAX', `unsupported transfer syntax ${ts.slice(0, 64)} (encapsulated/compressed syntaxes are not used for KOS)`, 0x00020010);
   }
   if (pos >= buf.length) fail('GW_KOS_EMPTY', 'no dataset after the file meta information');
-  // capacity guess: synthetic and real KOS average ~26 bytes per element; an image read only up to
-  // stopAfterTag needs a few dozen elements whatever its pixel data size
-  const guess = opts.stopAfterTag !== undefined ? 256 : Math.min(buf.length >> 4, 1 << 20);
-  const p = new Parser(buf, lim, takeScratch(guess));
+  // capacity: KOS average ~26 bytes per element and ~75 per sequence item (synthetic and fixtures);
+  // an image read only up to stopAfterTag needs a few dozen elements whatever its pixel data size
+  const small = opts.stopAfterTag !== undefined;
+  const sc = takeScratch(small ? 256 : Math.max(64, Math.min(buf.length >> 4, 1 << 21)), small ? 64 : Math.max(64, Math.min(buf.length >> 5, 1 << 20)));
+  const p = new Parser(buf, lim, sc);
   p.explicit = explicit; p.le = le;
   const root = p.openDataset();
   try {

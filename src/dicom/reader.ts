@@ -158,7 +158,30 @@ function displayUriOf(ctx: Ctx, d: DS): string | undefined {
   return undefined;
 }
 
-const REF_VT = new Set(['IMAGE', 'COMPOSITE', 'WAVEFORM']);
+/** Value Type (0040,A040) of a content item, upper-cased; the reader only tells these apart. */
+const VT_OTHER = 0, VT_IMAGE = 1, VT_WAVEFORM = 3, VT_CONTAINER = 4, VT_CODE = 5, VT_TEXT = 6, VT_NUM = 7;
+const VT_WORDS = ['', 'IMAGE', 'COMPOSITE', 'WAVEFORM', 'CONTAINER', 'CODE', 'TEXT', 'NUM'];
+/** IMAGE, COMPOSITE, WAVEFORM: items that reference an instance */
+const isRef = (vt: number): boolean => vt >= VT_IMAGE && vt <= VT_WAVEFORM;
+/** Value Type of dataset ds, matched on the bytes ASCII-case-insensitively. The same as comparing
+ * the Latin-1 string's toUpperCase(): the only Latin-1 letter that upper-cases into ASCII apart from
+ * a–z is ß (→ "SS"), and no word here contains "SS". */
+function valueTypeOf(t: DicomTree, ds: DS): number {
+  if (!t.range(ds, T.valueType)) return VT_OTHER;
+  const buf = t.buf, a = t.ra, n = t.rb - a;
+  for (let v = 1; v < VT_WORDS.length; v++) {
+    const w = VT_WORDS[v]!;
+    if (w.length !== n) continue;
+    let k = 0;
+    for (; k < n; k++) {
+      let c = buf[a + k]!;
+      if (c >= 0x61 && c <= 0x7a) c -= 0x20;
+      if (c !== w.charCodeAt(k)) break;
+    }
+    if (k === n) return v;
+  }
+  return VT_OTHER;
+}
 
 /**
  * A cursor over the content items (0040,A730) of one dataset: next() moves to the following item
@@ -167,8 +190,8 @@ const REF_VT = new Set(['IMAGE', 'COMPOSITE', 'WAVEFORM']);
  * cursors, which stay on their item while a child is walked.
  */
 class Item {
-  rel = '';
-  vt = '';
+  /** VT_* */
+  vt = VT_OTHER;
   concept: Concept | undefined = undefined;
   ds: DS = -1;
   index = -1;
@@ -191,10 +214,12 @@ class Item {
     const ctx = this.ctx, t = ctx.t;
     const ds = t.l[this.start + i]!;
     this.ds = ds;
-    let rel = t.str(ds, T.relType) ?? '';
-    if (rel.includes('_')) { ctx.underscoreRels++; rel = rel.replace(/_/g, ' '); }
-    this.rel = rel;
-    this.vt = (t.str(ds, T.valueType) ?? '').toUpperCase();
+    // Relationship Type is not mapped; only "_" for " " (HAS_ACQ_CONTEXT) is counted for a warning
+    if (t.range(ds, T.relType)) {
+      const buf = t.buf;
+      for (let k = t.ra, b = t.rb; k < b; k++) if (buf[k] === 0x5f) { ctx.underscoreRels++; break; }
+    }
+    this.vt = valueTypeOf(t, ds);
     const nameDs = t.item(ds, T.conceptName, 0);
     this.concept = conceptOf(nameDs >= 0 ? (t.str(nameDs, T.codeValue) ?? t.str(nameDs, T.longCodeValue)) : undefined);
     return true;
@@ -202,12 +227,22 @@ class Item {
   path(): string { return `${this.parent ? this.parent.path() + '>' : ''}(0040,A730)[${this.index}]`; }
 }
 
-function textOrNum(ctx: Ctx, it: Item): string | undefined {
-  if (it.vt === 'NUM') {
+/** intOf of a NUM item's Numeric Value or a TEXT item's text (digest Q10) */
+function numOf(ctx: Ctx, it: Item): number | undefined {
+  if (it.vt === VT_NUM) {
     const mv = ctx.first(it.ds, T.measuredValueSeq);
-    return mv >= 0 ? ctx.t.str(mv, T.numericValue) : undefined;
+    const t = ctx.t;
+    if (mv < 0 || !t.range(mv, T.numericValue) || t.ra === t.rb) return undefined;
+    const buf = t.buf, a = t.ra, b = t.rb;
+    if (b - a <= 15) {
+      // plain digits: intOf's fast path without the string
+      let v = 0, k = a;
+      for (; k < b; k++) { const c = buf[k]! - 48; if (c < 0 || c > 9) break; v = v * 10 + c; }
+      if (k === b) return v;
+    }
+    return intOf(latin1(buf, a, b));
   }
-  if (it.vt === 'TEXT') return ctx.text(it.ds, T.textValue);
+  if (it.vt === VT_TEXT) return intOf(ctx.text(it.ds, T.textValue));
   return undefined;
 }
 function conceptCode(ctx: Ctx, it: Item): Code | undefined {
@@ -218,8 +253,8 @@ interface InstDesc { number?: number; numberOfFrames?: number; koDocumentTitle?:
 
 function instanceDescriptor(ctx: Ctx, it: Item, d: InstDesc): boolean {
   switch (it.concept) {
-    case 'instanceNumber': { const n = intOf(textOrNum(ctx, it)); if (n !== undefined) d.number = n; return true; }
-    case 'numberOfFrames': { const n = intOf(textOrNum(ctx, it)); if (n !== undefined) d.numberOfFrames = n; return true; }
+    case 'instanceNumber': { const n = numOf(ctx, it); if (n !== undefined) d.number = n; return true; }
+    case 'numberOfFrames': { const n = numOf(ctx, it); if (n !== undefined) d.numberOfFrames = n; return true; }
     case 'documentTitle': { const c = conceptCode(ctx, it); if (c) d.koDocumentTitle = c; return true; }
     case 'keyObjectDescription': { const t = ctx.text(it.ds, T.textValue); if (t !== undefined) d.koDescription = t; return true; }
     default: return false;
@@ -251,7 +286,9 @@ class SopIndex {
   private probes = 0;
   private ops = 0;
   private map?: Map<string, number>;
+  private readonly dv: DataView;
   constructor(private readonly buf: Buffer, expected: number) {
+    this.dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     let size = 16;
     while (size < expected * 2) size *= 2;
     this.slots = new Int32Array(size);
@@ -259,18 +296,23 @@ class SopIndex {
     this.len = new Uint32Array(Math.max(16, expected));
   }
 
+  /** 4 bytes at a time through a DataView (a single load each once optimised), then the tail */
   private hash(a: number, b: number): number {
-    const buf = this.buf;
+    const dv = this.dv, buf = this.buf;
     let h = HASH_SEED ^ (b - a);
-    for (let i = a; i < b; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
+    let i = a;
+    for (; i + 4 <= b; i += 4) h = Math.imul(h ^ dv.getInt32(i, true), 0x01000193) ^ (h >>> 13);
+    for (; i < b; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
     h ^= h >>> 15; h = Math.imul(h, 0x2c1b3c6d); h ^= h >>> 12;
     return h;
   }
   private same(e: number, a: number, b: number): boolean {
     const n = b - a;
     if (this.len[e] !== n) return false;
-    const buf = this.buf, o = this.off[e]!;
-    for (let k = 0; k < n; k++) if (buf[o + k] !== buf[a + k]) return false;
+    const dv = this.dv, buf = this.buf, o = this.off[e]!;
+    let k = 0;
+    for (; k + 4 <= n; k += 4) if (dv.getInt32(o + k, true) !== dv.getInt32(a + k, true)) return false;
+    for (; k < n; k++) if (buf[o + k] !== buf[a + k]) return false;
     return true;
   }
   private budget(): number { return PROBE_SLACK * this.ops + 1024; }
@@ -362,7 +404,7 @@ function readGroup(ctx: Ctx, g: Item, idx: SopIndex, marks: GroupMarks): Group {
   const it = new Item(ctx, g).open(g.ds);
   const child = new Item(ctx, it);
   while (it.next()) {
-    if (REF_VT.has(it.vt)) {
+    if (isRef(it.vt)) {
       const ref = ctx.first(it.ds, T.refSopSeq);
       const has = ref >= 0 && t.range(ref, T.refSopInstance) && t.rb > t.ra;
       const a = t.ra, b = t.rb;
@@ -385,19 +427,18 @@ function readGroup(ctx: Ctx, g: Item, idx: SopIndex, marks: GroupMarks): Group {
       case 'modality': grp.modality = conceptCode(ctx, it)?.value; break;
       case 'seriesDate': grp.date = ctx.str(it.ds, T.date) ?? ctx.text(it.ds, T.textValue); break;
       case 'seriesTime': grp.time = ctx.str(it.ds, T.time) ?? ctx.text(it.ds, T.textValue); break;
-      case 'seriesDescription': grp.description = it.vt === 'CODE' ? conceptCode(ctx, it)?.meaning : ctx.text(it.ds, T.textValue); break;
-      case 'seriesNumber': grp.number = intOf(textOrNum(ctx, it)); break;
+      case 'seriesDescription': grp.description = it.vt === VT_CODE ? conceptCode(ctx, it)?.meaning : ctx.text(it.ds, T.textValue); break;
+      case 'seriesNumber': grp.number = numOf(ctx, it); break;
       case 'seriesInstanceUid': grp.uid = ctx.str(it.ds, T.uid) ?? ctx.text(it.ds, T.textValue); break;
       case 'targetRegion':
-        if (it.vt === 'CODE') grp.bodySite = conceptCode(ctx, it);
+        if (it.vt === VT_CODE) grp.bodySite = conceptCode(ctx, it);
         else ctx.issues.info('GW_KOS_TEXT_TARGET_REGION', it.path(), 'series Target Region given as TEXT; not mapped to a code');
         break;
       case 'laterality': grp.laterality = conceptCode(ctx, it); break;
       case 'numberOfSeriesInstances': {
-        const v = textOrNum(ctx, it);
-        grp.numberOfInstances = intOf(v);
+        grp.numberOfInstances = numOf(ctx, it);
         if (grp.numberOfInstances === undefined) ctx.issues.warn('GW_KOS_BAD_COUNT', it.path(), 'Number of Series Related Instances is not an integer');
-        else if (it.vt === 'TEXT') ctx.issues.warn('GW_KOS_COUNT_AS_TEXT', it.path(), 'Number of Series Related Instances encoded as TEXT, CP-2595 requires NUM (digest Q10)');
+        else if (it.vt === VT_TEXT) ctx.issues.warn('GW_KOS_COUNT_AS_TEXT', it.path(), 'Number of Series Related Instances encoded as TEXT, CP-2595 requires NUM (digest Q10)');
         break;
       }
       default: break;
@@ -522,7 +563,7 @@ function toModel(p: Parsed, maxRefs: number): KosReadResult {
     const rels = ctx.underscoreRels;
     it.next();
     const wrapped = it;
-    if (wrapped.vt === 'CONTAINER' && !wrapped.concept) {
+    if (wrapped.vt === VT_CONTAINER && !wrapped.concept) {
       const wt = ctx.code(ctx.first(wrapped.ds, T.conceptName), () => `${wrapped.path()}>(0040,A043)[0]`);
       if (wt && title && wt.value === title.value) {
         iss.warn('GW_KOS_NESTED_ROOT', wrapped.path(), 'TID 2010 content wrapped in a second root CONTAINER; read from inside it');
@@ -533,7 +574,7 @@ function toModel(p: Parsed, maxRefs: number): KosReadResult {
   let marks: GroupMarks | undefined;
   let li: Item | undefined;
   while (it.next()) {
-    if (REF_VT.has(it.vt)) {
+    if (isRef(it.vt)) {
       const ref = ctx.first(it.ds, T.refSopSeq);
       if (ref >= 0 && t.range(ref, T.refSopInstance) && t.rb > t.ra) {
         flatAny = true;
@@ -542,18 +583,18 @@ function toModel(p: Parsed, maxRefs: number): KosReadResult {
       }
       continue;
     }
-    if (it.concept === 'keyObjectDescription' && it.vt === 'TEXT') { if (doc.description === undefined) put(doc, 'description', ctx.text(it.ds, T.textValue)); continue; }
-    if (it.concept === 'procedureCode' && it.vt === 'CODE') { const c = conceptCode(ctx, it); if (c) study.procedureCodes.push(c); continue; }
-    if (it.concept === 'imageLibrary' && it.vt === 'CONTAINER') {
+    if (it.concept === 'keyObjectDescription' && it.vt === VT_TEXT) { if (doc.description === undefined) put(doc, 'description', ctx.text(it.ds, T.textValue)); continue; }
+    if (it.concept === 'procedureCode' && it.vt === VT_CODE) { const c = conceptCode(ctx, it); if (c) study.procedureCodes.push(c); continue; }
+    if (it.concept === 'imageLibrary' && it.vt === VT_CONTAINER) {
       libraryFound = true;
       li = (li ?? new Item(ctx, it)).open(it.ds, it);
       while (li.next()) {
         if (li.concept === 'modality') { const c = conceptCode(ctx, li); if (c && !study.modalities.includes(c.value)) study.modalities.push(c.value); }
-        else if (li.concept === 'targetRegion' && li.vt === 'CODE') { const c = conceptCode(ctx, li); if (c) study.anatomicalRegions.push(c); }
+        else if (li.concept === 'targetRegion' && li.vt === VT_CODE) { const c = conceptCode(ctx, li); if (c) study.anatomicalRegions.push(c); }
         else if (li.concept === 'numberOfStudySeries') {
-          study.numberOfSeries = intOf(textOrNum(ctx, li));
+          study.numberOfSeries = numOf(ctx, li);
           if (study.numberOfSeries === undefined) { delete study.numberOfSeries; iss.warn('GW_KOS_BAD_COUNT', li.path(), 'Number of Study Related Series is not an integer'); }
-        } else if (li.concept === 'imageLibraryGroup' && li.vt === 'CONTAINER') {
+        } else if (li.concept === 'imageLibraryGroup' && li.vt === VT_CONTAINER) {
           marks ??= new GroupMarks(idx.n);
           applyGroup(ctx, readGroup(ctx, li, idx, marks), bySeries, idx);
         }

@@ -97,8 +97,7 @@ export function validateManifestModel(m: Manifest): ValidationIssue[] {
         }
         const uid = inst.sopInstanceUid;
         if (!uid || !isValidUid(uid)) iss.error(uid ? 'GW_KOS_BAD_UID' : 'GW_KOS_MISSING_UID', `${sp}>(0008,1199)[${k}]>(0008,1155)`, 'Referenced SOP Instance UID missing or malformed');
-        else if (seen.has(uid)) dups++;
-        else seen.add(uid);
+        else { const before = seen.size; seen.add(uid); if (seen.size === before) dups++; }
       }
     });
   });
