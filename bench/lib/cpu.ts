@@ -15,6 +15,17 @@ export function cpuMs(pid: number): number {
   }
 }
 
+/** cutime + cstime (fields 16, 17): CPU of children that exited and were waited for (e.g. closed PostgreSQL backends). */
+function waitedChildrenCpuMs(pid: number): number {
+  try {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return (Number(rest[13]) + Number(rest[14])) * 10;
+  } catch {
+    return 0;
+  }
+}
+
 /** Parent pid of a process (/proc/PID/stat field 4). */
 export function parentPid(pid: number): number {
   const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -23,11 +34,11 @@ export function parentPid(pid: number): number {
 
 /**
  * Summed CPU ms of a process and its live children, e.g. one PostgreSQL cluster: the postmaster
- * and its backends (other clusters on the machine are not counted). Exited children's time is
- * not included (pooled connections stay alive during a bench).
+ * and its backends (other clusters on the machine are not counted), including backends that
+ * exited during the measurement.
  */
 export function cpuMsOfTree(root: number): number {
-  let sum = cpuMs(root);
+  let sum = cpuMs(root) + waitedChildrenCpuMs(root);
   for (const d of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
     try {

@@ -30,6 +30,7 @@ export function registerAuditEvent(): void {
       { name: 'subtype', type: 'token', definition: 'http://hl7.org/fhir/SearchParameter/AuditEvent-subtype', documentation: 'ITI-65, ITI-67, ITI-68, RAD-107, RAD-129, STOW-RS, or a restful interaction' },
       { name: 'outcome', type: 'token', definition: 'http://hl7.org/fhir/SearchParameter/AuditEvent-outcome' },
       { name: 'action', type: 'token', definition: 'http://hl7.org/fhir/SearchParameter/AuditEvent-action' },
+      { name: 'break-glass', type: 'token', definition: 'urn:mado-gateway:SearchParameter/AuditEvent-break-glass', documentation: 'true: only break-glass (purposeOfEvent BTG) accesses; false: only the others (gateway-defined)' },
     ],
   });
 }
