@@ -503,6 +503,9 @@ function toModel(p: Parsed, maxRefs: number): KosReadResult {
     for (let j = 0, n = serEl < 0 ? 0 : t.itemCount(serEl); j < n; j++) expected += t.nItems(l[t.itemStart(serEl) + j]!, T.refSopSeq);
   }
   const idx = new SopIndex(t.buf, Math.min(expected, maxRefs));
+  // for validateManifestModel: which references are the first with their UID (exact size when ≤ maxRefs)
+  const firstRef = new Uint8Array(Math.min(expected, maxRefs));
+  let r = 0;
   for (let i = 0; i < evCount; i++) {
     const ev = l[t.itemStart(evEl) + i]!;
     const sr: StudyReference = { studyInstanceUid: t.str(ev, T.studyUid) ?? '', series: [] };
@@ -534,7 +537,7 @@ function toModel(p: Parsed, maxRefs: number): KosReadResult {
           if (nums.length) inst.referencedFrameNumbers = nums;
         }
         s.instances.push(inst);
-        idx.add(a, b, inst, s);
+        firstRef[r++] = idx.add(a, b, inst, s) ? 1 : 0;
       }
       sr.series.push(s);
       if (!bySeries.has(s.uid)) bySeries.set(s.uid, s);
@@ -662,7 +665,8 @@ function toModel(p: Parsed, maxRefs: number): KosReadResult {
   }
 
   const manifest: Manifest = { document: sorted, patient, study, evidence };
-  const all = iss.list.concat(validateManifestModel(manifest));
+  const docInRefs = t.range(ds, T.sopInstance) && t.rb > t.ra && idx.find(t.ra, t.rb) >= 0;
+  const all = iss.list.concat(validateManifestModel(manifest, { firstRef, docInRefs }));
   return { kind, manifest, issues: all };
 }
 

@@ -11,7 +11,15 @@ const DA = /^\d{8}$/;
 const TM = /^\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?$/;
 const TZ = /^[+-]\d{4}$/;
 
-export function validateManifestModel(m: Manifest): ValidationIssue[] {
+/**
+ * What the KOS reader already knows about the model it has just built (internal to src/dicom):
+ * `firstRef[r]` is 1 when the r-th referenced instance (evidence order) is the first with its SOP
+ * Instance UID, `docInRefs` whether the manifest's own SOP Instance UID is among them. Lets the
+ * check below skip a Set of every referenced UID; the issues are the same.
+ */
+export interface ModelFacts { firstRef: Uint8Array; docInRefs: boolean }
+
+export function validateManifestModel(m: Manifest, facts?: ModelFacts): ValidationIssue[] {
   const iss = new Issues();
   const d = m.document;
   const uid = (v: string | undefined, path: string, what: string, required = true): void => {
@@ -57,6 +65,7 @@ export function validateManifestModel(m: Manifest): ValidationIssue[] {
   if (m.evidence.length > 1) iss.info('GW_KOS_MULTI_STUDY', '(0040,A375)', `evidence spans ${m.evidence.length} studies (MADO expects one, SUPPL §6.X.2.2)`);
   let seriesTotal = 0;
   const seen = new Set<string>();
+  let r = 0;
   let dups = 0;
   let lastClass: string | undefined;
   m.evidence.forEach((ev, i) => {
@@ -97,7 +106,9 @@ export function validateManifestModel(m: Manifest): ValidationIssue[] {
         }
         const uid = inst.sopInstanceUid;
         if (!uid || !isValidUid(uid)) iss.error(uid ? 'GW_KOS_BAD_UID' : 'GW_KOS_MISSING_UID', `${sp}>(0008,1199)[${k}]>(0008,1155)`, 'Referenced SOP Instance UID missing or malformed');
+        else if (facts) { if (facts.firstRef[r] !== 1) dups++; }
         else { const before = seen.size; seen.add(uid); if (seen.size === before) dups++; }
+        r++;
       }
     });
   });
@@ -105,7 +116,8 @@ export function validateManifestModel(m: Manifest): ValidationIssue[] {
   if (s.numberOfSeries !== undefined && s.numberOfSeries !== seriesTotal) {
     iss.warn('GW_KOS_COUNT_MISMATCH', '(0040,A730)', `Number of Study Related Series (${s.numberOfSeries}) ≠ referenced series (${seriesTotal})`);
   }
-  if (m.evidence.some((e) => e.studyInstanceUid === d.sopInstanceUid) || seen.has(d.sopInstanceUid)) {
+  const selfRef = facts ? facts.docInRefs && isValidUid(d.sopInstanceUid) : seen.has(d.sopInstanceUid);
+  if (m.evidence.some((e) => e.studyInstanceUid === d.sopInstanceUid) || selfRef) {
     iss.error('GW_KOS_SELF_REFERENCE', '(0040,A375)', 'the manifest references itself (SUPPL §6.X.2.2)');
   }
   return iss.list;
