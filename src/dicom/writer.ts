@@ -53,10 +53,23 @@ class Out {
     this.buf.copy(nb, 0, 0, this.pos);
     this.buf = nb;
   }
-  u16(v: number): void { this.ensure(2); this.buf.writeUInt16LE(v, this.pos); this.pos += 2; }
-  u32(v: number): void { this.ensure(4); this.buf.writeUInt32LE(v >>> 0, this.pos); this.pos += 4; }
-  tag(t: number): void { this.ensure(4); this.buf.writeUInt16LE(t >>> 16, this.pos); this.buf.writeUInt16LE(t & 0xffff, this.pos + 2); this.pos += 4; }
-  ascii(s: string): void { this.ensure(s.length); this.pos += this.buf.write(s, this.pos, 'latin1'); }
+  // byte stores rather than writeUInt16LE/writeUInt32LE (whose argument checks cost more than the write)
+  u16(v: number): void { this.ensure(2); const b = this.buf, p = this.pos; b[p] = v & 0xff; b[p + 1] = (v >>> 8) & 0xff; this.pos = p + 2; }
+  u32(v: number): void {
+    this.ensure(4);
+    const b = this.buf, p = this.pos;
+    b[p] = v & 0xff; b[p + 1] = (v >>> 8) & 0xff; b[p + 2] = (v >>> 16) & 0xff; b[p + 3] = (v >>> 24) & 0xff;
+    this.pos = p + 4;
+  }
+  tag(t: number): void {
+    this.ensure(4);
+    const b = this.buf, p = this.pos;
+    b[p] = (t >>> 16) & 0xff; b[p + 1] = (t >>> 24) & 0xff; b[p + 2] = t & 0xff; b[p + 3] = (t >>> 8) & 0xff;
+    this.pos = p + 4;
+  }
+  /** VR and "DICM": ASCII, one byte per character */
+  ascii(s: string): void { this.ensure(s.length); const b = this.buf; for (let k = 0; k < s.length; k++) b[this.pos++] = s.charCodeAt(k) & 0xff; }
+  patch32(at: number, v: number): void { const b = this.buf; b[at] = v & 0xff; b[at + 1] = (v >>> 8) & 0xff; b[at + 2] = (v >>> 16) & 0xff; b[at + 3] = (v >>> 24) & 0xff; }
   bytes(b: Buffer): void { this.ensure(b.length); b.copy(this.buf, this.pos); this.pos += b.length; }
 }
 
@@ -72,14 +85,15 @@ class Enc {
     if (this.issues.length < 200) this.issues.push({ severity: 'error', code, path, message: msg });
   }
 
-  /** Encode a string value (already checked) to bytes, padded to even length. */
-  private valueBytes(vr: string, s: string): Buffer {
-    const b = TEXT_VR.has(vr) ? Buffer.from(s, 'utf8') : Buffer.from(s, 'latin1');
-    if (b.length % 2 === 0) return b;
-    const padded = Buffer.allocUnsafe(b.length + 1);
-    b.copy(padded);
-    padded[b.length] = vr === 'UI' ? 0x00 : 0x20;
-    return padded;
+  /** Write a string value (already checked) straight into the output, padded to even length
+   * (UTF-8 for text VRs, else Latin-1); returns its byte length. */
+  private value(vr: string, s: string): number {
+    const o = this.out;
+    const text = TEXT_VR.has(vr);
+    o.ensure((text ? s.length * 3 : s.length) + 1); // UTF-8: at most 3 bytes per UTF-16 unit
+    let n = o.buf.write(s, o.pos, text ? 'utf8' : 'latin1');
+    if (n % 2) o.buf[o.pos + n++] = vr === 'UI' ? 0x00 : 0x20;
+    return n;
   }
 
   private check(vr: string, s: string, path: string): void {
@@ -103,7 +117,8 @@ class Enc {
   }
 
   dataset(els: Elem[], path: string): void {
-    els.sort((a, b) => a[0] - b[0]);
+    // most item datasets are built in tag order already; sort (stable) only the others
+    for (let i = 1; i < els.length; i++) if (els[i - 1]![0] > els[i]![0]) { els.sort((a, b) => a[0] - b[0]); break; }
     for (const [tag, vr, v] of els) this.element(tag, vr, v, path);
   }
 
@@ -121,25 +136,35 @@ class Enc {
         this.stack.push([tag, i]);
         this.dataset(items[i]!, path);
         this.stack.pop();
-        o.buf.writeUInt32LE(o.pos - itemLenAt - 4, itemLenAt);
+        o.patch32(itemLenAt, o.pos - itemLenAt - 4);
       }
-      o.buf.writeUInt32LE(o.pos - lenAt - 4, lenAt);
+      o.patch32(lenAt, o.pos - lenAt - 4);
       return;
     }
-    let b: Buffer;
-    if (Buffer.isBuffer(v)) b = v;
-    else {
-      const s = typeof v === 'number' ? String(v) : (v as string);
-      this.curTag = tag;
-      this.check(vr, s, path);
-      b = this.valueBytes(vr, s);
+    if (Buffer.isBuffer(v)) {
+      let b: Buffer = v;
+      if (LONG_VR.has(vr)) { o.u16(0); o.u32(b.length); }
+      else {
+        if (b.length > 0xffff) { this.curTag = tag; this.bad(path, 'GW_KOS_WRITE_TOO_LONG', 'value exceeds 65534 bytes'); b = Buffer.alloc(0); }
+        o.u16(b.length);
+      }
+      o.bytes(b);
+      return;
     }
-    if (LONG_VR.has(vr)) { o.u16(0); o.u32(b.length); }
-    else {
-      if (b.length > 0xffff) { this.curTag = tag; this.bad(path, 'GW_KOS_WRITE_TOO_LONG', 'value exceeds 65534 bytes'); b = Buffer.alloc(0); }
-      o.u16(b.length);
-    }
-    o.bytes(b);
+    const s = typeof v === 'number' ? String(v) : (v as string);
+    this.curTag = tag;
+    this.check(vr, s, path);
+    // length field first (patched below), then the value written in place
+    const long = LONG_VR.has(vr);
+    if (long) o.u16(0);
+    const lenAt = o.pos;
+    if (long) o.u32(0); else o.u16(0);
+    let n = this.value(vr, s);
+    if (!long && n > 0xffff) { this.curTag = tag; this.bad(path, 'GW_KOS_WRITE_TOO_LONG', 'value exceeds 65534 bytes'); n = 0; }
+    const b = o.buf;
+    if (long) { b[lenAt] = n & 0xff; b[lenAt + 1] = (n >>> 8) & 0xff; b[lenAt + 2] = (n >>> 16) & 0xff; b[lenAt + 3] = (n >>> 24) & 0xff; }
+    else { b[lenAt] = n & 0xff; b[lenAt + 1] = (n >>> 8) & 0xff; }
+    o.pos += n;
   }
 }
 
