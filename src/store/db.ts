@@ -33,8 +33,8 @@ export function poolStats(db: Db): { used: number; free: number; pendingAcquires
   return { used: pool.numUsed(), free: pool.numFree(), pendingAcquires: pool.numPendingAcquires() };
 }
 
-/** Distinct statement shapes given a server-side name, per knex instance (bounded). */
-const preparedNames = new WeakMap<Knex, Map<string, string>>();
+/** Distinct statement shapes given a server-side name in this process (bounded). */
+const preparedNames = new Map<string, string>();
 /** Above this many shapes per process, further shapes run unnamed (no unbounded growth on the server). */
 export const MAX_PREPARED_SHAPES = 500;
 
@@ -43,16 +43,14 @@ export const MAX_PREPARED_SHAPES = 500;
  * hot read paths (FHIR search, WADO-RS authorisation): PostgreSQL parses and plans a named
  * statement once per connection instead of on every request; measured on the search benchmark's
  * query, PostgreSQL CPU per query went from 1.40 to 0.66 ms. Same `?` placeholders and bindings
- * as db.raw.
+ * as db.raw. Inside a transaction pass the transaction: knex hands out its connection.
  */
 export async function rawPrepared<R = Record<string, unknown>>(db: Db, sql: string, bindings: readonly unknown[]): Promise<{ rows: R[] }> {
   const native = db.raw(sql, bindings as Knex.RawBinding[]).toSQL().toNative();
-  let names = preparedNames.get(db);
-  if (!names) preparedNames.set(db, (names = new Map()));
-  let name = names.get(native.sql);
-  if (name === undefined && names.size < MAX_PREPARED_SHAPES) {
+  let name = preparedNames.get(native.sql);
+  if (name === undefined && preparedNames.size < MAX_PREPARED_SHAPES) {
     name = `gw_${createHash('sha256').update(native.sql).digest('hex').slice(0, 32)}`;
-    names.set(native.sql, name);
+    preparedNames.set(native.sql, name);
   }
   const client = db.client as { acquireConnection(): Promise<PgConn>; releaseConnection(c: PgConn): Promise<void> };
   const conn = await client.acquireConnection();

@@ -39,7 +39,7 @@ import { schemeToSystem } from '../fhir/mapping/codes.js';
 import { issuerSystem } from '../fhir/mapping/common.js';
 import { manifestResourceIds, patientId as patientIdOf } from '../model/ids.js';
 import type { Code, Issuer, Manifest, PatientIdentifier } from '../model/manifest.js';
-import type { Db } from './db.js';
+import { rawPrepared, type Db } from './db.js';
 
 export type Tx = Knex.Transaction;
 export type ManifestStatus = 'current' | 'superseded' | 'entered-in-error';
@@ -514,7 +514,9 @@ export async function insertManifest(tx: Tx, n: NewManifest, ctx: MappingContext
     });
   }
   const sql = 'with ' + parts.map((p, i) => `w${i} as (${p.sql})`).join(',\n') + '\nselect 1';
-  await tx.raw(sql, parts.flatMap((p) => p.bindings) as Knex.RawBinding[]);
+  // Prepared: the statement has a handful of shapes, and parsing/planning it cost ~1.5 ms of
+  // PostgreSQL CPU per manifest (of ~9 ms) when sent unnamed.
+  await rawPrepared(tx, sql, parts.flatMap((p) => p.bindings));
   return { id, sopInstanceUid: sop, studyInstanceUid: st.studyInstanceUid, patientId: pid, kosDocRefId: ids.kosDocRef, fhirDocRefId: ids.fhirDocRef, binaryId: ids.binary, bundleId: ids.bundle, referenceCount, versionId: 1 };
 }
 
