@@ -206,6 +206,14 @@ try {
   console.log(`# big study ${(bigVia.bytes / 1e9).toFixed(2)} GB via gateway in ${(bigVia.ms / 1000).toFixed(1)} s (direct ${(bigDirect.ms / 1000).toFixed(1)} s); RSS ${rssBefore.toFixed(0)} → max ${rssMax.toFixed(0)} MB (+${growth.toFixed(1)} MB)`);
 
   const pass = (ok: boolean) => (ok ? 'pass' : '**FAIL**');
+  // The median ratio alone can 'pass' when other work on the machine slows the direct side (it is
+  // then not CPU-bound by Orthanc + client): the target counts only if the CPU bound allows it too.
+  const throughputVerdict =
+    ratio >= 0.9 && bound('g') >= 0.9
+      ? 'pass'
+      : ratio >= 0.9
+        ? `**FAIL**: the median ratio is above the CPU bound ${bound('g').toFixed(2)}, i.e. the direct side was held back by other load in this run; per GB the hop still costs what the table below shows`
+        : '**FAIL**';
   const md = `# WADO-RS proxy benchmark (issue 7)
 
 Command: \`npm run bench:wado\` (${RUNS} interleaved throughput runs, ${LAT_ROUNDS}×${LAT_PER_ROUND} interleaved metadata requests per side).
@@ -217,7 +225,7 @@ Every study/series retrieval through the gateway is parsed and filtered part by 
 
 | Measure | Direct (Orthanc) | Through gateway | Result | Target |
 |---|---|---|---|---|
-| Study retrieval throughput, ${(medium.bytes / 1e6).toFixed(0)} MB study (20 instances, 2 series), median MB/s | ${median(direct).toFixed(0)} | ${median(via).toFixed(0)} | ratio **${ratio.toFixed(3)}** | ≥ 0.9 ${pass(ratio >= 0.9)} |
+| Study retrieval throughput, ${(medium.bytes / 1e6).toFixed(0)} MB study (20 instances, 2 series), median MB/s | ${median(direct).toFixed(0)} | ${median(via).toFixed(0)} | ratio **${ratio.toFixed(3)}**; CPU bound ${bound('g').toFixed(3)} (below) | ≥ 0.9 ${throughputVerdict} |
 | Instance metadata p50 latency (warm series-metadata cache), ms | ${median(latD).toFixed(2)} | ${median(latG).toFixed(2)} | added **${added.toFixed(2)} ms** | ≤ 2 ms ${pass(added <= 2)} |
 | Same, in-process app without the audit recorder (isolates the DICOMweb code), ms | ${median(latD2).toFixed(2)} | ${median(latN).toFixed(2)} | added **${addedNoAudit.toFixed(2)} ms** | ≤ 2 ms ${pass(addedNoAudit <= 2)} |
 | Gateway RSS growth while streaming a ${(bigVia.bytes / 1e9).toFixed(2)} GB study (6 × ${(big.bytes / 6 / 1e6).toFixed(0)} MB multi-frame instances) | – | ${rssBefore.toFixed(0)} → ${rssMax.toFixed(0)} MB | **+${growth.toFixed(1)} MB** | ≤ 50 MB ${pass(growth <= 50)} |
@@ -233,7 +241,9 @@ unless it costs almost nothing. Core-ms per GB moved, per process (utime + stime
 ticks), and the bound that follows: (orthanc + client)direct / (orthanc + client + proxy)via.
 The calibration hops run in their own processes with no parsing, filtering, DB or auth; the two
 floors read the upstream socket into one reused 1 MiB buffer (the gateway's technique,
-src/dicomweb/http1.ts). \`npx tsx bench/proxy-floor.ts\` compares more techniques.
+src/dicomweb/http1.ts). \`npx tsx bench/proxy-floor.ts\` compares more techniques. CPU per GB grows
+for every process when other work shares the cores (caches, memory bandwidth): compare the sides
+of one run, not runs on differently loaded machines.
 
 | Side | Orthanc | Proxy | Client | Total | MB/s (median) | Ratio to direct | CPU bound |
 |---|---|---|---|---|---|---|---|
