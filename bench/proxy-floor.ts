@@ -27,17 +27,17 @@ const WRITE = process.argv.includes('--write');
 const ACCEPT = 'multipart/related; type="application/dicom"; transfer-syntax=*';
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
-function fetchCount(url: string): Promise<{ status: number; bytes: number; ms: number; headers: http.IncomingHttpHeaders }> {
+function fetchCount(url: string, retry = true): Promise<{ status: number; bytes: number; ms: number; headers: http.IncomingHttpHeaders }> {
   const t0 = process.hrtime.bigint();
   return new Promise((resolve, reject) => {
-    http
-      .get(url, { agent, headers: { accept: ACCEPT } }, (res) => {
-        let bytes = 0;
-        res.on('data', (c: Buffer) => (bytes += c.length));
-        res.on('end', () => resolve({ status: res.statusCode!, bytes, ms: Number(process.hrtime.bigint() - t0) / 1e6, headers: res.headers }));
-        res.on('error', reject);
-      })
-      .on('error', reject);
+    const req = http.get(url, { agent, headers: { accept: ACCEPT } }, (res) => {
+      let bytes = 0;
+      res.on('data', (c: Buffer) => (bytes += c.length));
+      res.on('end', () => resolve({ status: res.statusCode!, bytes, ms: Number(process.hrtime.bigint() - t0) / 1e6, headers: res.headers }));
+      res.on('error', reject);
+    });
+    // a kept-alive socket the proxy closed just as it was reused: retry once on a new one
+    req.on('error', (err) => (retry && req.reusedSocket && (err as { code?: string }).code === 'ECONNRESET' ? fetchCount(url, false).then(resolve, reject) : reject(err)));
   });
 }
 
