@@ -10,6 +10,9 @@ import path from 'node:path';
 export const PRELUDE = `const http = require('http'); const net = require('net'); const T = new URL(process.argv[1]);
 const up = (q) => ({ host: T.hostname, port: T.port, path: T.pathname + q.url, headers: { accept: q.headers.accept, 'accept-encoding': 'identity' } });
 const listen = (srv) => srv.listen(0, '127.0.0.1', function () { console.log('PORT ' + this.address().port); });
+// survive to report: undici 7.30 can throw an uncatchable assert(!this.paused) from its socket 'end'
+// handler when a close-delimited body ends while backpressure has paused its parser (nodejs/undici#5360)
+process.on('uncaughtException', (e) => console.error('[variant] uncaught: ' + e.message));
 `;
 
 /** Each variant: JavaScript run with `node -e` (cwd = repo, so require('undici') resolves). */

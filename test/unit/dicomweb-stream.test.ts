@@ -316,6 +316,23 @@ describe('exchange (one upstream GET on its own connection)', () => {
     await srv.close();
   });
 
+  it('a body ended by the connection (as Orthanc sends it) completes while the consumer holds slices (undici#5360 crashed here)', async () => {
+    const payload = Buffer.alloc(1024 * 1024 + 3, 0x5a);
+    const srv = await server((sock) => {
+      sock.write('HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n');
+      sock.end(payload); // FIN right behind the body
+    });
+    const x = go(srv.port, { readBytes: 64 * 1024 });
+    const r = await x.p;
+    const got = await drain(r, (_b, release) => {
+      setTimeout(release, 3);
+      return false;
+    });
+    assert.ok(got.equals(payload));
+    assert.equal(x.released(), 1);
+    await srv.close();
+  });
+
   it('no head within headersTimeoutMs → UpstreamTimeoutError; stalled body → error after bodyTimeoutMs; slot released', async () => {
     const silent = await server(() => {});
     const t0 = Date.now();
