@@ -43,8 +43,8 @@ average during its run: most ran while five other test suites and benchmarks sha
 | 6 search | 1M ÷ 100k latency | ≤ 1.0× (throughput-bound, not size-bound) | ≤ 1.5× ✔ |
 | 7 WADO | study retrieval via gateway ÷ direct: CPU bound OC ÷ (OC + proxy) on 2 shared cores | 0.66 (bare Node pipe proxy 0.52, TCP relay floor 0.74); the median ratio, 1.09, only says the direct side was held back by other load in that run | ≥ 0.9 ✘ (needs a hop ≤ 208 core-ms/GB) |
 | 7 WADO | gateway CPU per GB moved (own HTTP/1.1 exchange, reused 1 MiB read buffer) | 954 core-ms/GB (undici streaming before: 2,100–2,260 in paired runs; HTTP-proxy floor 797, TCP relay 659) | – |
-| 7 WADO | added p50 on instance metadata (cached series) | −1.3 ms | ≤ 2 ms ✔ |
-| 7 WADO | RSS growth streaming a 1.09 GB study | +0.3 MB | ≤ 50 MB ✔ |
+| 7 WADO | added p50 on instance metadata (cached series) | −2.0 ms | ≤ 2 ms ✔ |
+| 7 WADO | RSS growth streaming a 1.09 GB study | +1.2 MB | ≤ 50 MB ✔ |
 | 8 security | ITI-67 throughput JWT+policy+audit ÷ auth off (quiet run) | 0.889 (medians), 0.911 (paired rounds) | ≥ 0.85 ✔ |
 `;
 
