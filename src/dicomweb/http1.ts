@@ -1,6 +1,6 @@
 /**
- * The streaming retrieval path's own HTTP/1.1 client (plain http: upstreams; https: ones go
- * through undici, src/dicomweb/upstream.ts).
+ * The streaming retrieval path's own HTTP/1.1 client, for plain http: and https: upstreams alike
+ * (src/dicomweb/upstream.ts; undici only serves the buffered requests there).
  *
  * Why (bench/proxy-floor.ts, bench/results-wado.md): on a loopback or LAN hop the cost of a Node
  * proxy per GB is dominated by how the upstream socket is read. Node's default reads allocate a
@@ -12,10 +12,17 @@
  * calls resume() once every write that references it has been flushed — no read happens in
  * between. Nothing is buffered beyond the one read buffer.
  *
+ * https: (ExchangeOptions.tls) runs the same exchange over tls.connect. A TLS socket cannot read
+ * into a caller's buffer (`onread` is plain TCP only), so its decrypted chunks arrive as 'data'
+ * events; they are freshly allocated, but the same contract applies: data() returning false
+ * pauses the socket (no further 'data', and a FIN that arrives meanwhile is only seen after
+ * resume() — the case undici 7 crashes on, nodejs/undici#5360).
+ *
  * One request per connection (Connection: close): a retrieval moves megabytes to gigabytes, a TCP
- * handshake on top is noise, and no keep-alive state (stale sockets, pipelining) is needed.
+ * (or TLS) handshake on top is noise, and no keep-alive state (stale sockets, pipelining) is needed.
  */
 import net from 'node:net';
+import tls from 'node:tls';
 
 export type Headers = Record<string, string | string[] | undefined>;
 
@@ -265,8 +272,14 @@ export interface ExchangeOptions {
   signal: AbortSignal;
   headersTimeoutMs: number;
   bodyTimeoutMs: number;
-  /** Read buffer size (the largest slice handed to the body handler) */
+  /** Read buffer size (the largest slice handed to the body handler; plain TCP only) */
   readBytes?: number;
+  /**
+   * Speak TLS (https:): options for tls.connect (servername for SNI and certificate checks, ca,
+   * rejectUnauthorized, cert/key); host and port are taken from above. Connect, handshake and
+   * head together stay within headersTimeoutMs.
+   */
+  tls?: tls.ConnectionOptions;
 }
 
 export const READ_BYTES = 1024 * 1024;
@@ -341,38 +354,49 @@ export function exchange(o: ExchangeOptions, release: () => void): Promise<Strea
       else bodyTimer = setTimeout(() => fail(new UpstreamTimeoutError('upstream body stalled', 'UPSTREAM_BODY_TIMEOUT')), o.bodyTimeoutMs);
     };
 
-    const sock = net.connect({
-      host: o.host,
-      port: o.port,
-      noDelay: true,
-      onread: {
-        buffer: Buffer.allocUnsafeSlow(o.readBytes ?? READ_BYTES),
-        callback: (n: number, buf: Buffer) => {
-          if (over) return false;
-          inRead = true;
-          wantPause = false;
-          try {
-            reader.feed(buf.subarray(0, n));
-          } catch (err) {
-            inRead = false;
-            fail(err as Error);
-            return false;
-          }
-          inRead = false;
-          if (over) return false;
-          if (headSeen && !ended) armBody();
-          if (wantPause) {
-            consumerPaused = true;
-            if (bodyTimer) clearTimeout(bodyTimer); // a slow client is not a stalled upstream
-            bodyTimer = undefined;
-            sock.pause();
-            return false;
-          }
-          return true;
+    /** One read's bytes (a view of the reused buffer, or a TLS chunk); false: reading paused. */
+    const onChunk = (chunk: Buffer): boolean => {
+      if (over) return false;
+      inRead = true;
+      wantPause = false;
+      try {
+        reader.feed(chunk);
+      } catch (err) {
+        inRead = false;
+        fail(err as Error);
+        return false;
+      }
+      inRead = false;
+      if (over) return false;
+      if (headSeen && !ended) armBody();
+      if (wantPause) {
+        consumerPaused = true;
+        if (bodyTimer) clearTimeout(bodyTimer); // a slow client is not a stalled upstream
+        bodyTimer = undefined;
+        sock.pause();
+        return false;
+      }
+      return true;
+    };
+
+    let sock: net.Socket;
+    if (o.tls) {
+      sock = tls.connect({ ...o.tls, host: o.host, port: o.port });
+      sock.setNoDelay(true);
+      sock.on('data', onChunk); // pauses the socket itself when the consumer keeps the chunk
+      sock.once('secureConnect', () => sock.write(head));
+    } else {
+      sock = net.connect({
+        host: o.host,
+        port: o.port,
+        noDelay: true,
+        onread: {
+          buffer: Buffer.allocUnsafeSlow(o.readBytes ?? READ_BYTES),
+          callback: (n: number, buf: Buffer) => onChunk(buf.subarray(0, n)),
         },
-      },
-    });
-    sock.once('connect', () => sock.write(head));
+      });
+      sock.once('connect', () => sock.write(head));
+    }
     sock.on('error', (err) => fail(err));
     sock.on('end', () => {
       if (over) return;

@@ -1,17 +1,21 @@
 /**
- * Upstream DICOMweb archives: one bounded undici Pool per configured upstream, our service
- * credential per upstream (none / basic / bearer / OAuth2 client credentials with a cached token),
- * and the routing rule from a manifest's retrieve location to an upstream.
+ * Upstream DICOMweb archives: one bounded undici Pool per configured upstream (buffered requests:
+ * series metadata), the gateway's own HTTP/1.1 exchange for streamed retrievals (http: and https:,
+ * src/dicomweb/http1.ts), our service credential per upstream (none / basic / bearer / OAuth2
+ * client credentials with a cached token), and the routing rule from a manifest's retrieve
+ * location to an upstream.
  *
  * SSRF (SUPPL §X.5 "verify received URLs against known secure locations"): a manifest's Retrieve
  * URL only *selects* a configured upstream; the request always goes to that upstream's configured
  * base URL. No other host is ever contacted.
  */
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
+import net from 'node:net';
 import type { Readable } from 'node:stream';
+import type tls from 'node:tls';
 import type { UpstreamConfig } from '../config.js';
 import { GatewayError } from '../http/errors.js';
-import { exchange, Slots, UpstreamTimeoutError, type BodyHandler, type StreamResponse } from './http1.js';
+import { exchange, Slots, UpstreamTimeoutError, type StreamResponse } from './http1.js';
 
 export interface UpstreamResponse {
   status: number;
@@ -33,9 +37,10 @@ export class Upstream {
   readonly pool: Pool;
   readonly basePath: string;
   readonly origin: string;
-  /** Streaming exchanges in flight (own connections, plain http: only), at most maxConnections */
+  /** Streaming exchanges in flight (own connections), at most maxConnections */
   readonly streamSlots: Slots;
-  private readonly plain: { host: string; port: number; authority: string } | undefined;
+  /** Where stream() connects; `tls` set for https: */
+  private readonly target: { host: string; port: number; authority: string; tls?: tls.ConnectionOptions };
   private token?: CachedToken;
   private tokenInFlight?: Promise<string>;
 
@@ -51,7 +56,14 @@ export class Upstream {
       keepAliveTimeout: 10_000,
     });
     this.streamSlots = new Slots(config.maxConnections);
-    if (u.protocol === 'http:') this.plain = { host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port || 80), authority: u.host };
+    const host = u.hostname.replace(/^\[|\]$/g, '');
+    const https = u.protocol === 'https:';
+    this.target = { host, port: Number(u.port || (https ? 443 : 80)), authority: u.host };
+    // The same trust as the undici pool: Node's default CA store (plus NODE_EXTRA_CA_CERTS),
+    // certificates verified (UpstreamConfig has no TLS settings of its own). SNI and the name
+    // check use the URL's host; an IP literal is checked against the certificate's IP SANs and
+    // sent without SNI (RFC 6066 §3 allows host names only).
+    if (https) this.target.tls = { servername: net.isIP(host) ? undefined : host, rejectUnauthorized: true };
   }
 
   get name(): string {
@@ -114,6 +126,13 @@ export class Upstream {
   /**
    * GET `{base}{path}` (path built from validated, encoded UIDs). Resolves at response headers;
    * throws GatewayError 502/504 when the upstream cannot be reached or times out before headers.
+   *
+   * For bodies the gateway reads whole (series metadata JSON), through the undici pool.
+   * Not for bodies streamed to a client: undici 7.30 (the last release for Node 20) throws an
+   * uncatchable AssertionError from its socket 'end' handler when a close-delimited body (as
+   * Orthanc sends it) ends while backpressure has paused the response (nodejs/undici#5360) — a
+   * slow client could crash the process. Read at once, a body here is never paused; retrievals
+   * go through stream().
    */
   async get(path: string, headers: Record<string, string>, signal: AbortSignal): Promise<UpstreamResponse> {
     const auth = await this.authorization();
@@ -129,13 +148,12 @@ export class Upstream {
   }
 
   /**
-   * GET `{base}{path}` for a body that is streamed to the client (retrievals). Plain http:
-   * upstreams: our own HTTP/1.1 exchange reading into one reused buffer (src/dicomweb/http1.ts;
-   * body slices are only valid until the handler lets reading go on). https: undici, adapted to
-   * the same interface. Same errors as get() before the head.
+   * GET `{base}{path}` for a body that is streamed to the client (retrievals): our own HTTP/1.1
+   * exchange (src/dicomweb/http1.ts) on its own connection — TCP reading into one reused buffer
+   * for http: (body slices are only valid until the handler lets reading go on), TLS for https:.
+   * At most maxConnections at once. Same errors as get() before the head.
    */
   async stream(path: string, headers: Record<string, string>, signal: AbortSignal): Promise<StreamResponse> {
-    if (!this.plain) return adaptUndici(await this.get(path, headers, signal));
     const auth = await this.authorization();
     const h: Record<string, string> = { ...headers, 'accept-encoding': 'identity' };
     if (auth) h.authorization = auth;
@@ -153,7 +171,7 @@ export class Upstream {
     };
     try {
       return await exchange(
-        { ...this.plain, path: this.basePath + path, headers: h, signal, headersTimeoutMs: this.config.headersTimeoutMs, bodyTimeoutMs: this.config.bodyTimeoutMs },
+        { ...this.target, path: this.basePath + path, headers: h, signal, headersTimeoutMs: this.config.headersTimeoutMs, bodyTimeoutMs: this.config.bodyTimeoutMs },
         release,
       );
     } catch (err) {
@@ -161,30 +179,6 @@ export class Upstream {
       throw upstreamFailure(err, this.name);
     }
   }
-}
-
-/** An undici response as a StreamResponse (its chunks are its own: data() may keep them). */
-export function adaptUndici(r: UpstreamResponse): StreamResponse {
-  let handler: BodyHandler | undefined;
-  return {
-    status: r.status,
-    headers: r.headers,
-    read(h) {
-      handler = h;
-      r.body.on('data', (c: Buffer) => {
-        if (!h.data(c)) r.body.pause();
-      });
-      r.body.once('end', () => h.end());
-      r.body.once('error', (err) => h.error(err));
-    },
-    resume: () => r.body.resume(),
-    pause: () => r.body.pause(),
-    destroy() {
-      if (handler) r.body.removeAllListeners('error');
-      r.body.on('error', () => {});
-      r.body.destroy();
-    },
-  };
 }
 
 export function upstreamFailure(err: unknown, name: string): GatewayError {

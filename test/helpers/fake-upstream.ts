@@ -3,14 +3,18 @@
  * multipart DICOM bodies built here, and misbehaving on cue (slow headers, failure after N bytes,
  * any status). It records every request (method, url, headers) and counts requests whose
  * connection closed before the response finished (client abort propagated upstream).
+ * With `opts.tls` (key and certificate) it is an https: server (https.createServer).
  */
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 
 export interface RecordedRequest {
   method: string;
   url: string;
   headers: http.IncomingHttpHeaders;
+  /** TLS only: the SNI server name the client sent (false: none) */
+  servername?: string | false;
 }
 
 export type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
@@ -27,10 +31,11 @@ export interface FakeUpstream {
   close: () => Promise<void>;
 }
 
-export async function startFakeUpstream(handler: Handler = (_q, s) => s.writeHead(404).end()): Promise<FakeUpstream> {
+export async function startFakeUpstream(handler: Handler = (_q, s) => s.writeHead(404).end(), opts: { tls?: { key: Buffer; cert: Buffer } } = {}): Promise<FakeUpstream> {
   const fake = { requests: [] as RecordedRequest[], aborted: 0, onAbort: undefined as (() => void) | undefined, handler } as FakeUpstream;
-  const server = http.createServer((req, res) => {
-    fake.requests.push({ method: req.method!, url: req.url!, headers: req.headers });
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
+    const servername = opts.tls ? (req.socket as import('node:tls').TLSSocket & { servername: string | false }).servername : undefined;
+    fake.requests.push({ method: req.method!, url: req.url!, headers: req.headers, ...(opts.tls ? { servername } : {}) });
     res.on('close', () => {
       if (!res.writableFinished) {
         fake.aborted++;
@@ -38,11 +43,12 @@ export async function startFakeUpstream(handler: Handler = (_q, s) => s.writeHea
       }
     });
     fake.handler(req, res);
-  });
+  };
+  const server = opts.tls ? https.createServer({ key: opts.tls.key, cert: opts.tls.cert }, onRequest) : http.createServer(onRequest);
   server.keepAliveTimeout = 1000;
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
-  fake.origin = `http://127.0.0.1:${port}`;
+  fake.origin = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   fake.url = `${fake.origin}/dicom-web`;
   fake.close = () =>
     new Promise<void>((r) => {
