@@ -4,7 +4,6 @@
  * (429 + Retry-After), and the per-request time limit (503 with a reason).
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -24,27 +23,15 @@ import { startServer, type RunningServer } from '../../src/server.js';
 import { auditFor } from '../helpers/audit.js';
 import { AUDIENCE, createAuthTestApp, ISSUER, makeKeys, mint } from '../helpers/auth.js';
 import { createTestDb, type TestDb } from '../helpers/db.js';
-
-function openssl(args: string[], cwd: string) {
-  execFileSync('openssl', args, { cwd, stdio: 'ignore' });
-}
+import { issueCert, makeCa, selfSignedCert, tryPki } from '../helpers/pki.js';
 
 /** A CA, a server certificate for 127.0.0.1, and client certificates (two from the CA, one self-signed). */
 function makePki(dir: string) {
-  openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=Test CA'], dir);
-  const issue = (name: string, subj: string, ext?: string) => {
-    openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subj], dir);
-    const args = ['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '1'];
-    if (ext) {
-      fs.writeFileSync(path.join(dir, `${name}.ext`), ext);
-      args.push('-extfile', `${name}.ext`);
-    }
-    openssl(args, dir);
-  };
-  issue('server', '/CN=localhost', 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  issue('bridge', '/O=Hospital/CN=pacs-bridge');
-  issue('stranger', '/CN=unmapped-client');
-  openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'rogue.key', '-out', 'rogue.pem', '-days', '1', '-subj', '/CN=pacs-bridge'], dir);
+  makeCa(dir, 'Test CA');
+  issueCert(dir, 'server', '/CN=localhost', 'IP:127.0.0.1,DNS:localhost');
+  issueCert(dir, 'bridge', '/O=Hospital/CN=pacs-bridge');
+  issueCert(dir, 'stranger', '/CN=unmapped-client');
+  selfSignedCert(dir, 'rogue', '/CN=pacs-bridge');
 }
 
 describe('mTLS (gateway terminates TLS)', () => {
@@ -54,13 +41,8 @@ describe('mTLS (gateway terminates TLS)', () => {
   let available = true;
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mado-mtls-'));
-    try {
-      makePki(dir);
-    } catch {
-      if (process.env.CI === 'true') throw new Error('openssl is required under CI');
-      available = false;
-      return;
-    }
+    available = tryPki(() => makePki(dir));
+    if (!available) return;
     tdb = await createTestDb();
     const cfgFile = path.join(dir, 'gateway.json');
     fs.writeFileSync(cfgFile, JSON.stringify({ auth: { mtls: { caFile: path.join(dir, 'ca.pem'), certFile: path.join(dir, 'server.pem'), keyFile: path.join(dir, 'server.key'), roles: { 'pacs-bridge': ['technologist'] } } } }));

@@ -14,7 +14,7 @@
  * exchange's TLS options (SNI, CA, name check) directly.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -23,6 +23,7 @@ import { after, before, describe, it } from 'node:test';
 import tls from 'node:tls';
 import { exchange, type StreamResponse } from '../../src/dicomweb/http1.js';
 import { createTestDb, type TestDb } from '../helpers/db.js';
+import { issueCert, makeCa, selfSignedCert, tryPki } from '../helpers/pki.js';
 import { seedManifest, rejectInstance, testUid } from '../helpers/dicomweb-seed.js';
 import { dicomPart, multipartBody, splitMultipart, startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
 import { startGateway, type GatewayProcess } from '../helpers/gateway-process.js';
@@ -30,17 +31,11 @@ import { startGateway, type GatewayProcess } from '../helpers/gateway-process.js
 const B = 'tls-boundary-1';
 const CT = `multipart/related; type="application/dicom"; boundary=${B}`;
 
-function openssl(args: string[], cwd: string) {
-  execFileSync('openssl', args, { cwd, stdio: 'ignore' });
-}
-
 /** A CA; a server certificate from it for 127.0.0.1 / pacs.test; a self-signed one for 127.0.0.1. */
 function makePki(dir: string) {
-  openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=Test PACS CA'], dir);
-  openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=pacs.test'], dir);
-  fs.writeFileSync(path.join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:pacs.test\n');
-  openssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '1', '-extfile', 'server.ext'], dir);
-  openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'rogue.key', '-out', 'rogue.pem', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], dir);
+  makeCa(dir, 'Test PACS CA');
+  issueCert(dir, 'server', '/CN=pacs.test', 'IP:127.0.0.1,DNS:pacs.test');
+  selfSignedCert(dir, 'rogue', '/CN=127.0.0.1', 'IP:127.0.0.1');
 }
 
 let dir: string;
@@ -157,13 +152,8 @@ function assertAlive() {
 
 before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dw-tls-'));
-  try {
-    makePki(dir);
-  } catch {
-    if (process.env.CI === 'true') throw new Error('openssl is required under CI');
-    available = false;
-    return;
-  }
+  available = tryPki(() => makePki(dir));
+  if (!available) return;
   const read = (f: string) => fs.readFileSync(path.join(dir, f));
   fake = await startFakeUpstream(archive, { tls: { key: read('server.key'), cert: read('server.pem') } });
   rogue = await startFakeUpstream(archive, { tls: { key: read('rogue.key'), cert: read('rogue.pem') } });
