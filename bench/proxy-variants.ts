@@ -15,6 +15,29 @@ const listen = (srv) => srv.listen(0, '127.0.0.1', function () { console.log('PO
 process.on('uncaughtException', (e) => console.error('[variant] uncaught: ' + e.message));
 `;
 
+/** The onread variant's server code for a read buffer of `bytes`. */
+function httpOnread(bytes: number): string {
+  return `listen(http.createServer((q, s) => {
+  let head = null, inBody = false, pending = 0;
+  const flushed = () => { if (--pending === 0) u.resume(); };
+  const u = net.connect({ port: Number(T.port), host: T.hostname, onread: { buffer: Buffer.allocUnsafe(${bytes}), callback(n, b) {
+    let body = b.subarray(0, n);
+    if (!inBody) {
+      head = head ? Buffer.concat([head, body]) : Buffer.from(body);
+      const i = head.indexOf('\\r\\n\\r\\n'); if (i < 0) return true;
+      const lines = head.toString('latin1', 0, i).split('\\r\\n'); const h = {};
+      for (const l of lines.slice(1)) { const k = l.indexOf(':'); h[l.slice(0, k).toLowerCase()] = l.slice(k + 1).trim(); }
+      s.writeHead(Number(lines[0].split(' ')[1]), { 'content-type': h['content-type'] });
+      inBody = true; body = head.subarray(i + 4);
+      if (body.length) s.write(body);
+      return true;
+    }
+    pending++; s.write(body, flushed); u.pause(); return false;
+  } } }, () => u.write('GET ' + T.pathname + q.url + ' HTTP/1.1\\r\\nhost: ' + T.host + '\\r\\naccept: ' + q.headers.accept + '\\r\\naccept-encoding: identity\\r\\nconnection: close\\r\\n\\r\\n'));
+  u.on('end', () => s.end()); u.on('error', () => s.destroy()); s.on('close', () => u.destroy());
+}));`;
+}
+
 /** Each variant: JavaScript run with `node -e` (cwd = repo, so require('undici') resolves). */
 export const VARIANTS: Record<string, { what: string; code: string }> = {
   'http-pipe': {
@@ -94,47 +117,11 @@ listen(http.createServer((q, s) => {
   },
   'http-onread': {
     what: 'HTTP server (ServerResponse, chunked out) + raw upstream socket (Connection: close; body = the rest of the connection, as Orthanc sends it) read into a static 1 MiB onread buffer; slices written by reference, reads paused until the write callback',
-    code: `listen(http.createServer((q, s) => {
-  let head = null, inBody = false, pending = 0;
-  const flushed = () => { if (--pending === 0) u.resume(); };
-  const u = net.connect({ port: Number(T.port), host: T.hostname, onread: { buffer: Buffer.allocUnsafe(1 << 20), callback(n, b) {
-    let body = b.subarray(0, n);
-    if (!inBody) {
-      head = head ? Buffer.concat([head, body]) : Buffer.from(body);
-      const i = head.indexOf('\\r\\n\\r\\n'); if (i < 0) return true;
-      const lines = head.toString('latin1', 0, i).split('\\r\\n'); const h = {};
-      for (const l of lines.slice(1)) { const k = l.indexOf(':'); h[l.slice(0, k).toLowerCase()] = l.slice(k + 1).trim(); }
-      s.writeHead(Number(lines[0].split(' ')[1]), { 'content-type': h['content-type'] });
-      inBody = true; body = head.subarray(i + 4);
-      if (body.length) s.write(body);
-      return true;
-    }
-    pending++; s.write(body, flushed); u.pause(); return false;
-  } } }, () => u.write('GET ' + T.pathname + q.url + ' HTTP/1.1\\r\\nhost: ' + T.host + '\\r\\naccept: ' + q.headers.accept + '\\r\\naccept-encoding: identity\\r\\nconnection: close\\r\\n\\r\\n'));
-  u.on('end', () => s.end()); u.on('error', () => s.destroy()); s.on('close', () => u.destroy());
-}));`,
+    code: httpOnread(1 << 20),
   },
   'http-onread-256k': {
     what: 'HTTP server (ServerResponse, chunked out) + raw upstream socket read into a static 256 KiB onread buffer; slices written by reference, reads paused until the write callback',
-    code: `listen(http.createServer((q, s) => {
-  let head = null, inBody = false, pending = 0;
-  const flushed = () => { if (--pending === 0) u.resume(); };
-  const u = net.connect({ port: Number(T.port), host: T.hostname, onread: { buffer: Buffer.allocUnsafe(1 << 18), callback(n, b) {
-    let body = b.subarray(0, n);
-    if (!inBody) {
-      head = head ? Buffer.concat([head, body]) : Buffer.from(body);
-      const i = head.indexOf('\\r\\n\\r\\n'); if (i < 0) return true;
-      const lines = head.toString('latin1', 0, i).split('\\r\\n'); const h = {};
-      for (const l of lines.slice(1)) { const k = l.indexOf(':'); h[l.slice(0, k).toLowerCase()] = l.slice(k + 1).trim(); }
-      s.writeHead(Number(lines[0].split(' ')[1]), { 'content-type': h['content-type'] });
-      inBody = true; body = head.subarray(i + 4);
-      if (body.length) s.write(body);
-      return true;
-    }
-    pending++; s.write(body, flushed); u.pause(); return false;
-  } } }, () => u.write('GET ' + T.pathname + q.url + ' HTTP/1.1\\r\\nhost: ' + T.host + '\\r\\naccept: ' + q.headers.accept + '\\r\\naccept-encoding: identity\\r\\nconnection: close\\r\\n\\r\\n'));
-  u.on('end', () => s.end()); u.on('error', () => s.destroy()); s.on('close', () => u.destroy());
-}));`,
+    code: httpOnread(1 << 18),
   },
   'net-pipe': {
     what: 'TCP relay (no HTTP at all): net.Socket pipe both ways',
