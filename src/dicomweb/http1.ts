@@ -85,14 +85,10 @@ export class ResponseReader {
           if ((this.state as RState) === 'done') this.cb.end(); // 204/304/Content-Length: 0
           break;
         }
-        case 'length': {
-          const n = Math.min(this.remaining, buf.length - pos);
-          this.cb.body(pos === 0 && n === buf.length ? buf : buf.subarray(pos, pos + n));
-          pos += n;
-          this.remaining -= n;
+        case 'length':
+          pos = this.deliver(buf, pos);
           if (this.remaining === 0) this.finish();
           break;
-        }
         case 'close':
           this.cb.body(pos === 0 ? buf : buf.subarray(pos));
           return;
@@ -124,10 +120,7 @@ export class ResponseReader {
           break;
         }
         case 'chunk-data': {
-          const n = Math.min(this.remaining, buf.length - pos);
-          this.cb.body(pos === 0 && n === buf.length ? buf : buf.subarray(pos, pos + n));
-          pos += n;
-          this.remaining -= n;
+          pos = this.deliver(buf, pos);
           if (this.remaining === 0) this.state = 'chunk-crlf';
           break;
         }
@@ -150,6 +143,14 @@ export class ResponseReader {
   }
 
   /** Parses the head; returns true for a 1xx interim response (skipped). */
+  /** Hand on up to `remaining` body bytes from pos (the whole chunk by reference when it fits); returns the new pos. */
+  private deliver(buf: Buffer, pos: number): number {
+    const n = Math.min(this.remaining, buf.length - pos);
+    this.cb.body(pos === 0 && n === buf.length ? buf : buf.subarray(pos, pos + n));
+    this.remaining -= n;
+    return pos + n;
+  }
+
   private parseHead(text: string): boolean {
     const lines = text.split('\r\n');
     const m = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/.exec(lines[0]!);
