@@ -7,6 +7,7 @@
  * Medians of several runs; writes bench/results-ingest.md.
  *
  * Options: --count N (10000) --runs R (3) --clients C (8) --big-runs B (3) --out FILE (bench/results-ingest.md)
+ *          --no-floor (skip the calibration floor: a bare server storing each KOS verbatim)
  *
  * Manifests are made distinct cheaply: one KOS is written from a synthetic model whose UIDs,
  * patient id and accession all contain the token 19999999; each request replaces that token with
@@ -82,7 +83,8 @@ const median = (xs: number[]) => {
 };
 
 async function startGateway(dbUrl: string): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
-  const p = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'serve'], {
+  // BENCH_APP_NODE_ARGS: extra node flags for the gateway process (e.g. --cpu-prof --cpu-prof-dir=DIR).
+  const p = spawn(process.execPath, [...(process.env.BENCH_APP_NODE_ARGS?.split(' ').filter(Boolean) ?? []), '--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'serve'], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', PORT: '0', LOG_LEVEL: 'warn', DATABASE_URL: dbUrl, PUBLIC_BASE_URL: 'http://bench.test', MAX_BODY_BYTES: String(256 * 1024 * 1024) },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -105,6 +107,28 @@ async function startGateway(dbUrl: string): Promise<{ url: string; pid: number; 
         p.kill('SIGTERM');
       }),
   };
+}
+
+const FLOOR = !process.argv.includes('--no-floor');
+const FLOOR_SERVER = `const http = require('http'); const crypto = require('crypto'); const { Pool } = require('pg');
+const pool = new Pool({ connectionString: process.argv[1], max: 20 });
+pool.query('CREATE TABLE IF NOT EXISTS bench_floor (id text PRIMARY KEY, sha256 text NOT NULL, content bytea NOT NULL)').then(() =>
+http.createServer((q, s) => { const parts = []; q.on('data', (c) => parts.push(c)); q.on('end', async () => {
+  const body = Buffer.concat(parts); const h = crypto.createHash('sha256').update(body).digest('hex');
+  try { await pool.query({ name: 'ins', text: 'INSERT INTO bench_floor (id, sha256, content) VALUES ($1, $1, $2)', values: [h, body] }); s.writeHead(201).end(); }
+  catch { s.writeHead(500).end(); } }); })
+  .listen(0, '127.0.0.1', function () { console.log('listening on http://127.0.0.1:' + this.address().port); }));`;
+
+async function startFloor(dbUrl: string): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
+  const p = spawn(process.execPath, ['-e', FLOOR_SERVER, dbUrl], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  const url = await new Promise<string>((resolve, reject) => {
+    p.stdout!.on('data', (c: Buffer) => {
+      const m = /listening on (\S+)/.exec(String(c));
+      if (m) resolve(m[1]!);
+    });
+    p.once('exit', (c) => reject(new Error(`floor server exited ${c}`)));
+  });
+  return { url, pid: p.pid!, stop: () => new Promise((resolve) => { p.once('exit', () => resolve()); p.kill('SIGTERM'); }) };
 }
 
 // A lean keep-alive client (node:http, no fetch/undici machinery): the bench client shares the 2
@@ -152,30 +176,57 @@ async function main() {
     const cpuPer: Array<{ gw: number; pg: number; client: number }> = [];
     const lat: number[] = [];
     let n = 0;
-    for (let r = 0; r < runs; r++) {
+    /** `count` distinct manifests from `clients` concurrent clients: rate, CPU per manifest (server = pid). */
+    const drive = async (url: string, pid: number, label: string) => {
       const start = n;
       let next = 0;
       let failures = 0;
       const t0 = performance.now();
-      const g0 = cpuMs(gw.pid), p0 = cpuMsOfTree(postmaster), c0 = selfCpuMs();
+      const g0 = cpuMs(pid), p0 = cpuMsOfTree(postmaster), c0 = selfCpuMs();
+      const times: number[] = [];
       await Promise.all(
         Array.from({ length: clients }, async () => {
           while (next < count) {
             const i = next++;
             const body = instance(tpl, pos, start + i);
             const a = performance.now();
-            const s = await post(gw.url, body);
-            lat.push(performance.now() - a);
+            const s = await post(url, body);
+            times.push(performance.now() - a);
             if (s !== 201) failures++;
           }
         }),
       );
       const secs = (performance.now() - t0) / 1000;
-      const cpu = { gw: (cpuMs(gw.pid) - g0) / count, pg: (cpuMsOfTree(postmaster) - p0) / count, client: (selfCpuMs() - c0) / count };
-      cpuPer.push(cpu);
+      const cpu = { gw: (cpuMs(pid) - g0) / count, pg: (cpuMsOfTree(postmaster) - p0) / count, client: (selfCpuMs() - c0) / count };
       n += count;
-      rates.push(count / secs);
-      console.error(`run ${r + 1}: ${count} manifests in ${secs.toFixed(1)} s = ${(count / secs).toFixed(1)} manifests/s (${failures} non-201); CPU ms per manifest: gateway ${cpu.gw.toFixed(2)}, PostgreSQL ${cpu.pg.toFixed(2)}, client ${cpu.client.toFixed(2)}`);
+      console.error(`${label}: ${count} manifests in ${secs.toFixed(1)} s = ${(count / secs).toFixed(1)} manifests/s (${failures} non-201); CPU ms per manifest: server ${cpu.gw.toFixed(2)}, PostgreSQL ${cpu.pg.toFixed(2)}, client ${cpu.client.toFixed(2)}`);
+      if (failures) throw new Error(`${label}: ${failures} requests failed`);
+      return { rate: count / secs, cpu, times };
+    };
+    for (let r = 0; r < runs; r++) {
+      const d = await drive(gw.url, gw.pid, `run ${r + 1}`);
+      rates.push(d.rate);
+      cpuPer.push(d.cpu);
+      lat.push(...d.times);
+    }
+
+    // Calibration floor: a bare Node server that only stores each KOS verbatim (SHA-256, one
+    // INSERT of the bytes, autocommit with fsync) under the same clients, runs interleaved with
+    // the gateway's. No ingest that keeps the bytes durably can beat it on this machine.
+    const floorRates: number[] = [];
+    const floorCpu: Array<{ gw: number; pg: number; client: number }> = [];
+    if (FLOOR) {
+      const fl = await startFloor(pg.url('postgres'));
+      try {
+        for (let i = 0; i < 50; i++) await post(fl.url, instance(tpl, pos, 9_100_000 + i));
+        for (let r = 0; r < runs; r++) {
+          const d = await drive(fl.url, fl.pid, `floor ${r + 1}`);
+          floorRates.push(d.rate);
+          floorCpu.push(d.cpu);
+        }
+      } finally {
+        await fl.stop();
+      }
     }
 
     // One 20,000-reference KOS (20 series × 1000), end to end; and the KOS parse alone in-process.
@@ -209,7 +260,7 @@ Node ${process.version}; load average at the end ${load} (the machine is shared 
 | typical manifests (1 study, 3 series, 300 instances; ${(tpl.length / 1024).toFixed(0)} KiB KOS), ${count} per run | ${runs} | **${median(rates).toFixed(1)} manifests/s** (runs: ${rates.map((x) => x.toFixed(1)).join(', ')}) | ≥ 300/s |
 | request latency, typical manifest | ${lat.length} | p50 ${p50.toFixed(1)} ms, p95 ${p95.toFixed(1)} ms | |
 | CPU per typical manifest (from /proc): gateway · PostgreSQL · bench client, ms | ${runs} | ${median(cpuPer.map((c) => c.gw)).toFixed(2)} · ${median(cpuPer.map((c) => c.pg)).toFixed(2)} · ${median(cpuPer.map((c) => c.client)).toFixed(2)} | |
-| one 20,000-reference KOS (${(bigTpl.length / 1e6).toFixed(1)} MB), end to end | ${bigRuns} | **${median(bigMs).toFixed(0)} ms** (runs: ${bigMs.map((x) => x.toFixed(0)).join(', ')}) | < 1000 ms |
+${FLOOR ? `| calibration floor: bare Node server storing each KOS verbatim (SHA-256 + one INSERT, fsync on), same clients | ${runs} | ${median(floorRates).toFixed(1)} manifests/s (runs: ${floorRates.map((x) => x.toFixed(1)).join(', ')}); CPU ms server · PostgreSQL · client ${median(floorCpu.map((c) => c.gw)).toFixed(2)} · ${median(floorCpu.map((c) => c.pg)).toFixed(2)} · ${median(floorCpu.map((c) => c.client)).toFixed(2)} | |\n` : ''}| one 20,000-reference KOS (${(bigTpl.length / 1e6).toFixed(1)} MB), end to end | ${bigRuns} | **${median(bigMs).toFixed(0)} ms** (runs: ${bigMs.map((x) => x.toFixed(0)).join(', ')}) | < 1000 ms |
 | of which KOS parse alone (\`readKos\`, in the bench process) | ${bigRuns} | ${median(parseMs).toFixed(0)} ms | |
 
 Command: \`npm run bench:ingest -- --count ${count} --runs ${runs} --clients ${clients}\`

@@ -6,6 +6,8 @@
  *   DocumentReference?study-instance-uid=…                   same
  *   ImagingStudy?identifier=…                                same
  * and at a larger N within 1.5× of those. Writes bench/results-search.md.
+ * With --floor on (default) each query is also measured against two floors: a static server
+ * answering the same bytes, and a database floor (bench/search-db-floor.ts).
  * Run: npm run bench:search [-- --sizes 100000,1000000 --duration 10 --connections 16 --audit on|off --database-url URL --out FILE --floor on|off]
  */
 import { writeFileSync } from 'node:fs';
@@ -50,7 +52,8 @@ const docs = manifestToDocumentReferences(m, { publicBaseUrl: config.publicBaseU
 const templates = { model: m, kosDocRef: docs.kos, fhirDocRef: docs.fhir, patient: { resourceType: 'Patient', name: [{ family: 'Bench' }] } };
 
 // The app runs in its own process (bench/search-server.ts): autocannon must not share its event loop.
-const child = spawn(process.execPath, ['--import', 'tsx', path.join(import.meta.dirname, 'search-server.ts')], {
+// BENCH_APP_NODE_ARGS: extra node flags for the app process (e.g. --cpu-prof --cpu-prof-dir=DIR).
+const child = spawn(process.execPath, [...(process.env.BENCH_APP_NODE_ARGS?.split(' ').filter(Boolean) ?? []), '--import', 'tsx', path.join(import.meta.dirname, 'search-server.ts')], {
   env: { ...process.env, DATABASE_URL: url, BENCH_AUDIT: AUDIT ? 'on' : 'off' },
   stdio: ['ignore', 'pipe', 'inherit'],
 });
@@ -94,23 +97,54 @@ const FLOOR_SERVER = `const http = require('http'); const body = require('fs').r
 http.createServer((q, s) => { s.writeHead(200, { 'content-type': 'application/fhir+json', 'content-length': body.length }); s.end(body); })
   .listen(0, '127.0.0.1', function () { console.log('listening on http://127.0.0.1:' + this.address().port); });`;
 
+/** Start a server process that prints `listening on URL`. */
+async function startServer(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ at: string; pid: number; kill: () => void }> {
+  const srv = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
+  const at = await new Promise<string>((resolve, reject) => {
+    srv.stdout!.on('data', (c: Buffer) => {
+      const m = /listening on (\S+)/.exec(String(c));
+      if (m) resolve(m[1]!);
+    });
+    srv.once('exit', (c) => reject(new Error(`floor server exited ${c}`)));
+  });
+  return { at, pid: srv.pid!, kill: () => srv.kill() };
+}
+
+/** The same load against a floor server: warm-up, then CPU per request of it, PostgreSQL and autocannon. */
+async function measureFloor(srv: { at: string; pid: number }, title: string, size: number, pathFor: () => string): Promise<Row> {
+  const opts = { connections: CONNECTIONS, requests: [{ method: 'GET', setupRequest: (req: Record<string, unknown>) => ({ ...req, path: pathFor() }) }] };
+  await autocannon({ url: srv.at, duration: 2, ...opts } as never);
+  const a0 = cpuMs(srv.pid), p0 = cpuMsOfTree(postmaster), c0 = selfCpuMs();
+  const r = (await autocannon({ url: srv.at, duration: DURATION, ...opts } as never)) as unknown as { latency: { p50: number; p90: number; p99: number }; requests: { average: number; total: number }; errors: number; non2xx: number };
+  const n = Math.max(1, r.requests.total);
+  const cpu = { app: (cpuMs(srv.pid) - a0) / n, pg: (cpuMsOfTree(postmaster) - p0) / n, client: (selfCpuMs() - c0) / n };
+  return { size, query: title, p50: r.latency.p50, p90: r.latency.p90, p99: r.latency.p99, rps: Math.round(r.requests.average), errors: r.errors, non2xx: r.non2xx, cpu };
+}
+
 async function floor(title: string, size: number, body: string, pathFor: () => string): Promise<Row> {
   const file = path.join(os.tmpdir(), `mado-bench-floor-${process.pid}.json`);
   fs.writeFileSync(file, body);
-  const srv = spawn(process.execPath, ['-e', FLOOR_SERVER, file], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const at = await new Promise<string>((resolve) => srv.stdout!.on('data', (c: Buffer) => {
-    const m = /listening on (\S+)/.exec(String(c));
-    if (m) resolve(m[1]!);
-  }));
-  const opts = { connections: CONNECTIONS, requests: [{ method: 'GET', setupRequest: (req: Record<string, unknown>) => ({ ...req, path: pathFor() }) }] };
-  await autocannon({ url: at, duration: 2, ...opts } as never);
-  const a0 = cpuMs(srv.pid!), c0 = selfCpuMs();
-  const r = (await autocannon({ url: at, duration: DURATION, ...opts } as never)) as unknown as { latency: { p50: number; p90: number; p99: number }; requests: { average: number; total: number }; errors: number; non2xx: number };
-  const n = Math.max(1, r.requests.total);
-  const cpu = { app: (cpuMs(srv.pid!) - a0) / n, pg: 0, client: (selfCpuMs() - c0) / n };
-  srv.kill();
-  fs.rmSync(file, { force: true });
-  return { size, query: title, p50: r.latency.p50, p90: r.latency.p90, p99: r.latency.p99, rps: Math.round(r.requests.average), errors: r.errors, non2xx: r.non2xx, cpu };
+  const srv = await startServer(['-e', FLOOR_SERVER, file]);
+  try {
+    return await measureFloor(srv, title, size, pathFor);
+  } finally {
+    srv.kill();
+    fs.rmSync(file, { force: true });
+  }
+}
+
+/**
+ * Database floor: bench/search-db-floor.ts — the app's own planner, SQL and prepared statement
+ * through the same pool, rows' stored text concatenated; no express, auth, audit or rendering.
+ */
+const dbFloors: Row[] = [];
+async function dbFloor(title: string, size: number, pathFor: () => string): Promise<Row> {
+  const srv = await startServer(['--import', 'tsx', path.join(import.meta.dirname, 'search-db-floor.ts')], { ...process.env, DATABASE_URL: url });
+  try {
+    return await measureFloor(srv, title, size, pathFor);
+  } finally {
+    srv.kill();
+  }
 }
 
 let loaded = await countManifests(db);
@@ -151,6 +185,9 @@ for (const size of SIZES) {
       const f = await floor(title, size, text, p);
       floors.push(f);
       console.log(`${size}\t${title} (floor: static server)\tp50 ${f.p50} ms\tp99 ${f.p99} ms\t${f.rps} req/s\tcpu ms/req server ${f.cpu.app.toFixed(2)} autocannon ${f.cpu.client.toFixed(2)}`);
+      const d = await dbFloor(title, size, p);
+      dbFloors.push(d);
+      console.log(`${size}\t${title} (floor: database)\tp50 ${d.p50} ms\tp99 ${d.p99} ms\t${d.rps} req/s\tcpu ms/req server ${d.cpu.app.toFixed(2)} pg ${d.cpu.pg.toFixed(2)} autocannon ${d.cpu.client.toFixed(2)}`);
     }
   }
 }
@@ -194,6 +231,12 @@ const lines = [
         '| manifests | response of | p50 ms | p90 ms | p99 ms | req/s | CPU ms/req server · autocannon | p50 ≤ 5 ms possible here? |',
         '|---:|---|---:|---:|---:|---:|---|---|',
         ...floors.map((f) => `| ${f.size.toLocaleString('en')} | \`${f.query}\` | ${f.p50} | ${f.p90} | ${f.p99} | ${f.rps} | ${f.cpu.app.toFixed(2)} · ${f.cpu.client.toFixed(2)} | ${f.p50 <= 5 ? 'yes' : 'no'} |`),
+        '',
+        'Database floor, same load: a bare node:http server process (bench/search-db-floor.ts) that parses the query with our planner, runs the same SQL as the app as a prepared statement through the same pool, and sends the rows\' stored JSON text concatenated — the work no implementation of the query on Node and PostgreSQL can skip (no express, auth, audit, links or rendering).',
+        '',
+        '| manifests | query | p50 ms | p90 ms | p99 ms | req/s | CPU ms/req server · pg · autocannon | p50 ≤ 5 ms and p99 ≤ 25 ms reached? |',
+        '|---:|---|---:|---:|---:|---:|---|---|',
+        ...dbFloors.map((f) => `| ${f.size.toLocaleString('en')} | \`${f.query}\` | ${f.p50} | ${f.p90} | ${f.p99} | ${f.rps} | ${f.cpu.app.toFixed(2)} · ${f.cpu.pg.toFixed(2)} · ${f.cpu.client.toFixed(2)} | ${f.p50 <= 5 && f.p99 <= 25 ? 'yes' : 'no'} |`),
         '',
       ]
     : []),

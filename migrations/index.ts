@@ -8,6 +8,7 @@ import * as m0002 from './20261123_0002_ingest_storage.js';
 import * as m0004 from './20261123_0004_audit_storage.js';
 import * as m0005 from './20261123_0005_search_terms.js';
 import * as m0006 from './20261123_0006_series_instance_arrays.js';
+import * as m0007 from './20261124_0007_docref_body_text.js';
 
 export const migrations: Record<string, Knex.Migration> = {
   '20261123_0001_schema': m0001,
@@ -15,4 +16,5 @@ export const migrations: Record<string, Knex.Migration> = {
   '20261123_0004_audit_storage': m0004,
   '20261123_0005_search_terms': m0005,
   '20261123_0006_series_instance_arrays': m0006,
+  '20261124_0007_docref_body_text': m0007,
 };

@@ -104,9 +104,10 @@ const TABLES: Record<SearchTable, TableDef> = {
       authorTerms: 'd.author_terms',
     },
     nullableSorts: ['creation'],
-    // meta apart (small, parsed) and the rest as text: the search response splices the text
-    // unparsed (fhir/format.ts sendJsonWithRaw); resourceType is re-added first by the renderer.
-    select: `d.id, d.resource->'meta' AS meta, (d.resource - 'resourceType' - 'meta')::text AS body_text, d.patient_id, d.manifest_id, d.last_updated, (SELECT mv.version_id FROM manifest mv WHERE mv.id = d.manifest_id) AS version_id`,
+    // meta apart (small, parsed) and the rest as text, both stored (migration 0007): the search
+    // response splices the text unparsed (fhir/format.ts sendJsonWithRaw); resourceType is
+    // re-added first by the renderer.
+    select: `d.id, d.resource_meta AS meta, d.body_text, d.patient_id, d.manifest_id, d.last_updated, (SELECT mv.version_id FROM manifest mv WHERE mv.id = d.manifest_id) AS version_id`,
   },
   ImagingStudy: {
     from: 'manifest m JOIN imaging_study s ON s.manifest_id = m.id',
