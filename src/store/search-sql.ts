@@ -161,17 +161,33 @@ function sortExpr(t: TableDef, s: SortKey): string {
   return t.nullableSorts?.includes(s.column) ? `COALESCE(${c}, '-infinity'::timestamptz)` : c;
 }
 
+/** Lists up to this long are bound value by value (IN (?, …)); longer ones as one array. */
+const INLINE_LIST_MAX = 16;
+
+/**
+ * `expr` equals one of `values`. Short lists are written IN (?, ?, …) rather than = ANY(?::text[]):
+ * PostgreSQL then knows the list length when it plans a named statement generically, so it moves
+ * to the cached generic plan after five executions (plancache.c choose_custom_plan) instead of
+ * re-planning every request — with one array parameter of unknown length the generic plan's
+ * estimate stays worse than the custom one's and every execution is planned again.
+ */
+function anyOf(expr: string, values: readonly string[], b: unknown[]): string {
+  if (values.length === 0) return 'FALSE';
+  if (values.length === 1) {
+    b.push(values[0]);
+    return `${expr} = ?`;
+  }
+  if (values.length <= INLINE_LIST_MAX) {
+    b.push(...values);
+    return `${expr} IN (${values.map(() => '?').join(', ')})`;
+  }
+  b.push(values);
+  return `${expr} = ANY(?::text[])`;
+}
+
 function tokenMatchSql(m: TokenMatch, alias: string, b: unknown[]): string {
   const parts: string[] = [];
-  if (m.values) {
-    if (m.values.length === 1) {
-      parts.push(`${alias}.value = ?`);
-      b.push(m.values[0]);
-    } else {
-      parts.push(`${alias}.value = ANY(?::text[])`);
-      b.push(m.values);
-    }
-  }
+  if (m.values) parts.push(anyOf(`${alias}.value`, m.values, b));
   if (m.system !== undefined) {
     parts.push(`${alias}.system = ?`);
     b.push(m.system);
@@ -252,20 +268,18 @@ function condSql(t: TableDef, c: SqlCond, b: unknown[]): string {
       return 'FALSE';
     case 'token': {
       const tk = t.tokens!;
-      const codeSql = c.codes.length === 1 ? 't.code = ?' : 't.code = ANY(?::text[])';
-      b.push(c.codes.length === 1 ? c.codes[0] : c.codes);
+      const codeSql = anyOf('t.code', c.codes, b);
       const ors = c.or.map((m) => `(${tokenMatchSql(m, 't', b)})`).join(' OR ');
       // IN (subquery) lets the planner start from the token index (manifest_token_lookup).
       return `${tk.owner} ${c.not ? 'NOT IN' : 'IN'} (SELECT t.${tk.fk} FROM ${tk.table} t WHERE ${codeSql} AND (${ors}))`;
     }
     case 'token-missing': {
       const tk = t.tokens!;
-      b.push(c.codes);
-      return `${c.missing ? 'NOT ' : ''}EXISTS (SELECT 1 FROM ${tk.table} t WHERE t.${tk.fk} = ${tk.owner} AND t.code = ANY(?::text[]))`;
+      return `${c.missing ? 'NOT ' : ''}EXISTS (SELECT 1 FROM ${tk.table} t WHERE t.${tk.fk} = ${tk.owner} AND ${anyOf('t.code', c.codes, b)})`;
     }
     case 'column-in': {
-      b.push(c.values);
-      return c.not ? `(${col(t, c.column)} IS NULL OR NOT (${col(t, c.column)} = ANY(?::text[])))` : `${col(t, c.column)} = ANY(?::text[])`;
+      const cc = col(t, c.column);
+      return c.not ? `(${cc} IS NULL OR NOT (${anyOf(cc, c.values, b)}))` : anyOf(cc, c.values, b);
     }
     case 'column-missing':
       return `${col(t, c.column)} IS ${c.missing ? '' : 'NOT '}NULL`;
@@ -293,10 +307,7 @@ function condSql(t: TableDef, c: SqlCond, b: unknown[]): string {
     case 'docref-identifier': {
       const parts: string[] = [];
       if (c.tokens.length) parts.push(condSql(t, { k: 'token', codes: ['identifier'], or: c.tokens, not: false }, b));
-      if (c.uuids.length) {
-        b.push(c.uuids);
-        parts.push('d.entry_uuid = ANY(?::text[])'); // docref_entry_uuid
-      }
+      if (c.uuids.length) parts.push(anyOf('d.entry_uuid', c.uuids, b)); // docref_entry_uuid
       const any = parts.length ? (parts.length === 1 ? parts[0]! : `(${parts.join(' OR ')})`) : 'FALSE';
       return c.not ? `NOT COALESCE(${any}, FALSE)` : any;
     }
@@ -340,8 +351,7 @@ function patientSql(t: TableDef, table: SearchTable, pf: PatientFilter, b: unkno
     b.push(pf.patientIds);
     return 'EXISTS (SELECT 1 FROM manifest_endpoint me JOIN manifest mm ON mm.id = me.manifest_id WHERE me.endpoint_id = e.id AND mm.patient_id = ANY(?::text[]))';
   }
-  b.push(pf.patientIds);
-  return `${t.patientCol} = ANY(?::text[])`;
+  return anyOf(t.patientCol!, pf.patientIds, b);
 }
 
 function whereSql(plan: Pick<SqlPlan, 'table' | 'conds'>, pf: PatientFilter, b: unknown[]): string {
@@ -425,11 +435,42 @@ export async function estimateSearch(db: Knex, plan: Pick<SqlPlan, 'table' | 'co
   return Math.round(plan0.Plan['Plan Rows']);
 }
 
-/** EXPLAIN text of a page query (tests assert index use). */
-export async function explainSearch(db: Knex, plan: SqlPlan, pf: PatientFilter): Promise<string> {
+/**
+ * EXPLAIN text of a page query (tests assert index use). `generic`: the plan PostgreSQL caches for
+ * the named statement (EXPLAIN (GENERIC_PLAN), parameters unknown) — what runs once rawPrepared's
+ * statement has switched to its generic plan.
+ */
+export async function explainSearch(db: Knex, plan: SqlPlan, pf: PatientFilter, o: { generic?: boolean } = {}): Promise<string> {
   const q = compileSearch(plan, pf);
-  const res = await db.raw(`EXPLAIN ${q.sql}`, q.bindings as Knex.RawBinding[]);
+  const res = o.generic
+    ? await db.raw(`EXPLAIN (GENERIC_PLAN) ${db.raw(q.sql, q.bindings as Knex.RawBinding[]).toSQL().toNative().sql.replace(/\?/g, '\\?')}`)
+    : await db.raw(`EXPLAIN ${q.sql}`, q.bindings as Knex.RawBinding[]);
   return (res.rows as Array<{ 'QUERY PLAN': string }>).map((r) => r['QUERY PLAN']).join('\n');
+}
+
+/**
+ * How PostgreSQL plans a page query run as a named statement `runs` times on one connection
+ * (pg_prepared_statements counters): tests assert the benchmarked queries move to the cached
+ * generic plan instead of being planned again on every request.
+ */
+export async function searchPlanCacheUse(db: Knex, plan: SqlPlan, pf: PatientFilter, runs: number): Promise<{ generic: number; custom: number }> {
+  const q = compileSearch(plan, pf);
+  const native = db.raw(q.sql, q.bindings as Knex.RawBinding[]).toSQL().toNative();
+  const client = db.client as { acquireConnection(): Promise<PlanConn>; releaseConnection(c: PlanConn): Promise<void> };
+  const conn = await client.acquireConnection();
+  const name = `plan_check_${Math.random().toString(36).slice(2)}`;
+  try {
+    for (let i = 0; i < runs; i++) await conn.query({ name, text: native.sql, values: native.bindings as unknown[] });
+    const r = await conn.query({ text: 'SELECT generic_plans::int AS generic, custom_plans::int AS custom FROM pg_prepared_statements WHERE name = $1', values: [name] });
+    await conn.query({ text: `DEALLOCATE ${name}`, values: [] });
+    return r.rows[0] as { generic: number; custom: number };
+  } finally {
+    await client.releaseConnection(conn);
+  }
+}
+
+interface PlanConn {
+  query(q: { name?: string; text: string; values: unknown[] }): Promise<{ rows: unknown[] }>;
 }
 
 // ---- _include targets -------------------------------------------------------------------------

@@ -121,7 +121,7 @@ test('identifier: uniqueId through tokens, entryUUID through entry_uuid; UID/UUI
   assert.deepEqual(plan('identifier:missing=true').conds[0], { k: 'token-missing', codes: ['identifier'], missing: true });
   assert.equal((plan('identifier:not=x').conds[0] as any).not, true);
   const q = compileSearch({ table: 'DocumentReference', conds: plan(`identifier:not=1.2.3,${uuid}`).conds, sort: [{ column: 'lastUpdated', desc: true }], limit: 5 }, { all: true });
-  assert.match(q.sql, /NOT COALESCE\(\(d\.manifest_id IN \(SELECT t\.manifest_id FROM manifest_token t WHERE .*\) OR d\.entry_uuid = ANY\(\?::text\[\]\)\), FALSE\)/);
+  assert.match(q.sql, /NOT COALESCE\(\(d\.manifest_id IN \(SELECT t\.manifest_id FROM manifest_token t WHERE .*\) OR d\.entry_uuid = \?\), FALSE\)/);
 });
 
 test('related: ImagingStudy reference → related-study; other targets match nothing', () => {
@@ -147,7 +147,7 @@ test('compileSearch: values only in bindings, patient filter inside, keyset afte
   const q = compileSearch({ table: 'DocumentReference', conds: p.conds, sort: p.sort, cursor: { v: ['2024-01-01T00:00:00Z'], id: 'k' }, limit: 20 }, { all: false, patientIds: ['p1'] });
   assert.ok(!q.sql.includes('drop table'));
   assert.ok(!q.sql.includes('M1'));
-  assert.match(q.sql, /d\.patient_id = ANY\(\?::text\[\]\)/);
+  assert.match(q.sql, /d\.patient_id = \?/);
   assert.match(q.sql, /manifest_token t WHERE t\.code = \?/);
   assert.match(q.sql, /d\.last_updated < \?::timestamptz OR \(d\.last_updated = \?::timestamptz AND d\.id > \?\)/);
   assert.match(q.sql, /ORDER BY d\.last_updated DESC, d\.id ASC\nLIMIT \?$/);
@@ -156,4 +156,19 @@ test('compileSearch: values only in bindings, patient filter inside, keyset afte
   const cnt = compileCount({ table: 'DocumentReference', conds: p.conds }, { all: true });
   assert.match(cnt.sql, /^SELECT count\(\*\)/);
   assert.equal((cnt.sql.match(/\?/g) ?? []).length, cnt.bindings.length);
+});
+
+test('compileSearch: short value lists bound one by one (IN), long ones as one array, an empty list matches nothing', () => {
+  const p = plan('status=current,superseded');
+  const two = compileSearch({ table: 'DocumentReference', conds: p.conds, sort: p.sort, limit: 20 }, { all: false, patientIds: ['p1', 'p2'] });
+  assert.match(two.sql, /d\.patient_id IN \(\?, \?\)/);
+  assert.match(two.sql, /d\.status IN \(\?, \?\)/);
+  assert.deepEqual(two.bindings.slice(0, 4), ['p1', 'p2', 'current', 'superseded']);
+  const many = Array.from({ length: 17 }, (_, i) => `p${i}`);
+  const long = compileSearch({ table: 'DocumentReference', conds: p.conds, sort: p.sort, limit: 20 }, { all: false, patientIds: many });
+  assert.match(long.sql, /d\.patient_id = ANY\(\?::text\[\]\)/);
+  assert.deepEqual(long.bindings[0], many);
+  const none = compileSearch({ table: 'DocumentReference', conds: p.conds, sort: p.sort, limit: 20 }, { all: false, patientIds: [] });
+  assert.match(none.sql, /WHERE FALSE\n/);
+  for (const q of [two, long, none]) assert.equal((q.sql.match(/\?/g) ?? []).length, q.bindings.length);
 });
