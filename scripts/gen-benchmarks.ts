@@ -9,10 +9,9 @@ const ROOT = path.resolve(import.meta.dirname, '..');
 const sections: Array<[string, string]> = [
   ['results-kos.md', 'npm run bench:kos'],
   ['results-convert.md', 'npm run bench:convert'],
-  ['results-ingest-quiet.md', 'npm run bench:ingest -- --count 3000 --runs 3'],
-  ['results-ingest.md', 'npm run bench:ingest'],
-  ['results-search-quiet.md', 'npm run bench:search -- --sizes 100000 --out results-search-quiet.md'],
-  ['results-search.md', 'npm run bench:search'],
+  ['results-ingest.md', 'npm run bench:ingest -- --count 3000 --runs 3'],
+  ['results-ingest-10k.md', 'npm run bench:ingest -- --count 10000 --runs 1 --out bench/results-ingest-10k.md'],
+  ['results-search.md', 'npm run bench:search -- --sizes 100000,1000000'],
   ['results-wado.md', 'npm run bench:wado'],
   ['results-proxy-floor.md', 'npx tsx bench/proxy-floor.ts --runs 9 --write'],
   ['results-auth.md', 'npm run bench:auth'],
@@ -31,6 +30,10 @@ average during its run (the 2 cores are shared with other sessions' test suites 
 Second session (2026-11-24): KOS, ingest, search (100k) and WADO re-run after the changes listed in
 each section; ingest and search (100k) on the quiet machine (load 1.5–2.7). Ingest and search also
 report CPU milliseconds per request from /proc for each process (app, its PostgreSQL cluster, client).
+Third session (2026-11-24): search (100k and 1M in one run) and ingest re-run after migration 0007
+(stored DocumentReference body text) and the generic-plan change of the search SQL; both benches
+now measure calibration floors (search: a static server and a database floor; ingest: a bare server
+storing each KOS verbatim) in the same run.
 
 | issue | measure | result | target |
 |---|---|---|---|
@@ -38,12 +41,14 @@ report CPU milliseconds per request from /proc for each process (app, its Postgr
 | 3 KOS codec | write ÷ dcmjs write (300 / 1k / 20k refs) | 0.022× / 0.020× / 0.024× | ≤ 1.5× ✔ |
 | 4 mapping | kos2fhir ÷ dcmjs parse (1k / 20k refs) | 0.09× / 0.10× | ≤ 1.5× ✔ |
 | 4 mapping | fhir2kos ÷ dcmjs parse of its output (1k / 20k refs) | 0.25× / 0.16× | ≤ 1.5× ✔ |
-| 5 ingest | typical manifests over HTTP, 8 clients (quiet run) | 131 manifests/s, 3 runs of 3,000 (124 in one run of 10,000; first session: 54); CPU per manifest gateway 4.8 + PostgreSQL 6.8 + client 0.75 ms | ≥ 300/s ✘ (needs ≤ 6.7 CPU-ms per manifest on 2 cores) |
-| 5 ingest | one 20,000-reference KOS end to end (quiet run) | 340 ms (first session: 1,424 ms) | < 1 s ✔ |
-| 6 search | ITI-67 patient.identifier+status, 16 conns, 100k manifests (quiet run) | p50 35 ms, p99 82 ms, 425 req/s (first session: 44 / 72 ms, 345 req/s); CPU per request app 1.65 + PostgreSQL 1.77 + autocannon 0.27 ms | p50 ≤ 5 ms, p99 ≤ 25 ms ✘ |
-| 6 search | calibration: static server answering the same bytes, same load | p50 2 ms, p99 6 ms, 7,154 req/s | (the machine allows the target; our per-request CPU does not) |
-| 6 search | same at 1M manifests, in one run with 100k (load 1.2–2.6) | p50 27 ms, p99 59 ms, 549 req/s (100k in that run: 30 / 73 ms, 502 req/s) | ✘ |
-| 6 search | 1M ÷ 100k p50, the three benchmarked queries | 0.90× / 0.87× / 0.84× (size does not slow it down) | ≤ 1.5× ✔ |
+| 5 ingest | typical manifests over HTTP, 8 clients | 122 manifests/s, 3 runs of 3,000 (107 in one run of 10,000; load 2–4; second session 131 / 124, first 54); CPU per manifest gateway 5.5 + PostgreSQL 7.1 + client 0.73 ms | ≥ 300/s ✘ (needs ≤ 6.7 CPU-ms per manifest on 2 cores) |
+| 5 ingest | calibration floor: bare Node server storing each KOS verbatim (SHA-256 + one INSERT, fsync on), same clients | 461–561 manifests/s (430 over 10,000); PostgreSQL 2.0–2.7 CPU-ms per manifest for the bytes alone | (the bytes alone take a third of the 300/s budget) |
+| 5 ingest | one 20,000-reference KOS end to end | 413 ms (median of 3; 426 ms in the 10,000 run; second session 340 ms, first 1,424 ms) | < 1 s ✔ |
+| 6 search | ITI-67 patient.identifier+status, 16 conns, 100k manifests | p50 31 ms, p99 74 ms, 476 req/s (same query in this session's first run: 25 / 58 ms, 578 req/s; second session 35 / 82 ms, 425 req/s); CPU per request app 1.89 + PostgreSQL 1.06 + autocannon 0.32 ms | p50 ≤ 5 ms, p99 ≤ 25 ms ✘ |
+| 6 search | study-instance-uid / ImagingStudy identifier, 100k | p50 17 / 30 ms, p99 36 / 74 ms, 848 / 498 req/s (PostgreSQL CPU per request 0.63 / 0.81 ms, was 1.06 / 1.30 before the generic-plan change) | ✘ |
+| 6 search | database floor: bare node:http + our planner/SQL/pool, rows' stored text, same load, 100k | p50 12 / 9 / 6 ms, p99 30 / 27 / 15 ms | (even this floor misses p50 ≤ 5 ms on this machine) |
+| 6 search | static server answering the same bytes, same load | p50 1 / 0 / 0 ms, 6,972–16,115 req/s | (HTTP and the load generator alone are not the limit) |
+| 6 search | 1M ÷ 100k p50 (same run), the three benchmarked queries | 1.23× / 1.06× / 1.00× (p99 of the patient query 118 vs 74 ms: the 1M docref bodies no longer fit shared_buffers) | ≤ 1.5× ✔ (p50) |
 | 7 WADO | study retrieval via gateway ÷ direct: CPU bound OC ÷ (OC + proxy) on 2 shared cores | 0.66 (bare Node pipe proxy 0.52, TCP relay floor 0.74); the median ratio, 1.09, only says the direct side was held back by other load in that run | ≥ 0.9 ✘ (needs a hop ≤ 208 core-ms/GB) |
 | 7 WADO | gateway CPU per GB moved (own HTTP/1.1 exchange, reused 1 MiB read buffer) | 954 core-ms/GB (undici streaming before: 2,100–2,260 in paired runs; HTTP-proxy floor 797, TCP relay 659) | – |
 | 7 WADO | added p50 on instance metadata (cached series) | −2.0 ms | ≤ 2 ms ✔ |
