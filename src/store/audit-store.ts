@@ -4,7 +4,7 @@
  * ("Patient/{id}" entries, GIN-indexed) so a multi-patient event is found for each patient.
  */
 import type { AuditEvent } from '@medplum/fhirtypes';
-import type { Db } from './db.js';
+import { withConnection, type Db } from './db.js';
 
 export interface AuditRow {
   id: string;
@@ -53,13 +53,7 @@ export async function insertAuditEvents(db: Db, rows: readonly AuditRow[]): Prom
     SELECT id, recorded, type_code, subtype_code, action, outcome, agent_who, patient_ref, coalesce(entity_refs, '{}'), coalesce(break_glass, false), resource
       FROM jsonb_populate_recordset(NULL::audit_event, $${tag}$${json}$${tag}$::jsonb)
     ON CONFLICT (id) DO NOTHING`;
-  const client = db.client as { acquireConnection(): Promise<{ query(sql: string): Promise<unknown> }>; releaseConnection(c: unknown): Promise<void> };
-  const conn = await client.acquireConnection();
-  try {
-    await conn.query(sql);
-  } finally {
-    await client.releaseConnection(conn);
-  }
+  await withConnection(db, (conn) => conn.query(sql));
 }
 
 export interface AuditQuery {

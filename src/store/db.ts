@@ -52,15 +52,20 @@ export async function rawPrepared<R = Record<string, unknown>>(db: Db, sql: stri
     name = `gw_${createHash('sha256').update(native.sql).digest('hex').slice(0, 32)}`;
     preparedNames.set(native.sql, name);
   }
+  return withConnection(db, async (conn) => (await conn.query({ name, text: native.sql, values: native.bindings as unknown[] })) as { rows: R[] });
+}
+
+/** A raw pg connection from knex's pool (or the transaction's), for `fn`'s duration. */
+export async function withConnection<T>(db: Db, fn: (conn: PgConn) => Promise<T>): Promise<T> {
   const client = db.client as { acquireConnection(): Promise<PgConn>; releaseConnection(c: PgConn): Promise<void> };
   const conn = await client.acquireConnection();
   try {
-    return (await conn.query({ name, text: native.sql, values: native.bindings as unknown[] })) as { rows: R[] };
+    return await fn(conn);
   } finally {
     await client.releaseConnection(conn);
   }
 }
 
-interface PgConn {
-  query(q: { name?: string; text: string; values: unknown[] }): Promise<unknown>;
+export interface PgConn {
+  query(q: string | { name?: string; text: string; values: unknown[] }): Promise<{ rows: unknown[] }>;
 }

@@ -13,7 +13,7 @@
  */
 import type { Knex } from 'knex';
 import type { PatientFilter } from '../auth/principal.js';
-import { rawPrepared } from './db.js';
+import { rawPrepared, withConnection } from './db.js';
 
 export type SearchTable = 'DocumentReference' | 'ImagingStudy' | 'Patient' | 'Endpoint' | 'List';
 
@@ -348,8 +348,7 @@ function patientSql(t: TableDef, table: SearchTable, pf: PatientFilter, b: unkno
   if (pf.all) return undefined;
   if (table === 'Endpoint') {
     // Endpoints are shared; a patient-limited caller sees those of manifests it may see.
-    b.push(pf.patientIds);
-    return 'EXISTS (SELECT 1 FROM manifest_endpoint me JOIN manifest mm ON mm.id = me.manifest_id WHERE me.endpoint_id = e.id AND mm.patient_id = ANY(?::text[]))';
+    return `EXISTS (SELECT 1 FROM manifest_endpoint me JOIN manifest mm ON mm.id = me.manifest_id WHERE me.endpoint_id = e.id AND ${anyOf('mm.patient_id', pf.patientIds, b)})`;
   }
   return anyOf(t.patientCol!, pf.patientIds, b);
 }
@@ -456,21 +455,13 @@ export async function explainSearch(db: Knex, plan: SqlPlan, pf: PatientFilter, 
 export async function searchPlanCacheUse(db: Knex, plan: SqlPlan, pf: PatientFilter, runs: number): Promise<{ generic: number; custom: number }> {
   const q = compileSearch(plan, pf);
   const native = db.raw(q.sql, q.bindings as Knex.RawBinding[]).toSQL().toNative();
-  const client = db.client as { acquireConnection(): Promise<PlanConn>; releaseConnection(c: PlanConn): Promise<void> };
-  const conn = await client.acquireConnection();
   const name = `plan_check_${Math.random().toString(36).slice(2)}`;
-  try {
+  return withConnection(db, async (conn) => {
     for (let i = 0; i < runs; i++) await conn.query({ name, text: native.sql, values: native.bindings as unknown[] });
     const r = await conn.query({ text: 'SELECT generic_plans::int AS generic, custom_plans::int AS custom FROM pg_prepared_statements WHERE name = $1', values: [name] });
-    await conn.query({ text: `DEALLOCATE ${name}`, values: [] });
+    await conn.query(`DEALLOCATE ${name}`);
     return r.rows[0] as { generic: number; custom: number };
-  } finally {
-    await client.releaseConnection(conn);
-  }
-}
-
-interface PlanConn {
-  query(q: { name?: string; text: string; values: unknown[] }): Promise<{ rows: unknown[] }>;
+  });
 }
 
 // ---- _include targets -------------------------------------------------------------------------
