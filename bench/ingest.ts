@@ -7,7 +7,8 @@
  * Medians of several runs; writes bench/results-ingest.md.
  *
  * Options: --count N (10000) --runs R (3) --clients C (8) --big-runs B (3) --out FILE (bench/results-ingest.md)
- *          --no-floor (skip the calibration floor: a bare server storing each KOS verbatim)
+ *          --no-floor (skip the calibration floors: bare servers storing each KOS verbatim, or verbatim
+ *          plus parse, instance index and search tokens — bench/ingest-index-floor.ts)
  *
  * Manifests are made distinct cheaply: one KOS is written from a synthetic model whose UIDs,
  * patient id and accession all contain the token 19999999; each request replaces that token with
@@ -119,8 +120,10 @@ http.createServer((q, s) => { const parts = []; q.on('data', (c) => parts.push(c
   catch { s.writeHead(500).end(); } }); })
   .listen(0, '127.0.0.1', function () { console.log('listening on http://127.0.0.1:' + this.address().port); }));`;
 
-async function startFloor(dbUrl: string): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
-  const p = spawn(process.execPath, ['-e', FLOOR_SERVER, dbUrl], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+/** A floor server: the bytes floor above, or `index` (bench/ingest-index-floor.ts: bytes + parse + instance index + tokens). */
+async function startFloor(dbUrl: string, kind: 'bytes' | 'index'): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
+  const args = kind === 'bytes' ? ['-e', FLOOR_SERVER, dbUrl] : ['--import', 'tsx', path.join(ROOT, 'bench/ingest-index-floor.ts'), dbUrl];
+  const p = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await new Promise<string>((resolve, reject) => {
     p.stdout!.on('data', (c: Buffer) => {
       const m = /listening on (\S+)/.exec(String(c));
@@ -203,31 +206,38 @@ async function main() {
       if (failures) throw new Error(`${label}: ${failures} requests failed`);
       return { rate: count / secs, cpu, times };
     };
-    for (let r = 0; r < runs; r++) {
-      const d = await drive(gw.url, gw.pid, `run ${r + 1}`);
-      rates.push(d.rate);
-      cpuPer.push(d.cpu);
-      lat.push(...d.times);
-    }
-
-    // Calibration floor: a bare Node server that only stores each KOS verbatim (SHA-256, one
-    // INSERT of the bytes, autocommit with fsync) under the same clients, runs interleaved with
-    // the gateway's. No ingest that keeps the bytes durably can beat it on this machine.
-    const floorRates: number[] = [];
-    const floorCpu: Array<{ gw: number; pg: number; client: number }> = [];
-    if (FLOOR) {
-      const fl = await startFloor(pg.url('postgres'));
-      try {
-        for (let i = 0; i < 50; i++) await post(fl.url, instance(tpl, pos, 9_100_000 + i));
-        for (let r = 0; r < runs; r++) {
-          const d = await drive(fl.url, fl.pid, `floor ${r + 1}`);
-          floorRates.push(d.rate);
-          floorCpu.push(d.cpu);
+    // Calibration floors, run interleaved with the gateway's runs under the same clients:
+    // - bytes: a bare Node server that only stores each KOS verbatim (SHA-256, one INSERT of the
+    //   bytes, autocommit with fsync). No ingest that keeps the bytes durably can beat it here.
+    // - index: the same plus our KOS parser and the instance index + search tokens
+    //   (bench/ingest-index-floor.ts) — the least an ingest serving the issue's queries must do.
+    type Cpu = { gw: number; pg: number; client: number };
+    const floors = { bytes: { rates: [] as number[], cpu: [] as Cpu[] }, index: { rates: [] as number[], cpu: [] as Cpu[] } };
+    const servers: Array<{ kind: 'bytes' | 'index'; url: string; pid: number; stop: () => Promise<void> }> = [];
+    try {
+      if (FLOOR) {
+        for (const kind of ['bytes', 'index'] as const) {
+          const fl = await startFloor(pg.url('postgres'), kind);
+          servers.push({ kind, ...fl });
+          for (let i = 0; i < 50; i++) await post(fl.url, instance(tpl, pos, (kind === 'bytes' ? 9_100_000 : 9_200_000) + i));
         }
-      } finally {
-        await fl.stop();
       }
+      for (let r = 0; r < runs; r++) {
+        const d = await drive(gw.url, gw.pid, `run ${r + 1}`);
+        rates.push(d.rate);
+        cpuPer.push(d.cpu);
+        lat.push(...d.times);
+        for (const fl of servers) {
+          const f = await drive(fl.url, fl.pid, `${fl.kind} floor ${r + 1}`);
+          floors[fl.kind].rates.push(f.rate);
+          floors[fl.kind].cpu.push(f.cpu);
+        }
+      }
+    } finally {
+      for (const fl of servers) await fl.stop();
     }
+    const floorRow = (label: string, f: { rates: number[]; cpu: Cpu[] }) =>
+      `| ${label} | ${runs} | ${median(f.rates).toFixed(1)} manifests/s (runs: ${f.rates.map((x) => x.toFixed(1)).join(', ')}); CPU ms server · PostgreSQL · client ${median(f.cpu.map((c) => c.gw)).toFixed(2)} · ${median(f.cpu.map((c) => c.pg)).toFixed(2)} · ${median(f.cpu.map((c) => c.client)).toFixed(2)} | |\n`;
 
     // One 20,000-reference KOS (20 series × 1000), end to end; and the KOS parse alone in-process.
     const bigTpl = template(20, 1000);
@@ -260,7 +270,7 @@ Node ${process.version}; load average at the end ${load} (the machine is shared 
 | typical manifests (1 study, 3 series, 300 instances; ${(tpl.length / 1024).toFixed(0)} KiB KOS), ${count} per run | ${runs} | **${median(rates).toFixed(1)} manifests/s** (runs: ${rates.map((x) => x.toFixed(1)).join(', ')}) | ≥ 300/s |
 | request latency, typical manifest | ${lat.length} | p50 ${p50.toFixed(1)} ms, p95 ${p95.toFixed(1)} ms | |
 | CPU per typical manifest (from /proc): gateway · PostgreSQL · bench client, ms | ${runs} | ${median(cpuPer.map((c) => c.gw)).toFixed(2)} · ${median(cpuPer.map((c) => c.pg)).toFixed(2)} · ${median(cpuPer.map((c) => c.client)).toFixed(2)} | |
-${FLOOR ? `| calibration floor: bare Node server storing each KOS verbatim (SHA-256 + one INSERT, fsync on), same clients | ${runs} | ${median(floorRates).toFixed(1)} manifests/s (runs: ${floorRates.map((x) => x.toFixed(1)).join(', ')}); CPU ms server · PostgreSQL · client ${median(floorCpu.map((c) => c.gw)).toFixed(2)} · ${median(floorCpu.map((c) => c.pg)).toFixed(2)} · ${median(floorCpu.map((c) => c.client)).toFixed(2)} | |\n` : ''}| one 20,000-reference KOS (${(bigTpl.length / 1e6).toFixed(1)} MB), end to end | ${bigRuns} | **${median(bigMs).toFixed(0)} ms** (runs: ${bigMs.map((x) => x.toFixed(0)).join(', ')}) | < 1000 ms |
+${FLOOR ? floorRow('bytes floor: bare Node server storing each KOS verbatim (SHA-256 + one INSERT, fsync on), same clients', floors.bytes) + floorRow('index floor: the bytes floor + our KOS parser + instance index (series rows with instance arrays) + search tokens, one INSERT, same clients', floors.index) : ''}| one 20,000-reference KOS (${(bigTpl.length / 1e6).toFixed(1)} MB), end to end | ${bigRuns} | **${median(bigMs).toFixed(0)} ms** (runs: ${bigMs.map((x) => x.toFixed(0)).join(', ')}) | < 1000 ms |
 | of which KOS parse alone (\`readKos\`, in the bench process) | ${bigRuns} | ${median(parseMs).toFixed(0)} ms | |
 
 Command: \`npm run bench:ingest -- --count ${count} --runs ${runs} --clients ${clients}\`

@@ -34,7 +34,7 @@
 import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
 import type { DocumentDefaults } from '../config.js';
-import { manifestToDocumentReferences, manifestToFhirBundle, type MappingContext } from '../fhir/mapping/index.js';
+import { manifestEndpoints, manifestToDocumentReferences, type MappingContext } from '../fhir/mapping/index.js';
 import { schemeToSystem } from '../fhir/mapping/codes.js';
 import { issuerSystem } from '../fhir/mapping/common.js';
 import { manifestResourceIds, patientId as patientIdOf } from '../model/ids.js';
@@ -89,8 +89,11 @@ export async function lockStudies(tx: Tx, studyUids: Iterable<string>): Promise<
 // ---------------------------------------------------------------------------------------------
 // Array parameters (knex expands JS arrays in raw bindings, so arrays go as PostgreSQL literals)
 
+const NEEDS_ESCAPE = /["\\]/;
+
+/** One quoted array element; most values (UIDs, codes) need no escaping, so that is tested first. */
 function quoteElem(v: string): string {
-  return '"' + v.replace(/\\/g, '\\\\').replace(/"/g, '\\"') + '"';
+  return '"' + (NEEDS_ESCAPE.test(v) ? v.replace(/[\\"]/g, '\\$&') : v) + '"';
 }
 
 export function textArray(values: ReadonlyArray<string | null | undefined>): string {
@@ -161,18 +164,6 @@ export function studyModalities(m: Manifest): string[] {
   if (m.study.modalities.length) return [...m.study.modalities];
   const out: string[] = [];
   for (const e of m.evidence) for (const s of e.series) if (s.modality && !out.includes(s.modality)) out.push(s.modality);
-  return out;
-}
-
-export function endpointKeys(m: Manifest): Array<{ url?: string; location?: string }> {
-  const out: Array<{ url?: string; location?: string }> = [];
-  const seen = new Set<string>();
-  for (const e of m.evidence) for (const s of e.series) {
-    const k = `${s.retrieveUrl ?? ''}\u0000${s.retrieveLocationUid ?? ''}`;
-    if (seen.has(k)) continue;
-    seen.add(k);
-    out.push({ url: s.retrieveUrl, location: s.retrieveLocationUid });
-  }
   return out;
 }
 
@@ -401,12 +392,9 @@ function patientParts(m: Manifest, id: string, docref: Json): Part[] {
   return out;
 }
 
-/** Endpoint resources of a manifest, rendered by the mapping from a one-instance-per-series copy (cheap for huge manifests). */
+/** Endpoint resources of a manifest (as its FHIR Bundle has them), sorted by id: a fixed lock order across transactions. */
 export function endpointResources(m: Manifest, ctx: MappingContext): Json[] {
-  const slim: Manifest = { ...m, evidence: m.evidence.map((e) => ({ ...e, series: e.series.map((s) => ({ ...s, instances: s.instances.slice(0, 1) })) })) };
-  const bundle = manifestToFhirBundle(slim, ctx) as unknown as Json;
-  const eps = ((bundle.entry as Json[]) ?? []).map((e) => e.resource as Json).filter((r) => r?.resourceType === 'Endpoint');
-  return eps.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)); // fixed lock order across transactions
+  return (manifestEndpoints(m, ctx) as Json[]).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
 function endpointParts(eps: Json[], manifestId: string): Part[] {

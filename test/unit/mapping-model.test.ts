@@ -1,7 +1,7 @@
 /** Manifest model ⇄ FHIR (pure): structure, R4 + MADO validity, determinism, DocumentReferences, round trip. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { fhirToManifest, issuesToOperationOutcome, manifestToDocumentReferences, manifestToFhirBundle, dicomToFhirDateTime, fhirToDicomDateTime } from '../../src/fhir/mapping/index.js';
+import { fhirToManifest, issuesToOperationOutcome, manifestEndpoints, manifestToDocumentReferences, manifestToFhirBundle, dicomToFhirDateTime, fhirToDicomDateTime } from '../../src/fhir/mapping/index.js';
 import { validateFhirResource, validateR4 } from '../../src/fhir/validate.js';
 import { endpointId, manifestResourceIds, patientId } from '../../src/model/ids.js';
 import { CTX, manifest101, manifestRich } from '../fixtures/fhir/sample-manifests.js';
@@ -71,6 +71,17 @@ test('one endpoint shared by series with the same (URL, location) pair', () => {
   assert.equal(res(b, 'Endpoint').length, 1);
   const [is] = res(b, 'ImagingStudy');
   assert.equal(is!.series[0].endpoint[0].reference, is!.series[1].endpoint[0].reference);
+});
+
+test('manifestEndpoints (what the store indexes) = the Endpoint entries of the Bundle, viewer included', () => {
+  let withViewer = 0;
+  for (const [i, m] of [manifest101(), manifestRich(), ...Array.from({ length: 60 }, (_, k) => randomManifest(k))].entries()) {
+    const eps = manifestEndpoints(m, CTX) as J[];
+    assert.deepEqual(eps, res(manifestToFhirBundle(m, CTX) as J, 'Endpoint'), `manifest ${i}`);
+    assert.ok(eps.length >= 1);
+    if (eps.some((e) => e.connectionType?.code !== 'dicom-wado-rs')) withViewer++;
+  }
+  assert.ok(withViewer > 0, 'some manifests carry a viewer endpoint');
 });
 
 test('narrative is escaped XHTML', () => {

@@ -279,6 +279,18 @@ function bundleIdentifier(uid: string): Json {
 }
 
 /** MadoFhirBundle (document) for a manifest (digest §1.6, §1.9). */
+/** The Bundle's Endpoints: one MadoWadoEndpoint per retrieve location of the primary study, then the viewer. */
+function endpointsOf(d: Derived): Json[] {
+  const out = [...d.endpoints.values()].map(wadoEndpoint);
+  if (d.evidence?.displayUri) out.push(viewerEndpoint(d.ids.webViewerEndpoint, d.evidence.displayUri));
+  return out;
+}
+
+/** The Endpoint resources of manifestToFhirBundle(m) without building the rest of it (the store indexes them on every ingest). */
+export function manifestEndpoints(m: Manifest, ctx: MappingContext): Json[] {
+  return endpointsOf(derive(m, ctx));
+}
+
 export function manifestToFhirBundle(m: Manifest, ctx: MappingContext): Bundle {
   const d = derive(m, ctx);
   const ids = d.ids;
@@ -333,8 +345,7 @@ export function manifestToFhirBundle(m: Manifest, ctx: MappingContext): Bundle {
     }));
   }
 
-  const resources: Json[] = [composition, study, patient, device, org, ...srs, ...[...d.endpoints.values()].map(wadoEndpoint)];
-  if (viewerUri) resources.push(viewerEndpoint(ids.webViewerEndpoint, viewerUri));
+  const resources: Json[] = [composition, study, patient, device, org, ...srs, ...endpointsOf(d)];
   return {
     resourceType: 'Bundle',
     id: ids.bundle,
