@@ -34,6 +34,9 @@ Third session (2026-11-24): search (100k and 1M in one run) and ingest re-run af
 (stored DocumentReference body text) and the generic-plan change of the search SQL; both benches
 now measure calibration floors (search: a static server and a database floor; ingest: a bare server
 storing each KOS verbatim) in the same run.
+Fourth session (2026-11-24): ingest re-run (3 × 3,000 and 1 × 10,000, load 1–4) with a second floor,
+the *index floor* (bytes + our KOS parser + the instance index and search tokens in one INSERT), both
+floors interleaved with the gateway's runs.
 
 | issue | measure | result | target |
 |---|---|---|---|
@@ -41,9 +44,10 @@ storing each KOS verbatim) in the same run.
 | 3 KOS codec | write ÷ dcmjs write (300 / 1k / 20k refs) | 0.022× / 0.020× / 0.024× | ≤ 1.5× ✔ |
 | 4 mapping | kos2fhir ÷ dcmjs parse (1k / 20k refs) | 0.09× / 0.10× | ≤ 1.5× ✔ |
 | 4 mapping | fhir2kos ÷ dcmjs parse of its output (1k / 20k refs) | 0.25× / 0.16× | ≤ 1.5× ✔ |
-| 5 ingest | typical manifests over HTTP, 8 clients | 122 manifests/s, 3 runs of 3,000 (107 in one run of 10,000; load 2–4; second session 131 / 124, first 54); CPU per manifest gateway 5.5 + PostgreSQL 7.1 + client 0.73 ms | ≥ 300/s ✘ (needs ≤ 6.7 CPU-ms per manifest on 2 cores) |
-| 5 ingest | calibration floor: bare Node server storing each KOS verbatim (SHA-256 + one INSERT, fsync on), same clients | 461–561 manifests/s (430 over 10,000); PostgreSQL 2.0–2.7 CPU-ms per manifest for the bytes alone | (the bytes alone take a third of the 300/s budget) |
-| 5 ingest | one 20,000-reference KOS end to end | 413 ms (median of 3; 426 ms in the 10,000 run; second session 340 ms, first 1,424 ms) | < 1 s ✔ |
+| 5 ingest | typical manifests over HTTP, 8 clients | 112 manifests/s, 3 runs of 3,000 (122 in one run of 10,000; load 1–4; third session 122 / 107, second 131 / 124, first 54); CPU per manifest gateway 5.3 + PostgreSQL 9.7 + client 0.81 ms (10,000 run: 5.2 + 7.9 + 0.76) | ≥ 300/s ✘ (needs ≤ 6.7 CPU-ms per manifest on 2 cores) |
+| 5 ingest | bytes floor: bare Node server storing each KOS verbatim (SHA-256 + one INSERT, fsync on), same clients, interleaved | 483 manifests/s (424–483; 518 over 10,000); PostgreSQL 2.4 CPU-ms per manifest for the bytes alone | – |
+| 5 ingest | index floor: the bytes floor + our KOS parser + instance index (series rows with instance arrays) + search tokens in one INSERT, same indexes; no FHIR resources, audit, lock or idempotency check | 228 manifests/s (200–279; 232 over 10,000); CPU per manifest server 3.1 + PostgreSQL 4.3 + client 0.63 ms | (below 300/s: the target is out of reach on this machine) |
+| 5 ingest | one 20,000-reference KOS end to end | 594 ms (median of 3: 471–595; 372 ms in the 10,000 run; third session 413 ms, second 340 ms, first 1,424 ms) | < 1 s ✔ |
 | 6 search | ITI-67 patient.identifier+status, 16 conns, 100k manifests | p50 31 ms, p99 74 ms, 476 req/s (same query in this session's first run: 25 / 58 ms, 578 req/s; second session 35 / 82 ms, 425 req/s); CPU per request app 1.89 + PostgreSQL 1.06 + autocannon 0.32 ms | p50 ≤ 5 ms, p99 ≤ 25 ms ✘ |
 | 6 search | study-instance-uid / ImagingStudy identifier, 100k | p50 17 / 30 ms, p99 36 / 74 ms, 848 / 498 req/s (PostgreSQL CPU per request 0.63 / 0.81 ms, was 1.06 / 1.30 before the generic-plan change) | ✘ |
 | 6 search | database floor: bare node:http + our planner/SQL/pool, rows' stored text, same load, 100k | p50 12 / 9 / 6 ms, p99 30 / 27 / 15 ms | (even this floor misses p50 ≤ 5 ms on this machine) |
