@@ -176,20 +176,32 @@ const STUDY_COLS = [
   'm.patient_id as patientId',
 ];
 
-const STUDY_RAW_COLS = `m.model #>> '{patient,id,issuer,localNamespace}' as "patientIdIssuer",
-  coalesce(m.model #>> '{study,accession,issuer,localNamespace}', st.accession_issuer) as "accessionIssuer",
-  m.model #>> '{study,referringPhysicianName,alphabetic}' as "referringPhysician",
-  m.model #>> '{study,studyId}' as "studyId",
-  m.model #>> '{document,timezoneOffset}' as "timezoneOffset"`;
+const STUDY_RAW_COLS = `st.patient_id_issuer_local as "patientIdIssuer",
+  coalesce(st.accession_issuer_local, st.accession_issuer) as "accessionIssuer",
+  st.referring_physician as "referringPhysician",
+  st.study_id as "studyId",
+  st.timezone_offset as "timezoneOffset"`;
 
-/** Visible (non-rejected) instance counts per study / series, as lateral subqueries. */
-const STUDY_COUNTS = `(select count(*)::int as "nInstances", count(distinct cs.series_instance_uid)::int as "nSeries"
-   from imaging_series cs cross join lateral unnest(cs.sop_instance_uids) ci(sop_instance_uid)
-   where cs.manifest_id = st.manifest_id and cs.study_instance_uid = st.study_instance_uid
-   and not exists (select 1 from rejected_instance r where r.sop_instance_uid = ci.sop_instance_uid)) sc`;
-const SERIES_COUNTS = `(select count(*)::int as "nSeriesInstances"
-   from unnest(se.sop_instance_uids) cj(sop_instance_uid)
-   where not exists (select 1 from rejected_instance r where r.sop_instance_uid = cj.sop_instance_uid)) xc`;
+/**
+ * Visible (non-rejected) instance counts. A series row's instances are unique (the writer
+ * de-duplicates), so visible = cardinality − rejected among them, the rejected ones counted with one
+ * index scan per series (= ANY(array)) rather than an anti-join probe per instance. The counts are
+ * scalar subqueries in the select list, which PostgreSQL evaluates after ORDER BY … LIMIT, i.e. for
+ * the returned page only; whether a study or series has a visible instance at all (the filter, for
+ * every candidate row) is an EXISTS that stops at the first one. Measured on 500 typical manifests,
+ * /studies?limit=100: 146 → 19 ms; with 20,000 rejected instances in rejected_instance 407 → 50 ms.
+ */
+const VISIBLE_N = (s: string) => `(cardinality(${s}.sop_instance_uids) - (select count(*)::int from rejected_instance r where r.sop_instance_uid = any(${s}.sop_instance_uids)))`;
+const STUDY_SERIES = 'from imaging_series cs where cs.manifest_id = st.manifest_id and cs.study_instance_uid = st.study_instance_uid';
+const STUDY_COUNTS = `(select coalesce(sum(${VISIBLE_N('cs')}), 0)::int ${STUDY_SERIES}) as "nInstances",
+  (select count(*)::int ${STUDY_SERIES} and ${VISIBLE_N('cs')} > 0) as "nSeries"`;
+const SERIES_COUNT = `${VISIBLE_N('se')} as "nSeriesInstances"`;
+// A scalar probe, not NOT EXISTS: PostgreSQL would turn that into a hashed anti-join rebuilt for
+// every outer row (7 s for 500 studies with 20,000 rejected instances, measured).
+const NOT_REJECTED = (sop: string) => `(select true from rejected_instance r where r.sop_instance_uid = ${sop}) is null`;
+const STUDY_VISIBLE = `exists (select 1 from imaging_series cs cross join lateral unnest(cs.sop_instance_uids) u(sop)
+  where cs.manifest_id = st.manifest_id and cs.study_instance_uid = st.study_instance_uid and ${NOT_REJECTED('u.sop')})`;
+const SERIES_VISIBLE = `exists (select 1 from unnest(se.sop_instance_uids) u(sop) where ${NOT_REJECTED('u.sop')})`;
 
 function applyStudyCriteria(q: Knex.QueryBuilder, c: QidoCriteria): void {
   if (c.studyUids) q.whereIn('st.study_instance_uid', c.studyUids);
@@ -197,19 +209,19 @@ function applyStudyCriteria(q: Knex.QueryBuilder, c: QidoCriteria): void {
   if (c.studyTime) rangeMatch(q, 'st.study_time', c.studyTime);
   if (c.accessionNumber !== undefined) textMatch(q, 'st.accession_number', c.accessionNumber, false);
   if (c.accessionIssuer !== undefined) {
-    q.whereRaw(`(st.accession_issuer = ? or m.model #>> '{study,accession,issuer,localNamespace}' = ?)`, [c.accessionIssuer, c.accessionIssuer]);
+    q.whereRaw('(st.accession_issuer = ? or st.accession_issuer_local = ?)', [c.accessionIssuer, c.accessionIssuer]);
   }
   if (c.modalitiesInStudy) q.whereRaw('st.modalities && ?::text[]', [c.modalitiesInStudy]);
   if (c.patientId !== undefined) textMatch(q, 'st.patient_id_value', c.patientId, false);
   if (c.patientIdIssuer !== undefined) {
-    q.whereRaw(`(st.patient_id_issuer = ? or m.model #>> '{patient,id,issuer,localNamespace}' = ?)`, [c.patientIdIssuer, c.patientIdIssuer]);
+    q.whereRaw('(st.patient_id_issuer = ? or st.patient_id_issuer_local = ?)', [c.patientIdIssuer, c.patientIdIssuer]);
   }
   // PN matching is case-insensitive (PS3.4 C.2.2.2.4)
   if (c.patientName !== undefined) textMatch(q, 'st.patient_name', c.patientName, true);
   if (c.patientBirthDate) rangeMatch(q, 'st.patient_birth_date', c.patientBirthDate);
   if (c.patientSex !== undefined) q.where('st.patient_sex', c.patientSex);
   if (c.studyDescription !== undefined) textMatch(q, 'st.description', c.studyDescription, true);
-  if (c.studyId !== undefined) q.whereRaw(`m.model #>> '{study,studyId}' = ?`, [c.studyId]);
+  if (c.studyId !== undefined) q.where('st.study_id', c.studyId);
 }
 
 function applySeriesCriteria(q: Knex.QueryBuilder, c: QidoCriteria): void {
@@ -232,11 +244,9 @@ function applyPatient(q: Knex.QueryBuilder, f: PatientFilter): void {
 function withSeriesColumns(db: Db, q: Knex.QueryBuilder): Knex.QueryBuilder {
   return q
     .join('imaging_study as st', 'st.manifest_id', 'se.manifest_id')
-    .joinRaw(`cross join lateral ${STUDY_COUNTS}`)
-    .joinRaw(`cross join lateral ${SERIES_COUNTS}`)
     .select(...STUDY_COLS)
     .select(db.raw(STUDY_RAW_COLS))
-    .select('sc.nInstances', 'sc.nSeries', 'xc.nSeriesInstances')
+    .select(db.raw(`${STUDY_COUNTS}, ${SERIES_COUNT}`))
     .select('se.series_instance_uid as series', 'se.modality as modality', 'se.series_number as seriesNumber', 'se.description as seriesDescription', 'se.series_date as seriesDate', 'se.series_time as seriesTime');
 }
 
@@ -248,11 +258,10 @@ export async function searchIndex(db: Db, f: PatientFilter, query: QidoQuery): P
       .join('manifest as m', function () {
         this.on('m.id', '=', 'st.manifest_id').andOnVal('m.status', '=', 'current');
       })
-      .joinRaw(`cross join lateral ${STUDY_COUNTS}`)
       .select(...STUDY_COLS)
       .select(db.raw(STUDY_RAW_COLS))
-      .select('sc.nInstances', 'sc.nSeries')
-      .where('sc.nInstances', '>', 0);
+      .select(db.raw(STUDY_COUNTS))
+      .whereRaw(STUDY_VISIBLE);
     applyStudyCriteria(q, c);
     // series/instance keys at study level: the study must contain a matching visible series/instance
     if (c.seriesUids || c.modalities || c.sopUids || c.sopClassUids) {
@@ -275,7 +284,7 @@ export async function searchIndex(db: Db, f: PatientFilter, query: QidoQuery): P
       .join('manifest as m', function () {
         this.on('m.id', '=', 'se.manifest_id').andOnVal('m.status', '=', 'current');
       });
-    withSeriesColumns(db, q).where('xc.nSeriesInstances', '>', 0);
+    withSeriesColumns(db, q).whereRaw(SERIES_VISIBLE);
     applyStudyCriteria(q, c);
     applySeriesCriteria(q, c);
     if (c.sopUids || c.sopClassUids) {

@@ -478,11 +478,13 @@ export async function insertManifest(tx: Tx, n: NewManifest, ctx: MappingContext
     },
     {
       sql: `insert into imaging_study (manifest_id, study_instance_uid, patient_id, study_date, study_time, started, description, accession_number, accession_issuer, modalities,
-          patient_name, patient_id_value, patient_id_issuer, patient_birth_date, patient_sex, number_of_series, number_of_instances)
-        values (?, ?, ?, ?, ?, ?::timestamptz, ?, ?, ?, ?::text[], ?, ?, ?, ?, ?, ?::int, ?::int)`,
+          patient_name, patient_id_value, patient_id_issuer, patient_birth_date, patient_sex, number_of_series, number_of_instances,
+          patient_id_issuer_local, accession_issuer_local, referring_physician, study_id, timezone_offset)
+        values (?, ?, ?, ?, ?, ?::timestamptz, ?, ?, ?, ?::text[], ?, ?, ?, ?, ?, ?::int, ?::int, ?, ?, ?, ?, ?)`,
       bindings: [id, st.studyInstanceUid, pid, st.date ?? null, st.time ?? null, started, st.description ?? null, acc?.value ?? null, acc ? issuerToSystem(acc.issuer) || null : null,
         textArray(studyModalities(m)), pnString(m.patient.name), pidPrimary?.value ?? null, pidPrimary ? issuerToSystem(pidPrimary.issuer) || null : null,
-        m.patient.birthDate ?? null, m.patient.sex ?? null, Math.max(st.numberOfSeries ?? 0, se.uid.length), se.count.reduce((a, b) => a + b, 0)],
+        m.patient.birthDate ?? null, m.patient.sex ?? null, Math.max(st.numberOfSeries ?? 0, se.uid.length), se.count.reduce((a, b) => a + b, 0),
+        m.patient.id?.issuer?.localNamespace ?? null, st.accession?.issuer?.localNamespace ?? null, st.referringPhysicianName?.alphabetic ?? null, st.studyId ?? null, m.document.timezoneOffset ?? null],
     },
   ];
   if (se.uid.length) {

@@ -68,11 +68,12 @@ export async function seedManifest(db: Db, m: SeedManifest): Promise<string> {
   );
   await db.raw(
     `insert into imaging_study (manifest_id, study_instance_uid, patient_id, study_date, study_time, description, accession_number, accession_issuer, modalities,
-       patient_name, patient_id_value, patient_id_issuer, patient_birth_date, patient_sex, number_of_series, number_of_instances)
-     values (?, ?, ?, ?, ?, ?, ?, ?, ?::text[], ?, ?, ?, ?, ?, ?, ?)`,
+       patient_name, patient_id_value, patient_id_issuer, patient_birth_date, patient_sex, number_of_series, number_of_instances,
+       patient_id_issuer_local, accession_issuer_local, study_id, timezone_offset)
+     values (?, ?, ?, ?, ?, ?, ?, ?, ?::text[], ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     [id, m.study, m.patientId ?? null, m.studyDate ?? null, m.studyTime ?? null, m.description ?? null, m.accession ?? null, m.accessionIssuer ?? null,
       m.modalities ?? [...new Set(m.series.map((s) => s.modality).filter((x): x is string => !!x))], m.patientName ?? null, m.patientIdValue ?? null, m.patientIdIssuer ?? null,
-      m.birthDate ?? null, m.sex ?? null, m.series.length, nInst],
+      m.birthDate ?? null, m.sex ?? null, m.series.length, nInst, m.patientIdIssuer ?? null, m.accessionIssuer ?? null, m.studyId ?? null, model.document.timezoneOffset],
   );
   for (const [i, s] of m.series.entries()) {
     // instances as the series row's parallel arrays (migration 0006)

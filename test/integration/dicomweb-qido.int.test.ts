@@ -186,6 +186,11 @@ describe('QIDO-RS series and instances', () => {
     assert.deepEqual(uids(await qido(`/series?SeriesInstanceUID=${A.se[1]},${B.se[0]}`), '0020000E'), [A.se[1]!, B.se[0]!].sort());
     assert.deepEqual(await qido(`/studies/${A.study}/series?StudyInstanceUID=${B.study}`), []);
     assert.deepEqual(await qido(`/studies/${D.study}/series`), []);
+    assert.deepEqual(await qido(`/studies/${E.study}/series`), [], 'a series whose instances are all rejected is not listed');
+    assert.deepEqual(uids(await qido('/series?Modality=CT'), '0020000E'), [A.se[0]!, C.se[0]!].sort(), 'nor found by /series');
+    const [c] = await qido(`/series?SeriesInstanceUID=${C.se[0]}`);
+    assert.deepEqual(c!['00201209']!.Value, [1], 'rejected instance not counted in the series');
+    assert.deepEqual([c!['00201206']!.Value, c!['00201208']!.Value], [[1], [1]], 'nor in its study');
   });
 
   it('/studies/{s}/series/{se}/instances, /studies/{s}/instances, /instances; rejected instances never listed', async () => {
