@@ -1,0 +1,114 @@
+/**
+ * `npm run bench:qido` — QIDO-RS from the manifest index (RAD-129), database side: one page
+ * (limit 100) of /studies, /series and /instances without other criteria, through the same
+ * searchIndex() the routes call, over N typical manifests (1 study, 3 series, 300 instances) on
+ * embedded PostgreSQL. Baseline in the same run: the bare page — imaging_study rows of current
+ * manifests in QIDO's order, no visibility filter, counts or series/instance rows.
+ * Measured twice: with an empty rejected_instance table, then with R rejected instances (one per
+ * tenth study plus R unrelated ones), since every count and visibility test consults it.
+ * Medians of interleaved repetitions. Writes bench/results-qido.md.
+ *
+ * Options: --manifests N (1000) --rejected R (20000) --reps K (15) --out FILE
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { loadConfig } from '../src/config.js';
+import { syntheticManifest, writeKos } from '../src/dicom/index.js';
+import { mappingContext, parseKos, storeManifestTx } from '../src/ingest/service.js';
+import type { PatientFilter } from '../src/auth/principal.js';
+import { createDb } from '../src/store/db.js';
+import { startEmbeddedPg } from '../src/store/embedded-pg.js';
+import { searchIndex, type QidoLevel } from '../src/store/imaging-index.js';
+import { runInTransaction } from '../src/store/manifests.js';
+import { migrateLatest } from '../src/store/migrate.js';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const arg = (name: string, dflt: number) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i === -1 ? dflt : Number(process.argv[i + 1]);
+};
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+const N = arg('manifests', 1000);
+const R = arg('rejected', 20_000);
+const REPS = arg('reps', 15);
+const ALL: PatientFilter = { all: true };
+const BASELINE = `select st.* from imaging_study st join manifest m on m.id = st.manifest_id and m.status = 'current'
+  order by st.study_date desc nulls last, st.study_time desc nulls last, st.study_instance_uid limit 101`;
+
+const base = fs.mkdtempSync(path.join(os.tmpdir(), 'mado-bench-qido-'));
+fs.chmodSync(base, 0o755);
+const pg = await startEmbeddedPg({ baseDir: base });
+const url = pg.url('postgres');
+const db = createDb({ url, poolMax: 4 });
+try {
+  await migrateLatest(db);
+  const config = loadConfig({ DATABASE_URL: url, PUBLIC_BASE_URL: 'http://bench.test' });
+  const ctx = mappingContext(config);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      while (next < N) {
+        const p = parseKos(writeKos(syntheticManifest({ series: 3, instancesPerSeries: 100, seed: `qido-${next++}` })), config);
+        if (p.kind !== 'manifest') throw new Error('synthetic KOS is not a manifest');
+        await runInTransaction(db, (tx) => storeManifestTx(tx, p.manifest, ctx));
+      }
+    }),
+  );
+  await db.raw('VACUUM ANALYZE');
+
+  const levels: QidoLevel[] = ['study', 'series', 'instance'];
+  const measure = async () => {
+    const t: Record<string, number[]> = { baseline: [], study: [], series: [], instance: [] };
+    for (let r = 0; r < REPS + 2; r++) {
+      const time = async (k: string, f: () => Promise<unknown>) => {
+        const a = performance.now();
+        await f();
+        if (r >= 2) t[k]!.push(performance.now() - a); // 2 warm-up rounds
+      };
+      await time('baseline', () => db.raw(BASELINE));
+      for (const level of levels) await time(level, () => searchIndex(db, ALL, { level, criteria: {}, limit: 100, offset: 0 }));
+    }
+    return Object.fromEntries(Object.entries(t).map(([k, v]) => [k, median(v)])) as Record<string, number>;
+  };
+  const clean = await measure();
+  await db.raw(`insert into rejected_instance (sop_instance_uid, study_instance_uid, series_instance_uid, rejected_by)
+    select se.sop_instance_uids[1], se.study_instance_uid, se.series_instance_uid, 'bench' from imaging_series se
+    where se.series_number = 1 and abs(hashtext(se.study_instance_uid)) % 10 = 0`);
+  await db.raw(`insert into rejected_instance (sop_instance_uid, study_instance_uid, series_instance_uid, rejected_by)
+    select '2.25.9' || g, '2.25.8', '2.25.7', 'bench' from generate_series(1, ?::int) g`, [R]);
+  await db.raw('ANALYZE rejected_instance');
+  const rejected = await measure();
+  const nRejected = Number((await db.raw('select count(*) as n from rejected_instance')).rows[0].n);
+
+  const row = (label: string, k: string) => `| ${label} | ${clean[k]!.toFixed(2)} | ${(clean[k]! / clean.baseline!).toFixed(1)}× | ${rejected[k]!.toFixed(2)} | ${(rejected[k]! / rejected.baseline!).toFixed(1)}× |`;
+  const md = `# QIDO-RS benchmark (\`npm run bench:qido\`)
+
+${N} typical manifests (1 study, 3 series, 300 instances each) on embedded PostgreSQL; one page
+(limit 100, no other criteria) through \`searchIndex()\`, medians of ${REPS} interleaved repetitions,
+milliseconds. Baseline: the bare page (imaging_study rows of current manifests in QIDO's order,
+no visibility filter or counts). Right columns: with ${nRejected.toLocaleString('en')} rows in rejected_instance.
+Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'CPU'}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)};
+load average at the end ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}.
+
+| query | ms | ÷ baseline | ms, with rejections | ÷ baseline |
+|---|---:|---:|---:|---:|
+${row('baseline: bare page of study rows', 'baseline')}
+${row('/studies?limit=100', 'study')}
+${row('/series?limit=100', 'series')}
+${row('/instances?limit=100', 'instance')}
+
+Command: \`npm run bench:qido -- --manifests ${N} --rejected ${R}\`
+`;
+  const outIdx = process.argv.indexOf('--out');
+  fs.writeFileSync(outIdx === -1 ? path.join(ROOT, 'bench/results-qido.md') : path.resolve(process.argv[outIdx + 1]!), md);
+  process.stdout.write(md);
+} finally {
+  await db.destroy();
+  await pg.stop();
+  fs.rmSync(base, { recursive: true, force: true });
+}
