@@ -13,6 +13,7 @@ const sections: Array<[string, string]> = [
   ['results-ingest-10k.md', 'npm run bench:ingest -- --count 10000 --runs 1 --out bench/results-ingest-10k.md'],
   ['results-search.md', 'npm run bench:search -- --sizes 100000,1000000'],
   ['results-wado.md', 'npm run bench:wado'],
+  ['results-qido.md', 'npm run bench:qido'],
   ['results-proxy-floor.md', 'npx tsx bench/proxy-floor.ts --runs 9 --write'],
   ['results-auth.md', 'npm run bench:auth'],
 ];
@@ -36,7 +37,7 @@ now measure calibration floors (search: a static server and a database floor; in
 storing each KOS verbatim) in the same run.
 Fourth session (2026-11-24): ingest re-run (3 × 3,000 and 1 × 10,000, load 1–4) with a second floor,
 the *index floor* (bytes + our KOS parser + the instance index and search tokens in one INSERT), both
-floors interleaved with the gateway's runs.
+floors interleaved with the gateway's runs. New: \`bench:qido\` (QIDO-RS pages from the index).
 
 | issue | measure | result | target |
 |---|---|---|---|
@@ -57,6 +58,7 @@ floors interleaved with the gateway's runs.
 | 7 WADO | gateway CPU per GB moved (own HTTP/1.1 exchange, reused 1 MiB read buffer) | 954 core-ms/GB (undici streaming before: 2,100–2,260 in paired runs; HTTP-proxy floor 797, TCP relay 659) | – |
 | 7 WADO | added p50 on instance metadata (cached series) | −2.0 ms | ≤ 2 ms ✔ |
 | 7 WADO | RSS growth streaming a 1.09 GB study | +1.2 MB | ≤ 50 MB ✔ |
+| 7 QIDO | one page (limit 100) over 1,000 typical manifests, ÷ the bare page of study rows: /studies, /series, /instances | 8.4× / 3.0× / 2.7× (31.8 / 11.5 / 10.2 ms); with 20,114 rejected instances 71 / 51 / 45 ms (before this session: /studies 333 ms; /series > 75 s once 114 instances were rejected) | – |
 | 8 security | ITI-67 throughput JWT+policy+audit ÷ auth off (quiet run) | 0.889 (medians), 0.911 (paired rounds) | ≥ 0.85 ✔ |
 `;
 
