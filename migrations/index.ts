@@ -10,6 +10,7 @@ import * as m0005 from './20261123_0005_search_terms.js';
 import * as m0006 from './20261123_0006_series_instance_arrays.js';
 import * as m0007 from './20261124_0007_docref_body_text.js';
 import * as m0008 from './20261124_0008_qido_study_fields.js';
+import * as m0009 from './20261124_0009_qido_study_order.js';
 
 export const migrations: Record<string, Knex.Migration> = {
   '20261123_0001_schema': m0001,
@@ -19,4 +20,5 @@ export const migrations: Record<string, Knex.Migration> = {
   '20261123_0006_series_instance_arrays': m0006,
   '20261124_0007_docref_body_text': m0007,
   '20261124_0008_qido_study_fields': m0008,
+  '20261124_0009_qido_study_order': m0009,
 };
