@@ -21,6 +21,7 @@ import { countAuditEvents } from '../src/store/audit-store.js';
 import { createDb } from '../src/store/db.js';
 import { createTestDb } from '../test/helpers/db.js';
 import { AUDIENCE, ISSUER, makeKeys, mint } from '../test/helpers/auth.js';
+import { median } from './lib/report.js';
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -29,10 +30,6 @@ const arg = (name: string, dflt: number) => {
 const RUNS = arg('runs', 5);
 const DURATION = arg('duration', 5);
 const CONNECTIONS = arg('connections', 10);
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 const tdb = await createTestDb();
 const log = createLogger('silent');

@@ -13,6 +13,7 @@ import dcmjs from 'dcmjs';
 import { readKos, syntheticManifest, writeKos } from '../src/dicom/index.js';
 import { fhirToManifest, manifestToFhirBundle } from '../src/fhir/mapping/index.js';
 import { loadConfig } from '../src/config.js';
+import { median } from './lib/report.js';
 
 const defaults = loadConfig({}).documentDefaults;
 const ctx = { publicBaseUrl: 'http://127.0.0.1:8080', defaults };
@@ -33,10 +34,6 @@ function ms(fn: () => unknown): number {
   fn();
   return Number(process.hrtime.bigint() - t) / 1e6;
 }
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 function dcmjsParse(bytes: Uint8Array): void {
   const ab = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);

@@ -24,14 +24,11 @@ import type { Manifest } from '../src/model/manifest.js';
 import pgClient from 'pg';
 import { startEmbeddedPg } from '../src/store/embedded-pg.js';
 import { cpuMs, cpuMsOfTree, parentPid, selfCpuMs } from './lib/cpu.js';
+import { median, numArg, writeResults } from './lib/report.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const TOKEN = '19999999';
 
-function arg(name: string, dflt: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i === -1 ? dflt : Number(process.argv[i + 1]);
-}
 
 /** A KOS template whose identifying values contain TOKEN. */
 function template(series: number, perSeries: number): Buffer {
@@ -78,10 +75,6 @@ function instance(tpl: Buffer, pos: number[], n: number): Buffer {
   return b;
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 async function startGateway(dbUrl: string): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
   // BENCH_APP_NODE_ARGS: extra node flags for the gateway process (e.g. --cpu-prof --cpu-prof-dir=DIR).
@@ -151,10 +144,10 @@ function post(url: string, body: Buffer): Promise<number> {
 }
 
 async function main() {
-  const count = arg('count', 10_000);
-  const runs = arg('runs', 3);
-  const clients = arg('clients', 8);
-  const bigRuns = arg('big-runs', 3);
+  const count = numArg('count', 10_000);
+  const runs = numArg('runs', 3);
+  const clients = numArg('clients', 8);
+  const bigRuns = numArg('big-runs', 3);
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'mado-bench-ingest-'));
   fs.chmodSync(base, 0o755);
   console.error(`# embedded PostgreSQL in ${base}`);
@@ -275,9 +268,7 @@ ${FLOOR ? floorRow('bytes floor: bare Node server storing each KOS verbatim (SHA
 
 Command: \`npm run bench:ingest -- --count ${count} --runs ${runs} --clients ${clients}\`
 `;
-    const outIdx = process.argv.indexOf('--out');
-    fs.writeFileSync(outIdx === -1 ? path.join(ROOT, 'bench/results-ingest.md') : path.resolve(process.argv[outIdx + 1]!), md);
-    process.stdout.write(md);
+    writeResults('results-ingest.md', md);
   } finally {
     await gw.stop();
     await pg.stop();

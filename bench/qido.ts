@@ -22,20 +22,12 @@ import { startEmbeddedPg } from '../src/store/embedded-pg.js';
 import { searchIndex, type QidoLevel } from '../src/store/imaging-index.js';
 import { runInTransaction } from '../src/store/manifests.js';
 import { migrateLatest } from '../src/store/migrate.js';
+import { median, numArg, writeResults } from './lib/report.js';
 
-const ROOT = path.resolve(import.meta.dirname, '..');
-const arg = (name: string, dflt: number) => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i === -1 ? dflt : Number(process.argv[i + 1]);
-};
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
-const N = arg('manifests', 1000);
-const R = arg('rejected', 20_000);
-const REPS = arg('reps', 15);
+const N = numArg('manifests', 1000);
+const R = numArg('rejected', 20_000);
+const REPS = numArg('reps', 15);
 const ALL: PatientFilter = { all: true };
 const BASELINE = `select st.* from imaging_study st join manifest m on m.id = st.manifest_id and m.status = 'current'
   order by st.study_date desc nulls last, st.study_time desc nulls last, st.study_instance_uid limit 101`;
@@ -104,9 +96,7 @@ ${row('/instances?limit=100', 'instance')}
 
 Command: \`npm run bench:qido -- --manifests ${N} --rejected ${R}\`
 `;
-  const outIdx = process.argv.indexOf('--out');
-  fs.writeFileSync(outIdx === -1 ? path.join(ROOT, 'bench/results-qido.md') : path.resolve(process.argv[outIdx + 1]!), md);
-  process.stdout.write(md);
+  writeResults('results-qido.md', md);
 } finally {
   await db.destroy();
   await pg.stop();
