@@ -29,8 +29,8 @@ const UNNEST_II = `unnest(se.sop_instance_uids, se.sop_class_uids, se.instance_n
  * "This instance is not rejected" as a scalar probe of rejected_instance's primary key, not NOT
  * EXISTS: PostgreSQL plans NOT EXISTS as an anti-join whose row estimate collapses once
  * rejected_instance holds many rows, and then picks hashed anti-joins rebuilt per outer row or
- * nested loops over the whole index (measured with 20,000 rejected instances: /studies?limit=100
- * over 500 manifests 7 s, /instances?limit=100 over 300 manifests 3.9 s; with the probe 50 / 61 ms).
+ * nested loops over every instance (measured: one /series?limit=100 over 1,000 manifests ran > 75 s
+ * once 114 instances were rejected; /instances?limit=100 over 300 manifests took 3.9 s with 20,000).
  */
 const NOT_REJECTED = (sop: string) => `(select true from rejected_instance r where r.sop_instance_uid = ${sop}) is null`;
 
@@ -197,8 +197,7 @@ const STUDY_RAW_COLS = `st.patient_id_issuer_local as "patientIdIssuer",
  * index scan per series (= ANY(array)) rather than an anti-join probe per instance. The counts are
  * scalar subqueries in the select list, which PostgreSQL evaluates after ORDER BY … LIMIT, i.e. for
  * the returned page only; whether a study or series has a visible instance at all (the filter, for
- * every candidate row) is an EXISTS that stops at the first one. Measured on 500 typical manifests,
- * /studies?limit=100: 146 → 19 ms; with 20,000 rejected instances in rejected_instance 407 → 50 ms.
+ * every candidate row) is an EXISTS that stops at the first one (figures: bench/results-qido.md).
  */
 const VISIBLE_N = (s: string) => `(cardinality(${s}.sop_instance_uids) - (select count(*)::int from rejected_instance r where r.sop_instance_uid = any(${s}.sop_instance_uids)))`;
 const STUDY_SERIES = 'from imaging_series cs where cs.manifest_id = st.manifest_id and cs.study_instance_uid = st.study_instance_uid';
