@@ -29,7 +29,6 @@ import { median, numArg, writeResults } from './lib/report.js';
 const ROOT = path.resolve(import.meta.dirname, '..');
 const TOKEN = '19999999';
 
-
 /** A KOS template whose identifying values contain TOKEN. */
 function template(series: number, perSeries: number): Buffer {
   const m: Manifest = syntheticManifest({ series, instancesPerSeries: perSeries, seed: `bench-${series}x${perSeries}` });
@@ -74,7 +73,6 @@ function instance(tpl: Buffer, pos: number[], n: number): Buffer {
   for (const p of pos) b.write(s, p, 'latin1');
   return b;
 }
-
 
 async function startGateway(dbUrl: string): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
   // BENCH_APP_NODE_ARGS: extra node flags for the gateway process (e.g. --cpu-prof --cpu-prof-dir=DIR).

@@ -278,7 +278,6 @@ function bundleIdentifier(uid: string): Json {
   return { system: SYS.rfc3986, value: `urn:oid:${uid}` };
 }
 
-/** MadoFhirBundle (document) for a manifest (digest §1.6, §1.9). */
 /** The Bundle's Endpoints: one MadoWadoEndpoint per retrieve location of the primary study, then the viewer. */
 function endpointsOf(d: Derived): Json[] {
   const out = [...d.endpoints.values()].map(wadoEndpoint);
@@ -291,6 +290,7 @@ export function manifestEndpoints(m: Manifest, ctx: MappingContext): Json[] {
   return endpointsOf(derive(m, ctx));
 }
 
+/** MadoFhirBundle (document) for a manifest (digest §1.6, §1.9). */
 export function manifestToFhirBundle(m: Manifest, ctx: MappingContext): Bundle {
   const d = derive(m, ctx);
   const ids = d.ids;
