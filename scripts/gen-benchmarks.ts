@@ -58,7 +58,7 @@ floors interleaved with the gateway's runs. New: \`bench:qido\` (QIDO-RS pages f
 | 7 WADO | gateway CPU per GB moved (own HTTP/1.1 exchange, reused 1 MiB read buffer) | 954 core-ms/GB (undici streaming before: 2,100–2,260 in paired runs; HTTP-proxy floor 797, TCP relay 659) | – |
 | 7 WADO | added p50 on instance metadata (cached series) | −2.0 ms | ≤ 2 ms ✔ |
 | 7 WADO | RSS growth streaming a 1.09 GB study | +1.2 MB | ≤ 50 MB ✔ |
-| 7 QIDO | one page (limit 100) over 1,000 typical manifests, ÷ the bare page of study rows: /studies, /series, /instances | 5.2× / 5.3× / 4.6× (12.8 / 12.9 / 11.4 ms); with 20,114 rejected instances 58 / 64 / 59 ms (before this session: /studies 333 ms; /series > 75 s once 114 instances were rejected) | – |
+| 7 QIDO | one page (limit 100) over 1,000 typical manifests, ÷ the bare page of study rows: /studies, /series, /instances | 4.8× / 4.6× / 4.0× (12.1 / 11.5 / 10.1 ms); with 20,114 rejected instances 46 / 48 / 46 ms (before this session: /studies 333 ms; /series > 75 s once 114 instances were rejected) | – |
 | 8 security | ITI-67 throughput JWT+policy+audit ÷ auth off (quiet run) | 0.889 (medians), 0.911 (paired rounds) | ≥ 0.85 ✔ |
 `;
 

@@ -201,8 +201,9 @@ const STUDY_RAW_COLS = `st.patient_id_issuer_local as "patientIdIssuer",
  */
 const VISIBLE_N = (s: string) => `(cardinality(${s}.sop_instance_uids) - (select count(*)::int from rejected_instance r where r.sop_instance_uid = any(${s}.sop_instance_uids)))`;
 const STUDY_SERIES = 'from imaging_series cs where cs.manifest_id = st.manifest_id and cs.study_instance_uid = st.study_instance_uid';
-const STUDY_COUNTS = `(select coalesce(sum(${VISIBLE_N('cs')}), 0)::int ${STUDY_SERIES}) as "nInstances",
-  (select count(*)::int ${STUDY_SERIES} and ${VISIBLE_N('cs')} > 0) as "nSeries"`;
+/** Both study counts from one pass over the study's series ([instances, series]; split in studyCounts()). */
+const STUDY_COUNTS = `(select array[coalesce(sum(v.n), 0), count(*) filter (where v.n > 0)]::int[]
+    from (select ${VISIBLE_N('cs')} as n ${STUDY_SERIES}) v) as "studyCounts"`;
 const SERIES_COUNT = `${VISIBLE_N('se')} as "nSeriesInstances"`;
 const STUDY_VISIBLE = `exists (select 1 from imaging_series cs cross join lateral unnest(cs.sop_instance_uids) u(sop)
   where cs.manifest_id = st.manifest_id and cs.study_instance_uid = st.study_instance_uid and ${NOT_REJECTED('u.sop')})`;
@@ -320,5 +321,10 @@ export async function searchIndex(db: Db, f: PatientFilter, query: QidoQuery): P
   }
   applyPatient(q, f);
   q.limit(query.limit + 1).offset(query.offset);
-  return (await q) as Array<StudyRow | SeriesRow | InstanceRow>;
+  return ((await q) as Array<StudyRow & { studyCounts?: number[] }>).map(studyCounts) as Array<StudyRow | SeriesRow | InstanceRow>;
+}
+
+function studyCounts<R extends StudyRow & { studyCounts?: number[] }>(r: R): StudyRow {
+  const { studyCounts: c, ...rest } = r;
+  return { ...rest, nInstances: c?.[0] ?? 0, nSeries: c?.[1] ?? 0 };
 }
