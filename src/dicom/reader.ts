@@ -8,6 +8,7 @@ import { classifyTitle, conceptOf, KOS_SOP_CLASS, type Concept } from './codes.j
 import { Issues } from './issues.js';
 import { DicomTree, latin1, ParseError, parseDicom, tagStr, type Parsed } from './part10.js';
 import { validateManifestModel } from './validate.js';
+import { findForbiddenDicomText } from '../model/text.js';
 
 export interface ReadKosOptions { maxInflatedBytes?: number; maxReferences?: number }
 export interface KosReadResult { kind: KosKind; manifest?: Manifest; issues: ValidationIssue[] }
@@ -457,13 +458,21 @@ export function readKos(bytes: Uint8Array, opts: ReadKosOptions = {}): KosReadRe
   }
 }
 
+/** A text value holding a character its VR forbids (e.g. an interior NUL) makes the object invalid. */
+function refuseForbiddenText(r: KosReadResult): KosReadResult {
+  const f = r.manifest ? findForbiddenDicomText(r.manifest) : undefined;
+  if (!f) return r;
+  const issue = { severity: 'error' as const, code: 'GW_KOS_FORBIDDEN_CHARACTER', path: f.path, message: `a text value (${f.path}) holds ${f.char}, a character its Value Representation does not allow (PS3.5 §6.1.2.3)` };
+  return { ...r, issues: [...r.issues, issue] };
+}
+
 function readKosUnsafe(bytes: Uint8Array, opts: ReadKosOptions): KosReadResult {
   if (!(bytes instanceof Uint8Array)) return { kind: 'not-kos', issues: [{ severity: 'error', code: 'GW_KOS_EMPTY', path: '', message: 'input is not a byte array' }] };
   const maxRefs = opts.maxReferences ?? DEFAULT_MAX_REFERENCES;
   const p = parseDicom(bytes, { maxInflatedBytes: opts.maxInflatedBytes ?? DEFAULT_MAX_INFLATED, maxItems: Math.max(1000, maxRefs * 16 + 10_000) });
   // item cap: one reference costs up to ~11 sequence items (evidence, flat list, library entry + descriptors)
   try {
-    return toModel(p, maxRefs);
+    return refuseForbiddenText(toModel(p, maxRefs));
   } finally {
     p.tree.release();
   }

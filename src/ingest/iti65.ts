@@ -27,7 +27,7 @@ import {
   type Token,
   type Tx,
 } from '../store/manifests.js';
-import { FAILURE, IngestError, parseFhirManifest, parseKos, storeManifestTx, type IngestResult, type ParsedManifest } from './service.js';
+import { FAILURE, IngestError, parseFhirManifest, parseKos, refuseUnstorable, storeManifestTx, type IngestResult, type ParsedManifest } from './service.js';
 import { manifestToDocumentReferences, submittedDocRefMetadata, type DocRefMetadata, type MappingContext } from '../fhir/mapping/index.js';
 
 type Json = Record<string, any>;
@@ -307,6 +307,7 @@ function replacesOf(d: EntryPlan, r: Json, path: string): string[] {
 /** Plan the whole transaction: entry kinds, the one SubmissionSet, resolved references and parsed documents. */
 function planTransaction(bundle: unknown, config: Readonly<Config>, ctx: MappingContext): { plans: EntryPlan[]; docrefs: EntryPlan[]; ss: EntryPlan } {
   if (!isObj(bundle) || bundle.resourceType !== 'Bundle') throw invalid('POST [base] expects a Bundle of type transaction (ITI-65)');
+  refuseUnstorable(bundle, 'Bundle');
   if (bundle.type !== 'transaction') throw invalid(`Bundle.type "${String(bundle.type)}" is not supported at [base]; ITI-65 uses type transaction`, 'Bundle.type');
   const entries: Json[] = Array.isArray(bundle.entry) ? bundle.entry : [];
   if (!entries.length) throw invalid('the transaction Bundle has no entries', 'Bundle.entry');

@@ -26,6 +26,7 @@ import type { Config } from '../config.js';
 import { readKos, writeKos, KosWriteError } from '../dicom/index.js';
 import { fhirToManifest, manifestToFhirBundle, toKosWritable, type DocRefMetadata, type MappingContext } from '../fhir/mapping/index.js';
 import { derivedUid } from '../model/ids.js';
+import { findUnstorableText } from '../model/text.js';
 import { listReferences, type Code, type Manifest, type ValidationIssue } from '../model/manifest.js';
 import { GatewayError } from '../http/errors.js';
 import type { Db } from '../store/db.js';
@@ -141,6 +142,8 @@ function tooMany(config: Readonly<Config>, n?: number): IngestError {
 export function parseKos(bytes: Uint8Array, config: Readonly<Config>): ParsedKos {
   const r = readKos(bytes, { maxInflatedBytes: config.limits.maxInflatedBytes, maxReferences: config.limits.maxReferences });
   if (r.issues.some((i) => i.code === TOO_MANY)) throw tooMany(config);
+  const forbidden = r.issues.filter((i) => i.code === 'GW_KOS_FORBIDDEN_CHARACTER');
+  if (forbidden.length) throw new IngestError(422, 'GW_FORBIDDEN_CHARACTER', forbidden[0]!.message, FAILURE.cannotUnderstand, forbidden);
   if (r.kind === 'not-kos') {
     const notKos = r.issues.some((i) => i.code === 'GW_KOS_NOT_KOS' && /SOP Class \d/.test(i.message));
     throw notKos
@@ -162,12 +165,22 @@ export function parseKos(bytes: Uint8Array, config: Readonly<Config>): ParsedKos
 
 /** Parse a FHIR manifest (MadoFhirBundle, or the legacy forms fhirToManifest accepts). `json` is what the client sent. */
 export function parseFhirManifest(resource: unknown, content: Uint8Array, config: Readonly<Config>): ParsedManifest {
+  refuseUnstorable(resource, 'Bundle');
   const r = fhirToManifest(resource);
   const errors = errorsOf(r.issues);
   if (!r.manifest || errors.length) throw new IngestError(422, 'GW_MANIFEST_INVALID', `The FHIR manifest is invalid: ${errors.map((e) => e.message).slice(0, 3).join('; ') || 'unreadable'}`, FAILURE.cannotUnderstand, errors);
   const n = countRefs(r.manifest);
   if (n > config.limits.maxReferences) throw tooMany(config, n);
   return { model: r.manifest, nativeFormat: 'fhir', content, contentType: 'application/fhir+json', sha256: sha256Hex(content), warnings: r.issues };
+}
+
+/** 422 before any SQL for a string PostgreSQL cannot store (U+0000, unpaired surrogates). */
+export function refuseUnstorable(resource: unknown, root: string): void {
+  const f = findUnstorableText(resource, root);
+  if (!f) return;
+  const err = new IngestError(422, 'GW_FORBIDDEN_CHARACTER', `${f.path} holds ${f.char}, which a FHIR string cannot carry`, FAILURE.cannotUnderstand);
+  (err.extra as { expression?: string[] }).expression = [f.path];
+  throw err;
 }
 
 function studiesOf(m: Manifest): string[] {

@@ -28,6 +28,14 @@ interface Item {
   comment?: string;
 }
 
+/** Error Comment (0000,0902) is LO, at most 64 characters (PS3.5 Table 6.2-1): cut at a word boundary, marked with an ellipsis. */
+export function errorComment(s: string): string {
+  if (s.length <= 64) return s;
+  const cut = s.slice(0, 63);
+  const sp = cut.lastIndexOf(' ');
+  return `${(sp > 32 ? cut.slice(0, sp) : cut).replace(/[\s,;:(]+$/, '')}…`;
+}
+
 function itemJson(i: Item): DicomJson {
   const o: DicomJson = {};
   if (i.sopClassUid) o['00081150'] = { vr: 'UI', Value: [i.sopClassUid] };
@@ -36,7 +44,7 @@ function itemJson(i: Item): DicomJson {
   else o['00081155'] = { vr: 'UI' };
   if (i.retrieveUrl) o['00081190'] = { vr: 'UR', Value: [i.retrieveUrl] };
   if (i.failureReason !== undefined) o['00081197'] = { vr: 'US', Value: [i.failureReason] };
-  if (i.comment) o['00000902'] = { vr: 'LO', Value: [i.comment.slice(0, 64)] };
+  if (i.comment) o['00000902'] = { vr: 'LO', Value: [errorComment(i.comment)] };
   return o;
 }
 
