@@ -15,6 +15,7 @@ import type { Readable } from 'node:stream';
 import type tls from 'node:tls';
 import type { UpstreamConfig } from '../config.js';
 import { GatewayError } from '../http/errors.js';
+import { routeUpstream, type RetrieveLocation } from '../model/routing.js';
 import { exchange, Slots, UpstreamTimeoutError, type StreamResponse } from './http1.js';
 
 export interface UpstreamResponse {
@@ -23,10 +24,7 @@ export interface UpstreamResponse {
   body: Readable;
 }
 
-export interface RetrieveLocation {
-  retrieveUrl?: string | null;
-  retrieveLocationUid?: string | null;
-}
+export type { RetrieveLocation };
 
 interface CachedToken {
   token: string;
@@ -192,19 +190,13 @@ export function upstreamFailure(err: unknown, name: string): GatewayError {
   return new GatewayError(502, 'GW_UPSTREAM_UNREACHABLE', `Upstream "${name}" is unreachable`);
 }
 
-/** True when `url` equals `prefix` or continues it at a path boundary (no "host.evil" tricks). */
-function underPrefix(url: string, prefix: string): boolean {
-  const p = prefix.replace(/\/+$/, '');
-  if (!url.startsWith(p)) return false;
-  const rest = url.slice(p.length);
-  return rest === '' || rest.startsWith('/') || rest.startsWith('?');
-}
-
 export class UpstreamRegistry {
   readonly upstreams: Upstream[];
   constructor(configs: readonly UpstreamConfig[]) {
     this.upstreams = configs.map((c) => new Upstream(c));
+    this.routable = this.upstreams.map((u) => ({ ...u.config, name: u.name, upstream: u }));
   }
+  private readonly routable: Array<UpstreamConfig & { name: string; upstream: Upstream }>;
 
   /**
    * Routing (SUPPL §X.4.1.2 addressing modes): the Retrieve URL matched against configured
@@ -212,22 +204,7 @@ export class UpstreamRegistry {
    * the 'default' upstream. undefined when nothing matches.
    */
   route(loc: RetrieveLocation): Upstream | undefined {
-    const url = loc.retrieveUrl?.trim();
-    if (url) {
-      let best: { u: Upstream; len: number } | undefined;
-      for (const u of this.upstreams) {
-        for (const p of [...u.config.retrieveUrlPrefixes, u.config.url]) {
-          if (underPrefix(url, p) && (!best || p.length > best.len)) best = { u, len: p.length };
-        }
-      }
-      if (best) return best.u;
-    }
-    const uid = loc.retrieveLocationUid?.trim();
-    if (uid) {
-      const u = this.upstreams.find((x) => x.config.retrieveLocationUids.includes(uid));
-      if (u) return u;
-    }
-    return this.upstreams.find((x) => x.name === 'default');
+    return routeUpstream(this.routable, loc)?.upstream;
   }
 
   byName(name: string): Upstream | undefined {

@@ -171,7 +171,24 @@ export function parseFhirManifest(resource: unknown, content: Uint8Array, config
   if (!r.manifest || errors.length) throw new IngestError(422, 'GW_MANIFEST_INVALID', `The FHIR manifest is invalid: ${errors.map((e) => e.message).slice(0, 3).join('; ') || 'unreadable'}`, FAILURE.cannotUnderstand, errors);
   const n = countRefs(r.manifest);
   if (n > config.limits.maxReferences) throw tooMany(config, n);
-  return { model: r.manifest, nativeFormat: 'fhir', content, contentType: 'application/fhir+json', sha256: sha256Hex(content), warnings: r.issues };
+  return { model: r.manifest, nativeFormat: 'fhir', content, contentType: 'application/fhir+json', sha256: sha256Hex(content), warnings: [...r.issues, ...kosFormIssues(r.manifest)] };
+}
+
+/**
+ * What serving this FHIR manifest as a KOS (ITI-68 Accept: application/dicom, MADO mapping
+ * function SUPPL §X.6.1) maps or cannot carry: the same FHIR → KOS path ITI-68 and the CLI use,
+ * run at ingest so the response says it. Warnings only: the FHIR manifest itself is valid.
+ */
+export function kosFormIssues(m: Manifest): ValidationIssue[] {
+  const w = toKosWritable(m);
+  try {
+    writeKos(w.manifest);
+    return w.issues;
+  } catch (err) {
+    if (!(err instanceof KosWriteError)) throw err;
+    const why = err.issues.slice(0, 3).map((i) => `${i.path ? i.path + ': ' : ''}${i.message}`).join('; ');
+    return [...w.issues, { severity: 'warning', code: 'GW_KOS_FORM_UNAVAILABLE', path: 'Bundle', message: `this manifest cannot be served as a DICOM KOS (ITI-68 application/dicom answers 406): ${why}` }];
+  }
 }
 
 /** 422 before any SQL for a string PostgreSQL cannot store (U+0000, unpaired surrogates). */

@@ -2,6 +2,8 @@
  * Shared pieces of the query-API route modules: conditional reads (ETag W/"versionId",
  * Last-Modified, If-None-Match → 304) and search route mounting (GET [type] and POST [type]/_search).
  */
+import type { Config } from '../../config.js';
+import type { EndpointPolicy } from '../mapping/index.js';
 import type { Resource } from '@medplum/fhirtypes';
 import type { Request, Response, Router } from 'express';
 import type { AppDeps } from '../../deps.js';
@@ -52,4 +54,9 @@ export function sendRead(req: Request, res: Response, resource: Resource, versio
 export function mountSearch(router: Router, deps: AppDeps, type: string, h: SearchHandler): void {
   router.get(`/${type}`, (req, res) => handleSearch(req, res, deps, type, h));
   router.post(`/${type}/_search`, (req, res) => handleSearch(req, res, deps, type, h));
+}
+
+/** How Endpoint addresses are served (contract: PUBLIC_BASE_URL/dicomweb where an upstream serves the series). */
+export function endpointPolicy(config: Readonly<Config>): EndpointPolicy {
+  return { publicBaseUrl: config.publicBaseUrl, publicEndpoints: config.publicEndpoints, upstreams: config.upstreams };
 }

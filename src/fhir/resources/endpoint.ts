@@ -8,9 +8,11 @@ import type { SearchRow } from '../../store/search-sql.js';
 import { readEndpoint } from '../../store/resource-read.js';
 import { registerResource } from '../registry.js';
 import { registryParams } from '../search/params.js';
-import { mountSearch, sendRead, versionFromTime, withMeta } from './common.js';
+import { publicEndpoint } from '../mapping/index.js';
+import { endpointPolicy, mountSearch, sendRead, versionFromTime, withMeta } from './common.js';
 
 export function mountEndpoint(router: Router, deps: AppDeps): void {
+  const policy = endpointPolicy(deps.config);
   registerResource({
     type: 'Endpoint',
     profile: 'https://profiles.ihe.net/RAD/MADO/StructureDefinition/MadoWadoEndpoint',
@@ -21,7 +23,7 @@ export function mountEndpoint(router: Router, deps: AppDeps): void {
   mountSearch(router, deps, 'Endpoint', {
     table: 'Endpoint',
     subtype: 'search',
-    render: (row: SearchRow) => withMeta(row.resource as Resource, versionFromTime(row.last_updated as Date), row.last_updated as Date),
+    render: (row: SearchRow) => withMeta(publicEndpoint(row.resource as Record<string, unknown>, policy) as Resource, versionFromTime(row.last_updated as Date), row.last_updated as Date),
   });
   router.get('/Endpoint/:id', async (req, res) => {
     const id = req.params.id;
@@ -29,6 +31,6 @@ export function mountEndpoint(router: Router, deps: AppDeps): void {
     const row = await readEndpoint(deps.db, id, patientFilter(principalOf(req)));
     if (!row) throw notFound('Endpoint');
     res.locals.audit = { subtype: 'read', action: 'R', entities: [`Endpoint/${id}`], count: 1 };
-    sendRead(req, res, row.resource as unknown as Resource, versionFromTime(row.last_updated), row.last_updated);
+    sendRead(req, res, publicEndpoint(row.resource as Record<string, unknown>, policy) as unknown as Resource, versionFromTime(row.last_updated), row.last_updated);
   });
 }

@@ -12,12 +12,12 @@ import { notFound } from '../../http/errors.js';
 import type { Manifest } from '../../model/manifest.js';
 import { endpointsByManifests, type SearchRow } from '../../store/search-sql.js';
 import { readManifestByDocRef } from '../../store/resource-read.js';
-import { manifestToFhirBundle, type MappingContext } from '../mapping/index.js';
+import { manifestToFhirBundle, publicEndpoint, type MappingContext } from '../mapping/index.js';
 import { registerResource } from '../registry.js';
 import { INCLUDES, registryParams } from '../search/params.js';
 import { MAX_INCLUDES } from '../search/execute.js';
 import { includePatients } from './document-reference.js';
-import { mountSearch, sendRead, withMeta } from './common.js';
+import { endpointPolicy, mountSearch, sendRead, withMeta } from './common.js';
 
 type Json = Record<string, unknown>;
 
@@ -55,6 +55,7 @@ export function imagingStudyOf(model: Manifest, ctx: MappingContext, status: str
 
 export function mountImagingStudy(router: Router, deps: AppDeps): void {
   const ctx: MappingContext = { publicBaseUrl: deps.config.publicBaseUrl, defaults: deps.config.documentDefaults };
+  const policy = endpointPolicy(deps.config);
   registerResource({
     type: 'ImagingStudy',
     profile: 'https://profiles.ihe.net/RAD/MADO/StructureDefinition/MadoImagingStudy',
@@ -73,7 +74,7 @@ export function mountImagingStudy(router: Router, deps: AppDeps): void {
       const out = await includePatients(deps, plan, rows, pf);
       if (plan.include.includes('ImagingStudy:endpoint')) {
         const eps = await endpointsByManifests(deps.db, rows.map((r) => r.id));
-        out.resources.push(...eps.slice(0, MAX_INCLUDES).map((e) => withMeta(e.resource as unknown as Resource, String(e.last_updated.getTime()), e.last_updated)));
+        out.resources.push(...eps.slice(0, MAX_INCLUDES).map((e) => withMeta(publicEndpoint(e.resource as Record<string, unknown>, policy) as unknown as Resource, String(e.last_updated.getTime()), e.last_updated)));
         if (eps.length > MAX_INCLUDES) out.capped = true;
       }
       return out;

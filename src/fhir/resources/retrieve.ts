@@ -17,9 +17,9 @@ import { GatewayError, notFound } from '../../http/errors.js';
 import type { Manifest } from '../../model/manifest.js';
 import { readManifestByDocRef, type ManifestRead } from '../../store/resource-read.js';
 import { parseAccept, serialize } from '../format.js';
-import { manifestToFhirBundle } from '../mapping/index.js';
+import { manifestToFhirBundle, manifestWithPublicRetrieveUrls, publicEndpointsInBundle, toKosWritable, type EndpointPolicy } from '../mapping/index.js';
 import { addInteractions } from '../registry.js';
-import { notModified, weakEtag } from './common.js';
+import { endpointPolicy, notModified, weakEtag } from './common.js';
 
 type Want = 'dicom' | 'json' | 'xml';
 
@@ -46,24 +46,34 @@ export function negotiateRetrieve(req: Request, native: 'dicom' | 'json'): Want 
   throw new GatewayError(406, 'GW_NOT_ACCEPTABLE', 'None of the media types in Accept can be produced for this document; use application/dicom, application/fhir+json or application/fhir+xml');
 }
 
+/** The bytes of a document in the wanted form (decisions on Retrieve URLs and Endpoint addresses: docs/decisions.md). */
 function render(m: ManifestRead, want: Want, deps: AppDeps): { body: Buffer | string; type: string } {
   const ctx = { publicBaseUrl: deps.config.publicBaseUrl, defaults: deps.config.documentDefaults };
+  const policy = endpointPolicy(deps.config);
   if (want === 'dicom') {
+    // A stored KOS is served verbatim (contract: byte-identical; its size/hash are the stored ones).
     if (m.native_format === 'kos') return { body: m.content, type: 'application/dicom' };
-    try {
-      return { body: Buffer.from(writeKos(m.model as Manifest)), type: 'application/dicom' };
-    } catch (err) {
-      if (err instanceof KosWriteError) throw new GatewayError(406, 'GW_NOT_ACCEPTABLE', 'This FHIR manifest cannot be expressed as a DICOM KOS; retrieve it as application/fhir+json');
-      throw err;
-    }
+    return { body: Buffer.from(fhirToKos(m.model as Manifest, policy)), type: 'application/dicom' };
   }
-  let bundle: unknown;
+  let bundle: Record<string, unknown>;
   if (m.native_format === 'fhir') {
-    if (want === 'json') return { body: m.content, type: 'application/fhir+json; charset=utf-8' };
-    bundle = JSON.parse(m.content.toString('utf8'));
-  } else bundle = manifestToFhirBundle(m.model as Manifest, ctx);
+    const stored = JSON.parse(m.content.toString('utf8'));
+    bundle = publicEndpointsInBundle(stored, policy);
+    // Verbatim unless an Endpoint address had to name the gateway.
+    if (want === 'json' && bundle === stored) return { body: m.content, type: 'application/fhir+json; charset=utf-8' };
+  } else bundle = publicEndpointsInBundle(manifestToFhirBundle(m.model as Manifest, ctx) as unknown as Record<string, unknown>, policy);
   const s = serialize(bundle, want);
   return { body: s.body, type: s.contentType };
+}
+
+/** FHIR-native manifest → KOS (the same writer the CLI fhir2kos uses); Retrieve URLs name the gateway where it serves the series. */
+function fhirToKos(model: Manifest, policy: EndpointPolicy): Uint8Array {
+  try {
+    return writeKos(toKosWritable(manifestWithPublicRetrieveUrls(model, policy)).manifest);
+  } catch (err) {
+    if (err instanceof KosWriteError) throw new GatewayError(406, 'GW_NOT_ACCEPTABLE', 'This FHIR manifest cannot be expressed as a DICOM KOS; retrieve it as application/fhir+json');
+    throw err;
+  }
 }
 
 async function retrieve(req: Request, res: Response, deps: AppDeps, kind: 'Binary' | 'Bundle'): Promise<void> {
