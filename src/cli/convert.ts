@@ -9,7 +9,7 @@ import { ConfigError, loadConfig, type Config } from '../config.js';
 import type { ValidationIssue } from '../model/manifest.js';
 import { readKos, writeKos } from '../dicom/index.js';
 import { fhirToManifest, issuesToOperationOutcome, manifestToFhirBundle, toKosWritable } from '../fhir/mapping/index.js';
-import { validateFhirResource } from '../fhir/validate.js';
+import { validateFhirSubmission, validateKosSubmission } from '../ingest/rules.js';
 
 export interface CliIo {
   stdout(s: string): void;
@@ -166,30 +166,24 @@ function isPart10(b: Uint8Array): boolean {
   return b.length >= 132 && b[128] === 0x44 && b[129] === 0x49 && b[130] === 0x43 && b[131] === 0x4d;
 }
 
-/** `validate FILE`: KOS or FHIR (auto-detected); prints an OperationOutcome; exit 0 valid, 1 invalid. */
+/**
+ * `validate FILE`: KOS or FHIR (auto-detected); prints an OperationOutcome; exit 0 exactly when the
+ * server would accept it (the ingest rule set, src/ingest/rules.ts), with the same warnings.
+ */
 export function runValidate(argv: string[], io: CliIo = processIo): Promise<number> {
   return guard(io, VALIDATE, async () => {
     const { positional } = parseArgs(argv, []);
     if (positional.length !== 1) throw new UsageError(positional.length ? 'expected exactly one FILE' : 'missing FILE');
     const cfg = config(io);
     const bytes = await readInput(positional[0]!);
-    let issues: ValidationIssue[];
     const first = bytes.find((c) => c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09 && c !== 0xef && c !== 0xbb && c !== 0xbf);
-    if (!isPart10(bytes) && (first === 0x7b /* { */ || first === 0x5b)) {
-      const json = parseJson(bytes, positional[0]!);
-      issues = validateFhirResource(json);
-      // Convertibility to a KOS (what fhir2kos would say), for manifest-shaped input.
-      const rt = (json as { resourceType?: string })?.resourceType;
-      if (rt === 'Bundle' || rt === 'List' || rt === 'ImagingStudy') issues.push(...fhirToManifest(json, { defaultTitle: cfg.documentDefaults.kosTitle }).issues);
-    } else {
-      const r = readKos(bytes, { maxInflatedBytes: cfg.limits.maxInflatedBytes });
-      issues = [...r.issues];
-      if (r.kind !== 'manifest' && !issues.some((i) => i.severity === 'error')) issues.push({ severity: 'error', code: 'GW_KOS_NOT_MANIFEST', path: '(0040,A043)', message: `not a MADO manifest (document kind: ${r.kind})` });
-    }
-    io.stdout(`${JSON.stringify(issuesToOperationOutcome(issues), null, 2)}\n`);
-    const errors = issues.filter((i) => i.severity === 'error').length;
-    if (errors) io.stderr(`${positional[0]}: invalid (${errors} error${errors > 1 ? 's' : ''})\n`);
-    return errors ? 1 : 0;
+    const v = !isPart10(bytes) && (first === 0x7b /* { */ || first === 0x5b)
+      ? validateFhirSubmission(parseJson(bytes, positional[0]!), bytes, cfg)
+      : validateKosSubmission(bytes, cfg);
+    io.stdout(`${JSON.stringify(issuesToOperationOutcome(v.issues), null, 2)}\n`);
+    const errors = v.issues.filter((i) => i.severity === 'error').length;
+    if (!v.accepted) io.stderr(`${positional[0]}: invalid (${errors} error${errors === 1 ? '' : 's'})\n`);
+    return v.accepted ? 0 : 1;
   });
 }
 

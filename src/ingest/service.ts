@@ -27,6 +27,7 @@ import { readKos, writeKos, KosWriteError } from '../dicom/index.js';
 import { fhirToManifest, manifestToFhirBundle, toKosWritable, type DocRefMetadata, type MappingContext } from '../fhir/mapping/index.js';
 import { derivedUid } from '../model/ids.js';
 import { findUnstorableText } from '../model/text.js';
+import { validateFhirResource } from '../fhir/validate.js';
 import { listReferences, type Code, type Manifest, type ValidationIssue } from '../model/manifest.js';
 import { GatewayError } from '../http/errors.js';
 import type { Db } from '../store/db.js';
@@ -66,7 +67,7 @@ export const FAILURE = {
 
 /** An ingest refusal: HTTP status + GW_* code for FHIR, a DICOM failure reason for STOW-RS. */
 export class IngestError extends GatewayError {
-  constructor(status: number, code: string, message: string, public readonly failureReason: number, issues: ValidationIssue[] = []) {
+  constructor(status: number, code: string, message: string, public readonly failureReason: number, readonly issues: ValidationIssue[] = []) {
     super(status, code, message, { issues: issues.map(toOutcomeIssue) });
     this.name = 'IngestError';
   }
@@ -171,7 +172,25 @@ export function parseFhirManifest(resource: unknown, content: Uint8Array, config
   if (!r.manifest || errors.length) throw new IngestError(422, 'GW_MANIFEST_INVALID', `The FHIR manifest is invalid: ${errors.map((e) => e.message).slice(0, 3).join('; ') || 'unreadable'}`, FAILURE.cannotUnderstand, errors);
   const n = countRefs(r.manifest);
   if (n > config.limits.maxReferences) throw tooMany(config, n);
-  return { model: r.manifest, nativeFormat: 'fhir', content, contentType: 'application/fhir+json', sha256: sha256Hex(content), warnings: [...r.issues, ...kosFormIssues(r.manifest)] };
+  return { model: r.manifest, nativeFormat: 'fhir', content, contentType: 'application/fhir+json', sha256: sha256Hex(content), warnings: [...r.issues, ...profileFindings(resource), ...kosFormIssues(r.manifest)] };
+}
+
+/**
+ * FHIR R4 structure and MADO profile findings (src/fhir/validate.ts) of a MadoFhirBundle, as
+ * warnings: the guides' own examples are partly non-conformant (missing must-support values,
+ * `urn:Type/id` fullUrls) yet carry a complete manifest; what the gateway needs is checked by
+ * fhirToManifest, whose errors refuse the submission. One severity per rule, for ingest and validate.
+ */
+function profileFindings(resource: unknown): ValidationIssue[] {
+  const seen = new Set<string>();
+  const out: ValidationIssue[] = [];
+  for (const i of validateFhirResource(resource)) {
+    const k = `${i.code}|${i.path}`;
+    if (seen.has(k) || out.length >= 50) continue;
+    seen.add(k);
+    out.push({ ...i, severity: i.severity === 'information' ? 'information' : 'warning' });
+  }
+  return out;
 }
 
 /**
