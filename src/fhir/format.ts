@@ -65,11 +65,19 @@ export function serialize(resource: unknown, format: FhirFormat): { body: string
 
 /** Parse an XML FHIR resource into JSON form; 400 on malformed XML. */
 export function parseFhirXml(text: string): unknown {
+  // The XML converter is lenient with a cut-off document: require the root element to be closed
+  // (XML 1.0 §2.1 well-formedness) and a resource to come out, so truncation is a parse error.
+  const body = text.replace(/^\uFEFF/, '').replace(/<\?xml[^>]*\?>/g, '').replace(/<!--[\s\S]*?-->/g, '').trim();
+  const root = /^<([A-Za-z][\w.-]*)[\s>/]/.exec(body)?.[1];
+  const closed = root !== undefined && (new RegExp(`</${root}\\s*>$`).test(body) || /^<[^>]*\/>$/.test(body));
+  let out: unknown;
   try {
-    return xml().xmlToObj(text);
+    out = closed ? xml().xmlToObj(text) : undefined;
   } catch {
-    throw new GatewayError(400, 'GW_BODY_PARSE', 'Request body is not valid FHIR XML');
+    out = undefined;
   }
+  if (typeof (out as { resourceType?: unknown })?.resourceType !== 'string') throw new GatewayError(400, 'GW_BODY_PARSE', 'Request body is not well-formed FHIR XML (a truncated document, or no resource root element)');
+  return out;
 }
 
 /** A resource already serialised as JSON text (stored JSON spliced into a Bundle unparsed). */

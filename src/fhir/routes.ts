@@ -44,7 +44,9 @@ export function createFhirRouter(deps: AppDeps, modules: readonly FhirModule[]):
       }
       const mt = mediaType(req);
       if (!FHIR_WRITE_TYPES.has(mt)) {
-        throw new GatewayError(415, 'GW_UNSUPPORTED_MEDIA_TYPE', `Content-Type "${mt || '(none)'}" is not supported; use application/fhir+json or application/fhir+xml`);
+        // POST /fhir/Binary also takes a raw KOS: say so where it applies.
+        const dicom = req.method === 'POST' && /^\/Binary\/?$/.test(req.path) ? ', or application/dicom (a KOS)' : '';
+        throw new GatewayError(415, 'GW_UNSUPPORTED_MEDIA_TYPE', `Content-Type "${mt || '(none)'}" is not supported; use application/fhir+json or application/fhir+xml${dicom}`);
       }
     }
     next();

@@ -40,6 +40,7 @@ import {
   insertManifest,
   loadDocRef,
   loadDocRefMetadata,
+  loadContent,
   loadModel,
   lockStudies,
   recordRejections,
@@ -256,7 +257,7 @@ export async function storeManifestTx(tx: Tx, p: ParsedManifest, ctx: MappingCon
   await lockStudies(tx, studiesOf(m));
   const { existing, current } = await findSopAndCurrent(tx, m.document.sopInstanceUid, m.study.studyInstanceUid);
   if (existing) {
-    if (existing.sha256 === p.sha256) return { outcome: 'duplicate', stored: storedOf(existing), superseded: [], warnings: p.warnings };
+    if (existing.sha256 === p.sha256 || (await sameFhirContent(tx, existing, p, ctx))) return { outcome: 'duplicate', stored: storedOf(existing), superseded: [], warnings: p.warnings };
     throw new IngestError(409, 'GW_MANIFEST_CONFLICT', 'A manifest with this SOP Instance UID is already stored with different content; a changed manifest needs a new SOP Instance UID', FAILURE.duplicateSopInstance);
   }
   const toSupersede: ManifestRow[] = [];
@@ -274,6 +275,40 @@ export async function storeManifestTx(tx: Tx, p: ParsedManifest, ctx: MappingCon
   const replacesSop = toSupersede.find((x) => x.id === replaces)?.sop_instance_uid;
   const stored = await insertManifest(tx, { model: m, nativeFormat: p.nativeFormat, content: p.content, contentType: p.contentType, sha256: p.sha256, replaces, submissionSetId: o.submissionSetId, metadata: o.metadata }, ctx, replacesSop);
   return { outcome: 'created', stored, superseded: toSupersede.map((r) => r.id), warnings: p.warnings };
+}
+
+/** Keys sorted, so two serialisations of one resource compare equal (JSON has no key order). */
+function canonical(x: unknown): unknown {
+  if (Array.isArray(x)) return x.map(canonical);
+  if (typeof x !== 'object' || x === null) return x;
+  return Object.fromEntries(Object.keys(x).sort().map((k) => [k, canonical((x as Record<string, unknown>)[k])]));
+}
+
+/**
+ * A FHIR manifest is the same document when its content is the same FHIR content, whatever the
+ * serialisation (JSON key order, whitespace, the gateway's own XML rendering); the WADO-RS Endpoint
+ * addresses the gateway serves in place of the archive's count as the stored ones.
+ */
+async function sameFhirContent(tx: Tx, existing: ManifestRow, p: ParsedManifest, ctx: MappingContext): Promise<boolean> {
+  if (existing.native_format !== 'fhir' || p.nativeFormat !== 'fhir') return false;
+  const stored = await loadContent(tx, existing.id);
+  if (!stored) return false;
+  let a: Record<string, any>;
+  let b: Record<string, any>;
+  try {
+    a = JSON.parse(stored.toString('utf8'));
+    b = JSON.parse(Buffer.from(p.content).toString('utf8'));
+  } catch {
+    return false;
+  }
+  const gw = `${ctx.publicBaseUrl.replace(/\/+$/, '')}/dicomweb`;
+  const storedEps = new Map<string, Record<string, any>>((a.entry ?? []).map((e: Record<string, any>) => [e?.fullUrl, e?.resource]));
+  for (const e of b.entry ?? []) {
+    const r = e?.resource;
+    const was = storedEps.get(e?.fullUrl);
+    if (r?.resourceType === 'Endpoint' && r.address === gw && was?.resourceType === 'Endpoint') e.resource = { ...r, address: was.address, ...(was._address ? { _address: was._address } : {}), ...(was.name !== undefined ? { name: was.name } : {}) };
+  }
+  return JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
 }
 
 export class IngestService {

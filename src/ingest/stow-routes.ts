@@ -8,7 +8,13 @@
  *   Referenced SOP Sequence (0008,1199) items carry Retrieve URL (0008,1190) on PUBLIC_BASE_URL;
  *   Failed SOP Sequence (0008,1198) items carry Failure Reason (0008,1197).
  */
-import type { Request, Response, Router } from 'express';
+import { randomUUID } from 'node:crypto';
+import type { NextFunction, Request, Response, Router } from 'express';
+import { patientFilter, principalOf } from '../auth/principal.js';
+import { negotiate } from '../dicomweb/accept.js';
+import { manifestResourceIds } from '../model/ids.js';
+import type { Manifest } from '../model/manifest.js';
+import { readManifestByDocRef } from '../store/resource-read.js';
 import type { AppDeps } from '../deps.js';
 import type { AuditInfo } from '../audit/types.js';
 import { readDicomIdentity } from '../dicom/index.js';
@@ -122,4 +128,26 @@ export function stowIngestModule(router: Router, deps: AppDeps): void {
   };
   router.post('/studies', handler);
   router.post('/studies/:study', handler);
+  router.get('/studies/:study/series/:series/instances/:instance', (req, res, next) => retrieveStoredKos(req, res, next, deps));
+}
+
+const UID = /^[0-9.]{1,64}$/;
+
+/**
+ * WADO-RS of a KOS the gateway stores (the Retrieve URL a STOW-RS response names for it, PS3.18
+ * §10.5.3): the manifest's own bytes, verbatim, as one application/dicom part. Any other instance
+ * goes on to the WADO-RS proxy (next()).
+ */
+async function retrieveStoredKos(req: Request, res: Response, next: NextFunction, deps: AppDeps): Promise<void> {
+  const { study, series, instance } = req.params as Record<string, string>;
+  if (!UID.test(instance ?? '') || !UID.test(study ?? '')) return next();
+  const m = await readManifestByDocRef(deps.db, manifestResourceIds(instance!).kosDocRef, patientFilter(principalOf(req)), true);
+  const model = m?.model as Manifest | undefined;
+  if (!m || m.native_format !== 'kos' || model?.study.studyInstanceUid !== study || (model.document.seriesInstanceUid && model.document.seriesInstanceUid !== series)) return next();
+  negotiate('instances', req.get('accept'));
+  res.locals.audit = { subtype: 'RAD-107', action: 'R', patientIds: m.patient_id ? [m.patient_id] : [], entities: [`study:${study}`, `series:${series}`, `instance:${instance}`], count: 1 } satisfies AuditInfo;
+  if (m.status === 'entered-in-error') throw new GatewayError(404, 'GW_NOT_FOUND', 'This instance is not available');
+  const boundary = `mado-${randomUUID()}`;
+  res.status(200).type(`multipart/related; type="application/dicom"; boundary=${boundary}`);
+  res.send(Buffer.concat([Buffer.from(`--${boundary}\r\nContent-Type: application/dicom\r\n\r\n`), m.content, Buffer.from(`\r\n--${boundary}--\r\n`)]));
 }

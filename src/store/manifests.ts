@@ -274,6 +274,11 @@ export async function loadModel(tx: Tx | Db, manifestId: string): Promise<Manife
   return r.rows[0].model as Manifest;
 }
 
+export async function loadContent(tx: Tx | Db, manifestId: string): Promise<Buffer | undefined> {
+  const r = await tx.raw('select content from manifest where id = ?', [manifestId]);
+  return r.rows[0]?.content;
+}
+
 export async function loadDocRefMetadata(tx: Tx | Db, manifestId: string): Promise<DocRefMetadata | null> {
   const r = await tx.raw('select docref_metadata from manifest where id = ?', [manifestId]);
   return r.rows[0]?.docref_metadata ?? null;

@@ -13,7 +13,7 @@ import { readAuditEvent, searchAuditEvents, type AuditQuery } from '../../store/
 import { sendResource } from '../format.js';
 import { registerResource } from '../registry.js';
 
-const PARAMS = ['date', 'patient', 'agent', 'entity', 'type', 'subtype', 'outcome', 'action', 'break-glass', '_count', '_cursor', '_total', '_format'];
+const PARAMS = ['date', 'patient', 'agent', 'entity', 'type', 'subtype', 'outcome', 'action', 'break-glass', '_count', '_cursor', '_total', '_format', '_summary'];
 
 export function registerAuditEvent(): void {
   registerResource({
@@ -81,7 +81,10 @@ export function mountAuditEvent(router: Router, deps: AppDeps): void {
       const name = k.split(':')[0]!;
       if (!PARAMS.includes(name)) throw badRequest(`Unknown search parameter "${name.slice(0, 40)}" for AuditEvent`, 'GW_UNKNOWN_PARAM', [name]);
     }
-    const countRaw = list(params._count)[0];
+    // _summary=count: the total only (FHIR 3.1.1.5.8), as on the other resource types.
+    const summary = list(params._summary)[0];
+    if (summary !== undefined && summary !== 'count' && summary !== 'false') throw badRequest(`_summary=${summary.slice(0, 20)} is not supported (count or false)`, 'GW_SEARCH_NOT_SUPPORTED', ['_summary']);
+    const countRaw = summary === 'count' ? '0' : list(params._count)[0];
     const count = countRaw === undefined ? config.search.defaultCount : Number(countRaw);
     if (!Number.isInteger(count) || count < 0) throw badRequest('_count must be a non-negative integer', 'GW_INVALID_PARAM', ['_count']);
     let after: AuditQuery['after'];
@@ -105,7 +108,7 @@ export function mountAuditEvent(router: Router, deps: AppDeps): void {
       breakGlass: bg === undefined ? undefined : bg === 'true',
       count: Math.min(count, config.search.maxCount),
       after,
-      withTotal: list(params._total)[0] !== 'none',
+      withTotal: summary === 'count' || list(params._total)[0] !== 'none',
     };
     const { resources, total, last } = await searchAuditEvents(db, q);
     const selfQuery = new URLSearchParams();
