@@ -69,7 +69,7 @@ test('openapi.yaml declares every FHIR interaction of the registry', () => {
 const ENGINE_RESULT_PARAMS = ['_count', '_total', '_summary', '_elements', '_format', '_cursor'];
 /** Types with a search handler of their own: its result parameters (PARAMS in the handler's module). */
 const OWN_HANDLER_RESULT_PARAMS: Record<string, string[]> = {
-  AuditEvent: ['_count', '_cursor', '_total', '_format'], // src/fhir/resources/audit-event.ts
+  AuditEvent: ['_count', '_cursor', '_total', '_format', '_summary'], // src/fhir/resources/audit-event.ts
 };
 
 /** name → modifiers accepted with it, for everything the type's search supports. */
