@@ -85,7 +85,10 @@ interface Derived {
 const seriesModalities = (series: Series[]): string[] => [...new Set(series.map((s) => s.modality).filter((x): x is string => !!x))];
 const wadoKey = (s: Series): string => `wado\u0000${s.retrieveUrl ?? ''}\u0000${s.retrieveLocationUid ?? ''}`;
 const dimseKey = (s: Series): string => `dimse\u0000${s.retrieveAeTitle}`;
-/** A WADO Endpoint unless only a Retrieve AE Title locates the series (then only the DIMSE one). */
+/**
+ * A MadoWadoEndpoint unless only a Retrieve AE Title locates the series: then only the DIMSE one (a
+ * placeholder WADO Endpoint would have neither address nor Retrieve Location UID, which MADO requires).
+ */
 const hasWado = (s: Series): boolean => !!(s.retrieveUrl || s.retrieveLocationUid || !s.retrieveAeTitle);
 
 function endpointMap(m: Manifest): Map<string, EndpointInfo> {
