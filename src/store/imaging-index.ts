@@ -19,6 +19,7 @@ export interface VisibleInstance {
   frames: number | null;
   retrieveUrl: string | null;
   retrieveLocationUid: string | null;
+  retrieveAeTitle: string | null;
   patientId: string | null;
 }
 
@@ -54,7 +55,7 @@ export async function visibleInstances(db: Db, f: PatientFilter, study: string, 
   const bindings: unknown[] = [study];
   let sql = `select se.study_instance_uid as study, se.series_instance_uid as series, ii.sop_instance_uid as sop, ii.sop_class_uid as "sopClass",
       ii.instance_number as "instanceNumber", ii.number_of_frames as frames, se.retrieve_url as "retrieveUrl",
-      se.retrieve_location_uid as "retrieveLocationUid", m.patient_id as "patientId"
+      se.retrieve_location_uid as "retrieveLocationUid", se.retrieve_ae_title as "retrieveAeTitle", m.patient_id as "patientId"
     ${VISIBLE} and se.study_instance_uid = ?`;
   if (series !== undefined) {
     sql += ' and se.series_instance_uid = ?';
