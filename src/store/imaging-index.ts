@@ -250,7 +250,9 @@ function applyPatient(q: Knex.QueryBuilder, f: PatientFilter): void {
  * (`se` must already be joined). */
 function withSeriesColumns(db: Db, q: Knex.QueryBuilder): Knex.QueryBuilder {
   return q
-    .join('imaging_study as st', 'st.manifest_id', 'se.manifest_id')
+    .join('imaging_study as st', function () {
+      this.on('st.manifest_id', '=', 'se.manifest_id').andOn('st.study_instance_uid', '=', 'se.study_instance_uid');
+    })
     .select(...STUDY_COLS)
     .select(db.raw(STUDY_RAW_COLS))
     .select(db.raw(`${STUDY_COUNTS}, ${SERIES_COUNT}`))
@@ -276,7 +278,7 @@ export async function searchIndex(db: Db, f: PatientFilter, query: QidoQuery): P
         this.select(db.raw('1'))
           .from('imaging_series as se')
           .joinRaw(`cross join lateral ${UNNEST_II}`)
-          .whereRaw('se.manifest_id = st.manifest_id')
+          .whereRaw('se.manifest_id = st.manifest_id and se.study_instance_uid = st.study_instance_uid')
           .whereRaw(NOT_REJECTED('ii.sop_instance_uid'));
         applySeriesCriteria(this, c);
         if (c.sopUids) this.whereIn('ii.sop_instance_uid', c.sopUids).whereRaw('se.sop_instance_uids && ?::text[]', [textArray(c.sopUids)]);

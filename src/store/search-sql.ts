@@ -111,12 +111,13 @@ const TABLES: Record<SearchTable, TableDef> = {
   },
   ImagingStudy: {
     from: 'manifest m JOIN imaging_study s ON s.manifest_id = m.id',
-    idCol: 'm.id',
+    // one row per referenced study (migration 0011): the ImagingStudy id is the row's
+    idCol: 's.resource_id',
     tokens: { table: 'manifest_token', fk: 'manifest_id', owner: 'm.id' },
     patientCol: 'm.patient_id',
-    columns: { status: 'm.status', patient: 'm.patient_id', started: 's.started', lastUpdated: 'm.last_updated', id: 'm.id' },
+    columns: { status: 'm.status', patient: 'm.patient_id', started: 's.started', lastUpdated: 'm.last_updated', id: 's.resource_id' },
     nullableSorts: ['started'],
-    select: 'm.id, m.model, m.sop_instance_uid, m.status, m.patient_id, m.version_id, m.last_updated',
+    select: 'm.id, m.model, m.sop_instance_uid, m.status, m.patient_id, m.version_id, m.last_updated, s.resource_id',
     // One ImagingStudy per study: from its current manifest (or the entered-in-error one, shown only on request).
     base: "m.status IN ('current', 'entered-in-error')",
   },
@@ -270,8 +271,11 @@ function condSql(t: TableDef, c: SqlCond, b: unknown[]): string {
       const tk = t.tokens!;
       const codeSql = anyOf('t.code', c.codes, b);
       const ors = c.or.map((m) => `(${tokenMatchSql(m, 't', b)})`).join(' OR ');
+      // Study Instance UID tokens are per manifest; an ImagingStudy row matches only its own study's.
+      const own = t === TABLES.ImagingStudy && c.codes.includes('study-instance-uid')
+        ? ` AND (t.code <> 'study-instance-uid' OR t.value = s.study_instance_uid OR t.value = 'urn:oid:' || s.study_instance_uid)` : '';
       // IN (subquery) lets the planner start from the token index (manifest_token_lookup).
-      return `${tk.owner} ${c.not ? 'NOT IN' : 'IN'} (SELECT t.${tk.fk} FROM ${tk.table} t WHERE ${codeSql} AND (${ors}))`;
+      return `${tk.owner} ${c.not ? 'NOT IN' : 'IN'} (SELECT t.${tk.fk} FROM ${tk.table} t WHERE ${codeSql} AND (${ors})${own})`;
     }
     case 'token-missing': {
       const tk = t.tokens!;
@@ -323,11 +327,12 @@ function condSql(t: TableDef, c: SqlCond, b: unknown[]): string {
       return `(${cc} && ARRAY[${terms.join(', ')}] AND cardinality(${cc}) > 0)`;
     }
     case 'related-study': {
-      // context.related names the manifest's study by identifier: documents of every manifest
-      // version of the study of these ImagingStudy resources (study-<h> ↔ manifest-<h>, only
-      // ImagingStudy ids that resolve: current or entered-in-error manifests).
-      b.push(c.ids.map((id) => `manifest-${id.slice('study-'.length)}`));
-      return `d.manifest_id IN (SELECT ms.id FROM manifest ms WHERE ms.study_instance_uid IN (SELECT mi.study_instance_uid FROM manifest mi WHERE mi.id = ANY(?::text[]) AND mi.status IN ('current', 'entered-in-error')))`;
+      // context.related names the manifest's studies by identifier: documents of every manifest
+      // referencing the study of these ImagingStudy resources (only ImagingStudy ids that resolve:
+      // current or entered-in-error manifests).
+      // A manifest may reference several studies (one ImagingStudy each, migration 0011).
+      b.push(c.ids);
+      return `d.manifest_id IN (SELECT s2.manifest_id FROM imaging_study s2 WHERE s2.study_instance_uid IN (SELECT si.study_instance_uid FROM imaging_study si JOIN manifest mi ON mi.id = si.manifest_id WHERE si.resource_id = ANY(?::text[]) AND mi.status IN ('current', 'entered-in-error')))`;
     }
     case 'patient-identifier': {
       const ors = c.or.map((m) => `(${tokenMatchSql(m, 'pi', b)})`).join(' OR ');

@@ -5,7 +5,9 @@
  */
 import type { Bundle, DocumentReference } from '@medplum/fhirtypes';
 import type { DocumentDefaults } from '../../config.js';
-import type { Manifest, Series, StudyReference } from '../../model/manifest.js';
+import { primaryEvidence, type Manifest, type Series, type StudyReference } from '../../model/manifest.js';
+
+export { primaryEvidence };
 import { dimseEndpointId, endpointId, fullUrlFor, imagingStudyId, manifestResourceIds, patientId, uuidV5, viewerEndpointId } from '../../model/ids.js';
 import { codeToCoding, codeToConcept, EXT, FHIR_FORMAT, KOS_FORMAT, modalityCoding, PROFILE, SYS } from './codes.js';
 import { ACCESSION_TYPE, esc, GENDER, identifierFor, type Json, patientIdentifier, pnToHumanName, pnToHumanNames, studyUidIdentifier } from './common.js';
@@ -31,10 +33,6 @@ export const NOT_SPECIFIED = 'http://notspecified';
 
 const DAR_UNKNOWN = { extension: [{ url: EXT.dataAbsentReason, valueCode: 'unknown' }] };
 
-/** The evidence item of the manifest's own study (SUPPL 6.X.2.2: normally the only one). */
-export function primaryEvidence(m: Manifest): StudyReference | undefined {
-  return m.evidence.find((e) => e.studyInstanceUid === m.study.studyInstanceUid) ?? m.evidence[0];
-}
 
 function splitXon(m: Manifest): { name?: string; id?: string } {
   const raw = m.document.institutionName;

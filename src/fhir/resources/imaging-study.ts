@@ -35,15 +35,19 @@ function rewriteRefs(v: unknown, map: Map<string, string>): unknown {
 const cache = new Map<string, ImagingStudy>();
 const CACHE_MAX = 2000;
 
-export function imagingStudyOf(model: Manifest, ctx: MappingContext, status: string, cacheKey?: string): ImagingStudy {
-  if (cacheKey) cacheKey = `${ctx.publicBaseUrl}\u0000${cacheKey}`;
+/**
+ * The ImagingStudy `id` of a manifest (its own study when id is undefined); undefined when the
+ * manifest has no such ImagingStudy. A manifest has one per referenced study (ids.ts imagingStudyId).
+ */
+export function imagingStudyOf(model: Manifest, ctx: MappingContext, status: string, cacheKey?: string, id?: string): ImagingStudy | undefined {
+  if (cacheKey) cacheKey = `${ctx.publicBaseUrl}\u0000${cacheKey}\u0000${id ?? ''}`;
   const hit = cacheKey ? cache.get(cacheKey) : undefined;
   if (hit) return hit; // shared: callers copy (withMeta, applyElements), never mutate
   const bundle = manifestToFhirBundle(model, ctx);
   const map = new Map<string, string>();
   for (const e of bundle.entry ?? []) if (e.fullUrl && e.resource) map.set(e.fullUrl, `${e.resource.resourceType}/${e.resource.id}`);
-  const study = bundle.entry?.find((e) => e.resource?.resourceType === 'ImagingStudy')?.resource;
-  if (!study) throw new Error('mapping produced no ImagingStudy');
+  const study = bundle.entry?.find((e) => e.resource?.resourceType === 'ImagingStudy' && (id === undefined || e.resource.id === id))?.resource;
+  if (!study) return undefined;
   const out = rewriteRefs(study, map) as ImagingStudy;
   if (status === 'entered-in-error') out.status = 'entered-in-error';
   if (cacheKey) {
@@ -62,8 +66,11 @@ export function mountImagingStudy(router: Router, deps: AppDeps): void {
     searchParams: registryParams('ImagingStudy'),
     searchInclude: INCLUDES.ImagingStudy,
   });
-  const render = (row: SearchRow): Resource =>
-    withMeta(imagingStudyOf(row.model as Manifest, ctx, row.status as string, `${row.id}:${row.version_id}`), String(row.version_id), row.last_updated as Date);
+  const render = (row: SearchRow): Resource => {
+    const r = imagingStudyOf(row.model as Manifest, ctx, row.status as string, `${row.id}:${row.version_id}`, row.resource_id as string);
+    if (!r) throw new Error('indexed ImagingStudy missing from its manifest');
+    return withMeta(r, String(row.version_id), row.last_updated as Date);
+  };
   mountSearch(router, deps, 'ImagingStudy', {
     table: 'ImagingStudy',
     subtype: 'search',
@@ -82,11 +89,13 @@ export function mountImagingStudy(router: Router, deps: AppDeps): void {
   router.get('/ImagingStudy/:id', async (req, res) => {
     const id = req.params.id;
     res.locals.audit = { subtype: 'read', action: 'R', entities: [`ImagingStudy/${id}`], count: 0 };
-    // study-<h> shares <h> with the manifest's docrefs (src/model/ids.ts).
-    const m = id.startsWith('study-') ? await readManifestByDocRef(deps.db, `kos-docref-${id.slice(6)}`, patientFilter(principalOf(req)), false) : undefined;
+    // study-<h>[-<k>] shares <h> with the manifest's docrefs (src/model/ids.ts).
+    const h = /^study-([0-9a-f]{32})(-[0-9a-f]{16})?$/.exec(id)?.[1];
+    const m = h ? await readManifestByDocRef(deps.db, `kos-docref-${h}`, patientFilter(principalOf(req)), false) : undefined;
     // A superseded manifest's study view is replaced by the current one: not found here.
-    if (!m || m.status === 'superseded') throw notFound('ImagingStudy');
+    const study = m && m.status !== 'superseded' ? imagingStudyOf(m.model as Manifest, ctx, m.status, `${m.id}:${m.version_id}`, id) : undefined;
+    if (!m || !study) throw notFound('ImagingStudy');
     res.locals.audit = { subtype: 'read', action: 'R', entities: [`ImagingStudy/${id}`], patientIds: m.patient_id ? [m.patient_id] : [], count: 1 };
-    sendRead(req, res, imagingStudyOf(m.model as Manifest, ctx, m.status, `${m.id}:${m.version_id}`), String(m.version_id), m.last_updated);
+    sendRead(req, res, study, String(m.version_id), m.last_updated);
   });
 }
