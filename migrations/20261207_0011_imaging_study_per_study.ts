@@ -13,7 +13,7 @@ import type { Knex } from 'knex';
 export async function up(knex: Knex): Promise<void> {
   await knex.raw(`
     ALTER TABLE imaging_study ADD COLUMN resource_id text;
-    UPDATE imaging_study SET resource_id = 'study-' || substr(manifest_id, length('manifest-') + 1);
+    UPDATE imaging_study SET resource_id = 'study-' || CASE WHEN manifest_id LIKE 'manifest-%' THEN substr(manifest_id, length('manifest-') + 1) ELSE manifest_id END;
     ALTER TABLE imaging_study DROP CONSTRAINT imaging_study_pkey;
     ALTER TABLE imaging_study ADD PRIMARY KEY (manifest_id, study_instance_uid);
     INSERT INTO imaging_study (manifest_id, study_instance_uid, resource_id, patient_id, modalities, patient_name, patient_id_value, patient_id_issuer,
@@ -32,7 +32,8 @@ export async function up(knex: Knex): Promise<void> {
     -- A row inserted without an id is the manifest's own study (writers before this migration).
     CREATE FUNCTION imaging_study_default_id() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-      NEW.resource_id := coalesce(NEW.resource_id, 'study-' || substr(NEW.manifest_id, length('manifest-') + 1));
+      NEW.resource_id := coalesce(NEW.resource_id,
+        'study-' || CASE WHEN NEW.manifest_id LIKE 'manifest-%' THEN substr(NEW.manifest_id, length('manifest-') + 1) ELSE NEW.manifest_id END);
       RETURN NEW;
     END $$;
     CREATE TRIGGER imaging_study_default_id BEFORE INSERT ON imaging_study FOR EACH ROW EXECUTE FUNCTION imaging_study_default_id();

@@ -117,7 +117,7 @@ const TABLES: Record<SearchTable, TableDef> = {
     patientCol: 'm.patient_id',
     columns: { status: 'm.status', patient: 'm.patient_id', started: 's.started', lastUpdated: 'm.last_updated', id: 's.resource_id' },
     nullableSorts: ['started'],
-    select: 'm.id, m.model, m.sop_instance_uid, m.status, m.patient_id, m.version_id, m.last_updated, s.resource_id',
+    select: 'm.id, m.model, m.sop_instance_uid, m.status, m.patient_id, m.version_id, m.last_updated, s.resource_id, s.study_instance_uid AS study_uid',
     // One ImagingStudy per study: from its current manifest (or the entered-in-error one, shown only on request).
     base: "m.status IN ('current', 'entered-in-error')",
   },
@@ -263,6 +263,22 @@ function likeEscape(s: string): string {
   return s.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
+/**
+ * Study Instance UID tokens belong to the manifest, which has one ImagingStudy row per referenced
+ * study (migration 0011): a row matches when the UID is its own study's, or when another code
+ * (accession-number) matched. A filter on top of the token lookup, so the index plan stays.
+ */
+function ownStudyOnly(sql: string, tk: NonNullable<TableDef['tokens']>, c: Extract<SqlCond, { k: 'token' }>, b: unknown[]): string {
+  const uids = [...new Set(c.or.flatMap((m) => m.values ?? []).map((v) => (v.startsWith('urn:oid:') ? v.slice(8) : v)))];
+  if (!uids.length) return sql;
+  const own = anyOf('s.study_instance_uid', uids, b);
+  const other = c.codes.filter((x) => x !== 'study-instance-uid');
+  if (!other.length) return `(${sql} AND ${own})`;
+  const codeSql = anyOf('t.code', other, b);
+  const ors = c.or.map((m) => `(${tokenMatchSql(m, 't', b)})`).join(' OR ');
+  return `(${sql} AND (${own} OR ${tk.owner} IN (SELECT t.${tk.fk} FROM ${tk.table} t WHERE ${codeSql} AND (${ors}))))`;
+}
+
 function condSql(t: TableDef, c: SqlCond, b: unknown[]): string {
   switch (c.k) {
     case 'false':
@@ -271,11 +287,9 @@ function condSql(t: TableDef, c: SqlCond, b: unknown[]): string {
       const tk = t.tokens!;
       const codeSql = anyOf('t.code', c.codes, b);
       const ors = c.or.map((m) => `(${tokenMatchSql(m, 't', b)})`).join(' OR ');
-      // Study Instance UID tokens are per manifest; an ImagingStudy row matches only its own study's.
-      const own = t === TABLES.ImagingStudy && c.codes.includes('study-instance-uid')
-        ? ` AND (t.code <> 'study-instance-uid' OR t.value = s.study_instance_uid OR t.value = 'urn:oid:' || s.study_instance_uid)` : '';
       // IN (subquery) lets the planner start from the token index (manifest_token_lookup).
-      return `${tk.owner} ${c.not ? 'NOT IN' : 'IN'} (SELECT t.${tk.fk} FROM ${tk.table} t WHERE ${codeSql} AND (${ors})${own})`;
+      const sql = `${tk.owner} ${c.not ? 'NOT IN' : 'IN'} (SELECT t.${tk.fk} FROM ${tk.table} t WHERE ${codeSql} AND (${ors}))`;
+      return t === TABLES.ImagingStudy && !c.not && c.codes.includes('study-instance-uid') ? ownStudyOnly(sql, tk, c, b) : sql;
     }
     case 'token-missing': {
       const tk = t.tokens!;

@@ -35,18 +35,28 @@ function rewriteRefs(v: unknown, map: Map<string, string>): unknown {
 const cache = new Map<string, ImagingStudy>();
 const CACHE_MAX = 2000;
 
+/** Which ImagingStudy of a manifest: by id (read), by Study Instance UID (a search row), else its own study's. */
+export interface StudySelector { id?: string; studyUid?: string }
+
+function selected(r: { id?: string; identifier?: Array<{ value?: string }> }, sel: StudySelector): boolean {
+  if (sel.id !== undefined) return r.id === sel.id;
+  if (sel.studyUid !== undefined) return r.identifier?.[0]?.value === `urn:oid:${sel.studyUid}`;
+  return true;
+}
+
 /**
- * The ImagingStudy `id` of a manifest (its own study when id is undefined); undefined when the
- * manifest has no such ImagingStudy. A manifest has one per referenced study (ids.ts imagingStudyId).
+ * One ImagingStudy of a manifest (one per referenced study, ids.ts imagingStudyId); undefined when
+ * the manifest has no such ImagingStudy. A search row's study that matches none is its own study's.
  */
-export function imagingStudyOf(model: Manifest, ctx: MappingContext, status: string, cacheKey?: string, id?: string): ImagingStudy | undefined {
-  if (cacheKey) cacheKey = `${ctx.publicBaseUrl}\u0000${cacheKey}\u0000${id ?? ''}`;
+export function imagingStudyOf(model: Manifest, ctx: MappingContext, status: string, cacheKey?: string, sel: StudySelector = {}): ImagingStudy | undefined {
+  if (cacheKey) cacheKey = `${ctx.publicBaseUrl}\u0000${cacheKey}\u0000${sel.id ?? ''}\u0000${sel.studyUid ?? ''}`;
   const hit = cacheKey ? cache.get(cacheKey) : undefined;
   if (hit) return hit; // shared: callers copy (withMeta, applyElements), never mutate
   const bundle = manifestToFhirBundle(model, ctx);
   const map = new Map<string, string>();
   for (const e of bundle.entry ?? []) if (e.fullUrl && e.resource) map.set(e.fullUrl, `${e.resource.resourceType}/${e.resource.id}`);
-  const study = bundle.entry?.find((e) => e.resource?.resourceType === 'ImagingStudy' && (id === undefined || e.resource.id === id))?.resource;
+  const studies = (bundle.entry ?? []).map((e) => e.resource).filter((r): r is ImagingStudy => r?.resourceType === 'ImagingStudy');
+  const study = studies.find((r) => selected(r, sel)) ?? (sel.id === undefined ? studies[0] : undefined);
   if (!study) return undefined;
   const out = rewriteRefs(study, map) as ImagingStudy;
   if (status === 'entered-in-error') out.status = 'entered-in-error';
@@ -67,7 +77,7 @@ export function mountImagingStudy(router: Router, deps: AppDeps): void {
     searchInclude: INCLUDES.ImagingStudy,
   });
   const render = (row: SearchRow): Resource => {
-    const r = imagingStudyOf(row.model as Manifest, ctx, row.status as string, `${row.id}:${row.version_id}`, row.resource_id as string);
+    const r = imagingStudyOf(row.model as Manifest, ctx, row.status as string, `${row.id}:${row.version_id}`, { studyUid: row.study_uid as string });
     if (!r) throw new Error('indexed ImagingStudy missing from its manifest');
     return withMeta(r, String(row.version_id), row.last_updated as Date);
   };
@@ -93,7 +103,7 @@ export function mountImagingStudy(router: Router, deps: AppDeps): void {
     const h = /^study-([0-9a-f]{32})(-[0-9a-f]{16})?$/.exec(id)?.[1];
     const m = h ? await readManifestByDocRef(deps.db, `kos-docref-${h}`, patientFilter(principalOf(req)), false) : undefined;
     // A superseded manifest's study view is replaced by the current one: not found here.
-    const study = m && m.status !== 'superseded' ? imagingStudyOf(m.model as Manifest, ctx, m.status, `${m.id}:${m.version_id}`, id) : undefined;
+    const study = m && m.status !== 'superseded' ? imagingStudyOf(m.model as Manifest, ctx, m.status, `${m.id}:${m.version_id}`, { id }) : undefined;
     if (!m || !study) throw notFound('ImagingStudy');
     res.locals.audit = { subtype: 'read', action: 'R', entities: [`ImagingStudy/${id}`], patientIds: m.patient_id ? [m.patient_id] : [], count: 1 };
     sendRead(req, res, study, String(m.version_id), m.last_updated);
