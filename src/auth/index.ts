@@ -12,7 +12,7 @@ import { createSyslogExporter, type SyslogExporter } from '../audit/syslog.js';
 import { createPatientResolver } from '../store/principal-store.js';
 import { authenticationMiddleware } from './authenticate.js';
 import { createBreakGlassNotifier } from './break-glass.js';
-import { policyMiddleware } from './policy.js';
+import { classifyRequest, policyMiddleware } from './policy.js';
 import { handlerTimeoutMiddleware, hstsMiddleware, rateLimitMiddleware } from './request-limits.js';
 
 export interface Security {
@@ -33,7 +33,7 @@ export function createSecurity(deps: AppDeps & { registry?: client.Registry }, p
   const { config, db, log } = deps;
   const syslog = config.audit.syslog ? createSyslogExporter(config.audit.syslog, log) : undefined;
   const makeAuditRecorder = parts.makeAuditRecorder ?? createAuditRecorder;
-  const audit = makeAuditRecorder({ db, log, serverUrl: config.publicBaseUrl, onRecord: syslog ? (r) => syslog.send(r.resource) : undefined });
+  const audit = makeAuditRecorder({ db, log, serverUrl: config.publicBaseUrl, classify: classifyRequest, onRecord: syslog ? (r) => syslog.send(r.resource) : undefined });
   if (deps.registry) {
     // An audit trail that silently loses events is worse than none: make the queue observable.
     const gauge = (name: string, help: string, read: () => number | undefined) =>

@@ -19,7 +19,6 @@ import type { Db } from '../store/db.js';
 import {
   findManifestByDocRef,
   insertSubmissionSet,
-  issuerToSystem,
   lockStudies,
   runInTransaction,
   setManifestStatus,
@@ -28,7 +27,7 @@ import {
   type Tx,
 } from '../store/manifests.js';
 import { FAILURE, IngestError, parseFhirManifest, parseKos, storeManifestTx, type IngestResult, type ParsedManifest } from './service.js';
-import type { MappingContext } from '../fhir/mapping/index.js';
+import { issuerToSystem, storeRendering, type MappingContext } from '../fhir/mapping/index.js';
 
 type Json = Record<string, any>;
 
@@ -285,7 +284,7 @@ export async function provideDocumentBundle(db: Db, config: Readonly<Config>, ct
       const status = row!.manifest.status;
       if (status !== p.patchStatus && status !== 'entered-in-error') {
         if (p.patchStatus === 'superseded' && status !== 'current') throw unprocessable('GW_STATUS_TRANSITION', `a ${status} DocumentReference cannot become superseded`, `Bundle.entry[${p.index}]`);
-        await setManifestStatus(tx, row!.manifest.id, p.patchStatus!, ctx);
+        await setManifestStatus(tx, row!.manifest.id, p.patchStatus!, storeRendering(ctx));
       }
       patchResults.set(p.index, p.patchTarget!);
     }

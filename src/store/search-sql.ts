@@ -12,7 +12,7 @@
  * - List              → submission_set l (tokens: submission_set_token; source names: source_terms)
  */
 import type { Knex } from 'knex';
-import type { PatientFilter } from '../auth/principal.js';
+import type { PatientFilter } from '../model/access.js';
 import { rawPrepared } from './db.js';
 
 export type SearchTable = 'DocumentReference' | 'ImagingStudy' | 'Patient' | 'Endpoint' | 'List';

@@ -3,7 +3,7 @@
  * comes from the production compiler (src/store/search-sql.ts), the EXPLAIN around it lives here.
  */
 import type { Knex } from 'knex';
-import type { PatientFilter } from '../../src/auth/principal.js';
+import type { PatientFilter } from '../../src/model/access.js';
 import { withConnection } from '../../src/store/db.js';
 import { compileSearch, type SqlPlan } from '../../src/store/search-sql.js';
 
