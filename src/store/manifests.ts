@@ -23,7 +23,11 @@
  *   category / type / setting / facility   deployment defaults (config.documentDefaults) system|code
  *   series              ''                                             series instance UID (bare)
  *   endpoint            ''                                             endpoint id (WADO and viewer Endpoints)
- *   security-label      none written (manifests carry no security labels)
+ *   security-label      system|code of the securityLabel a Document Source submitted (ITI-65; docref_metadata)
+ *   related             system|value of every context.related identifier a source submitted
+ * When a source submitted category / type / setting / facility / event / identifier in its
+ * DocumentReference (manifest.docref_metadata), those rows are its values instead of (event,
+ * identifier: in addition to) the deployment defaults.
  * A code system we cannot translate to a URI keeps the DICOM scheme designator as system.
  *
  * submission_set_token rows: identifier (uniqueId / entryUUID / other identifiers, system|value, plus
@@ -43,10 +47,24 @@ export type NativeFormat = 'kos' | 'fhir';
 
 type Json = Record<string, any>;
 
+/** What a Document Source's DocumentReference said (ITI-65), kept as JSON and handed back to the renderer. */
+export type DocRefMetadata = object;
+
 export interface Token {
   code: string;
   system: string;
   value: string;
+}
+
+/** One manifest version as its DocumentReferences show it. */
+export interface DocRefVersion {
+  status: ManifestStatus;
+  nativeFormat: NativeFormat;
+  date: Date;
+  lastUpdated: Date;
+  versionId: number;
+  replacesSop?: string;
+  metadata?: DocRefMetadata | null;
 }
 
 /**
@@ -54,13 +72,14 @@ export interface Token {
  * the store writes rows and never builds FHIR itself.
  */
 export interface ManifestRendering {
-  docRefs(m: Manifest, v: { status: ManifestStatus; nativeFormat: NativeFormat; date: Date; lastUpdated: Date; versionId: number; replacesSop?: string }): { kos: Json; fhir: Json };
+  /** Both DocumentReferences, and the patient as the manifest states it (before a source's overlay) */
+  docRefs(m: Manifest, v: DocRefVersion): { kos: Json; fhir: Json; derivedPatient?: Json };
   /** Endpoint resources, sorted by id (a fixed lock order across transactions) */
   endpoints(m: Manifest): Json[];
   /** manifest_token rows (codes documented above) */
-  tokens(m: Manifest, endpointIds: string[]): Token[];
-  /** The patient table's resource, from a rendered DocumentReference */
-  patientResource(docref: Json, id: string): Json;
+  tokens(m: Manifest, endpointIds: string[], metadata?: DocRefMetadata | null): Token[];
+  /** The patient table's resource */
+  patientResource(src: Json, id: string): Json;
   patientIdentifiers(m: Manifest): Array<{ system: string; value: string }>;
   /** Identifier system of an issuer ('' when none) */
   issuerSystem(iss: Issuer | undefined): string;
@@ -206,6 +225,11 @@ export async function loadModel(tx: Tx | Db, manifestId: string): Promise<Manife
   return r.rows[0].model as Manifest;
 }
 
+export async function loadDocRefMetadata(tx: Tx | Db, manifestId: string): Promise<DocRefMetadata | null> {
+  const r = await tx.raw('select docref_metadata from manifest where id = ?', [manifestId]);
+  return r.rows[0]?.docref_metadata ?? null;
+}
+
 export async function loadDocRef(tx: Tx | Db, id: string): Promise<Record<string, unknown> | undefined> {
   const r = await tx.raw('select resource from document_reference where id = ?', [id]);
   return r.rows[0]?.resource;
@@ -237,6 +261,8 @@ export interface NewManifest {
   sha256: string;
   replaces?: string;
   submissionSetId?: string;
+  /** What the Document Source's DocumentReference said (ITI-65), overlaid on both docrefs */
+  metadata?: DocRefMetadata;
 }
 
 export interface StoredManifest {
@@ -276,8 +302,8 @@ interface Part {
   bindings: unknown[];
 }
 
-function patientParts(m: Manifest, id: string, docref: Json, r: ManifestRendering): Part[] {
-  const res = r.patientResource(docref, id);
+function patientParts(m: Manifest, id: string, derived: Json, r: ManifestRendering): Part[] {
+  const res = r.patientResource(derived, id);
   const alpha = m.patient.name?.alphabetic ?? '';
   const [family, given] = alpha.split('^');
   const nameText = [m.patient.name?.alphabetic, m.patient.name?.ideographic, m.patient.name?.phonetic].filter(Boolean).join(' ').replace(/[\^=]+/g, ' ').replace(/\s+/g, ' ').trim();
@@ -329,7 +355,7 @@ export async function insertManifest(tx: Tx, n: NewManifest, r: ManifestRenderin
   const pid = patientIdOf(m.patient);
   const now = new Date();
   if (n.replaces && replacesSop === undefined) replacesSop = (await findManifestById(tx, n.replaces))?.sop_instance_uid;
-  const docs = r.docRefs(m, { status: 'current', nativeFormat: n.nativeFormat, date: now, lastUpdated: now, versionId: 1, replacesSop });
+  const docs = r.docRefs(m, { status: 'current', nativeFormat: n.nativeFormat, date: now, lastUpdated: now, versionId: 1, replacesSop, metadata: n.metadata });
 
   // Flattened, de-duplicated index rows (a KOS may list one SOP twice; the index holds it once).
   const seriesSeen = new Map<string, number>();
@@ -362,18 +388,18 @@ export async function insertManifest(tx: Tx, n: NewManifest, r: ManifestRenderin
   }
   const referenceCount = inst.sop.length;
   const eps = r.endpoints(m);
-  const tokens = r.tokens(m, eps.map((e) => e.id as string));
+  const tokens = r.tokens(m, eps.map((e) => e.id as string), n.metadata);
   const st = m.study;
   const acc = st.accession ?? st.requests.find((r) => r.accession?.value)?.accession;
   const pidPrimary = m.patient.id ?? m.patient.otherIds[0];
   const started = ts((docs.kos.context as Json | undefined)?.period?.start);
 
   const parts: Part[] = [
-    ...patientParts(m, pid, docs.kos, r),
+    ...patientParts(m, pid, docs.derivedPatient ?? {}, r),
     {
-      sql: `insert into manifest (id, sop_instance_uid, native_format, content, content_type, sha256, size, status, study_instance_uid, patient_id, model, reference_count, version_id, submission_set_id, replaces, created_at, last_updated)
-        values (?, ?, ?, ?, ?, ?, ?, 'current', ?, ?, ?::jsonb, ?, 1, ?, ?, ?::timestamptz, ?::timestamptz)`,
-      bindings: [id, sop, n.nativeFormat, Buffer.from(n.content.buffer, n.content.byteOffset, n.content.byteLength), n.contentType, n.sha256, n.content.byteLength, st.studyInstanceUid, pid, JSON.stringify(m), referenceCount, n.submissionSetId ?? null, n.replaces ?? null, now, now],
+      sql: `insert into manifest (id, sop_instance_uid, native_format, content, content_type, sha256, size, status, study_instance_uid, patient_id, model, reference_count, version_id, submission_set_id, replaces, created_at, last_updated, docref_metadata)
+        values (?, ?, ?, ?, ?, ?, ?, 'current', ?, ?, ?::jsonb, ?, 1, ?, ?, ?::timestamptz, ?::timestamptz, ?::jsonb)`,
+      bindings: [id, sop, n.nativeFormat, Buffer.from(n.content.buffer, n.content.byteOffset, n.content.byteLength), n.contentType, n.sha256, n.content.byteLength, st.studyInstanceUid, pid, JSON.stringify(m), referenceCount, n.submissionSetId ?? null, n.replaces ?? null, now, now, n.metadata ? JSON.stringify(n.metadata) : null],
     },
     docRefPart(id, pid, 'current', docs, now, now),
     ...endpointParts(eps, id),
@@ -434,19 +460,19 @@ function docRefPart(manifestId: string, pid: string, status: ManifestStatus, doc
 export async function setManifestStatus(tx: Tx, manifestId: string, status: ManifestStatus, render: ManifestRendering): Promise<ManifestRow> {
   const r = await tx.raw(
     `update manifest m set status = ?, version_id = version_id + 1, last_updated = clock_timestamp() where id = ?
-     returning ${ROW_COLS.split(', ').map((c) => 'm.' + c).join(', ')}, m.model,
+     returning ${ROW_COLS.split(', ').map((c) => 'm.' + c).join(', ')}, m.model, m.docref_metadata,
        (select d.date from document_reference d where d.manifest_id = m.id and d.format = 'kos') as docref_date,
        (select o.sop_instance_uid from manifest o where o.id = m.replaces) as replaces_sop`,
     [status, manifestId],
   );
-  const row = r.rows[0] as ManifestRow & { model: Manifest; docref_date: Date | null; replaces_sop: string | null };
+  const row = r.rows[0] as ManifestRow & { model: Manifest; docref_metadata: DocRefMetadata | null; docref_date: Date | null; replaces_sop: string | null };
   if (!row) throw new Error('manifest vanished');
-  const docs = render.docRefs(row.model, { status, nativeFormat: row.native_format, date: row.docref_date ?? row.created_at, lastUpdated: row.last_updated, versionId: row.version_id, replacesSop: row.replaces_sop ?? undefined });
+  const docs = render.docRefs(row.model, { status, nativeFormat: row.native_format, date: row.docref_date ?? row.created_at, lastUpdated: row.last_updated, versionId: row.version_id, replacesSop: row.replaces_sop ?? undefined, metadata: row.docref_metadata });
   await tx.raw(
     `update document_reference d set status = ?, resource = v.r::jsonb, last_updated = ? from (values ('kos', ?), ('fhir', ?)) as v(f, r) where d.manifest_id = ? and d.format = v.f`,
     [status, row.last_updated, JSON.stringify(docs.kos), JSON.stringify(docs.fhir), manifestId],
   );
-  const { model: _m, docref_date: _d, replaces_sop: _r, ...rest } = row;
+  const { model: _m, docref_metadata: _md, docref_date: _d, replaces_sop: _r, ...rest } = row;
   return rest;
 }
 

@@ -5,10 +5,11 @@
  * are documented at the top of src/store/manifests.ts). Pure: no I/O.
  */
 import type { DocumentDefaults } from '../../config.js';
-import { manifestResourceIds } from '../../model/ids.js';
+import { manifestResourceIds, patientId as patientIdOf } from '../../model/ids.js';
 import type { Code, Issuer, Manifest, PatientIdentifier } from '../../model/manifest.js';
 import { schemeToSystem } from './codes.js';
 import { issuerSystem } from './common.js';
+import { applyDocRefMetadata, docRefMetadataTokens, type DocRefMetadata } from './docref-metadata.js';
 import { manifestEndpoints, manifestToDocumentReferences, type MappingContext } from './to-fhir.js';
 
 type Json = Record<string, any>;
@@ -24,6 +25,8 @@ export interface DocRefVersion {
   versionId: number;
   /** SOP Instance UID of the manifest this one replaces (relatesTo replaces) */
   replacesSop?: string;
+  /** What the Document Source's DocumentReference said, overlaid on both */
+  metadata?: DocRefMetadata | null;
 }
 
 /** Identifier system of an issuer-qualified DICOM id (patient_identifier.system, token system). */
@@ -64,7 +67,7 @@ export function studyModalities(m: Manifest): string[] {
 }
 
 /** The manifest_token rows of a manifest (documented at the top of this file). */
-export function manifestTokens(m: Manifest, defaults: DocumentDefaults, endpointIds: string[]): Token[] {
+export function manifestTokens(m: Manifest, defaults: DocumentDefaults, endpointIds: string[], metadata?: DocRefMetadata | null): Token[] {
   const out: Token[] = [];
   const seen = new Set<string>();
   const add = (code: string, system: string, value: string | undefined) => {
@@ -98,10 +101,13 @@ export function manifestTokens(m: Manifest, defaults: DocumentDefaults, endpoint
     if (s.bodySite?.value) add('bodysite', codeSystem(s.bodySite), s.bodySite.value);
     add('series', '', s.uid);
   }
-  add('category', defaults.category.system, defaults.category.code);
-  add('type', defaults.type.system, defaults.type.code);
-  add('setting', defaults.practiceSetting.system, defaults.practiceSetting.code);
-  add('facility', defaults.facilityType.system, defaults.facilityType.code);
+  const kept = docRefMetadataTokens(metadata);
+  for (const t of kept) add(t.code, t.system, t.value);
+  const has = (code: string) => kept.some((t) => t.code === code);
+  if (!has('category')) add('category', defaults.category.system, defaults.category.code);
+  if (!has('type')) add('type', defaults.type.system, defaults.type.code);
+  if (!has('setting')) add('setting', defaults.practiceSetting.system, defaults.practiceSetting.code);
+  if (!has('facility')) add('facility', defaults.facilityType.system, defaults.facilityType.code);
   for (const id of endpointIds) add('endpoint', '', id);
   return out;
 }
@@ -116,19 +122,21 @@ export function renderDocRefs(
   m: Manifest,
   ctx: MappingContext,
   o: DocRefVersion,
-): { kos: Json; fhir: Json } {
+): { kos: Json; fhir: Json; derivedPatient?: Json } {
   const { kos, fhir } = manifestToDocumentReferences(m, ctx, { status: o.status, nativeFormat: o.nativeFormat, date: fhirInstant(o.date), lastUpdated: fhirInstant(o.lastUpdated) }) as unknown as { kos: Json; fhir: Json };
   const old = o.replacesSop ? manifestResourceIds(o.replacesSop) : undefined;
+  // The patient as the manifest states it, before a source's own patient is overlaid.
+  const derivedPatient = (kos.contained as Json[] | undefined)?.find((c) => c.resourceType === 'Patient');
   for (const [r, oldId] of [[kos, old?.kosDocRef], [fhir, old?.fhirDocRef]] as const) {
     r.meta = { versionId: String(o.versionId), ...r.meta };
+    applyDocRefMetadata(r, o.metadata, patientIdOf(m.patient));
     if (oldId) (r.relatesTo ??= []).push({ code: 'replaces', target: { reference: `DocumentReference/${oldId}`, type: 'DocumentReference' } });
   }
-  return { kos, fhir };
+  return { kos, fhir, derivedPatient };
 }
 
-/** Patient resource for the patient table: the docref's contained source patient with our id. */
-function patientResource(docref: Json, id: string): Json {
-  const src = (docref.contained as Json[] | undefined)?.find((c) => c.resourceType === 'Patient') ?? {};
+/** Patient resource for the patient table: the patient the manifest states, with our id. */
+function patientResource(src: Json, id: string): Json {
   const r: Json = { resourceType: 'Patient', id, meta: { profile: ['https://profiles.ihe.net/RAD/MADO/StructureDefinition/MadoPatient'] } };
   for (const k of ['identifier', 'name', 'gender', 'birthDate']) if (src[k] !== undefined) r[k] = src[k];
   return r;
@@ -149,7 +157,7 @@ export function storeRendering(ctx: MappingContext) {
   return {
     docRefs: (m: Manifest, o: DocRefVersion) => renderDocRefs(m, ctx, o),
     endpoints: (m: Manifest) => endpointResources(m, ctx),
-    tokens: (m: Manifest, endpointIds: string[]) => manifestTokens(m, ctx.defaults, endpointIds),
+    tokens: (m: Manifest, endpointIds: string[], metadata?: DocRefMetadata | null) => manifestTokens(m, ctx.defaults, endpointIds, metadata),
     patientResource,
     patientIdentifiers,
     issuerSystem: issuerToSystem,
