@@ -201,7 +201,8 @@ export class UpstreamRegistry {
   /**
    * Routing (SUPPL §X.4.1.2 addressing modes): the Retrieve URL matched against configured
    * prefixes / base URLs, else the Retrieve Location UID against configured location UIDs, else
-   * the 'default' upstream. undefined when nothing matches.
+   * the Retrieve AE Title against configured `retrieveAeTitles`, else the 'default' upstream.
+   * undefined when nothing matches.
    */
   route(loc: RetrieveLocation): Upstream | undefined {
     return routeUpstream(this.routable, loc)?.upstream;

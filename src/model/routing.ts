@@ -2,7 +2,8 @@
  * Which configured upstream serves a series, from what a manifest says about where it lives
  * (MADO addressing modes, SUPPL §X.4.1.2): the Retrieve URL (0008,1190) under an upstream's base
  * URL or one of its retrieveUrlPrefixes (longest prefix wins), else the Retrieve Location UID
- * (0040,E011) among its retrieveLocationUids, else the upstream named 'default'
+ * (0040,E011) among its retrieveLocationUids, else the Retrieve AE Title (0008,0054) among its
+ * retrieveAeTitles, else the upstream named 'default'
  * (DICOMWEB_UPSTREAM_URL). One definition for WADO-RS routing and for the Endpoint addresses the
  * gateway hands out. Pure.
  */
@@ -12,11 +13,14 @@ export interface RoutableUpstream {
   url: string;
   retrieveUrlPrefixes: readonly string[];
   retrieveLocationUids: readonly string[];
+  retrieveAeTitles?: readonly string[];
 }
 
 export interface RetrieveLocation {
   retrieveUrl?: string | null;
   retrieveLocationUid?: string | null;
+  /** Retrieve AE Title (0008,0054): an XDS-I.b KOS may name only the archive's AE */
+  retrieveAeTitle?: string | null;
 }
 
 /** True when `url` equals `prefix` or continues it at a path boundary (no "host.evil" tricks). */
@@ -41,6 +45,12 @@ export function routeUpstream<U extends RoutableUpstream>(upstreams: readonly U[
   const uid = loc.retrieveLocationUid?.trim();
   if (uid) {
     const u = upstreams.find((x) => x.retrieveLocationUids.includes(uid));
+    if (u) return u;
+  }
+  // AE Titles are case-sensitive and space-padded (PS3.5 Table 6.2-1, VR AE)
+  const ae = loc.retrieveAeTitle?.trim();
+  if (ae) {
+    const u = upstreams.find((x) => x.retrieveAeTitles?.includes(ae));
     if (u) return u;
   }
   return upstreams.find((x) => x.name === 'default');
