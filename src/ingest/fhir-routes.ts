@@ -78,7 +78,7 @@ function sendManifestResult(c: IngestRoutes, req: Request, res: Response, p: Par
   const text =
     result === 'duplicate'
       ? `Manifest already stored (idempotent re-submission): DocumentReference/${docref}`
-      : `Manifest stored as DocumentReference/${s.kosDocRefId} (KOS) and DocumentReference/${s.fhirDocRefId} (FHIR), ${s.referenceCount} referenced instances${r.superseded.length ? `; superseded ${r.superseded.length} earlier manifest(s)` : ''}`;
+      : `Manifest stored as ${r.warnings.some((w) => w.code === 'GW_KOS_FORM_UNAVAILABLE') ? `DocumentReference/${s.fhirDocRefId} (FHIR; no KOS form, see below)` : `DocumentReference/${s.kosDocRefId} (KOS) and DocumentReference/${s.fhirDocRefId} (FHIR)`}, ${s.referenceCount} referenced instances${r.superseded.length ? `; superseded ${r.superseded.length} earlier manifest(s)` : ''}`;
   sendResource(req, res, outcome(text, r.warnings), r.outcome === 'duplicate' ? 200 : 201);
 }
 

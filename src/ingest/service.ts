@@ -207,7 +207,7 @@ export function kosFormIssues(m: Manifest): ValidationIssue[] {
   } catch (err) {
     if (!(err instanceof KosWriteError)) throw err;
     const why = err.issues.slice(0, 3).map((i) => `${i.path ? i.path + ': ' : ''}${i.message}`).join('; ');
-    return [...w.issues, { severity: 'warning', code: 'GW_KOS_FORM_UNAVAILABLE', path: 'Bundle', message: `this manifest cannot be served as a DICOM KOS (ITI-68 application/dicom answers 406): ${why}` }];
+    return [...w.issues, { severity: 'warning', code: 'GW_KOS_FORM_UNAVAILABLE', path: 'Bundle', message: `no DICOM KOS can be written for this manifest, so no KOS DocumentReference is published (the FHIR one is): ${why}` }];
   }
 }
 
@@ -273,8 +273,13 @@ export async function storeManifestTx(tx: Tx, p: ParsedManifest, ctx: MappingCon
   for (const row of toSupersede) await setManifestStatus(tx, row.id, 'superseded', storeRendering(ctx));
   const replaces = o.replaces?.[0] ?? current?.id;
   const replacesSop = toSupersede.find((x) => x.id === replaces)?.sop_instance_uid;
-  const stored = await insertManifest(tx, { model: m, nativeFormat: p.nativeFormat, content: p.content, contentType: p.contentType, sha256: p.sha256, replaces, submissionSetId: o.submissionSetId, metadata: o.metadata }, storeRendering(ctx), replacesSop);
+  const stored = await insertManifest(tx, { model: m, nativeFormat: p.nativeFormat, content: p.content, contentType: p.contentType, sha256: p.sha256, replaces, submissionSetId: o.submissionSetId, metadata: o.metadata, kosForm: hasKosForm(p) }, storeRendering(ctx), replacesSop);
   return { outcome: 'created', stored, superseded: toSupersede.map((r) => r.id), warnings: p.warnings };
+}
+
+/** A FHIR-native manifest the KOS writer cannot express has no KOS form (its KOS DocumentReference is withheld). */
+function hasKosForm(p: ParsedManifest): boolean {
+  return p.nativeFormat === 'kos' || !p.warnings.some((w) => w.code === 'GW_KOS_FORM_UNAVAILABLE');
 }
 
 /** Keys sorted, so two serialisations of one resource compare equal (JSON has no key order). */
@@ -419,7 +424,7 @@ function encodeVersion(m: Manifest, native: NativeFormat, ctx: MappingContext, c
   const bundle = manifestToFhirBundle(m, ctx);
   const content = Buffer.from(JSON.stringify(bundle), 'utf8');
   const back = fhirToManifest(bundle).manifest ?? m;
-  return { model: back, nativeFormat: 'fhir', content, contentType: 'application/fhir+json', sha256: sha256Hex(content), warnings: [] };
+  return { model: back, nativeFormat: 'fhir', content, contentType: 'application/fhir+json', sha256: sha256Hex(content), warnings: kosFormIssues(back) };
 }
 
 export async function applyRejectionTx(tx: Tx, r: ParsedRejection, ctx: MappingContext, config: Readonly<Config>): Promise<RejectionResult> {
@@ -450,7 +455,7 @@ export async function applyRejectionTx(tx: Tx, r: ParsedRejection, ctx: MappingC
     const enc = encodeVersion(next, a.native_format, ctx, config);
     // The source's metadata (security labels included) carries over to the new version.
     const metadata = (await loadDocRefMetadata(tx, a.id)) ?? undefined;
-    created.push(await insertManifest(tx, { model: enc.model, nativeFormat: enc.nativeFormat, content: enc.content, contentType: enc.contentType, sha256: enc.sha256, replaces: a.id, metadata }, storeRendering(ctx)));
+    created.push(await insertManifest(tx, { model: enc.model, nativeFormat: enc.nativeFormat, content: enc.content, contentType: enc.contentType, sha256: enc.sha256, replaces: a.id, metadata, kosForm: hasKosForm(enc) }, storeRendering(ctx)));
   }
   return { rejected, superseded, created, warnings: r.warnings };
 }

@@ -65,6 +65,8 @@ export interface DocRefVersion {
   versionId: number;
   replacesSop?: string;
   metadata?: DocRefMetadata | null;
+  /** false: the manifest has no KOS form (its KOS DocumentReference is withheld) */
+  kosForm?: boolean;
 }
 
 /**
@@ -268,6 +270,8 @@ export interface NewManifest {
   submissionSetId?: string;
   /** What the Document Source's DocumentReference said (ITI-65), overlaid on both docrefs */
   metadata?: DocRefMetadata;
+  /** false: no KOS can be written for this FHIR-native manifest (its KOS docref is withheld) */
+  kosForm?: boolean;
 }
 
 export interface StoredManifest {
@@ -413,7 +417,7 @@ export async function insertManifest(tx: Tx, n: NewManifest, r: ManifestRenderin
   const pid = patientIdOf(m.patient);
   const now = new Date();
   if (n.replaces && replacesSop === undefined) replacesSop = (await findManifestById(tx, n.replaces))?.sop_instance_uid;
-  const docs = r.docRefs(m, { status: 'current', nativeFormat: n.nativeFormat, date: now, lastUpdated: now, versionId: 1, replacesSop, metadata: n.metadata });
+  const docs = r.docRefs(m, { status: 'current', nativeFormat: n.nativeFormat, date: now, lastUpdated: now, versionId: 1, replacesSop, metadata: n.metadata, kosForm: n.kosForm });
 
   // Flattened, de-duplicated index rows (a KOS may list one SOP twice; the index holds it once).
   const seriesSeen = new Map<string, number>();
@@ -455,11 +459,11 @@ export async function insertManifest(tx: Tx, n: NewManifest, r: ManifestRenderin
   const parts: Part[] = [
     ...patientParts(m, pid, docs.derivedPatient ?? {}, r),
     {
-      sql: `insert into manifest (id, sop_instance_uid, native_format, content, content_type, sha256, size, status, study_instance_uid, patient_id, model, reference_count, version_id, submission_set_id, replaces, created_at, last_updated, docref_metadata)
-        values (?, ?, ?, ?, ?, ?, ?, 'current', ?, ?, ?::jsonb, ?, 1, ?, ?, ?::timestamptz, ?::timestamptz, ?::jsonb)`,
-      bindings: [id, sop, n.nativeFormat, Buffer.from(n.content.buffer, n.content.byteOffset, n.content.byteLength), n.contentType, n.sha256, n.content.byteLength, st.studyInstanceUid, pid, JSON.stringify(m), referenceCount, n.submissionSetId ?? null, n.replaces ?? null, now, now, n.metadata ? JSON.stringify(n.metadata) : null],
+      sql: `insert into manifest (id, sop_instance_uid, native_format, content, content_type, sha256, size, status, study_instance_uid, patient_id, model, reference_count, version_id, submission_set_id, replaces, created_at, last_updated, docref_metadata, kos_form)
+        values (?, ?, ?, ?, ?, ?, ?, 'current', ?, ?, ?::jsonb, ?, 1, ?, ?, ?::timestamptz, ?::timestamptz, ?::jsonb, ?)`,
+      bindings: [id, sop, n.nativeFormat, Buffer.from(n.content.buffer, n.content.byteOffset, n.content.byteLength), n.contentType, n.sha256, n.content.byteLength, st.studyInstanceUid, pid, JSON.stringify(m), referenceCount, n.submissionSetId ?? null, n.replaces ?? null, now, now, n.metadata ? JSON.stringify(n.metadata) : null, n.kosForm !== false],
     },
-    docRefPart(id, pid, 'current', docs, now, now),
+    docRefPart(id, pid, 'current', docs, now, now, n.kosForm !== false),
     ...endpointParts(eps, id),
     {
       sql: `insert into manifest_token (manifest_id, code, system, value) select ?, c, s, v from unnest(?::text[], ?::text[], ?::text[]) as t(c, s, v)`,
@@ -490,14 +494,14 @@ export async function insertManifest(tx: Tx, n: NewManifest, r: ManifestRenderin
   return { id, sopInstanceUid: sop, studyInstanceUid: st.studyInstanceUid, patientId: pid, kosDocRefId: ids.kosDocRef, fhirDocRefId: ids.fhirDocRef, binaryId: ids.binary, bundleId: ids.bundle, referenceCount, versionId: 1 };
 }
 
-function docRefPart(manifestId: string, pid: string, status: ManifestStatus, docs: { kos: Json; fhir: Json }, date: Date, lastUpdated: Date): Part {
+function docRefPart(manifestId: string, pid: string, status: ManifestStatus, docs: { kos: Json; fhir: Json }, date: Date, lastUpdated: Date, kosForm: boolean): Part {
   const rows = (['kos', 'fhir'] as const).map((f) => {
     const r = docs[f];
-    return [r.id, manifestId, f, status, pid, JSON.stringify(r), date, ts(r.content?.[0]?.attachment?.creation), ts(r.context?.period?.start), ts(r.context?.period?.end), lastUpdated];
+    return [r.id, manifestId, f, status, pid, JSON.stringify(r), date, ts(r.content?.[0]?.attachment?.creation), ts(r.context?.period?.start), ts(r.context?.period?.end), lastUpdated, f === 'kos' && !kosForm];
   });
-  const v = '(?, ?, ?, ?, ?, ?::jsonb, ?::timestamptz, ?::timestamptz, ?::timestamptz, ?::timestamptz, ?::timestamptz)';
+  const v = '(?, ?, ?, ?, ?, ?::jsonb, ?::timestamptz, ?::timestamptz, ?::timestamptz, ?::timestamptz, ?::timestamptz, ?)';
   return {
-    sql: `insert into document_reference (id, manifest_id, format, status, patient_id, resource, date, creation, period_start, period_end, last_updated) values ${v}, ${v}`,
+    sql: `insert into document_reference (id, manifest_id, format, status, patient_id, resource, date, creation, period_start, period_end, last_updated, withheld) values ${v}, ${v}`,
     bindings: rows.flat(),
   };
 }
@@ -509,19 +513,19 @@ function docRefPart(manifestId: string, pid: string, status: ManifestStatus, doc
 export async function setManifestStatus(tx: Tx, manifestId: string, status: ManifestStatus, render: ManifestRendering): Promise<ManifestRow> {
   const r = await tx.raw(
     `update manifest m set status = ?, version_id = version_id + 1, last_updated = clock_timestamp() where id = ?
-     returning ${ROW_COLS.split(', ').map((c) => 'm.' + c).join(', ')}, m.model, m.docref_metadata,
+     returning ${ROW_COLS.split(', ').map((c) => 'm.' + c).join(', ')}, m.model, m.docref_metadata, m.kos_form,
        (select d.date from document_reference d where d.manifest_id = m.id and d.format = 'kos') as docref_date,
        (select o.sop_instance_uid from manifest o where o.id = m.replaces) as replaces_sop`,
     [status, manifestId],
   );
-  const row = r.rows[0] as ManifestRow & { model: Manifest; docref_metadata: DocRefMetadata | null; docref_date: Date | null; replaces_sop: string | null };
+  const row = r.rows[0] as ManifestRow & { model: Manifest; docref_metadata: DocRefMetadata | null; kos_form: boolean; docref_date: Date | null; replaces_sop: string | null };
   if (!row) throw new Error('manifest vanished');
-  const docs = render.docRefs(row.model, { status, nativeFormat: row.native_format, date: row.docref_date ?? row.created_at, lastUpdated: row.last_updated, versionId: row.version_id, replacesSop: row.replaces_sop ?? undefined, metadata: row.docref_metadata });
+  const docs = render.docRefs(row.model, { status, nativeFormat: row.native_format, date: row.docref_date ?? row.created_at, lastUpdated: row.last_updated, versionId: row.version_id, replacesSop: row.replaces_sop ?? undefined, metadata: row.docref_metadata, kosForm: row.kos_form });
   await tx.raw(
     `update document_reference d set status = ?, resource = v.r::jsonb, last_updated = ? from (values ('kos', ?), ('fhir', ?)) as v(f, r) where d.manifest_id = ? and d.format = v.f`,
     [status, row.last_updated, JSON.stringify(docs.kos), JSON.stringify(docs.fhir), manifestId],
   );
-  const { model: _m, docref_metadata: _md, docref_date: _d, replaces_sop: _r, ...rest } = row;
+  const { model: _m, docref_metadata: _md, kos_form: _k, docref_date: _d, replaces_sop: _r, ...rest } = row;
   return rest;
 }
 

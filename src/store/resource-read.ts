@@ -21,7 +21,7 @@ export interface DocRefRead {
 
 export async function readDocumentReference(db: Knex, id: string, pf: PatientFilter): Promise<DocRefRead | undefined> {
   const b: unknown[] = [id];
-  const sql = `SELECT d.id, d.resource, d.patient_id, d.last_updated, m.version_id FROM document_reference d JOIN manifest m ON m.id = d.manifest_id WHERE d.id = ?${pfSql(pf, 'd.patient_id', b)}`;
+  const sql = `SELECT d.id, d.resource, d.patient_id, d.last_updated, m.version_id FROM document_reference d JOIN manifest m ON m.id = d.manifest_id WHERE d.id = ? AND NOT d.withheld${pfSql(pf, 'd.patient_id', b)}`;
   return (await db.raw(sql, b as Knex.RawBinding[])).rows[0];
 }
 
@@ -37,12 +37,14 @@ export interface ManifestRead {
   model: unknown;
   version_id: number;
   last_updated: Date;
+  /** false: no KOS form (its KOS DocumentReference and Binary are not published) */
+  kos_form: boolean;
 }
 
 /** The manifest behind a DocumentReference id (ITI-68 and ImagingStudy reads resolve through it). */
 export async function readManifestByDocRef(db: Knex, docRefId: string, pf: PatientFilter, withContent: boolean): Promise<ManifestRead | undefined> {
   const b: unknown[] = [docRefId];
-  const cols = `m.id, m.sop_instance_uid, m.native_format, m.content_type, m.sha256, m.status, m.patient_id, m.model, m.version_id, m.last_updated${withContent ? ', m.content' : ''}`;
+  const cols = `m.id, m.sop_instance_uid, m.native_format, m.content_type, m.sha256, m.status, m.patient_id, m.model, m.version_id, m.last_updated, m.kos_form${withContent ? ', m.content' : ''}`;
   const sql = `SELECT ${cols} FROM document_reference d JOIN manifest m ON m.id = d.manifest_id WHERE d.id = ?${pfSql(pf, 'm.patient_id', b)}`;
   return (await db.raw(sql, b as Knex.RawBinding[])).rows[0];
 }

@@ -104,6 +104,8 @@ const TABLES: Record<SearchTable, TableDef> = {
       authorTerms: 'd.author_terms',
     },
     nullableSorts: ['creation'],
+    // A KOS DocumentReference of a manifest with no KOS form is not published (migration 0010_kos_form).
+    base: 'NOT d.withheld',
     // meta apart (small, parsed) and the rest as text, both stored (migration 0007): the search
     // response splices the text unparsed (fhir/format.ts sendJsonWithRaw); resourceType is
     // re-added first by the renderer.

@@ -262,3 +262,30 @@ describe('validate and ingest agree (one rule set)', () => {
     }
   });
 });
+
+describe('a FHIR manifest no KOS can express', () => {
+  test('is stored; no KOS DocumentReference is published (search, read, Binary URL) and the ingest response says why', async () => {
+    const doc = readJson('mado-fhir-bundle-101.json');
+    const uid = '1.2.250.1.59.40211.22756022.2.1.101.55';
+    doc.identifier = { system: 'urn:ietf:rfc:3986', value: `urn:oid:${uid}` };
+    // The manifest's own identifier as its study: a KOS would reference itself (SUPPL §6.X.2.2).
+    const is = doc.entry.find((e: any) => e.resource.resourceType === 'ImagingStudy').resource;
+    is.identifier[0].value = `urn:oid:${uid}`;
+    const res = await request(t.app).post('/fhir/Bundle').set('Content-Type', 'application/fhir+json').send(doc).expect(201);
+    const why = res.body.issue.find((i: any) => i.details.coding?.[0]?.code === 'GW_KOS_FORM_UNAVAILABLE');
+    assert.ok(why, JSON.stringify(res.body.issue.map((i: any) => i.details.text)));
+    assert.match(res.body.issue[0].details.text, /no KOS form/);
+    const fhirId = /DocumentReference\/(fhir-docref-[0-9a-f]+)/.exec(res.headers.link)![1]!;
+    const kosId = fhirId.replace('fhir-docref', 'kos-docref');
+    const found = await search(`study-instance-uid=${uid}`);
+    assert.deepEqual(ids(found.body), [fhirId]);
+    await request(t.app).get(`/fhir/DocumentReference/${kosId}`).expect(404);
+    const fhirDoc = (await request(t.app).get(`/fhir/DocumentReference/${fhirId}`).expect(200)).body;
+    assert.ok(!(fhirDoc.relatesTo ?? []).some((r: any) => r.code === 'transforms'));
+    await request(t.app).get(`/fhir/Binary/${kosId.replace('kos-docref-', 'kos-')}`).set('Accept', 'application/dicom').expect(404);
+    await request(t.app).get(new URL(fhirDoc.content[0].attachment.url).pathname).expect(200);
+    // A status change keeps it withheld.
+    await request(t.app).patch(`/fhir/DocumentReference/${fhirId}`).set('Content-Type', 'application/json-patch+json').send([{ op: 'replace', path: '/status', value: 'entered-in-error' }]).expect(200);
+    assert.deepEqual(ids((await search(`study-instance-uid=${uid}&status=entered-in-error`)).body), [fhirId]);
+  });
+});

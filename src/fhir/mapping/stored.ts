@@ -27,6 +27,8 @@ export interface DocRefVersion {
   replacesSop?: string;
   /** What the Document Source's DocumentReference said, overlaid on both */
   metadata?: DocRefMetadata | null;
+  /** false: the manifest has no KOS form; the FHIR DocumentReference names no KOS counterpart */
+  kosForm?: boolean;
 }
 
 /** Identifier system of an issuer-qualified DICOM id (patient_identifier.system, token system). */
@@ -131,6 +133,10 @@ export function renderDocRefs(
     r.meta = { versionId: String(o.versionId), ...r.meta };
     applyDocRefMetadata(r, o.metadata, patientIdOf(m.patient));
     if (oldId) (r.relatesTo ??= []).push({ code: 'replaces', target: { reference: `DocumentReference/${oldId}`, type: 'DocumentReference' } });
+  }
+  if (o.kosForm === false) {
+    fhir.relatesTo = (fhir.relatesTo as Json[] | undefined)?.filter((x) => x.code !== 'transforms');
+    if (!fhir.relatesTo?.length) delete fhir.relatesTo;
   }
   return { kos, fhir, derivedPatient };
 }

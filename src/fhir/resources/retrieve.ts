@@ -84,7 +84,8 @@ async function retrieve(req: Request, res: Response, deps: AppDeps, kind: 'Binar
   const docRef = id.startsWith(prefix) ? `${kind === 'Binary' ? 'kos-docref-' : 'fhir-docref-'}${id.slice(prefix.length)}` : undefined;
   const want = negotiateRetrieve(req, kind === 'Binary' ? 'dicom' : 'json');
   const m = docRef ? await readManifestByDocRef(deps.db, docRef, patientFilter(principalOf(req)), true) : undefined;
-  if (!m) throw notFound(kind === 'Binary' ? 'Document' : 'Document');
+  // A manifest with no KOS form publishes no KOS DocumentReference, so its Binary URL is unknown.
+  if (!m || (kind === 'Binary' && m.kos_form === false)) throw notFound('Document');
   res.locals.audit = { subtype: 'ITI-68', action: 'R', entities: [entity, `DocumentReference/${docRef}`], patientIds: m.patient_id ? [m.patient_id] : [], count: 0 };
   if (m.status === 'entered-in-error') throw new GatewayError(410, 'GW_GONE', 'This document was entered in error and is no longer available');
   const etag = weakEtag(`${m.version_id}-${want}`);
