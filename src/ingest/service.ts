@@ -258,7 +258,7 @@ export async function storeManifestTx(tx: Tx, p: ParsedManifest, ctx: MappingCon
   const { existing, current } = await findSopAndCurrent(tx, m.document.sopInstanceUid, m.study.studyInstanceUid);
   if (existing) {
     if (existing.sha256 === p.sha256 || (await sameFhirContent(tx, existing, p, ctx))) return { outcome: 'duplicate', stored: storedOf(existing), superseded: [], warnings: p.warnings };
-    throw new IngestError(409, 'GW_MANIFEST_CONFLICT', 'A manifest with this SOP Instance UID is already stored with different content; a changed manifest needs a new SOP Instance UID', FAILURE.duplicateSopInstance);
+    throw conflict();
   }
   const toSupersede: ManifestRow[] = [];
   for (const id of o.replaces ?? []) {
@@ -275,6 +275,10 @@ export async function storeManifestTx(tx: Tx, p: ParsedManifest, ctx: MappingCon
   const replacesSop = toSupersede.find((x) => x.id === replaces)?.sop_instance_uid;
   const stored = await insertManifest(tx, { model: m, nativeFormat: p.nativeFormat, content: p.content, contentType: p.contentType, sha256: p.sha256, replaces, submissionSetId: o.submissionSetId, metadata: o.metadata, kosForm: hasKosForm(p) }, storeRendering(ctx), replacesSop);
   return { outcome: 'created', stored, superseded: toSupersede.map((r) => r.id), warnings: p.warnings };
+}
+
+function conflict(): IngestError {
+  return new IngestError(409, 'GW_MANIFEST_CONFLICT', 'A manifest with this SOP Instance UID is already stored with different content; a changed manifest needs a new SOP Instance UID', FAILURE.duplicateSopInstance);
 }
 
 /** A FHIR-native manifest the KOS writer cannot express has no KOS form (its KOS DocumentReference is withheld). */
@@ -328,6 +332,12 @@ export class IngestService {
 
   /** Store one manifest in its own transaction. */
   async submitManifest(p: ParsedManifest, o: StoreOptions = {}): Promise<IngestResult> {
+    // Manifest rows are never deleted and their content never changes, so a re-submission of a
+    // stored SOP Instance UID with the same bytes (bulk re-imports) or other bytes (409) is answered
+    // from one lookup, without a transaction or the study lock.
+    const seen = await findManifestBySop(this.deps.db, p.model.document.sopInstanceUid);
+    if (seen && seen.sha256 === p.sha256) return { outcome: 'duplicate', stored: storedOf(seen), superseded: [], warnings: p.warnings };
+    if (seen && (seen.native_format !== 'fhir' || p.nativeFormat !== 'fhir')) throw conflict();
     return runInTransaction(this.deps.db, (tx) => storeManifestTx(tx, p, this.ctx, o));
   }
 
