@@ -377,9 +377,9 @@ function patientSql(t: TableDef, table: SearchTable, pf: PatientFilter, b: unkno
 function whereSql(plan: Pick<SqlPlan, 'table' | 'conds'>, pf: PatientFilter, b: unknown[]): string {
   const t = TABLES[plan.table];
   const parts: string[] = [];
-  if (t.base) parts.push(t.base);
   const p = patientSql(t, plan.table, pf, b);
   if (p) parts.push(p);
+  if (t.base) parts.push(t.base);
   for (const c of plan.conds) parts.push(condSql(t, c, b));
   return parts.length ? parts.join('\n  AND ') : 'TRUE';
 }
