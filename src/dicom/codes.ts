@@ -5,7 +5,7 @@
  */
 import type { Code, KosKind } from '../model/manifest.js';
 
-export const KOS_SOP_CLASS = '1.2.840.10008.5.1.4.1.1.88.59';
+export { KOS_SOP_CLASS_UID } from '../model/manifest.js';
 
 export const TITLE_MANIFEST_WITH_DESCRIPTION: Code = { value: 'MADOTEMP001', scheme: '99IHE', meaning: 'Manifest with Description' };
 

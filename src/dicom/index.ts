@@ -24,4 +24,4 @@ export type { WriteKosOptions } from './writer.js';
 export { newUid, UID_PATTERN, isValidUid, derivedUid } from './uid.js';
 export { syntheticManifest } from './synthetic.js';
 export type { SyntheticOptions } from './synthetic.js';
-export { classifyTitle, TITLE_MANIFEST_WITH_DESCRIPTION, KOS_SOP_CLASS } from './codes.js';
+export { classifyTitle, TITLE_MANIFEST_WITH_DESCRIPTION, KOS_SOP_CLASS_UID } from './codes.js';

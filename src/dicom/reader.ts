@@ -4,7 +4,7 @@
  */
 import type { Code, Instance, Issuer, KosKind, Manifest, PatientIdentifier, PersonName, RequestedProcedure, Series, StudyReference, ValidationIssue } from '../model/manifest.js';
 import { makeCharset, type Charset } from './charset.js';
-import { classifyTitle, conceptOf, KOS_SOP_CLASS, type Concept } from './codes.js';
+import { classifyTitle, conceptOf, KOS_SOP_CLASS_UID, type Concept } from './codes.js';
 import { Issues } from './issues.js';
 import { DicomTree, latin1, ParseError, parseDicom, tagStr, type Parsed } from './part10.js';
 import { validateManifestModel } from './validate.js';
@@ -478,7 +478,7 @@ function toModel(p: Parsed, maxRefs: number): KosReadResult {
   const iss = ctx.issues;
   if (ctx.cs.unknown.length) iss.warn('GW_KOS_CHARSET_UNKNOWN', '(0008,0005)', `unsupported Specific Character Set term(s): ${ctx.cs.unknown.join(', ').slice(0, 80)}; decoded as Latin-1`);
   const sopClassUid = str(ds, T.sopClass);
-  if (sopClassUid !== KOS_SOP_CLASS) {
+  if (sopClassUid !== KOS_SOP_CLASS_UID) {
     iss.error('GW_KOS_NOT_KOS', '(0008,0016)', sopClassUid ? `SOP Class ${sopClassUid.slice(0, 64)} is not Key Object Selection Document` : 'no SOP Class UID: not a DICOM object');
     return { kind: 'not-kos', issues: iss.list };
   }

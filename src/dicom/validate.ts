@@ -3,7 +3,7 @@
  * Paths are KOS tag paths; they line up with the model arrays (evidence[i] = (0040,A375)[i], …).
  */
 import type { Manifest, ValidationIssue } from '../model/manifest.js';
-import { classifyTitle, KOS_SOP_CLASS } from './codes.js';
+import { classifyTitle, KOS_SOP_CLASS_UID } from './codes.js';
 import { Issues } from './issues.js';
 import { isValidUid } from './uid.js';
 
@@ -26,7 +26,7 @@ export function validateManifestModel(m: Manifest, facts?: ModelFacts): Validati
     if (v === undefined || v === '') { if (required) iss.error('GW_KOS_MISSING_UID', path, `${what} is missing`); return; }
     if (!isValidUid(v)) iss.error('GW_KOS_BAD_UID', path, `${what} is not a valid UID (PS3.5 §9.1: digits and dots, no leading zeros, ≤ 64 chars)`);
   };
-  if (d.sopClassUid !== KOS_SOP_CLASS) iss.error('GW_KOS_NOT_KOS', '(0008,0016)', 'SOP Class is not Key Object Selection Document');
+  if (d.sopClassUid !== KOS_SOP_CLASS_UID) iss.error('GW_KOS_NOT_KOS', '(0008,0016)', 'SOP Class is not Key Object Selection Document');
   uid(d.sopInstanceUid, '(0008,0018)', 'SOP Instance UID');
   uid(d.seriesInstanceUid, '(0020,000E)', 'Series Instance UID', false);
   const t = classifyTitle(d.title);

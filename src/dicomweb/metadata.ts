@@ -305,15 +305,9 @@ export async function encoded(rep: Representation, encoding: 'br' | 'gzip' | und
   return (rep.br ??= await brotli(rep.body, { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 5, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: rep.body.length } }));
 }
 
-/** If-None-Match (weak comparison, RFC 9110 §13.1.2) against our ETag, any content coding. */
-export function notModified(header: string | undefined, etag: string): boolean {
-  if (!header) return false;
-  if (header.trim() === '*') return true;
-  const base = etag.replace(/"$/, '');
-  return header.split(',').some((t) => {
-    const v = t.trim().replace(/^W\//, '');
-    return v === etag || v === `${base}-gz"` || v === `${base}-br"`;
-  });
+/** Our ETag in every content coding we send (If-None-Match matches any of them). */
+export function etagsOf(etag: string): string[] {
+  return [etag, etagFor(etag, 'gzip', true), etagFor(etag, 'br', true)];
 }
 
 export function etagFor(etag: string, encoding: 'br' | 'gzip' | undefined, compressed: boolean): string {

@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import type { Request, Response, Router } from 'express';
 import type { AppDeps } from '../deps.js';
 import { patientFilter, principalOf } from '../auth/principal.js';
+import { notModified } from '../http/conditional.js';
 import { GatewayError } from '../http/errors.js';
 import { visibleInstances, type VisibleInstance } from '../store/imaging-index.js';
 import { negotiate, type ResourceKind } from './accept.js';
@@ -25,7 +26,7 @@ import {
   etagOf,
   join,
   MetadataCache,
-  notModified,
+  etagsOf,
   pickEncoding,
   upstreamStatusError,
   type Representation,
@@ -388,7 +389,7 @@ async function sendMetadata(req: Request, res: Response, rep: Representation): P
   const body = await encoded(rep, encoding);
   const compressed = body !== rep.body;
   res.setHeader('ETag', etagFor(rep.etag, encoding, compressed));
-  if (notModified(req.get('if-none-match'), rep.etag)) {
+  if (notModified(req.get('if-none-match'), ...etagsOf(rep.etag))) {
     res.status(304).end();
     return;
   }

@@ -33,6 +33,15 @@ export function derivedUid(name: string): string {
   return `2.25.${BigInt(`0x${hex}`).toString(10)}`;
 }
 
+/**
+ * Series Instance UID of a KOS the gateway writes for a manifest that names none (a FHIR
+ * manifest has no KOS series): the same whichever path writes it (FHIR → KOS or the writer's
+ * default), so converting twice gives the same object.
+ */
+export function kosSeriesUid(sopInstanceUid: string): string {
+  return derivedUid(`kos-series:${sopInstanceUid}`);
+}
+
 export interface ManifestResourceIds {
   binary: string;
   bundle: string;

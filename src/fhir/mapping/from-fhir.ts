@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import type { Code, Instance, Manifest, Patient, PatientIdentifier, RequestedProcedure, Series, ValidationIssue } from '../../model/manifest.js';
 import { KOS_SOP_CLASS_UID } from '../../model/manifest.js';
-import { derivedUid } from '../../model/ids.js';
+import { derivedUid, kosSeriesUid } from '../../model/ids.js';
 import { codingToCode, conceptToCode, EXT, KOS_TITLES, SYS, type FhirCoding } from './codes.js';
 import { humanNameToPn, isOid, issuerFromIdentifier, type Json, SEX, stripOid } from './common.js';
 import { fhirToDicomDate, fhirToDicomDateTime, offsetOf } from './datetime.js';
@@ -340,7 +340,7 @@ function convert(input: unknown, c: Ctx, opts: FhirToManifestOptions): { manifes
   const document: Manifest['document'] = {
     sopInstanceUid: sop,
     sopClassUid: KOS_SOP_CLASS_UID,
-    seriesInstanceUid: derivedUid(`kos-series:${sop}`),
+    seriesInstanceUid: kosSeriesUid(sop),
     title,
   };
   if (compTitle && compTitle !== title.meaning) document.description = compTitle;
