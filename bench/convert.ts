@@ -1,5 +1,5 @@
 /**
- * Conversion benchmark (issue 4): kos2fhir and fhir2kos for 1,000 and 20,000 references, as a ratio
+ * Conversion benchmark: kos2fhir and fhir2kos for 1,000 and 20,000 references, as a ratio
  * to a bare dcmjs parse of the same KOS bytes (DicomMessage.readFile; target ≤ 1.5×).
  * Medians of ≥ 7 interleaved runs after a warm-up. Writes bench/results-convert.md.
  * Run: npm run bench:convert  [-- --runs 9]

@@ -85,7 +85,7 @@ export function validateManifestModel(m: Manifest, facts?: ModelFacts): Validati
         if (se.retrieveUrl) iss.warn('GW_KOS_NO_RETRIEVE_LOCATION', `${sp}>(0040,E011)`, 'Retrieve Location UID missing (R+); Retrieve URL present');
         else iss.error('GW_KOS_NO_RETRIEVE_LOCATION', `${sp}>(0040,E011)`, 'Retrieve Location UID missing (R+) and no Retrieve URL: the series cannot be located');
       } else if (!isValidUid(se.retrieveLocationUid)) {
-        iss.warn('GW_KOS_BAD_RETRIEVE_LOCATION', `${sp}>(0040,E011)`, 'Retrieve Location UID is not an OID (digest Q19)');
+        iss.warn('GW_KOS_BAD_RETRIEVE_LOCATION', `${sp}>(0040,E011)`, 'Retrieve Location UID is not an OID (decisions.md D19)');
       }
       if (se.retrieveUrl !== undefined && !/^https?:\/\/\S+$/i.test(se.retrieveUrl)) iss.warn('GW_KOS_BAD_RETRIEVE_URL', `${sp}>(0008,1190)`, 'Retrieve URL is not an http(s) URL');
       if (se.instances.length === 0) iss.error('GW_KOS_EMPTY_INSTANCE_LIST', `${sp}>(0008,1199)`, 'Referenced SOP Sequence is missing or empty');

@@ -1,11 +1,11 @@
 /**
- * Manifest model → MADO KOS, PS3.10 file, Explicit VR Little Endian, ISO_IR 192 (digest §1.5).
+ * Manifest model → MADO KOS, PS3.10 file, Explicit VR Little Endian, ISO_IR 192 (SUPPL §6.X.2).
  * TID 2010 root + TID 1600 Image Library with the final DCM descriptor codes (131561–131565,
- * digest Q7), instance descriptors as children (Q11), NUM counts with UCUM units (Q10), Display URI
+ * decisions.md D7), instance descriptors as children (D11), NUM counts with UCUM units (D10), Display URI
  * at (0040,E012) in the evidence item (Q8).
  *
  * Encoded here rather than through dcmjs: values longer than the VR maximum must be rejected, never
- * truncated or logged (style.md §8 trap 3); our own encoder checks every value and never mutates
+ * truncated or logged (decisions.md D47); our own encoder checks every value and never mutates
  * the model. Sequences use defined lengths (back-patched).
  */
 import type { Code, Instance, Issuer, Manifest, PatientIdentifier, PersonName, RequestedProcedure, Series, ValidationIssue } from '../model/manifest.js';

@@ -1,5 +1,5 @@
 /**
- * Search syntax and planning (style.md §5.4): token forms, escaped commas, quotes, date precision
+ * Search syntax and planning (decisions.md D44): token forms, escaped commas, quotes, date precision
  * and prefixes, unknown/chained parameters, _count clamp, cursors; compiled SQL carries values
  * only as bindings (what the SQL returns is tested against PostgreSQL: search-sql.int.test.ts).
  */

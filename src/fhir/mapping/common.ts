@@ -17,7 +17,7 @@ export function stripOid(v: string | undefined): string | undefined {
   return v.startsWith('urn:oid:') ? v.slice(8) : v;
 }
 
-/** Issuer → Identifier.system (digest §1.9 row 28: `urn:oid:`+UEID when ISO, else a URI label). */
+/** Issuer → Identifier.system (IG KOS→FHIR mapping, row 28: `urn:oid:`+UEID when ISO, else a URI label). */
 export function issuerSystem(iss: Issuer | undefined): string | undefined {
   if (!iss) return undefined;
   const u = iss.universalEntityId;
@@ -67,7 +67,7 @@ export function patientIdentifier(p: PatientIdentifier): Json {
   return identifierFor(p.value, p.issuer);
 }
 
-/** PN "Family^Given^Middle^Prefix^Suffix" → HumanName (digest §1.9 row 27). */
+/** PN "Family^Given^Middle^Prefix^Suffix" → HumanName (IG KOS→FHIR mapping, row 27). */
 export function pnToHumanName(pn: PersonName | undefined): Json | undefined {
   const a = pn?.alphabetic;
   if (!a) return undefined;

@@ -1,5 +1,5 @@
 /**
- * ITI-68 Retrieve Document (digest §3.3): GET of a DocumentReference's attachment.url —
+ * ITI-68 Retrieve Document (MHD ITI-68): GET of a DocumentReference's attachment.url —
  * /fhir/Binary/{kos-…} (contentType application/dicom) and /fhir/Bundle/{mado-…}
  * (application/fhir+json) — with Accept negotiation and the MADO mapping function (SUPPL X.6.1):
  * - the native form is returned byte-identical (manifest.content, verbatim);
