@@ -204,6 +204,7 @@ describe('upstream routing', () => {
   const reg = new UpstreamRegistry([
     cfg('a', 'http://a.internal/dicom-web', { retrieveUrlPrefixes: ['https://public-a.example/wado'] }),
     cfg('b', 'http://b.internal/dicomweb', { retrieveLocationUids: ['1.2.3.99'] }),
+    cfg('c', 'http://c.internal/dicomweb', { retrieveAeTitles: ['ARCHIVE_C'] }),
     cfg('default', 'http://d.internal/dicom-web'),
   ]);
   it('Retrieve URL prefix (at a path boundary) → Retrieve Location UID → default', () => {
@@ -213,6 +214,11 @@ describe('upstream routing', () => {
     assert.equal(reg.route({ retrieveUrl: 'http://a.internal/dicom-web.evil.com/x' })!.name, 'default');
     assert.equal(reg.route({ retrieveUrl: 'http://unknown/x', retrieveLocationUid: '1.2.3.99' })!.name, 'b');
     assert.equal(reg.route({})!.name, 'default');
+    // XDS-I.b: only a Retrieve AE Title (0008,0054); URL and location UID win when present
+    assert.equal(reg.route({ retrieveAeTitle: 'ARCHIVE_C' })!.name, 'c');
+    assert.equal(reg.route({ retrieveAeTitle: 'ARCHIVE_C ' })!.name, 'c');
+    assert.equal(reg.route({ retrieveAeTitle: 'archive_c' })!.name, 'default');
+    assert.equal(reg.route({ retrieveAeTitle: 'ARCHIVE_C', retrieveLocationUid: '1.2.3.99' })!.name, 'b');
     assert.equal(new UpstreamRegistry([cfg('x', 'http://x')]).route({ retrieveUrl: 'http://y/z' }), undefined);
   });
   it('credentials: basic and bearer are ours; none sends nothing', async () => {

@@ -7,3 +7,4 @@ export { toKosWritable } from './kos-writable.js';
 export { PROFILE, EXT, SYS, KOS_FORMAT, FHIR_FORMAT } from './codes.js';
 export { dicomToFhirDateTime, fhirToDicomDateTime } from './datetime.js';
 export { submittedDocRefMetadata, applyDocRefMetadata, docRefMetadataTokens, type DocRefMetadata } from './docref-metadata.js';
+export { kosToFhirLosses } from './losses.js';
