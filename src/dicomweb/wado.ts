@@ -429,10 +429,17 @@ async function seriesEntries(ctx: WadoContext, req: Request, res: Response, stud
 // ---------------------------------------------------------------------------------------------
 // Routes
 
+/** WADO-RS resources (PS3.18 §10.4) of RAD-107, each authorised against the manifest index. */
 export function mountWado(router: Router, ctx: WadoContext): void {
-  const { config } = ctx.deps;
+  mountInstances(router, ctx);
+  mountFrames(router, ctx);
+  mountRendered(router, ctx);
+  mountBulkdata(router, ctx);
+  mountMetadata(router, ctx);
+}
 
-  // Study / series / instance (MADO "Get Instances", RAD-107 §4.107.4.0.x)
+/** Study / series / instance (MADO "Get Instances", RAD-107 §4.107.4.0.x) */
+function mountInstances(router: Router, ctx: WadoContext): void {
   router.get('/studies/:study', async (req, res) => {
     const study = uidParam(req, 'study');
     const accept = negotiate('instances', req.get('accept'));
@@ -460,7 +467,10 @@ export function mountWado(router: Router, ctx: WadoContext): void {
     await passThrough(ctx, req, res, routeOf(ctx, rows[0]!), studyPath(study, series, sop), accept, 'instances');
   });
 
-  // Frames (Frame Pixel Data) — bodies pass through unchanged
+}
+
+/** Frames (Frame Pixel Data) — bodies pass through unchanged */
+function mountFrames(router: Router, ctx: WadoContext): void {
   router.get('/studies/:study/series/:series/instances/:instance/frames/:frames', async (req, res) => {
     const study = uidParam(req, 'study');
     const series = uidParam(req, 'series');
@@ -474,7 +484,10 @@ export function mountWado(router: Router, ctx: WadoContext): void {
     await passThrough(ctx, req, res, routeOf(ctx, rows[0]!), `${studyPath(study, series, sop)}/frames/${frames.join(',')}`, accept, 'frames');
   });
 
-  // Rendered and thumbnail (instance, series, study, frames): pass through, upstream 404/406 mapped
+}
+
+/** Rendered and thumbnail (instance, series, study, frames): pass through, upstream 404/406 mapped */
+function mountRendered(router: Router, ctx: WadoContext): void {
   for (const what of ['rendered', 'thumbnail'] as const) {
     const handler = (level: 'study' | 'series' | 'instance' | 'frames') => async (req: Request, res: Response) => {
       const study = uidParam(req, 'study');
@@ -504,7 +517,10 @@ export function mountWado(router: Router, ctx: WadoContext): void {
     router.get(`/studies/:study/series/:series/instances/:instance/frames/:frames/${what}`, handler('frames'));
   }
 
-  // Bulkdata: the URIs handed out in rewritten metadata (…/bulk/{tag path} or …/bulk/~{token})
+}
+
+/** Bulkdata: the URIs handed out in rewritten metadata (…/bulk/{tag path} or …/bulk/~{token}) */
+function mountBulkdata(router: Router, ctx: WadoContext): void {
   router.get('/studies/:study/series/:series/instances/:instance/bulk/*rest', async (req, res) => {
     const study = uidParam(req, 'study');
     const series = uidParam(req, 'series');
@@ -523,7 +539,10 @@ export function mountWado(router: Router, ctx: WadoContext): void {
     await passThrough(ctx, req, res, routeOf(ctx, rows[0]!), studyPath(study, series, sop) + suffix, accept, 'bulkdata', range ? { range } : {});
   });
 
-  // Metadata (study = concatenation of the visible series, PS3.18 §10.4.1.2)
+}
+
+/** Metadata (study = concatenation of the visible series, PS3.18 §10.4.1.2) */
+function mountMetadata(router: Router, ctx: WadoContext): void {
   router.get('/studies/:study/metadata', async (req, res) => {
     const study = uidParam(req, 'study');
     negotiate('metadata', req.get('accept'));
@@ -556,6 +575,4 @@ export function mountWado(router: Router, ctx: WadoContext): void {
     if (!e!.entry.instances.has(sop)) throw new GatewayError(404, 'GW_DICOMWEB_NOT_AT_UPSTREAM', 'The upstream archive does not hold this instance');
     await sendMetadata(req, res, ctx.cache.view(e!.entry, [sop], sop));
   });
-
-  void config;
 }
