@@ -47,7 +47,7 @@ export function negotiateRetrieve(req: Request, native: 'dicom' | 'json'): Want 
   throw new GatewayError(406, 'GW_NOT_ACCEPTABLE', 'None of the media types in Accept can be produced for this document; use application/dicom, application/fhir+json or application/fhir+xml');
 }
 
-/** The bytes of a document in the wanted form (decisions on Retrieve URLs and Endpoint addresses: docs/decisions.md). */
+/** The bytes of a document in the wanted form (Retrieve URLs and Endpoint addresses: decisions.md D81). */
 function render(m: ManifestRead, want: Want, deps: AppDeps): { body: Buffer | string; type: string } {
   const ctx = { publicBaseUrl: deps.config.publicBaseUrl, defaults: deps.config.documentDefaults };
   const policy = endpointPolicy(deps.config);
