@@ -201,7 +201,12 @@ function planEntry(e: unknown, i: number, byUrl: Map<string, number>): EntryPlan
   if (!isObj(e) || !isObj(e.resource) || !isObj(e.request)) throw invalid('every entry needs resource and request', path);
   const method = String(e.request.method ?? '').toUpperCase();
   const r = e.resource as Json;
-  if (typeof e.fullUrl === 'string') byUrl.set(e.fullUrl, i);
+  if (typeof e.fullUrl === 'string') {
+    byUrl.set(e.fullUrl, i);
+    // A relative reference resolves against an absolute fullUrl's base (FHIR R4 Bundle §3.3.1.4.1).
+    const tail = /^https?:\/\/.*\/([A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64})$/.exec(e.fullUrl)?.[1];
+    if (tail && !byUrl.has(tail)) byUrl.set(tail, i);
+  }
   if (typeof r.id === 'string' && typeof r.resourceType === 'string') byUrl.set(`${r.resourceType}/${r.id}`, i);
   const plan: EntryPlan = { kind: 'binary', index: i, entry: e, warnings: [] };
   if (method === 'PATCH') {

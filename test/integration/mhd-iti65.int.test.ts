@@ -139,6 +139,14 @@ describe('ITI-65 interoperability', () => {
     }
   });
 
+  test('absolute fullUrls: a relative attachment.url resolves against them (MHD Provide Bundle with server-style fullUrls)', async () => {
+    const b = provideBundle([{ kos: kos('iti65-absolute') }]);
+    b.entry[2].fullUrl = 'http://source.example.org/fhir/Binary/kos-1';
+    b.entry[1].resource.content[0].attachment.url = 'Binary/kos-1';
+    const res = await post(b).expect(200);
+    assert.equal(res.body.entry[2].response.status, '201 Created');
+  });
+
   test('masterIdentifier naming something else than the Bundle.identifier: 422 naming the entry', async () => {
     const b = guideTransaction();
     b.entry[1].resource.masterIdentifier.value = 'other-id';
