@@ -3,6 +3,7 @@
  * what is common: the CapabilityStatement, Accept/_format checks, unknown types (404) and
  * unsupported methods (405).
  */
+import { findUnstorableText } from '../model/text.js';
 import { Router, type Request, type Response } from 'express';
 import type { AppDeps } from '../deps.js';
 import { mediaType } from '../http/body.js';
@@ -25,6 +26,23 @@ const FHIR_WRITE_TYPES = new Set([
 
 export type FhirModule = (router: Router, deps: AppDeps) => void;
 
+/**
+ * A path or parameter holding U+0000 (or an unpaired surrogate) cannot be a FHIR id, token or
+ * string, and PostgreSQL refuses such text: 400 before any SQL (decisions.md D84).
+ */
+function decodedPath(p: string): string {
+  try {
+    return decodeURIComponent(p);
+  } catch {
+    return p;
+  }
+}
+
+export function refuseUnstorableRequest(path: string, params: unknown): void {
+  const f = findUnstorableText(path, 'path') ?? findUnstorableText(params, '');
+  if (f) throw new GatewayError(400, 'GW_BAD_CHARACTER', `${f.path === 'path' ? 'The request path' : `Parameter "${f.path.split(/[.[]/)[0]!.slice(0, 40)}"`} holds ${f.char}, which no FHIR value can carry`);
+}
+
 export function createFhirRouter(deps: AppDeps, modules: readonly FhirModule[]): Router {
   const router = Router({ caseSensitive: true, strict: false });
   // Refuse unproducible Accept values before doing any work (406).
@@ -36,6 +54,7 @@ export function createFhirRouter(deps: AppDeps, modules: readonly FhirModule[]):
   // Early body checks for every write (413 on a declared oversize body, 415 on a type no FHIR
   // route accepts); routes still enforce the limit while reading chunked bodies.
   router.use((req: Request, _res: Response, next) => {
+    refuseUnstorableRequest(decodedPath(req.path), req.query);
     if (req.method === 'POST' || req.method === 'PUT' || req.method === 'PATCH') {
       const declared = Number(req.get('content-length'));
       if (Number.isFinite(declared) && declared > deps.config.limits.maxBodyBytes) {

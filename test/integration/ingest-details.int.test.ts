@@ -74,3 +74,16 @@ test('AuditEvent?_summary=count: the total only, as on the other resource types'
   assert.equal(res.body.entry?.length ?? 0, 0);
   await request(t.app).get('/fhir/AuditEvent?_summary=text').expect(400);
 });
+
+test('U+0000 in a FHIR path or search parameter (query or POST _search body): 400 before any SQL, nothing logged as an error', async () => {
+  for (const q of ['/fhir/DocumentReference?category=%00', '/fhir/DocumentReference?author.family=a%00b', '/fhir/Patient?name=%00', '/fhir/DocumentReference/a%00b', '/fhir/ImagingStudy?identifier=%00', '/fhir/AuditEvent?entity=%00', '/fhir/List?identifier=x%00', '/fhir/Endpoint/%00', '/fhir/Binary/kos-%00']) {
+    const r = await request(t.app).get(q);
+    assert.equal(r.status, 400, q);
+    assert.equal(r.body.issue[0].details.coding[0].code, 'GW_BAD_CHARACTER', q);
+  }
+  const r = await request(t.app).post('/fhir/DocumentReference/_search').set('Content-Type', 'application/x-www-form-urlencoded').send('category=a%00');
+  assert.equal(r.status, 400);
+  await request(t.app).post('/fhir/AuditEvent/_search').set('Content-Type', 'application/x-www-form-urlencoded').send('entity=a%00').expect(400);
+  await new Promise((res) => setTimeout(res, 200));
+  assert.deepEqual(t.logs.filter((l) => /"level":(50|60)/.test(l)).slice(0, 2), []);
+});

@@ -4,6 +4,7 @@
  * Search parameters: date (ge/gt/le/lt/eq), patient, agent (subject), entity, type, subtype,
  * outcome, action, _count; newest first, keyset paging via an opaque _cursor.
  */
+import { refuseUnstorableRequest } from '../routes.js';
 import type { AuditEvent, Bundle } from '@medplum/fhirtypes';
 import type { Request, Response, Router } from 'express';
 import type { AppDeps } from '../../deps.js';
@@ -77,6 +78,7 @@ export function mountAuditEvent(router: Router, deps: AppDeps): void {
   const base = `${config.publicBaseUrl}/fhir`;
 
   const search = async (req: Request, res: Response, params: Record<string, unknown>) => {
+    refuseUnstorableRequest('', params);
     for (const k of Object.keys(params)) {
       const name = k.split(':')[0]!;
       if (!PARAMS.includes(name)) throw badRequest(`Unknown search parameter "${name.slice(0, 40)}" for AuditEvent`, 'GW_UNKNOWN_PARAM', [name]);

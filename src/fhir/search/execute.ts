@@ -3,6 +3,7 @@
  * plan → SQL (patient filter inside) → searchset Bundle with absolute links, keyset `next`,
  * warnings as an OperationOutcome entry (search.mode = outcome), and the audit annotation.
  */
+import { findUnstorableText } from '../../model/text.js';
 import { randomBytes } from 'node:crypto';
 import type { Bundle, BundleEntry, BundleLink, OperationOutcome, Resource } from '@medplum/fhirtypes';
 import type { Request, Response } from 'express';
@@ -90,6 +91,9 @@ export function applyElements(r: Resource, elements: string[]): Resource {
 export async function handleSearch(req: Request, res: Response, deps: AppDeps, type: string, h: SearchHandler): Promise<void> {
   const { config, db } = deps;
   const params = await rawParams(req, config.limits.maxBodyBytes);
+  // POST _search parameters arrive in the body, after the router's check of the query string.
+  const f = findUnstorableText(params);
+  if (f) throw new GatewayError(400, 'GW_BAD_CHARACTER', `Parameter "${f.path.split(/[.[]/)[0]!.slice(0, 40)}" holds ${f.char}, which no FHIR value can carry`);
   const query = rawQueryString(params);
   // Annotate before running: a failing search is audited too (with its outcome).
   res.locals.audit = { subtype: h.subtype, action: 'E', query, entities: [], patientIds: [], count: 0 };
