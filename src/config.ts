@@ -99,6 +99,12 @@ export interface AuthConfig {
 }
 
 export interface AuditConfig {
+  /**
+   * BALP entity[query].query: `full` = base64 of the raw request (the profile's ask, default);
+   * `hash` = base64 of "sha256:<hex>" of it, for deployments that must not keep query strings
+   * (they carry patient identifiers and names).
+   */
+  storeQuery: 'full' | 'hash';
   syslog?: { host: string; port: number; protocol: 'udp' | 'tcp' | 'tls'; appName: string; maxQueue: number };
 }
 
@@ -338,12 +344,14 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
 
   const auth = parseAuth(file.auth);
   const a = obj('audit', file.audit);
-  let audit: AuditConfig = {};
+  const storeQuery = str('audit.storeQuery', a.storeQuery, 'full');
+  if (storeQuery !== 'full' && storeQuery !== 'hash') throw new ConfigError('audit.storeQuery', 'must be full or hash');
+  let audit: AuditConfig = { storeQuery };
   if (a.syslog !== undefined) {
     const sl = obj('audit.syslog', a.syslog);
     const protocol = str('audit.syslog.protocol', sl.protocol, 'udp');
     if (!['udp', 'tcp', 'tls'].includes(protocol)) throw new ConfigError('audit.syslog.protocol', 'must be udp, tcp or tls');
-    audit = { syslog: { host: str('audit.syslog.host', sl.host), port: int('audit.syslog.port', sl.port, 514, 1, 65535), protocol: protocol as 'udp' | 'tcp' | 'tls', appName: str('audit.syslog.appName', sl.appName, 'mado-gateway'), maxQueue: int('audit.syslog.maxQueue', sl.maxQueue, 10_000, 1, 1_000_000) } };
+    audit = { storeQuery, syslog: { host: str('audit.syslog.host', sl.host), port: int('audit.syslog.port', sl.port, 514, 1, 65535), protocol: protocol as 'udp' | 'tcp' | 'tls', appName: str('audit.syslog.appName', sl.appName, 'mado-gateway'), maxQueue: int('audit.syslog.maxQueue', sl.maxQueue, 10_000, 1, 1_000_000) } };
   }
   const rl = file.rateLimit === undefined ? undefined : { requestsPerMinute: int('rateLimit.requestsPerMinute', obj('rateLimit', file.rateLimit).requestsPerMinute, 600, 1, 10_000_000) };
 

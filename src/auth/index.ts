@@ -28,7 +28,7 @@ export function createSecurity(deps: AppDeps & { disableAudit?: boolean; registr
   const syslog = config.audit.syslog ? createSyslogExporter(config.audit.syslog, log) : undefined;
   const audit = deps.disableAudit
     ? undefined
-    : createAuditRecorder({ db, log, serverUrl: config.publicBaseUrl, onRecord: syslog ? (r) => syslog.send(r.resource) : undefined });
+    : createAuditRecorder({ db, log, serverUrl: config.publicBaseUrl, storeQuery: config.audit.storeQuery, onRecord: syslog ? (r) => syslog.send(r.resource) : undefined });
   if (deps.registry) {
     // An audit trail that silently loses events is worse than none: make the queue observable.
     const gauge = (name: string, help: string, read: () => number | undefined) =>

@@ -37,6 +37,10 @@ export interface Principal {
   careRelationship?: Array<{ system: string; value: string }>;
   /** Purpose(s) of use presented in the token (BALP agent.purposeOfUse) */
   purposeOfUse?: string[];
+  /** IUA (ITI-71) home_community_id: the caller's organisation, recorded in the audit trail */
+  homeCommunityId?: string;
+  /** IUA national_provider_identifier, recorded in the audit trail */
+  nationalProviderId?: string;
   /** Break-glass purpose presented (granted only on reads, by the policy) */
   breakGlassRequested?: boolean;
 }

@@ -302,6 +302,7 @@ export async function provideDocumentBundle(db: Db, config: Readonly<Config>, ct
   const out: Json[] = plans.map((p) => {
     switch (p.kind) {
       case 'submission-set':
+        entities.push(`List/${ssid}`); // MHD audit-65: the submission set entity
         return responseEntry('201 Created', `${base}/fhir/List/${ssid}`);
       case 'docref': {
         const r = p.result!;
