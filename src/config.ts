@@ -77,6 +77,28 @@ export interface JwtAuthConfig {
    * "system|value" identifiers (or {system, value} objects); resolved via patient_identifier
    */
   careRelationshipClaim: string;
+  /**
+   * Claim holding the launch patient as a business identifier ("system|value"), resolved through
+   * the patient identifier index (issuer-aware) when the token has no gateway Patient id
+   */
+  patientIdentifierClaim?: string;
+}
+
+/** RFC 7662 token introspection for opaque access tokens (IHE IUA ITI-102). */
+export interface IntrospectionConfig {
+  url: string;
+  clientId: string;
+  /** client_secret_basic */
+  clientSecret?: string;
+  /** private_key_jwt (RFC 7523): a private JWK signing the client assertion */
+  clientAssertion?: { jwk: Record<string, unknown>; alg: string; audience?: string };
+  timeoutMs: number;
+}
+
+/** Which roles see documents labelled with a confidentiality code (HL7 v3 Confidentiality R, V). */
+export interface ConfidentialityConfig {
+  R: string[];
+  V: string[];
 }
 
 export interface BasicUser {
@@ -96,6 +118,8 @@ export interface AuthConfig {
   /** Scope required for WADO-RS / RAD-107 (digest §5.4) */
   rad107Scope: string;
   breakGlass?: { purposeOfUseClaim: string; value: string; notifyUrl?: string };
+  introspection?: IntrospectionConfig;
+  confidentiality: ConfidentialityConfig;
 }
 
 export interface AuditConfig {
@@ -275,6 +299,7 @@ function parseAuth(raw: unknown): AuthConfig {
       maxTokenBytes: int('auth.jwt.maxTokenBytes', j.maxTokenBytes, 16_384, 256, 1_048_576),
       patientClaim: str('auth.jwt.patientClaim', j.patientClaim, 'patient'),
       careRelationshipClaim: str('auth.jwt.careRelationshipClaim', j.careRelationshipClaim, 'care_patients'),
+      patientIdentifierClaim: j.patientIdentifierClaim === undefined ? undefined : str('auth.jwt.patientIdentifierClaim', j.patientIdentifierClaim),
     };
   }
   const basic: BasicUser[] = (Array.isArray(o.basic) ? o.basic : o.basic === undefined ? [] : (() => { throw new ConfigError('auth.basic', 'must be a list'); })()).map((u: unknown, i: number) => {
@@ -293,7 +318,29 @@ function parseAuth(raw: unknown): AuthConfig {
     const b = obj('auth.breakGlass', o.breakGlass);
     breakGlass = { purposeOfUseClaim: str('auth.breakGlass.purposeOfUseClaim', b.purposeOfUseClaim, 'purpose_of_use'), value: str('auth.breakGlass.value', b.value, 'ETREAT'), notifyUrl: b.notifyUrl === undefined ? undefined : url('auth.breakGlass.notifyUrl', b.notifyUrl) };
   }
-  return { enabled: Boolean(jwt || basic.length || mtls), jwt, basic, mtls, rad107Scope: str('auth.rad107Scope', o.rad107Scope, 'RAD-107'), breakGlass };
+  const introspection = o.introspection === undefined ? undefined : parseIntrospection(obj('auth.introspection', o.introspection));
+  return { enabled: Boolean(jwt || basic.length || mtls || introspection), jwt, basic, mtls, rad107Scope: str('auth.rad107Scope', o.rad107Scope, 'RAD-107'), breakGlass, introspection, confidentiality: parseConfidentiality(o.confidentiality) };
+}
+
+function parseIntrospection(i: Obj): IntrospectionConfig {
+  const clientSecret = i.clientSecret === undefined ? undefined : str('auth.introspection.clientSecret', i.clientSecret);
+  let clientAssertion: IntrospectionConfig['clientAssertion'];
+  if (i.clientAssertion !== undefined) {
+    const a = obj('auth.introspection.clientAssertion', i.clientAssertion);
+    const jwk = obj('auth.introspection.clientAssertion.jwk', a.jwk);
+    if (typeof jwk.kty !== 'string' || jwk.d === undefined) throw new ConfigError('auth.introspection.clientAssertion.jwk', 'must be a private JWK');
+    clientAssertion = { jwk, alg: str('auth.introspection.clientAssertion.alg', a.alg ?? jwk.alg, 'RS256'), audience: a.audience === undefined ? undefined : str('auth.introspection.clientAssertion.audience', a.audience) };
+  }
+  if (!clientSecret === !clientAssertion) throw new ConfigError('auth.introspection', 'needs exactly one of clientSecret or clientAssertion');
+  return { url: url('auth.introspection.url', i.url), clientId: str('auth.introspection.clientId', i.clientId), clientSecret, clientAssertion, timeoutMs: int('auth.introspection.timeoutMs', i.timeoutMs, 5_000, 100, 60_000) };
+}
+
+const CLEARANCE_DEFAULT = ['radiologist'];
+
+function parseConfidentiality(raw: unknown): ConfidentialityConfig {
+  const c = obj('auth.confidentiality', raw);
+  for (const k of Object.keys(c)) if (k !== 'R' && k !== 'V') throw new ConfigError(`auth.confidentiality.${k}`, 'only R and V are governed (HL7 v3 Confidentiality)');
+  return { R: c.R === undefined ? CLEARANCE_DEFAULT : strList('auth.confidentiality.R', c.R), V: c.V === undefined ? CLEARANCE_DEFAULT : strList('auth.confidentiality.V', c.V) };
 }
 
 /** Parse env (+ GATEWAY_CONFIG file) into a frozen Config. Throws ConfigError. */

@@ -49,7 +49,7 @@ export function createSecurity(deps: AppDeps & { disableAudit?: boolean; registr
   handlers.push(
     policyMiddleware({
       auth: config.auth,
-      resolver: config.auth.jwt ? createPatientResolver(db) : undefined,
+      resolver: config.auth.jwt || config.auth.introspection ? createPatientResolver(db) : undefined,
       onBreakGlass: createBreakGlassNotifier(config.auth.breakGlass?.notifyUrl, log),
     }),
   );

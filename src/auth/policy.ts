@@ -219,6 +219,11 @@ export function policyMiddleware(deps: PolicyDeps) {
         if (action.kind !== 'public') throw new GatewayError(401, 'GW_UNAUTHORIZED', 'Authentication required', { headers: { 'WWW-Authenticate': `Bearer realm="${REALM}"` } });
         return next();
       }
+      if (p.patientIdentifier && !p.patientContext && deps.resolver && action.kind !== 'public') {
+        // SMART launch by business identifier: issuer-aware lookup; ambiguous or unknown → no patient.
+        const ids = await deps.resolver.resolve([p.patientIdentifier]);
+        p = { ...p, patientContext: ids.length === 1 ? ids[0] : '' };
+      }
       if (p.careRelationship?.length && p.roles.includes('referring') && deps.resolver && action.kind !== 'public') {
         p = { ...p, careRelationshipPatientIds: await deps.resolver.resolve(p.careRelationship) };
       }

@@ -31,6 +31,8 @@ export interface Principal {
   authMethod?: 'loopback' | 'bearer' | 'basic' | 'mtls';
   /** SMART launch context: the token's `patient` claim (a gateway Patient id) */
   patientContext?: string;
+  /** SMART launch patient given as a business identifier (auth.jwt.patientIdentifierClaim), resolved by the policy */
+  patientIdentifier?: { system: string; value: string };
   /** Referring clinician's care relationship, resolved to gateway Patient ids (src/auth/policy.ts) */
   careRelationshipPatientIds?: string[];
   /** Care relationship as presented (system|value identifiers), resolved per request */
