@@ -50,7 +50,7 @@ export function createIntrospector(cfg: IntrospectionConfig, checks: Introspecti
       const claims = acceptable(answer, checks, now);
       if (cache.size >= max) cache.delete(cache.keys().next().value!);
       const exp = typeof claims?.exp === 'number' ? claims.exp * 1000 : Infinity;
-      cache.set(key, { claims, until: claims ? Math.min(now + 60_000, exp) : now + 10_000 });
+      cache.set(key, { claims, until: claims ? Math.min(now + Math.min(cfg.cacheSec, 60) * 1000, exp) : now + 10_000 });
       if (!claims) throw new TokenError('token inactive');
       return claims;
     },
