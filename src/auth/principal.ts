@@ -7,6 +7,8 @@
  * authenticated (or when no authentication is configured — loopback only, see config.ts) the
  * principal is LOOPBACK_PRINCIPAL, which may see everything.
  */
+import type { AccessRestriction } from '../model/scope-restriction.js';
+
 export type Role = 'radiologist' | 'referring' | 'technologist' | 'administrator';
 
 export interface Principal {
@@ -25,6 +27,8 @@ export interface Principal {
    * relationship). undefined = not limited by patient.
    */
   patientIds?: string[];
+  /** Granular scopes and confidentiality: what narrows the manifests this caller sees (set by the policy) */
+  accessRestriction?: AccessRestriction;
   /** Break-glass purpose of use presented and accepted: read granted, audit flagged */
   breakGlass: boolean;
   /** How the caller authenticated (audit: BALP agent[user] / OAUTH token use) */
@@ -55,11 +59,16 @@ export const LOOPBACK_PRINCIPAL: Principal = Object.freeze({
   breakGlass: false,
 }) as Principal;
 
-/** SQL-side patient filter: `all` or the list of patient ids the caller may see (may be empty). */
-export type PatientFilter = { all: true } | { all: false; patientIds: string[] };
+/**
+ * SQL-side patient filter: `all` or the list of patient ids the caller may see (may be empty),
+ * plus what else narrows the manifests (granular scopes, confidentiality; src/store/access-sql.ts).
+ */
+export type PatientFilter = ({ all: true } | { all: false; patientIds: string[] }) & { restrict?: AccessRestriction };
 
 export function patientFilter(p: Principal): PatientFilter {
-  return p.patientIds === undefined ? { all: true } : { all: false, patientIds: p.patientIds };
+  const restrict = p.accessRestriction;
+  const base: PatientFilter = p.patientIds === undefined ? { all: true } : { all: false, patientIds: p.patientIds };
+  return restrict ? { ...base, restrict } : base;
 }
 
 declare global {
