@@ -151,10 +151,11 @@ export function authorize(p: Principal, action: Action, cfg: PolicyConfig = { ra
   const breakGlass = Boolean(p.breakGlassRequested && cfg.breakGlass && READ_KINDS.has(action.kind) && p.roles.some((r) => r !== 'administrator'));
   const hidden = breakGlass || !READ_KINDS.has(action.kind) ? [] : hiddenConfidentiality(p, cfg.confidentiality);
   const restrict: AccessRestriction | undefined = scope.groups.length || hidden.length ? { ...(scope.groups.length ? { scopeGroups: scope.groups } : {}), ...(hidden.length ? { hiddenConfidentiality: hidden } : {}) } : undefined;
-  if (breakGlass || !limits.length) return { filter: { all: true }, breakGlass, restrict };
+  const narrowed = restrict ? { restrict } : {};
+  if (breakGlass || !limits.length) return { filter: { all: true }, breakGlass, ...narrowed };
   let ids = new Set(limits[0]);
   for (const l of limits.slice(1)) ids = new Set(l.filter((x) => ids.has(x)));
-  return { filter: { all: false, patientIds: [...ids].sort() }, breakGlass: false, restrict };
+  return { filter: { all: false, patientIds: [...ids].sort() }, breakGlass: false, ...narrowed };
 }
 
 /** Scopes: mandatory for bearer tokens; for Basic/mTLS service accounts only when configured. */

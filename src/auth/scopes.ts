@@ -47,7 +47,7 @@ export function parseSmartScope(scope: string): SmartScope | undefined {
   else if (perm === '*') interactions = ['c', 'r', 'u', 'd', 's'];
   else if (/^c?r?u?d?s?$/.test(perm) && perm.length > 0) interactions = perm.split('') as Interaction[];
   else return undefined;
-  return { context: m[1] as SmartScope['context'], resourceType: m[2]!, interactions: new Set(interactions), query };
+  return { context: m[1] as SmartScope['context'], resourceType: m[2]!, interactions: new Set(interactions), ...(query ? { query } : {}) };
 }
 
 /** `category=http://loinc.org|18748-4,…&type=…` → conditions; undefined when not supported. */
@@ -103,8 +103,8 @@ export function scopeGrants(scopes: readonly string[], resourceType: string, int
   }
   const chosen = wide.length ? wide : patient;
   if (!chosen.length) return { granted: false, patientOnly: false };
-  const restrictions = chosen.some((q) => q === undefined) ? undefined : (chosen as ScopeQuery[]);
-  return { granted: true, patientOnly: !wide.length, restrictions };
+  if (chosen.some((q) => q === undefined)) return { granted: true, patientOnly: !wide.length };
+  return { granted: true, patientOnly: !wide.length, restrictions: chosen as ScopeQuery[] };
 }
 
 /** Scopes as a list, from a space-separated `scope` claim (RFC 8693 / SMART) or a `scp` array. */
