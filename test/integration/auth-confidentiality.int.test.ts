@@ -34,15 +34,17 @@ async function ingest(t: TestApp): Promise<void> {
   const tech = await idp.token({ sub: 'tech-0', scope: 'user/*.cruds', claims: { roles: ['technologist'] } });
   for (const label of LABELS) {
     const k = docs[label].k;
-    const res = await request(t.app).post('/fhir').set('Authorization', `Bearer ${tech}`).set('Content-Type', 'application/fhir+json').send(JSON.stringify(provideBundle([{ kos: k }])));
+    const bundle = provideBundle([{ kos: k }]);
+    // ITI-65 keeps the submitted DocumentReference.securityLabel (and indexes it)
+    const dr = bundle.entry.find((e: { resource: { resourceType: string } }) => e.resource.resourceType === 'DocumentReference').resource;
+    if (label !== 'none') dr.securityLabel = [{ coding: [{ system: CONF, code: label }] }];
+    const res = await request(t.app).post('/fhir').set('Authorization', `Bearer ${tech}`).set('Content-Type', 'application/fhir+json').send(JSON.stringify(bundle));
     assert.equal(res.status, 200, res.text);
     const m = (await t.tdb.db('manifest').where({ sop_instance_uid: k.model.document.sopInstanceUid }).first()) as { id: string };
     const d = (await t.tdb.db('document_reference').where({ manifest_id: m.id, format: 'kos' }).first()) as { id: string; resource: { content: Array<{ attachment: { url: string } }> } };
     docs[label].docRef = d.id;
     docs[label].binary = d.resource.content[0]!.attachment.url.split('/Binary/')[1]!;
-    // The label as the ingest indexes DocumentReference.securityLabel (manifest_token 'security-label').
-    await t.tdb.db('manifest_token').where({ manifest_id: m.id, code: 'security-label' }).delete();
-    if (label !== 'none') await t.tdb.db('manifest_token').insert({ manifest_id: m.id, code: 'security-label', system: CONF, value: label });
+    if (label !== 'none') assert.deepEqual((d.resource as { securityLabel?: unknown }).securityLabel, [{ coding: [{ system: CONF, code: label }] }], 'label kept');
   }
   const rows = (await t.tdb.db('patient_identifier').select('system', 'value')) as Array<{ system: string; value: string }>;
   careIds.splice(0, careIds.length, ...rows.map((r) => `${r.system}|${r.value}`));

@@ -1,8 +1,8 @@
 /**
  * SMART v2 granular scopes (`<context>/<Type>.<perm>?param=value`): each form narrows results in
  * the SQL — search (totals included), read, ITI-68 and DICOMweb alike; outside the scope is a 404.
- * Tokens come from the test OpenID provider. Category/type/security-label values differ per
- * manifest through the manifest_token rows the ingest writes for them.
+ * Tokens come from the test OpenID provider. Category, type and security label differ per manifest:
+ * they are submitted with ITI-65 (the DocumentReference metadata the Recipient keeps and indexes).
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -47,19 +47,21 @@ before(async () => {
   t = await createAuthTestApp({ auth: { jwt: idp.jwtConfig() } }, { DICOMWEB_UPSTREAM_URL: `http://127.0.0.1:${(archive.address() as AddressInfo).port}/dicom-web` });
   const tech = await idp.token({ sub: 'tech-1', scope: 'user/*.cruds', claims: { roles: ['technologist'] } });
   for (const [name, k] of [['A', ka], ['B', kb]] as const) {
-    const res = await request(t.app).post('/fhir').set('Authorization', `Bearer ${tech}`).set('Content-Type', 'application/fhir+json').send(JSON.stringify(provideBundle([{ kos: k }])));
+    const bundle = provideBundle([{ kos: k }]);
+    if (name === 'B') {
+      // another class and type of document, labelled normal (N); A keeps the deployment defaults
+      const dr = bundle.entry.find((e: { resource: { resourceType: string } }) => e.resource.resourceType === 'DocumentReference').resource;
+      dr.category = [{ coding: [{ system: LOINC, code: '11528-7' }] }];
+      dr.type = { coding: [{ system: LOINC, code: '55115-0' }] };
+      dr.securityLabel = [{ coding: [{ system: CONF, code: 'N' }] }];
+    }
+    const res = await request(t.app).post('/fhir').set('Authorization', `Bearer ${tech}`).set('Content-Type', 'application/fhir+json').send(JSON.stringify(bundle));
     assert.equal(res.status, 200, res.text);
     const m = (await t.tdb.db('manifest').where({ sop_instance_uid: k.model.document.sopInstanceUid }).first()) as { id: string };
     const drs = (await t.tdb.db('document_reference').where({ manifest_id: m.id }).select('id', 'resource')) as Array<{ id: string; resource: { content: Array<{ attachment: { url?: string } }> } }>;
     const binary = drs.flatMap((d) => d.resource.content.map((c) => c.attachment.url ?? '')).find((u) => u.includes('/Binary/'))?.split('/Binary/')[1];
     docs[name] = { k, manifestId: m.id, docRefs: drs.map((d) => d.id), binary, study: k.model.study.studyInstanceUid, modality: k.model.evidence[0]!.series[0]!.modality! };
   }
-  // B: another class and type of document, labelled normal (N); A keeps the deployment defaults.
-  const b = docs.B.manifestId;
-  await t.tdb.db('manifest_token').where({ manifest_id: b, code: 'category' }).update({ system: LOINC, value: '11528-7' });
-  await t.tdb.db('manifest_token').where({ manifest_id: b, code: 'type' }).update({ system: LOINC, value: '55115-0' });
-  await t.tdb.db('manifest_token').where({ manifest_id: b, code: 'security-label' }).delete();
-  await t.tdb.db('manifest_token').insert({ manifest_id: b, code: 'security-label', system: CONF, value: 'N' });
 });
 
 after(async () => {
