@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import request from 'supertest';
 import { auditsFor } from '../helpers/audit.js';
+import { startFakeUpstream } from '../helpers/fake-upstream.js';
 import { createAuthTestApp } from '../helpers/auth.js';
 import type { TestApp } from '../helpers/app.js';
 import { startOidcProvider, type TestIdp } from '../helpers/oidc.js';
@@ -131,6 +132,43 @@ describe('opaque tokens (RFC 7662 introspection)', () => {
     const ext = Object.fromEntries((user.extension ?? []).map((e) => [e.url.split(':').pop(), e.valueString ?? e.valueCode]));
     assert.equal(ext['home-community-id'], 'urn:oid:1.2.3.4.5');
     assert.equal(ext['national-provider-identifier'], '7601000000001');
+  });
+});
+
+describe('introspection answers the gateway must not trust (fault injection)', () => {
+  test('active but expired, wrong audience, wrong issuer → 401; non-JSON or 5xx → 503; cacheSec 0 → asked every time', async () => {
+    let answer: () => { status: number; body: string } = () => ({ status: 200, body: '{}' });
+    const fake = await startFakeUpstream((_req, res) => {
+      const a = answer();
+      res.writeHead(a.status, { 'content-type': 'application/json' }).end(a.body);
+    });
+    const d = await createAuthTestApp({ auth: { jwt: idp.jwtConfig(), introspection: { url: `${fake.origin}/introspect`, clientId: 'gw', clientSecret: 's', cacheSec: 0 } } });
+    const now = Math.floor(Date.now() / 1000);
+    const active = { active: true, sub: 'rad-x', scope: 'user/*.rs', roles: ['radiologist'], aud: idp.audience, iss: idp.issuer, exp: now + 300 };
+    const cases: Array<[string, { status: number; body: string }, number]> = [
+      ['acceptable', { status: 200, body: JSON.stringify(active) }, 200],
+      ['expired', { status: 200, body: JSON.stringify({ ...active, exp: now - 3600 }) }, 401],
+      ['other audience', { status: 200, body: JSON.stringify({ ...active, aud: 'https://elsewhere' }) }, 401],
+      ['other issuer', { status: 200, body: JSON.stringify({ ...active, iss: 'https://other-idp' }) }, 401],
+      ['active as a string', { status: 200, body: JSON.stringify({ ...active, active: 'true' }) }, 401],
+      ['not JSON', { status: 200, body: '<html>' }, 503],
+      ['server error', { status: 500, body: '{}' }, 503],
+    ];
+    try {
+      for (const [name, a, status] of cases) {
+        answer = () => a;
+        const r = await get('/fhir/DocumentReference', `opaque-${name.replace(/ /g, '-')}`, d.app);
+        assert.equal(r.status, status, name);
+      }
+      const before = fake.requests.length;
+      answer = () => cases[0]![1];
+      for (let i = 0; i < 2; i++) assert.equal((await get('/fhir/DocumentReference', 'opaque-repeat', d.app)).status, 200);
+      assert.equal(fake.requests.length - before, 2, 'cacheSec 0: no reuse');
+      assert.match(String(fake.requests[0]!.headers.authorization), /^Basic /, 'client_secret_basic');
+    } finally {
+      await d.close();
+      await fake.close();
+    }
   });
 });
 
