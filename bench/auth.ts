@@ -25,6 +25,7 @@ import { countAuditEvents } from '../src/store/audit-store.js';
 import { createDb } from '../src/store/db.js';
 import { createTestDb } from '../test/helpers/db.js';
 import { startOidcProvider } from '../test/helpers/oidc.js';
+import { NO_AUDIT } from './lib/no-audit.js';
 import { median, numArg, writeResults } from './lib/report.js';
 
 const RUNS = numArg('runs', 5);
@@ -45,7 +46,7 @@ const base = { DATABASE_URL: tdb.url, PUBLIC_BASE_URL: 'http://bench.test', LOG_
 // Each app gets its own pool of the production size (createDb default, 20), as a deployment would.
 const pools = [createDb({ url: tdb.url }), createDb({ url: tdb.url }), createDb({ url: tdb.url })];
 const apps = {
-  off: buildApp({ config: loadConfig(base), db: pools[0]!, log, version: 'bench', disableAudit: true }).app,
+  off: buildApp({ config: loadConfig(base), db: pools[0]!, log, version: 'bench' }, NO_AUDIT).app,
   jwt: buildApp({ config: loadConfig({ ...base, GATEWAY_CONFIG: configFile('jwt', { jwt: idp.jwtConfig() }) }), db: pools[1]!, log, version: 'bench' }).app,
   introspection: buildApp({ config: loadConfig({ ...base, GATEWAY_CONFIG: configFile('introspection', { introspection: idp.introspectionConfig() }) }), db: pools[2]!, log, version: 'bench' }).app,
 };

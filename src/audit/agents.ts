@@ -6,7 +6,7 @@
  * Destination.
  */
 import type { AuditEventAgent, Device, Reference } from '@medplum/fhirtypes';
-import type { Principal } from '../auth/principal.js';
+import type { Principal } from '../model/access.js';
 import { DCM } from './profiles.js';
 
 const USER_AGENT_EXT = 'urn:mado-gateway:StructureDefinition:user-agent';

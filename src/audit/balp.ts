@@ -10,13 +10,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { AuditEvent, AuditEventEntity, Extension } from '@medplum/fhirtypes';
-import type { Action } from '../auth/policy.js';
-import type { Principal } from '../auth/principal.js';
+import type { Principal } from '../model/access.js';
 import type { AuditRow } from '../store/audit-store.js';
 import { auditAgents, serverWho } from './agents.js';
 import { patientEntity, queryEntity, requestEntity, resourceEntities, type StoreQuery } from './entities.js';
 import { actionFor, eventShape, type ActionCode, type EventShape } from './profiles.js';
-import type { AuditInfo, AuditSubtype } from './types.js';
+import type { AuditedAction as Action, AuditInfo, AuditSubtype } from './types.js';
 
 export { ROLE_SYSTEM } from './agents.js';
 const ACT_REASON = 'http://terminology.hl7.org/CodeSystem/v3-ActReason';

@@ -14,8 +14,7 @@
  * BALP records failures "differently" (its profiles fix outcome 0): a failed request claims no profile.
  */
 import type { Coding } from '@medplum/fhirtypes';
-import type { Action } from '../auth/policy.js';
-import type { AuditSubtype } from './types.js';
+import type { AuditedAction as Action, AuditSubtype } from './types.js';
 
 export const DCM = 'http://dicom.nema.org/resources/ontology/DCM';
 const AUDIT_TYPE = 'http://terminology.hl7.org/CodeSystem/audit-event-type';

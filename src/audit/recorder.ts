@@ -10,12 +10,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
-import { classifyRequest } from '../auth/policy.js';
 import type { Logger } from '../log.js';
 import { insertAuditEvents } from '../store/audit-store.js';
 import type { Db } from '../store/db.js';
 import { buildAuditEvents, type AuditInput, type AuditRecord } from './balp.js';
 import type { StoreQuery } from './entities.js';
+import type { AuditedAction } from './types.js';
 
 export interface AuditRecorderOptions {
   db: Db;
@@ -28,6 +28,8 @@ export interface AuditRecorderOptions {
   storeQuery?: StoreQuery;
   /** Each event also goes here (syslog export) */
   onRecord?: (r: AuditRecord) => void;
+  /** What a request is, for requests refused before the policy classified them (401, 429) */
+  classify: (method: string, path: string) => AuditedAction;
 }
 
 export interface AuditRecorder {
@@ -145,7 +147,7 @@ function auditInput(o: AuditRecorderOptions, req: Request, res: Response): Audit
   const q = req.originalUrl.indexOf('?');
   const path = q >= 0 ? req.originalUrl.slice(0, q) : req.originalUrl;
   // Refused before the policy ran (401, 429): classify here so the event names the attempt.
-  const access = res.locals.access ?? { action: classifyRequest(req.method, path) };
+  const access: { action: AuditedAction; decision?: { breakGlass?: boolean } } = res.locals.access ?? { action: o.classify(req.method, path) };
   return {
     id: randomUUID(),
     recorded: new Date(),
