@@ -6,7 +6,7 @@
  * (the DocumentReferences of an ITI-65 or ITI-68, a study) are typed by their FHIR resource type so
  * they never fill a slice that allows one entity only.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { AuditEventEntity } from '@medplum/fhirtypes';
 import { DCM, type EventKind } from './profiles.js';
 
@@ -30,7 +30,7 @@ export function patientEntity(id: string): AuditEventEntity {
 
 /** BALP entity[query]: `query` 1..1, no `what`, no `detail`. */
 export function queryEntity(rawRequest: string, mode: StoreQuery, resourceType?: string): AuditEventEntity {
-  const text = mode === 'full' ? rawRequest : `sha256:${createHash('sha256').update(rawRequest).digest('hex')}`;
+  const text = mode === 'full' ? rawRequest : `sha256:${hash('sha256', rawRequest, 'hex')}`;
   return {
     type: SYSTEM_OBJECT,
     role: { system: OBJECT_ROLE, code: '24', display: 'Query' },

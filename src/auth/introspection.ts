@@ -9,7 +9,7 @@
  * flood of introspection calls). An endpoint that cannot be reached or answers badly is
  * IntrospectionUnavailable (→ 503 with Retry-After), not the caller's fault.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { hash, randomUUID } from 'node:crypto';
 import { importJWK, SignJWT, type JWK } from 'jose';
 import type { IntrospectionConfig } from '../config.js';
 import { TokenError } from './jwt.js';
@@ -39,7 +39,7 @@ export function createIntrospector(cfg: IntrospectionConfig, checks: Introspecti
   return {
     async introspect(token) {
       if (!token || token.length > 16_384) throw new TokenError('malformed token');
-      const key = createHash('sha256').update(token).digest('base64url');
+      const key = hash('sha256', token, 'base64url');
       const now = Date.now();
       const hit = cache.get(key);
       if (hit && hit.until > now) {
