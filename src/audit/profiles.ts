@@ -11,7 +11,8 @@
  * - Other FHIR reads / searches: BALP (Patient)Read / (Patient)Query.
  * - RAD-107 (DCM 110104), QIDO-RS (DCM 110112), STOW-RS (DCM 110107): DICOM PS3.15 A.5 event IDs,
  *   no FHIR profile.
- * BALP records failures "differently" (its profiles fix outcome 0): a failed request claims no profile.
+ * BALP records failures "differently" (its profiles fix outcome 0): a failed request claims no profile
+ * (decisions.md D70).
  */
 import type { Coding } from '@medplum/fhirtypes';
 import type { AuditedAction as Action, AuditSubtype } from './types.js';

@@ -210,7 +210,7 @@ function roleLimits(p: Principal, action: Action, scopePatientOnly: boolean, wha
 
 const DEFAULT_CLEARANCE = { R: ['radiologist'], V: ['radiologist'] };
 
-/** Confidentiality codes (R, V) none of the caller's roles is cleared for (auth.confidentiality). */
+/** Confidentiality codes (R, V) none of the caller's roles is cleared for (auth.confidentiality; decisions.md D74). */
 function hiddenConfidentiality(p: Principal, cfg: AuthConfig['confidentiality'] = DEFAULT_CLEARANCE): string[] {
   return (['R', 'V'] as const).filter((code) => !p.roles.some((r) => cfg[code].includes(r)));
 }
