@@ -26,13 +26,14 @@ export interface IdpMetadata {
 const TTL_MS = 10 * 60_000;
 const cache = new Map<string, { at: number; value: Promise<IdpMetadata> }>();
 
-/** The IdP's discovery document (cached 10 min; a failure is retried on the next call). */
+/** The IdP's discovery document (cached 10 min; a failure is remembered 30 s, so an IdP that hangs
+ * does not slow every CapabilityStatement request down). */
 export function idpMetadata(issuer: string): Promise<IdpMetadata> {
   const hit = cache.get(issuer);
   if (hit && Date.now() - hit.at < TTL_MS) return hit.value;
   const value = fetchMetadata(issuer);
   cache.set(issuer, { at: Date.now(), value });
-  value.catch(() => cache.delete(issuer));
+  value.catch(() => cache.set(issuer, { at: Date.now() - TTL_MS + 30_000, value }));
   return value;
 }
 
