@@ -1,6 +1,6 @@
 /**
- * The audit trail (product ask 14): BALP-shaped AuditEvents for every request (one per patient)
- * with the right type, subtype, action and outcome; no token stored; searchable by
+ * The audit trail: BALP-shaped AuditEvents for every request (one per patient) with the right
+ * type, subtype, action and outcome; no token stored; searchable by
  * administrators; survives a restart (a new app on the same database sees old events).
  */
 import assert from 'node:assert/strict';
