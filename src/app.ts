@@ -21,6 +21,7 @@ import { pathOnly, type Logger } from './log.js';
 import { dicomwebModules, fhirModules } from './modules.js';
 import { poolStats, type Db } from './store/db.js';
 import { migrationsComplete } from './store/migrate.js';
+import { createUiRouter } from './ui/routes.js';
 
 export type { AppDeps } from './deps.js';
 
@@ -95,6 +96,8 @@ export function buildApp(deps: AppDeps): { app: Express; metrics: Metrics } {
   app.locals.security = security;
   app.use(security.handlers);
 
+  // The web page: after the security chain, so its requests are classified and audited too.
+  app.use(createUiRouter(config, deps.uiDir ?? path.join(ROOT_DIR, 'dist', 'ui')));
   app.use('/dicomweb', createDicomwebRouter(deps, dicomwebModules));
   app.use('/fhir', createFhirRouter(deps, fhirModules));
 

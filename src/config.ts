@@ -134,6 +134,17 @@ export interface Config {
    * events and rate limits see the client's address. false (default) = trust none.
    */
   trustProxy: boolean | string[];
+  ui: UiConfig;
+}
+
+/** The web page at /ui/ (src/ui/): what it needs to know that the APIs do not tell it. */
+export interface UiConfig {
+  /** Viewer URL template; {study} is replaced by the Study Instance UID, {patient} by the patient identifier */
+  viewerUrl?: string;
+  /** OAuth 2.0 client id the page signs in with (public client, authorization code + PKCE) */
+  clientId: string;
+  /** Scopes the page asks for */
+  scope: string;
 }
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
@@ -354,7 +365,14 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
 
   const tpRaw = env.TRUST_PROXY ?? (file.trustProxy as unknown);
   const trustProxy = tpRaw === undefined || tpRaw === false || tpRaw === 'false' || tpRaw === '' ? false : tpRaw === true || tpRaw === 'true' ? true : strList('TRUST_PROXY', tpRaw);
-  const config: Config = { trustProxy, host, port, publicBaseUrl, databaseUrl: databaseUrl || undefined, dataDir, logLevel, dicomwebUpstreamUrl: dicomwebUpstreamUrl || undefined, upstreams, cors, limits, search, documentDefaults, auth, audit, rateLimit: rl };
+  const u = obj('ui', file.ui);
+  const ui: UiConfig = {
+    viewerUrl: u.viewerUrl === undefined ? undefined : str('ui.viewerUrl', u.viewerUrl),
+    clientId: str('ui.clientId', u.clientId, 'mado-gateway-ui'),
+    scope: str('ui.scope', u.scope, 'openid user/*.rs'),
+  };
+  if (ui.viewerUrl !== undefined) url('ui.viewerUrl', ui.viewerUrl.replace(/\{(study|patient)\}/g, 'x'));
+  const config: Config = { ui, trustProxy, host, port, publicBaseUrl, databaseUrl: databaseUrl || undefined, dataDir, logLevel, dicomwebUpstreamUrl: dicomwebUpstreamUrl || undefined, upstreams, cors, limits, search, documentDefaults, auth, audit, rateLimit: rl };
   return deepFreeze(config);
 }
 

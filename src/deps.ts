@@ -13,4 +13,6 @@ export interface AppDeps {
   version: string;
   /** Benchmarks only: build without the audit recorder (bench/auth.ts baseline) */
   disableAudit?: boolean;
+  /** Directory of the built web page (default dist/ui; tests build into their own) */
+  uiDir?: string;
 }

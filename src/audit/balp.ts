@@ -227,6 +227,8 @@ function actionFor(action: Action | undefined, method: string): 'C' | 'R' | 'U' 
       return 'R';
     case 'audit-read':
       return action.interaction === 's' ? 'E' : 'R';
+    case 'validate':
+      return 'E';
     default:
       return method === 'POST' ? 'C' : method === 'PUT' || method === 'PATCH' ? 'U' : method === 'DELETE' ? 'D' : 'R';
   }
@@ -236,6 +238,7 @@ function restfulInteraction(actionCode: string, subtype: AuditSubtype | undefine
   if (subtype === 'metadata') return 'capabilities';
   if (subtype === 'RAD-107' || subtype === 'RAD-129' || subtype === 'STOW-RS') return undefined; // not FHIR interactions
   if (subtype === 'ITI-65' && action?.resourceType === 'Bundle' && action.kind === 'create') return 'transaction';
+  if (action?.kind === 'validate') return 'operation';
   switch (actionCode) {
     case 'E':
       return action?.resourceType === '*' ? 'search-system' : 'search-type';
