@@ -10,7 +10,8 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 export async function buildUi(outDir = path.join(ROOT, 'dist', 'ui')) {
   fs.mkdirSync(outDir, { recursive: true });
-  await esbuild.build({
+  const result = await esbuild.build({
+    write: false,
     entryPoints: { app: path.join(ROOT, 'ui', 'src', 'main.ts'), style: path.join(ROOT, 'ui', 'style.css') },
     outdir: outDir,
     bundle: true,
@@ -22,7 +23,14 @@ export async function buildUi(outDir = path.join(ROOT, 'dist', 'ui')) {
     legalComments: 'none',
     logLevel: 'warning',
   });
-  fs.copyFileSync(path.join(ROOT, 'ui', 'index.html'), path.join(outDir, 'index.html'));
+  // Each file replaced atomically (write + rename): a gateway serving dist/ui while it is rebuilt
+  // never sends a half-written file.
+  const files = [...result.outputFiles.map((f) => ({ path: f.path, contents: f.contents })), { path: path.join(outDir, 'index.html'), contents: fs.readFileSync(path.join(ROOT, 'ui', 'index.html')) }];
+  for (const f of files) {
+    const tmp = `${f.path}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, f.contents);
+    fs.renameSync(tmp, f.path);
+  }
   return outDir;
 }
 

@@ -17,7 +17,8 @@ function who(e: any): string {
 
 function what(e: any): string {
   const sub = (e.subtype ?? []).map((c: any) => c.code).join(' ');
-  const ents = (e.entity ?? []).map((x: any) => x.what?.reference ?? x.what?.identifier?.value).filter(Boolean).slice(0, 3).join(', ');
+  // Referenced resources only (the request id and the query hash are identifiers, not "what")
+  const ents = (e.entity ?? []).map((x: any) => x.what?.reference).filter((r: string | undefined) => r && !/^Patient\//.test(r)).slice(0, 3).join(', ');
   return [sub, ents].filter(Boolean).join(' — ');
 }
 
