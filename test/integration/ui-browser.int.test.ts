@@ -123,6 +123,10 @@ describe('web page (no sign-in)', { skip }, () => {
     assert.doesNotMatch((await page.textContent('#patients'))!, /PAT-UI-B/);
     await browser!.screenshot(page, 'ui-search');
     await page.selectOption('#search-mode', 'study');
+    await page.fill('#search-term', fixture.study);
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => /Jane Doe/.test(document.querySelector('#patients')?.textContent ?? ''));
+    assert.equal(await page.locator('#patients tbody tr').count(), 1, 'by Study Instance UID: its patient');
     await page.fill('#search-term', 'ACC-UI-B');
     await page.keyboard.press('Enter');
     await page.waitForFunction(() => /PAT-UI-B/.test(document.querySelector('#patients')?.textContent ?? ''));

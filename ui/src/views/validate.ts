@@ -67,7 +67,7 @@ export function validateView(): void {
     const f = input.files?.[0];
     if (f) void validate(f, out);
   });
-  const drop = h('div', { class: 'drop', id: 'drop-zone' }, h('p', {}, 'Drop a KOS (.dcm) or a FHIR manifest (.json, .xml) here, or '), h('label', { for: 'manifest-file', class: 'button' }, 'choose a file'), input);
+  const drop = h('div', { class: 'drop', id: 'drop-zone' }, h('p', {}, 'Drop a KOS (.dcm) or a FHIR manifest (.json, .xml) here, or '), input, h('label', { for: 'manifest-file', class: 'button' }, 'choose a file'));
   drop.addEventListener('dragover', (e) => {
     e.preventDefault();
     drop.classList.add('over');
