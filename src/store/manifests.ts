@@ -1,5 +1,5 @@
 /**
- * Manifest store: every write of issue 5 (manifest, document_reference, manifest_token, patient
+ * Manifest store: every write (manifest, document_reference, manifest_token, patient
  * (+identifier), imaging_study/series/instance, rejected_instance, submission_set(+token), endpoint,
  * manifest_endpoint). Reads for search/retrieve live elsewhere (search-sql.ts, imaging-index.ts).
  *
@@ -14,12 +14,12 @@
  *   identifier          urn:ietf:rfc:3986                              urn:oid:<manifest SOP Instance UID>
  *                       ''                                             <manifest SOP Instance UID> (bare)
  *   study-instance-uid  urn:dicom:uid                                  urn:oid:<study uid>   (manifest study + evidence studies)
- *                       ''                                             <study uid> (bare, digest Q14)
+ *                       ''                                             <study uid> (bare, decisions.md D14)
  *   accession-number    issuer system (as patient.identifier) or ''    accession (study + requested procedures)
  *   modality            http://dicom.nema.org/resources/ontology/DCM   CT, MR, … (study modalities + series modalities)
  *   anatomical-region   code system URI (SCT → http://snomed.info/sct)  code (study-level Target Region)
  *   bodysite            code system URI                                code (series-level body sites)
- *   event               union of the modality and anatomical-region rows (docref context.event, digest Q28)
+ *   event               union of the modality and anatomical-region rows (docref context.event, decisions.md D28)
  *   category / type / setting / facility   deployment defaults (config.documentDefaults) system|code
  *   series              ''                                             series instance UID (bare)
  *   endpoint            ''                                             endpoint id (WADO and viewer Endpoints)
@@ -35,7 +35,7 @@
  * code (MHDlistTypes|submissionset), patient.identifier (as above), source-id (system|value and bare),
  * designation-type (system|code), status (''|current).
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Knex } from 'knex';
 import { imagingStudyId, manifestResourceIds, patientId as patientIdOf } from '../model/ids.js';
 import { otherEvidence, primaryEvidence, type Accession, type Code, type Issuer, type Manifest } from '../model/manifest.js';
@@ -160,7 +160,7 @@ export function intArray(values: ReadonlyArray<number | null | undefined>): stri
 // Identity
 
 export function sha256Hex(b: Uint8Array): string {
-  return createHash('sha256').update(b).digest('hex');
+  return hash('sha256', b);
 }
 
 /** manifest.id: deterministic from the SOP Instance UID (same hash as the ids in model/ids.ts). */
@@ -396,24 +396,13 @@ function imagingStudyPart(m: Manifest, rd: ManifestRendering, r: StudyRowInput):
 }
 
 /**
- * Insert one manifest version with everything derived from it, as ONE statement (data-modifying
- * CTEs: one round trip; foreign keys are checked at the end of the statement). The caller holds the
- * study lock, has checked idempotency and has already superseded the previous current manifest.
+ * The imaging_series rows of a manifest as parallel arrays, and its instances flattened with the
+ * ordinal of their series row (grouped into the series' arrays in SQL). De-duplicated: a KOS may
+ * list one SOP twice; the index holds it once.
  */
-export async function insertManifest(tx: Tx, n: NewManifest, r: ManifestRendering, replacesSop?: string): Promise<StoredManifest> {
-  const m = n.model;
-  const sop = m.document.sopInstanceUid;
-  const ids = manifestResourceIds(sop);
-  const id = manifestIdFor(sop);
-  const pid = patientIdOf(m.patient);
-  const now = new Date();
-  if (n.replaces && replacesSop === undefined) replacesSop = (await findManifestById(tx, n.replaces))?.sop_instance_uid;
-  const docs = r.docRefs(m, { status: 'current', nativeFormat: n.nativeFormat, date: now, lastUpdated: now, versionId: 1, replacesSop, metadata: n.metadata });
-
-  // Flattened, de-duplicated index rows (a KOS may list one SOP twice; the index holds it once).
+function seriesRows(m: Manifest) {
   const seriesSeen = new Map<string, number>();
   const se = { study: [] as string[], uid: [] as string[], modality: [] as (string | null)[], num: [] as (number | null)[], desc: [] as (string | null)[], date: [] as (string | null)[], time: [] as (string | null)[], body: [] as (string | null)[], url: [] as (string | null)[], loc: [] as (string | null)[], ae: [] as (string | null)[], count: [] as number[] };
-  // Instances flattened with the index of their series row; grouped into the series' arrays in SQL.
   const inst = { si: [] as number[], sop: [] as string[], cls: [] as string[], num: [] as (number | null)[], frames: [] as (number | null)[] };
   const sopSeen = new Set<string>();
   for (const e of m.evidence) for (const s of e.series) {
@@ -439,6 +428,25 @@ export async function insertManifest(tx: Tx, n: NewManifest, r: ManifestRenderin
     const si = seriesSeen.get(s.uid)!;
     if (s.numberOfInstances !== undefined && s.numberOfInstances > se.count[si]!) se.count[si] = s.numberOfInstances;
   }
+  return { se, inst };
+}
+
+/**
+ * Insert one manifest version with everything derived from it, as ONE statement (data-modifying
+ * CTEs: one round trip; foreign keys are checked at the end of the statement). The caller holds the
+ * study lock, has checked idempotency and has already superseded the previous current manifest.
+ */
+export async function insertManifest(tx: Tx, n: NewManifest, r: ManifestRendering, replacesSop?: string): Promise<StoredManifest> {
+  const m = n.model;
+  const sop = m.document.sopInstanceUid;
+  const ids = manifestResourceIds(sop);
+  const id = manifestIdFor(sop);
+  const pid = patientIdOf(m.patient);
+  const now = new Date();
+  if (n.replaces && replacesSop === undefined) replacesSop = (await findManifestById(tx, n.replaces))?.sop_instance_uid;
+  const docs = r.docRefs(m, { status: 'current', nativeFormat: n.nativeFormat, date: now, lastUpdated: now, versionId: 1, replacesSop, metadata: n.metadata });
+
+  const { se, inst } = seriesRows(m);
   const referenceCount = inst.sop.length;
   const eps = r.endpoints(m);
   const tokens = r.tokens(m, eps.map((e) => e.id as string), n.metadata);
