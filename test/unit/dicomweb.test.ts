@@ -111,7 +111,7 @@ describe('MultipartFilter', () => {
 describe('Accept negotiation', () => {
   it('parses quoted/unquoted parameters, q-values, sorts by q', () => {
     const r = parseAccept('image/png;q=0.5, multipart/related; type="application/dicom"; transfer-syntax=*, text/html;q=0');
-    assert.deepEqual(r.map((x) => x.type), ['multipart/related', 'image/png']);
+    assert.deepEqual(r.map((x) => [x.type, x.q]), [['multipart/related', 1], ['image/png', 0.5], ['text/html', 0]]);
     assert.equal(r[0]!.params.type, 'application/dicom');
     assert.equal(r[0]!.params['transfer-syntax'], '*');
   });
