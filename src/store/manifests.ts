@@ -39,6 +39,7 @@ import { schemeToSystem } from '../fhir/mapping/codes.js';
 import { issuerSystem } from '../fhir/mapping/common.js';
 import { manifestResourceIds, patientId as patientIdOf } from '../model/ids.js';
 import type { Code, Issuer, Manifest, PatientIdentifier } from '../model/manifest.js';
+import { modalityOfSopClasses } from '../dicom/sop-class-modality.js';
 import { rawPrepared, type Db } from './db.js';
 
 export type Tx = Knex.Transaction;
@@ -164,6 +165,26 @@ export function studyModalities(m: Manifest): string[] {
   if (m.study.modalities.length) return [...m.study.modalities];
   const out: string[] = [];
   for (const e of m.evidence) for (const s of e.series) if (s.modality && !out.includes(s.modality)) out.push(s.modality);
+  return out;
+}
+
+/** A series' Modality: the Image Library's, else the one its instances' SOP Classes imply (PS3.3 IODs). */
+export function seriesModality(s: Manifest['evidence'][number]['series'][number]): string | undefined {
+  return s.modality ?? modalityOfSopClasses(s.instances.map((i) => i.sopClassUid));
+}
+
+/**
+ * Modalities in Study (0008,0061) for the QIDO-RS index: the Image Library's study and series
+ * modalities, plus those implied by the SOP Classes of series the Image Library does not describe.
+ * Empty only when none is knowable (PS3.18 §10.6.3.3: QIDO-RS then omits the attribute).
+ */
+export function indexedModalities(m: Manifest, study = m.study.studyInstanceUid): string[] {
+  const out = studyModalities(m);
+  const own = m.evidence.filter((e) => e.studyInstanceUid === study);
+  for (const e of own.length ? own : m.evidence) for (const s of e.series) {
+    const mod = seriesModality(s);
+    if (mod && !out.includes(mod)) out.push(mod);
+  }
   return out;
 }
 
@@ -437,7 +458,7 @@ export async function insertManifest(tx: Tx, n: NewManifest, ctx: MappingContext
     if (si === undefined) {
       si = se.uid.length;
       seriesSeen.set(s.uid, si);
-      se.study.push(e.studyInstanceUid); se.uid.push(s.uid); se.modality.push(s.modality ?? null); se.num.push(s.number ?? null);
+      se.study.push(e.studyInstanceUid); se.uid.push(s.uid); se.modality.push(seriesModality(s) ?? null); se.num.push(s.number ?? null);
       se.desc.push(s.description ?? null); se.date.push(s.date ?? null); se.time.push(s.time ?? null); se.body.push(s.bodySite?.value ?? null);
       se.url.push(s.retrieveUrl ?? null); se.loc.push(s.retrieveLocationUid ?? null); se.ae.push(s.retrieveAeTitle ?? null);
       se.count.push(0);
@@ -482,7 +503,7 @@ export async function insertManifest(tx: Tx, n: NewManifest, ctx: MappingContext
           patient_id_issuer_local, accession_issuer_local, referring_physician, study_id, timezone_offset)
         values (?, ?, ?, ?, ?, ?::timestamptz, ?, ?, ?, ?::text[], ?, ?, ?, ?, ?, ?::int, ?::int, ?, ?, ?, ?, ?)`,
       bindings: [id, st.studyInstanceUid, pid, st.date ?? null, st.time ?? null, started, st.description ?? null, acc?.value ?? null, acc ? issuerToSystem(acc.issuer) || null : null,
-        textArray(studyModalities(m)), pnString(m.patient.name), pidPrimary?.value ?? null, pidPrimary ? issuerToSystem(pidPrimary.issuer) || null : null,
+        textArray(indexedModalities(m)), pnString(m.patient.name), pidPrimary?.value ?? null, pidPrimary ? issuerToSystem(pidPrimary.issuer) || null : null,
         m.patient.birthDate ?? null, m.patient.sex ?? null, Math.max(st.numberOfSeries ?? 0, se.uid.length), se.count.reduce((a, b) => a + b, 0),
         m.patient.id?.issuer?.localNamespace ?? null, st.accession?.issuer?.localNamespace ?? null, st.referringPhysicianName?.alphabetic ?? null, st.studyId ?? null, m.document.timezoneOffset ?? null],
     },
