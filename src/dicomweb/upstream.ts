@@ -26,6 +26,8 @@ export interface UpstreamResponse {
 export interface RetrieveLocation {
   retrieveUrl?: string | null;
   retrieveLocationUid?: string | null;
+  /** Retrieve AE Title (0008,0054): an XDS-I.b KOS may name only the archive's AE */
+  retrieveAeTitle?: string | null;
 }
 
 interface CachedToken {
@@ -209,7 +211,8 @@ export class UpstreamRegistry {
   /**
    * Routing (SUPPL §X.4.1.2 addressing modes): the Retrieve URL matched against configured
    * prefixes / base URLs, else the Retrieve Location UID against configured location UIDs, else
-   * the 'default' upstream. undefined when nothing matches.
+   * the Retrieve AE Title against configured `retrieveAeTitles`, else the 'default' upstream.
+   * undefined when nothing matches.
    */
   route(loc: RetrieveLocation): Upstream | undefined {
     const url = loc.retrieveUrl?.trim();
@@ -225,6 +228,12 @@ export class UpstreamRegistry {
     const uid = loc.retrieveLocationUid?.trim();
     if (uid) {
       const u = this.upstreams.find((x) => x.config.retrieveLocationUids.includes(uid));
+      if (u) return u;
+    }
+    // AE Titles are case-sensitive and space-padded (PS3.5 Table 6.2-1, VR AE)
+    const ae = loc.retrieveAeTitle?.trim();
+    if (ae) {
+      const u = this.upstreams.find((x) => x.config.retrieveAeTitles?.includes(ae));
       if (u) return u;
     }
     return this.upstreams.find((x) => x.name === 'default');

@@ -115,11 +115,17 @@ export function validateMadoBundle(b: Json): ValidationIssue[] {
   const count = (t: string) => entries.filter((e) => e.resource?.resourceType === t);
   if (entries[0]?.resource?.resourceType !== 'Composition') o.err('Bundle.entry[0]', 'the first entry of a document Bundle is the Composition');
   if (count('Composition').length !== 1) o.err('Bundle.entry', 'MadoFhirBundle: exactly one Composition');
-  if (count('ImagingStudy').length !== 1) o.err('Bundle.entry', 'MadoFhirBundle: exactly one ImagingStudy');
+  const studies = count('ImagingStudy').length;
+  if (studies === 0) o.err('Bundle.entry', 'MadoFhirBundle: exactly one ImagingStudy');
+  // An XDS-I.b KOS may reference several studies (PS3.3 C.17.2.1): one ImagingStudy each, the first the manifest's own.
+  else if (studies > 1) o.warn('Bundle.entry', `MadoFhirBundle has exactly one ImagingStudy; this manifest references ${studies} studies (SUPPL 6.X.2.2 expects one)`);
   const devices = count('Device').filter((e) => hasCoding(e.resource.type, SYS.deviceType, 'mado-creator'));
   if (devices.length !== 1) o.err('Bundle.entry', 'MadoFhirBundle: exactly one MadoCreator Device (type MadoDeviceType#mado-creator)');
   const wado = count('Endpoint').filter((e) => e.resource.connectionType?.code === 'dicom-wado-rs');
-  if (!wado.length) o.err('Bundle.entry', 'MadoFhirBundle: at least one MadoWadoEndpoint');
+  const dimse = count('Endpoint').filter((e) => e.resource.connectionType?.code === 'dicom-dimse');
+  // XDS-I.b: a KOS may locate its series by Retrieve AE Title only (PS3.3 C.17.2.1), carried as DICOM DIMSE Endpoints.
+  if (!wado.length && dimse.length) o.warn('Bundle.entry', 'no MadoWadoEndpoint, only DICOM DIMSE (Retrieve AE Title) Endpoints: MADO asks for a Retrieve Location UID or Retrieve URL (SUPPL 6.X.2.14)');
+  else if (!wado.length) o.err('Bundle.entry', 'MadoFhirBundle: at least one MadoWadoEndpoint');
   entries.forEach((e, i) => {
     const P = `Bundle.entry[${i}]`;
     if (typeof e.fullUrl !== 'string' || !ABS_URI.test(e.fullUrl)) o.err(`${P}.fullUrl`, `fullUrl "${String(e.fullUrl)}" is not an absolute URI (urn:uuid:, urn:oid: or http(s)) (digest Q20)`);

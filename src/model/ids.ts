@@ -66,9 +66,30 @@ export function manifestResourceIds(sopInstanceUid: string): ManifestResourceIds
   };
 }
 
+/**
+ * Id of the ImagingStudy of one referenced study: the manifest's own (`study-<h>`) for its primary
+ * study, `study-<h>-<k>` (k from the Study Instance UID) for any other study its evidence names.
+ * The `<h>` part stays the manifest's, so the id leads back to the manifest (ImagingStudy read).
+ */
+export function imagingStudyId(manifestSopUid: string, studyUid: string, primary: boolean): string {
+  const base = manifestResourceIds(manifestSopUid).imagingStudy;
+  return primary ? base : `${base}-${hash(`study:${studyUid}`).slice(0, 16)}`;
+}
+
+/** Id of the web viewer Endpoint (Display URI) of one referenced study, like imagingStudyId. */
+export function viewerEndpointId(manifestSopUid: string, studyUid: string, primary: boolean): string {
+  const base = manifestResourceIds(manifestSopUid).webViewerEndpoint;
+  return primary ? base : `${base}-${hash(`study:${studyUid}`).slice(0, 16)}`;
+}
+
 /** One MadoWadoEndpoint per distinct (Retrieve URL, Retrieve Location UID) pair (digest §1.9 row 20). */
 export function endpointId(retrieveUrl?: string, retrieveLocationUid?: string): string {
   return `wado-${hash(`endpoint:${retrieveUrl ?? ''}|${retrieveLocationUid ?? ''}`)}`;
+}
+
+/** One DIMSE Endpoint per distinct Retrieve AE Title (0008,0054). */
+export function dimseEndpointId(aeTitle: string): string {
+  return `dimse-${hash(`dimse:${aeTitle}`)}`;
 }
 
 function idKey(p: PatientIdentifier): string {

@@ -209,3 +209,14 @@ export function listReferences(m: Manifest): Array<{ study: string; series: Seri
   for (const st of m.evidence) for (const se of st.series) for (const inst of se.instances) out.push({ study: st.studyInstanceUid, series: se, instance: inst });
   return out;
 }
+
+/** The evidence item of the manifest's own study (SUPPL 6.X.2.2: normally the only one); else the first. */
+export function primaryEvidence(m: Manifest): StudyReference | undefined {
+  return m.evidence.find((e) => e.studyInstanceUid === m.study.studyInstanceUid) ?? m.evidence[0];
+}
+
+/** The evidence items of the other studies a manifest references (XDS-I.b, PS3.3 C.17.2.1), primary first excluded. */
+export function otherEvidence(m: Manifest): StudyReference[] {
+  const p = primaryEvidence(m);
+  return m.evidence.filter((e) => e !== p);
+}

@@ -23,7 +23,11 @@
  *   category / type / setting / facility   deployment defaults (config.documentDefaults) system|code
  *   series              ''                                             series instance UID (bare)
  *   endpoint            ''                                             endpoint id (WADO and viewer Endpoints)
- *   security-label      none written (manifests carry no security labels)
+ *   security-label      system|code of the securityLabel a Document Source submitted (ITI-65; docref_metadata)
+ *   related             system|value of every context.related identifier a source submitted
+ * When a source submitted category / type / setting / facility / event / identifier in its
+ * DocumentReference (manifest.docref_metadata), those rows are its values instead of (event,
+ * identifier: in addition to) the deployment defaults.
  * A code system we cannot translate to a URI keeps the DICOM scheme designator as system.
  *
  * submission_set_token rows: identifier (uniqueId / entryUUID / other identifiers, system|value, plus
@@ -33,12 +37,8 @@
  */
 import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
-import type { DocumentDefaults } from '../config.js';
-import { manifestEndpoints, manifestToDocumentReferences, type MappingContext } from '../fhir/mapping/index.js';
-import { schemeToSystem } from '../fhir/mapping/codes.js';
-import { issuerSystem } from '../fhir/mapping/common.js';
-import { manifestResourceIds, patientId as patientIdOf } from '../model/ids.js';
-import type { Code, Issuer, Manifest, PatientIdentifier } from '../model/manifest.js';
+import { imagingStudyId, manifestResourceIds, patientId as patientIdOf } from '../model/ids.js';
+import { otherEvidence, primaryEvidence, type Accession, type Code, type Issuer, type Manifest } from '../model/manifest.js';
 import { modalityOfSopClasses } from '../dicom/sop-class-modality.js';
 import { rawPrepared, type Db } from './db.js';
 
@@ -46,7 +46,47 @@ export type Tx = Knex.Transaction;
 export type ManifestStatus = 'current' | 'superseded' | 'entered-in-error';
 export type NativeFormat = 'kos' | 'fhir';
 
-const SYS_DCM = 'http://dicom.nema.org/resources/ontology/DCM';
+type Json = Record<string, any>;
+
+/** What a Document Source's DocumentReference said (ITI-65), kept as JSON and handed back to the renderer. */
+export type DocRefMetadata = object;
+
+export interface Token {
+  code: string;
+  system: string;
+  value: string;
+}
+
+/** One manifest version as its DocumentReferences show it. */
+export interface DocRefVersion {
+  status: ManifestStatus;
+  nativeFormat: NativeFormat;
+  date: Date;
+  lastUpdated: Date;
+  versionId: number;
+  replacesSop?: string;
+  metadata?: DocRefMetadata | null;
+}
+
+/**
+ * The FHIR side of a manifest, rendered by the caller (src/fhir/mapping/stored.ts storeRendering):
+ * the store writes rows and never builds FHIR itself.
+ */
+export interface ManifestRendering {
+  /** Both DocumentReferences, and the patient as the manifest states it (before a source's overlay) */
+  docRefs(m: Manifest, v: DocRefVersion): { kos: Json; fhir: Json; derivedPatient?: Json };
+  /** Endpoint resources, sorted by id (a fixed lock order across transactions) */
+  endpoints(m: Manifest): Json[];
+  /** manifest_token rows (codes documented above) */
+  tokens(m: Manifest, endpointIds: string[], metadata?: DocRefMetadata | null): Token[];
+  /** The patient table's resource */
+  patientResource(src: Json, id: string): Json;
+  patientIdentifiers(m: Manifest): Array<{ system: string; value: string }>;
+  /** Identifier system of an issuer ('' when none) */
+  issuerSystem(iss: Issuer | undefined): string;
+  /** Study modalities as the DocumentReference shows them */
+  studyModalities(m: Manifest): string[];
+}
 
 // ---------------------------------------------------------------------------------------------
 // Transactions, retries and locks
@@ -129,108 +169,6 @@ export function manifestIdFor(sopInstanceUid: string): string {
   return `manifest-${manifestResourceIds(sopInstanceUid).binary.slice('kos-'.length)}`;
 }
 
-/** Identifier system of an issuer-qualified DICOM id (patient_identifier.system, token system). */
-export function issuerToSystem(iss: Issuer | undefined): string {
-  return issuerSystem(iss) ?? iss?.localNamespace ?? iss?.universalEntityId ?? '';
-}
-
-function codeSystem(c: Code): string {
-  return schemeToSystem(c.scheme) ?? c.scheme ?? '';
-}
-
-// ---------------------------------------------------------------------------------------------
-// Tokens
-
-export interface Token {
-  code: string;
-  system: string;
-  value: string;
-}
-
-function patientIds(m: Manifest): PatientIdentifier[] {
-  const out: PatientIdentifier[] = [];
-  const seen = new Set<string>();
-  for (const p of [...(m.patient.id ? [m.patient.id] : []), ...m.patient.otherIds]) {
-    if (!p.value) continue;
-    const k = `${issuerToSystem(p.issuer)}|${p.value}`;
-    if (seen.has(k)) continue;
-    seen.add(k);
-    out.push(p);
-  }
-  return out;
-}
-
-/** Study modalities as the docref shows them (Image Library, else union of series, digest Q35). */
-export function studyModalities(m: Manifest): string[] {
-  if (m.study.modalities.length) return [...m.study.modalities];
-  const out: string[] = [];
-  for (const e of m.evidence) for (const s of e.series) if (s.modality && !out.includes(s.modality)) out.push(s.modality);
-  return out;
-}
-
-/** A series' Modality: the Image Library's, else the one its instances' SOP Classes imply (PS3.3 IODs). */
-export function seriesModality(s: Manifest['evidence'][number]['series'][number]): string | undefined {
-  return s.modality ?? modalityOfSopClasses(s.instances.map((i) => i.sopClassUid));
-}
-
-/**
- * Modalities in Study (0008,0061) for the QIDO-RS index: the Image Library's study and series
- * modalities, plus those implied by the SOP Classes of series the Image Library does not describe.
- * Empty only when none is knowable (PS3.18 §10.6.3.3: QIDO-RS then omits the attribute).
- */
-export function indexedModalities(m: Manifest, study = m.study.studyInstanceUid): string[] {
-  const out = studyModalities(m);
-  const own = m.evidence.filter((e) => e.studyInstanceUid === study);
-  for (const e of own.length ? own : m.evidence) for (const s of e.series) {
-    const mod = seriesModality(s);
-    if (mod && !out.includes(mod)) out.push(mod);
-  }
-  return out;
-}
-
-/** The manifest_token rows of a manifest (documented at the top of this file). */
-export function manifestTokens(m: Manifest, defaults: DocumentDefaults, endpointIds: string[]): Token[] {
-  const out: Token[] = [];
-  const seen = new Set<string>();
-  const add = (code: string, system: string, value: string | undefined) => {
-    if (!value) return;
-    const k = `${code}\u0000${system}\u0000${value}`;
-    if (seen.has(k)) return;
-    seen.add(k);
-    out.push({ code, system, value });
-  };
-  for (const p of patientIds(m)) add('patient.identifier', issuerToSystem(p.issuer), p.value);
-  const sop = m.document.sopInstanceUid;
-  add('identifier', 'urn:ietf:rfc:3986', `urn:oid:${sop}`);
-  add('identifier', '', sop);
-  for (const uid of [m.study.studyInstanceUid, ...m.evidence.map((e) => e.studyInstanceUid)]) {
-    add('study-instance-uid', 'urn:dicom:uid', uid ? `urn:oid:${uid}` : undefined);
-    add('study-instance-uid', '', uid);
-  }
-  const accessions = [m.study.accession, ...m.study.requests.map((r) => r.accession)];
-  for (const a of accessions) if (a?.value) add('accession-number', issuerToSystem(a.issuer), a.value);
-  const modalities = studyModalities(m);
-  for (const e of m.evidence) for (const s of e.series) if (s.modality && !modalities.includes(s.modality)) modalities.push(s.modality);
-  for (const mod of modalities) {
-    add('modality', SYS_DCM, mod);
-    add('event', SYS_DCM, mod);
-  }
-  for (const r of m.study.anatomicalRegions) {
-    add('anatomical-region', codeSystem(r), r.value);
-    add('event', codeSystem(r), r.value);
-  }
-  for (const e of m.evidence) for (const s of e.series) {
-    if (s.bodySite?.value) add('bodysite', codeSystem(s.bodySite), s.bodySite.value);
-    add('series', '', s.uid);
-  }
-  add('category', defaults.category.system, defaults.category.code);
-  add('type', defaults.type.system, defaults.type.code);
-  add('setting', defaults.practiceSetting.system, defaults.practiceSetting.code);
-  add('facility', defaults.facilityType.system, defaults.facilityType.code);
-  for (const id of endpointIds) add('endpoint', '', id);
-  return out;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Reads the ingest service needs inside its transaction
 
@@ -288,6 +226,11 @@ export async function loadModel(tx: Tx | Db, manifestId: string): Promise<Manife
   return r.rows[0].model as Manifest;
 }
 
+export async function loadDocRefMetadata(tx: Tx | Db, manifestId: string): Promise<DocRefMetadata | null> {
+  const r = await tx.raw('select docref_metadata from manifest where id = ?', [manifestId]);
+  return r.rows[0]?.docref_metadata ?? null;
+}
+
 export async function loadDocRef(tx: Tx | Db, id: string): Promise<Record<string, unknown> | undefined> {
   const r = await tx.raw('select resource from document_reference where id = ?', [id]);
   return r.rows[0]?.resource;
@@ -319,6 +262,8 @@ export interface NewManifest {
   sha256: string;
   replaces?: string;
   submissionSetId?: string;
+  /** What the Document Source's DocumentReference said (ITI-65), overlaid on both docrefs */
+  metadata?: DocRefMetadata;
 }
 
 export interface StoredManifest {
@@ -332,10 +277,6 @@ export interface StoredManifest {
   bundleId: string;
   referenceCount: number;
   versionId: number;
-}
-
-function fhirInstant(d: Date): string {
-  return d.toISOString();
 }
 
 /** A FHIR date/dateTime as a timestamptz parameter (null when unparseable). */
@@ -352,31 +293,6 @@ function pnString(pn: { alphabetic?: string; ideographic?: string; phonetic?: st
   return s || null;
 }
 
-type Json = Record<string, any>;
-
-/** Rendered docrefs with versionId/lastUpdated and the replaces link (MHD replace, ITI-65). */
-export function renderDocRefs(
-  m: Manifest,
-  ctx: MappingContext,
-  o: { status: ManifestStatus; nativeFormat: NativeFormat; date: Date; lastUpdated: Date; versionId: number; replacesSop?: string },
-): { kos: Json; fhir: Json } {
-  const { kos, fhir } = manifestToDocumentReferences(m, ctx, { status: o.status, nativeFormat: o.nativeFormat, date: fhirInstant(o.date), lastUpdated: fhirInstant(o.lastUpdated) }) as unknown as { kos: Json; fhir: Json };
-  const old = o.replacesSop ? manifestResourceIds(o.replacesSop) : undefined;
-  for (const [r, oldId] of [[kos, old?.kosDocRef], [fhir, old?.fhirDocRef]] as const) {
-    r.meta = { versionId: String(o.versionId), ...r.meta };
-    if (oldId) (r.relatesTo ??= []).push({ code: 'replaces', target: { reference: `DocumentReference/${oldId}`, type: 'DocumentReference' } });
-  }
-  return { kos, fhir };
-}
-
-/** Patient resource for the patient table: the docref's contained source patient with our id. */
-function patientResource(docref: Json, id: string): Json {
-  const src = (docref.contained as Json[] | undefined)?.find((c) => c.resourceType === 'Patient') ?? {};
-  const r: Json = { resourceType: 'Patient', id, meta: { profile: ['https://profiles.ihe.net/RAD/MADO/StructureDefinition/MadoPatient'] } };
-  for (const k of ['identifier', 'name', 'gender', 'birthDate']) if (src[k] !== undefined) r[k] = src[k];
-  return r;
-}
-
 function lower(s: string | undefined): string | null {
   return s ? s.toLowerCase() : null;
 }
@@ -387,11 +303,16 @@ interface Part {
   bindings: unknown[];
 }
 
-function patientParts(m: Manifest, id: string, docref: Json): Part[] {
-  const res = patientResource(docref, id);
-  const alpha = m.patient.name?.alphabetic ?? '';
-  const [family, given] = alpha.split('^');
-  const nameText = [m.patient.name?.alphabetic, m.patient.name?.ideographic, m.patient.name?.phonetic].filter(Boolean).join(' ').replace(/[\^=]+/g, ' ').replace(/\s+/g, ' ').trim();
+function patientParts(m: Manifest, id: string, derived: Json, r: ManifestRendering): Part[] {
+  const res = r.patientResource(derived, id);
+  // Every PN component group is searchable (Patient?name=, family=, given=); ideographic and phonetic
+  // names are also written without a space, so family + given joined is a word too.
+  const n = m.patient.name;
+  const groups = [n?.alphabetic, n?.ideographic, n?.phonetic].filter((g): g is string => !!g).map((g) => g.split('^'));
+  const family = groups.map((g) => g[0]?.trim()).filter(Boolean).join(' ');
+  const given = groups.map((g) => g[1]?.trim()).filter(Boolean).join(' ');
+  const joined = groups.slice(1).map((g) => `${g[0] ?? ''}${g[1] ?? ''}`.replace(/\s+/g, ''));
+  const nameText = [...groups.map((g) => g.join(' ')), ...joined].join(' ').replace(/\s+/g, ' ').trim();
   const bd = typeof res.birthDate === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(res.birthDate) ? res.birthDate : null;
   const out: Part[] = [
     {
@@ -400,22 +321,17 @@ function patientParts(m: Manifest, id: string, docref: Json): Part[] {
         on conflict (id) do update set resource = excluded.resource, family = excluded.family, given = excluded.given,
           name_text = excluded.name_text, birth_date = excluded.birth_date, gender = excluded.gender, last_updated = now()
         where patient.resource is distinct from excluded.resource`,
-      bindings: [id, JSON.stringify(res), lower(family?.trim()), lower(given?.trim()), lower(nameText), bd, res.gender ?? null],
+      bindings: [id, JSON.stringify(res), lower(family), lower(given), lower(nameText), bd, res.gender ?? null],
     },
   ];
-  const ids = patientIds(m);
+  const ids = r.patientIdentifiers(m);
   if (ids.length) {
     out.push({
       sql: `insert into patient_identifier (patient_id, system, value) select ?, s, v from unnest(?::text[], ?::text[]) as t(s, v) on conflict do nothing`,
-      bindings: [id, textArray(ids.map((p) => issuerToSystem(p.issuer))), textArray(ids.map((p) => p.value))],
+      bindings: [id, textArray(ids.map((p) => p.system)), textArray(ids.map((p) => p.value))],
     });
   }
   return out;
-}
-
-/** Endpoint resources of a manifest (as its FHIR Bundle has them), sorted by id: a fixed lock order across transactions. */
-export function endpointResources(m: Manifest, ctx: MappingContext): Json[] {
-  return (manifestEndpoints(m, ctx) as Json[]).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
 function endpointParts(eps: Json[], manifestId: string): Part[] {
@@ -432,12 +348,83 @@ function endpointParts(eps: Json[], manifestId: string): Part[] {
   ];
 }
 
+/** A series' Modality: the Image Library's, else the one its instances' SOP Classes imply (PS3.3 IODs). */
+export function seriesModality(s: Manifest['evidence'][number]['series'][number]): string | undefined {
+  return s.modality ?? modalityOfSopClasses(s.instances.map((i) => i.sopClassUid));
+}
+
+/**
+ * Modalities in Study (0008,0061) of one study for the QIDO-RS index: `listed` (the Image Library's,
+ * as the DocumentReference shows them), plus the modality of each of the study's series, from the
+ * Image Library or implied by its SOP Classes. Empty only when none is knowable: QIDO-RS then omits
+ * the attribute.
+ */
+export function indexedModalities(m: Manifest, study: string | undefined, listed: string[] = []): string[] {
+  const out = [...listed];
+  for (const e of m.evidence) {
+    if (e.studyInstanceUid !== study) continue;
+    for (const s of e.series) {
+      const mod = seriesModality(s);
+      if (mod && !out.includes(mod)) out.push(mod);
+    }
+  }
+  return out;
+}
+
+/** imaging_study columns, in the order imagingStudyPart binds them. */
+const STUDY_COLUMNS = `manifest_id, study_instance_uid, resource_id, patient_id, study_date, study_time, started, description, accession_number, accession_issuer, modalities,
+  patient_name, patient_id_value, patient_id_issuer, patient_birth_date, patient_sex, number_of_series, number_of_instances,
+  patient_id_issuer_local, accession_issuer_local, referring_physician, study_id, timezone_offset`;
+const STUDY_VALUES = '(?, ?, ?, ?, ?, ?, ?::timestamptz, ?, ?, ?, ?::text[], ?, ?, ?, ?, ?, ?::int, ?::int, ?, ?, ?, ?, ?)';
+
+interface StudyRowInput {
+  id: string;
+  pid: string;
+  started: string | null;
+  acc: Accession | undefined;
+  /** study of each distinct series row, and its instance count */
+  seriesStudy: string[];
+  seriesCount: number[];
+}
+
+/**
+ * imaging_study rows: the manifest's own study with the General Study attributes, then one row per
+ * other study its evidence references (migration 0011), with that study's series, requests and
+ * the patient (a KOS has no study-level attributes for the other studies).
+ */
+function imagingStudyPart(m: Manifest, rd: ManifestRendering, r: StudyRowInput): Part {
+  const st = m.study, sop = m.document.sopInstanceUid;
+  const p = m.patient, pidPrimary = p.id ?? p.otherIds[0];
+  const patientCols = [pnString(p.name), pidPrimary?.value ?? null, pidPrimary ? rd.issuerSystem(pidPrimary.issuer) || null : null, p.birthDate ?? null, p.sex ?? null];
+  const counts = (uid: string | undefined) => {
+    let series = 0, instances = 0;
+    r.seriesStudy.forEach((s, i) => { if (s === uid) { series++; instances += r.seriesCount[i]!; } });
+    return [series, instances];
+  };
+  const [nSeries, nInst] = counts(primaryEvidence(m)?.studyInstanceUid);
+  const bindings: unknown[] = [r.id, st.studyInstanceUid, imagingStudyId(sop, st.studyInstanceUid, true), r.pid, st.date ?? null, st.time ?? null, r.started, st.description ?? null,
+    r.acc?.value ?? null, r.acc ? rd.issuerSystem(r.acc.issuer) || null : null, textArray(indexedModalities(m, primaryEvidence(m)?.studyInstanceUid ?? st.studyInstanceUid, rd.studyModalities(m))), ...patientCols,
+    Math.max(st.numberOfSeries ?? 0, nSeries!), nInst, p.id?.issuer?.localNamespace ?? null, st.accession?.issuer?.localNamespace ?? null,
+    st.referringPhysicianName?.alphabetic ?? null, st.studyId ?? null, m.document.timezoneOffset ?? null];
+  const own = primaryEvidence(m)?.studyInstanceUid;
+  const others = [...new Set(otherEvidence(m).map((e) => e.studyInstanceUid))].filter((u) => u && u !== own && u !== st.studyInstanceUid);
+  for (const uid of others) {
+    const acc = st.requests.find((q) => q.studyInstanceUid === uid && q.accession?.value)?.accession;
+    const mods = indexedModalities(m, uid);
+    const [ns, ni] = counts(uid);
+    bindings.push(r.id, uid, imagingStudyId(sop, uid, false), r.pid, null, null, null, null, acc?.value ?? null, acc ? rd.issuerSystem(acc.issuer) || null : null,
+      textArray(mods), ...patientCols, ns, ni, p.id?.issuer?.localNamespace ?? null, acc?.issuer?.localNamespace ?? null, null, null, m.document.timezoneOffset ?? null);
+  }
+  const values = [STUDY_VALUES, ...others.map(() => STUDY_VALUES)].join(', ');
+  return { sql: `insert into imaging_study (${STUDY_COLUMNS}) values ${values}`, bindings };
+}
+
 /**
  * Insert one manifest version with everything derived from it, as ONE statement (data-modifying
  * CTEs: one round trip; foreign keys are checked at the end of the statement). The caller holds the
  * study lock, has checked idempotency and has already superseded the previous current manifest.
  */
-export async function insertManifest(tx: Tx, n: NewManifest, ctx: MappingContext, replacesSop?: string): Promise<StoredManifest> {
+export async function insertManifest(tx: Tx, n: NewManifest, r: ManifestRendering, replacesSop?: string): Promise<StoredManifest> {
   const m = n.model;
   const sop = m.document.sopInstanceUid;
   const ids = manifestResourceIds(sop);
@@ -445,7 +432,7 @@ export async function insertManifest(tx: Tx, n: NewManifest, ctx: MappingContext
   const pid = patientIdOf(m.patient);
   const now = new Date();
   if (n.replaces && replacesSop === undefined) replacesSop = (await findManifestById(tx, n.replaces))?.sop_instance_uid;
-  const docs = renderDocRefs(m, ctx, { status: 'current', nativeFormat: n.nativeFormat, date: now, lastUpdated: now, versionId: 1, replacesSop });
+  const docs = r.docRefs(m, { status: 'current', nativeFormat: n.nativeFormat, date: now, lastUpdated: now, versionId: 1, replacesSop, metadata: n.metadata });
 
   // Flattened, de-duplicated index rows (a KOS may list one SOP twice; the index holds it once).
   const seriesSeen = new Map<string, number>();
@@ -477,19 +464,19 @@ export async function insertManifest(tx: Tx, n: NewManifest, ctx: MappingContext
     if (s.numberOfInstances !== undefined && s.numberOfInstances > se.count[si]!) se.count[si] = s.numberOfInstances;
   }
   const referenceCount = inst.sop.length;
-  const eps = endpointResources(m, ctx);
-  const tokens = manifestTokens(m, ctx.defaults, eps.map((e) => e.id as string));
+  const eps = r.endpoints(m);
+  const tokens = r.tokens(m, eps.map((e) => e.id as string), n.metadata);
   const st = m.study;
   const acc = st.accession ?? st.requests.find((r) => r.accession?.value)?.accession;
   const pidPrimary = m.patient.id ?? m.patient.otherIds[0];
   const started = ts((docs.kos.context as Json | undefined)?.period?.start);
 
   const parts: Part[] = [
-    ...patientParts(m, pid, docs.kos),
+    ...patientParts(m, pid, docs.derivedPatient ?? {}, r),
     {
-      sql: `insert into manifest (id, sop_instance_uid, native_format, content, content_type, sha256, size, status, study_instance_uid, patient_id, model, reference_count, version_id, submission_set_id, replaces, created_at, last_updated)
-        values (?, ?, ?, ?, ?, ?, ?, 'current', ?, ?, ?::jsonb, ?, 1, ?, ?, ?::timestamptz, ?::timestamptz)`,
-      bindings: [id, sop, n.nativeFormat, Buffer.from(n.content.buffer, n.content.byteOffset, n.content.byteLength), n.contentType, n.sha256, n.content.byteLength, st.studyInstanceUid, pid, JSON.stringify(m), referenceCount, n.submissionSetId ?? null, n.replaces ?? null, now, now],
+      sql: `insert into manifest (id, sop_instance_uid, native_format, content, content_type, sha256, size, status, study_instance_uid, patient_id, model, reference_count, version_id, submission_set_id, replaces, created_at, last_updated, docref_metadata)
+        values (?, ?, ?, ?, ?, ?, ?, 'current', ?, ?, ?::jsonb, ?, 1, ?, ?, ?::timestamptz, ?::timestamptz, ?::jsonb)`,
+      bindings: [id, sop, n.nativeFormat, Buffer.from(n.content.buffer, n.content.byteOffset, n.content.byteLength), n.contentType, n.sha256, n.content.byteLength, st.studyInstanceUid, pid, JSON.stringify(m), referenceCount, n.submissionSetId ?? null, n.replaces ?? null, now, now, n.metadata ? JSON.stringify(n.metadata) : null],
     },
     docRefPart(id, pid, 'current', docs, now, now),
     ...endpointParts(eps, id),
@@ -497,16 +484,7 @@ export async function insertManifest(tx: Tx, n: NewManifest, ctx: MappingContext
       sql: `insert into manifest_token (manifest_id, code, system, value) select ?, c, s, v from unnest(?::text[], ?::text[], ?::text[]) as t(c, s, v)`,
       bindings: [id, textArray(tokens.map((t) => t.code)), textArray(tokens.map((t) => t.system)), textArray(tokens.map((t) => t.value))],
     },
-    {
-      sql: `insert into imaging_study (manifest_id, study_instance_uid, patient_id, study_date, study_time, started, description, accession_number, accession_issuer, modalities,
-          patient_name, patient_id_value, patient_id_issuer, patient_birth_date, patient_sex, number_of_series, number_of_instances,
-          patient_id_issuer_local, accession_issuer_local, referring_physician, study_id, timezone_offset)
-        values (?, ?, ?, ?, ?, ?::timestamptz, ?, ?, ?, ?::text[], ?, ?, ?, ?, ?, ?::int, ?::int, ?, ?, ?, ?, ?)`,
-      bindings: [id, st.studyInstanceUid, pid, st.date ?? null, st.time ?? null, started, st.description ?? null, acc?.value ?? null, acc ? issuerToSystem(acc.issuer) || null : null,
-        textArray(indexedModalities(m)), pnString(m.patient.name), pidPrimary?.value ?? null, pidPrimary ? issuerToSystem(pidPrimary.issuer) || null : null,
-        m.patient.birthDate ?? null, m.patient.sex ?? null, Math.max(st.numberOfSeries ?? 0, se.uid.length), se.count.reduce((a, b) => a + b, 0),
-        m.patient.id?.issuer?.localNamespace ?? null, st.accession?.issuer?.localNamespace ?? null, st.referringPhysicianName?.alphabetic ?? null, st.studyId ?? null, m.document.timezoneOffset ?? null],
-    },
+    imagingStudyPart(m, r, { id, pid, started, acc, seriesStudy: se.study, seriesCount: se.count }),
   ];
   if (se.uid.length) {
     // One row per series with its instances as parallel arrays (migration 0006): the instances
@@ -547,22 +525,22 @@ function docRefPart(manifestId: string, pid: string, status: ManifestStatus, doc
  * Change a manifest's status (superseded / entered-in-error): bump version_id, re-render both
  * docrefs (status, meta.versionId, meta.lastUpdated). Rows are kept, never deleted.
  */
-export async function setManifestStatus(tx: Tx, manifestId: string, status: ManifestStatus, ctx: MappingContext): Promise<ManifestRow> {
+export async function setManifestStatus(tx: Tx, manifestId: string, status: ManifestStatus, render: ManifestRendering): Promise<ManifestRow> {
   const r = await tx.raw(
     `update manifest m set status = ?, version_id = version_id + 1, last_updated = clock_timestamp() where id = ?
-     returning ${ROW_COLS.split(', ').map((c) => 'm.' + c).join(', ')}, m.model,
+     returning ${ROW_COLS.split(', ').map((c) => 'm.' + c).join(', ')}, m.model, m.docref_metadata,
        (select d.date from document_reference d where d.manifest_id = m.id and d.format = 'kos') as docref_date,
        (select o.sop_instance_uid from manifest o where o.id = m.replaces) as replaces_sop`,
     [status, manifestId],
   );
-  const row = r.rows[0] as ManifestRow & { model: Manifest; docref_date: Date | null; replaces_sop: string | null };
+  const row = r.rows[0] as ManifestRow & { model: Manifest; docref_metadata: DocRefMetadata | null; docref_date: Date | null; replaces_sop: string | null };
   if (!row) throw new Error('manifest vanished');
-  const docs = renderDocRefs(row.model, ctx, { status, nativeFormat: row.native_format, date: row.docref_date ?? row.created_at, lastUpdated: row.last_updated, versionId: row.version_id, replacesSop: row.replaces_sop ?? undefined });
+  const docs = render.docRefs(row.model, { status, nativeFormat: row.native_format, date: row.docref_date ?? row.created_at, lastUpdated: row.last_updated, versionId: row.version_id, replacesSop: row.replaces_sop ?? undefined, metadata: row.docref_metadata });
   await tx.raw(
     `update document_reference d set status = ?, resource = v.r::jsonb, last_updated = ? from (values ('kos', ?), ('fhir', ?)) as v(f, r) where d.manifest_id = ? and d.format = v.f`,
     [status, row.last_updated, JSON.stringify(docs.kos), JSON.stringify(docs.fhir), manifestId],
   );
-  const { model: _m, docref_date: _d, replaces_sop: _r, ...rest } = row;
+  const { model: _m, docref_metadata: _md, docref_date: _d, replaces_sop: _r, ...rest } = row;
   return rest;
 }
 

@@ -16,10 +16,11 @@ import { createLogger } from '../../src/log.js';
 import type { PatientFilter, Principal } from '../../src/auth/principal.js';
 import { insertSubmissionSet, runInTransaction } from '../../src/store/manifests.js';
 import { kos as kosFixture, provideBundle } from './ingest-fixtures.js';
-import { explainSearch, searchPlanCacheUse, type SearchTable } from '../../src/store/search-sql.js';
+import { type SearchTable } from '../../src/store/search-sql.js';
+import { explainSearch, searchPlanCacheUse } from '../helpers/search-explain.js';
 import { planSearch } from '../../src/fhir/search/plan.js';
 import { parseQueryString } from '../../src/fhir/search/parse.js';
-import { analyzeSearchTables, benchEntryUuid, benchStudyUid, bulkLoadManifests, BENCH_ISSUER } from '../../src/store/search-bench-load.js';
+import { analyzeSearchTables, benchEntryUuid, benchStudyUid, bulkLoadManifests, BENCH_ISSUER } from '../helpers/search-bulk-load.js';
 import { syntheticManifest } from '../../src/dicom/index.js';
 import { manifestToDocumentReferences } from '../../src/fhir/mapping/index.js';
 import { mappingContext } from '../../src/ingest/service.js';
@@ -385,7 +386,7 @@ test('EXPLAIN of the benchmarked queries uses the indexes (realistic stats after
     docrefByEntryUuid: { qs: `identifier=urn:uuid:${benchEntryUuid('kos-docref-b4242')}`, uses: /Index Scan using docref_entry_uuid|Bitmap Index Scan on docref_entry_uuid/ },
     docrefByUniqueId: { qs: 'identifier=urn:ietf:rfc:3986|urn:oid:2.25.8000004242', uses: /manifest_token_lookup[\s\S]*docref_manifest/ },
     docrefByAuthor: { qs: 'author.family=smith&author.given:exact=John', uses: /Bitmap Index Scan on docref_author_terms/ },
-    docrefRelated: { qs: 'related=ImagingStudy/study-b4242', uses: /manifest_study[\s\S]*docref_manifest|docref_manifest[\s\S]*manifest_study/ },
+    docrefRelated: { qs: 'related=ImagingStudy/study-b4242', uses: /imaging_study_resource_id[\s\S]*docref_manifest|docref_manifest[\s\S]*imaging_study_resource_id/ },
     docrefMultiSort: { qs: `patient.identifier=${BENCH_ISSUER}|BMRN123&status=current&_sort=-date,_lastUpdated`, uses: /manifest_token_lookup/ },
   };
   for (const [name, { qs, uses }] of Object.entries(more)) {

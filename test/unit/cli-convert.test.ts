@@ -52,7 +52,7 @@ test('kos2fhir usage and input errors', async () => {
   x = io();
   assert.equal(await runKos2Fhir([path.join(FX, 'seed-list.json')], x), 1);
   assert.match(x.err, /not a readable MADO manifest/);
-  assert.equal(x.out, '');
+  assert.equal(JSON.parse(x.out).resourceType, 'OperationOutcome');
   x = io();
   assert.equal(await runKos2Fhir([path.join(ROOT, 'test/fixtures/kos/rejection.dcm')], x), 1);
   assert.match(x.err, /rejection-note/);

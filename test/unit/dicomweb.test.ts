@@ -11,7 +11,8 @@ import { describe, it } from 'node:test';
 import { peekSopInstanceUid } from '../../src/dicom/peek.js';
 import { negotiate, parseAccept } from '../../src/dicomweb/accept.js';
 import { decodeBulkToken, notModified, pickEncoding, rewriteDataset, rewriteRetrieveUrl, type Dataset } from '../../src/dicomweb/metadata.js';
-import { boundaryOf, MultipartFilter } from '../../src/dicomweb/multipart.js';
+import { boundaryOf } from '../../src/dicomweb/multipart.js';
+import { MultipartFilter } from '../helpers/multipart-filter.js';
 import { parseQido } from '../../src/dicomweb/qido.js';
 import { UpstreamRegistry } from '../../src/dicomweb/upstream.js';
 import type { UpstreamConfig } from '../../src/config.js';
@@ -202,6 +203,7 @@ describe('upstream routing', () => {
   const reg = new UpstreamRegistry([
     cfg('a', 'http://a.internal/dicom-web', { retrieveUrlPrefixes: ['https://public-a.example/wado'] }),
     cfg('b', 'http://b.internal/dicomweb', { retrieveLocationUids: ['1.2.3.99'] }),
+    cfg('c', 'http://c.internal/dicomweb', { retrieveAeTitles: ['ARCHIVE_C'] }),
     cfg('default', 'http://d.internal/dicom-web'),
   ]);
   it('Retrieve URL prefix (at a path boundary) → Retrieve Location UID → default', () => {
@@ -211,6 +213,11 @@ describe('upstream routing', () => {
     assert.equal(reg.route({ retrieveUrl: 'http://a.internal/dicom-web.evil.com/x' })!.name, 'default');
     assert.equal(reg.route({ retrieveUrl: 'http://unknown/x', retrieveLocationUid: '1.2.3.99' })!.name, 'b');
     assert.equal(reg.route({})!.name, 'default');
+    // XDS-I.b: only a Retrieve AE Title (0008,0054); URL and location UID win when present
+    assert.equal(reg.route({ retrieveAeTitle: 'ARCHIVE_C' })!.name, 'c');
+    assert.equal(reg.route({ retrieveAeTitle: 'ARCHIVE_C ' })!.name, 'c');
+    assert.equal(reg.route({ retrieveAeTitle: 'archive_c' })!.name, 'default');
+    assert.equal(reg.route({ retrieveAeTitle: 'ARCHIVE_C', retrieveLocationUid: '1.2.3.99' })!.name, 'b');
     assert.equal(new UpstreamRegistry([cfg('x', 'http://x')]).route({ retrieveUrl: 'http://y/z' }), undefined);
   });
   it('credentials: basic and bearer are ours; none sends nothing', async () => {

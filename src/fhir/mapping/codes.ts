@@ -26,6 +26,8 @@ export const EXT = {
   r5Modality: 'http://hl7.org/fhir/5.0/StructureDefinition/extension-DocumentReference.modality',
   r5ContentProfile: 'http://hl7.org/fhir/5.0/StructureDefinition/extension-DocumentReference.content.profile',
   dataAbsentReason: 'http://hl7.org/fhir/StructureDefinition/data-absent-reason',
+  /** HumanName representation (ISO 21090 EN.use): IDE ideographic, SYL syllabic (phonetic), ABC alphabetic */
+  enRepresentation: 'http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation',
 } as const;
 
 export const SYS = {
@@ -40,6 +42,8 @@ export const SYS = {
   ucum: 'http://unitsofmeasure.org',
   v20203: 'http://terminology.hl7.org/CodeSystem/v2-0203',
   connType: 'http://terminology.hl7.org/CodeSystem/endpoint-connection-type',
+  /** IHE RO SMRT code system: the published code for a DICOM DIMSE Endpoint ("dicom-dimse") */
+  dicomConnType: 'https://profiles.ihe.net/RO/SMRT/CodeSystem/dicom-endpoint-connection-type',
   payloadType: 'http://terminology.hl7.org/CodeSystem/endpoint-payload-type',
   deviceType: `${MADO}/CodeSystem/MadoDeviceType`,
   formatCode: 'http://ihe.net/fhir/ihe.formatcode.fhir/CodeSystem/formatcode',

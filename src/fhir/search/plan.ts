@@ -156,9 +156,9 @@ function compileParam(type: string, def: SearchParamImpl, p: RawParam, label: st
       return { k: 'column-in', column: t.column, values: [...vals], not };
     }
     case 'imaging-study-id': {
-      const ids = parseTokens(p, label).map((tv) => tv.value ?? '');
-      const docrefIds = ids.filter((x) => x.startsWith('study-')).map((x) => `kos-docref-${x.slice(6)}`);
-      return { k: 'by-docref-id', ids: docrefIds, not };
+      // the ImagingStudy id is its imaging_study row's (migration 0011)
+      const ids = parseTokens(p, label).map((tv) => tv.value ?? '').filter((x) => x.startsWith('study-'));
+      return { k: 'column-in', column: 'id', values: ids, not };
     }
     case 'date':
       return { k: 'date', column: t.column, or: splitOr(p.value).map((v) => parseDate(v, label)) };
