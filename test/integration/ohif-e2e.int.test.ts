@@ -110,7 +110,7 @@ async function checkStudyList(page: WatchedPage, browser: Browser, ohif: string,
   // every study listed, or the viewer's error page: whichever comes first
   const names = fx.studies.map((s) => s.patientName.replace('^', ', '));
   await page
-    .waitForFunction(([n, e]) => n.every((x) => document.body.innerText.includes(x)) || new RegExp(e, 'i').test(document.body.innerText), [names, SHOWN_ERROR.source] as const, { timeout: 60_000 })
+    .waitForFunction(([n, e]) => n.every((x) => document.body.innerText.includes(x)) || new RegExp(e, 'i').test(document.body.innerText), [names, SHOWN_ERROR.source] as const, { timeout: 120_000 })
     .catch(() => undefined);
   const text = await page.locator('body').innerText();
   await browser.screenshot(page, shot);
@@ -135,7 +135,7 @@ async function checkViewer(page: WatchedPage, browser: Browser, ohif: string, s:
   const before = seen.length;
   await page.goto(`${ohif}/viewer?StudyInstanceUIDs=${s.study}${token ? `&token=${token}` : ''}`, { waitUntil: 'domcontentloaded' });
   const frames = () => seen.slice(before).filter((r) => r.method === 'GET' && /\/frames\/\d/.test(r.path) && r.status === 200);
-  const deadline = Date.now() + 90_000;
+  const deadline = Date.now() + 120_000;
   while (frames().length === 0 && Date.now() < deadline && !SHOWN_ERROR.test(await page.locator('body').innerText())) await page.waitForTimeout(250);
   await page.waitForTimeout(1500); // let the viewport paint before the screenshot
   const skipTour = page.getByText('Skip all', { exact: true });
@@ -231,11 +231,11 @@ describe('OHIF viewer end to end through the gateway', { skip }, () => {
       const page = await env!.browser.newPage();
       const from = gw.seen.length;
       await page.goto(`${ohif.url}/`, { waitUntil: 'domcontentloaded' });
-      await page.waitForURL((u) => u.href.startsWith(idp.issuer), { timeout: 60_000 });
+      await page.waitForURL((u) => u.href.startsWith(idp.issuer), { timeout: 120_000 });
       await page.locator('input[name=login]').fill('dr-ohif');
       await page.locator('input[name=password]').fill('any');
       await page.locator('button[type=submit]').click();
-      await page.waitForURL((u) => u.href.startsWith(ohif.url), { timeout: 60_000 });
+      await page.waitForURL((u) => u.href.startsWith(ohif.url), { timeout: 120_000 });
       await checkStudyList(page, env!.browser, ohif.url, 'ohif-study-list-bearer');
       await checkViewer(page, env!.browser, ohif.url, fx.studies[1]!, gw.seen, 'ohif-viewer-mr-bearer');
       await page.close();

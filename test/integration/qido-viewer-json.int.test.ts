@@ -52,6 +52,7 @@ function assertViewerReadable(d: Ds, where: string): void {
 
 let ctStudy: string;
 let scStudy: string;
+let listedStudy: string;
 
 before(async () => {
   t = await createTestApp();
@@ -60,7 +61,10 @@ before(async () => {
   const sc = noLibrary('qido-viewer-sc', SC);
   ctStudy = ct.study.studyInstanceUid;
   scStudy = sc.study.studyInstanceUid;
-  for (const m of [ct, sc]) assert.equal((await svc.submitKos(writeKos(m))).kind, 'manifest');
+  const listed = noLibrary('qido-viewer-listed', CT);
+  listed.study.modalities = ['US']; // the Image Library lists a study modality but no series modality
+  listedStudy = listed.study.studyInstanceUid;
+  for (const m of [ct, sc, listed]) assert.equal((await svc.submitKos(writeKos(m))).kind, 'manifest');
 });
 
 after(async () => {
@@ -72,8 +76,13 @@ describe('QIDO-RS DICOM JSON for viewers', () => {
     const [s] = await qido(`/studies?StudyInstanceUID=${ctStudy}`);
     assert.deepEqual(s!['00080061'], { vr: 'CS', Value: ['CT'] });
     for (const se of await qido(`/studies/${ctStudy}/series`)) assert.deepEqual(se['00080060'], { vr: 'CS', Value: ['CT'] });
-    assert.deepEqual((await qido('/studies?ModalitiesInStudy=CT')).map((d) => d['0020000D']!.Value![0]), [ctStudy], 'matching agrees with what is returned');
-    assert.equal((await qido('/series?Modality=CT')).length, 2);
+    assert.deepEqual((await qido('/studies?ModalitiesInStudy=CT')).map((d) => d['0020000D']!.Value![0]).sort(), [ctStudy, listedStudy].sort(), 'matching agrees with what is returned');
+    assert.equal((await qido('/series?Modality=CT')).length, 4);
+  });
+
+  it('modalities the Image Library lists are kept, the series\' implied ones added', async () => {
+    const [s] = await qido(`/studies?StudyInstanceUID=${listedStudy}`);
+    assert.deepEqual(s!['00080061']!.Value, ['US', 'CT']);
   });
 
   it('unknowable modality (Secondary Capture): the attributes are omitted, never empty', async () => {
