@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import type { Request, Response, Router } from 'express';
 import type { AppDeps } from '../deps.js';
 import { patientFilter, principalOf } from '../auth/principal.js';
+import { modalityOfSopClass } from '../dicom/sop-class-modality.js';
 import { GatewayError } from '../http/errors.js';
 import { visibleInstances, type VisibleInstance } from '../store/imaging-index.js';
 import { negotiate, type ResourceKind } from './accept.js';
@@ -426,8 +427,13 @@ async function seriesEntries(ctx: WadoContext, req: Request, res: Response, stud
   return out;
 }
 
-/** The middle one of the visible instances, in series then Instance Number order. */
-function middleInstance(rows: VisibleInstance[]): VisibleInstance {
+/** Modalities of objects that are not images (PS3.3 IODs): nothing an archive can render. */
+const NOT_IMAGES = new Set(['SR', 'KO', 'PR', 'DOC', 'REG', 'FID', 'RTSTRUCT', 'RTPLAN', 'RTRECORD', 'ECG', 'HD', 'EPS', 'AU', 'M3D']);
+
+/** The middle one of the visible image instances, in series then Instance Number order. */
+function middleInstance(all: VisibleInstance[]): VisibleInstance {
+  const images = all.filter((r) => !NOT_IMAGES.has(modalityOfSopClass(r.sopClass) ?? ''));
+  const rows = images.length ? images : all;
   const seriesOrder = [...new Set(rows.map((r) => r.series))];
   const sorted = [...rows].sort((a, b) => seriesOrder.indexOf(a.series) - seriesOrder.indexOf(b.series) || (a.instanceNumber ?? 0) - (b.instanceNumber ?? 0));
   return sorted[Math.floor((sorted.length - 1) / 2)]!;
