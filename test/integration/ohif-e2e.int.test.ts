@@ -1,7 +1,8 @@
 /**
  * OHIF end to end: the OHIF viewer's published build (@ohif/app from the npm registry, served
  * from another origin) in Debian's Chromium, its DICOMweb data source pointed at the gateway,
- * instances in a real Orthanc, manifests (KOS without modalities in the Image Library) ingested.
+ * instances in a real Orthanc, XDS-I.b manifests made by pydicom (no Image Library, so no modality
+ * but the referenced SOP Classes; Retrieve AE Title + Location UID only) ingested.
  * The study list must show every study with patient name, date, modalities and instance count;
  * opening a study must load series metadata and frames through the gateway; no data-source
  * error in the page or the console. Once with authentication off, once signed in with a bearer
@@ -14,9 +15,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { syntheticManifest, writeKos } from '../../src/dicom/index.js';
 import { IngestService } from '../../src/ingest/service.js';
-import type { Manifest } from '../../src/model/manifest.js';
 import { launchBrowser, type Browser, type WatchedPage } from '../helpers/browser.js';
 import { createTestApp, type TestApp } from '../helpers/app.js';
 import { createAuthTestApp } from '../helpers/auth.js';
@@ -25,7 +24,7 @@ import { ohifAppConfig, ohifDist, serveOhif, type StaticServer } from '../helper
 import { startOrthanc, type Orthanc } from '../helpers/orthanc.js';
 
 const FIX = path.resolve(import.meta.dirname, '../fixtures/dicom-viewer');
-interface ViewerStudy { study: string; series: string; modality: string; patientName: string; patientId: string; studyDate: string; accession: string; description: string; instances: Array<{ file: string; sop: string; sopClass: string; number: number }> }
+interface ViewerStudy { study: string; series: string; modality: string; patientName: string; patientId: string; studyDate: string; accession: string; description: string; kos: string; instances: Array<{ file: string; sop: string; sopClass: string; number: number }> }
 const fx = JSON.parse(fs.readFileSync(path.join(FIX, 'index.json'), 'utf8')) as { studies: ViewerStudy[] };
 
 async function prerequisites(): Promise<{ orthanc: Orthanc; browser: Browser; dist: string } | { skip: string }> {
@@ -43,25 +42,6 @@ const pre = await prerequisites();
 const skip = 'skip' in pre ? pre.skip : false;
 if (skip) console.log(`# SKIP ohif-e2e: ${skip}`);
 const env = 'skip' in pre ? undefined : pre;
-
-/** A manifest for one fixture study; its Image Library names no modality (the SOP Classes do). */
-function manifestFor(s: ViewerStudy, dicomweb: string): Manifest {
-  const m = syntheticManifest({ series: 1, instancesPerSeries: 1, seed: `ohif-${s.study}` });
-  const [family, given] = s.patientName.split('^');
-  m.patient = { id: { value: s.patientId, issuer: { localNamespace: 'HOSP-V' } }, otherIds: [], name: { alphabetic: `${family}^${given}` }, birthDate: '19800101', sex: 'O' };
-  m.study = { ...m.study, studyInstanceUid: s.study, date: s.studyDate, time: '090000', description: s.description, accession: { value: s.accession }, requests: [], modalities: [], numberOfSeries: 1 };
-  m.evidence = [{
-    studyInstanceUid: s.study,
-    series: [{
-      uid: s.series,
-      number: 1,
-      retrieveUrl: `${dicomweb}/studies/${s.study}/series/${s.series}`,
-      numberOfInstances: s.instances.length,
-      instances: s.instances.map((i) => ({ sopClassUid: i.sopClass, sopInstanceUid: i.sop, number: i.number })),
-    }],
-  }];
-  return m;
-}
 
 interface Seen { method: string; path: string; status: number; origin?: string; auth: boolean }
 
@@ -170,7 +150,7 @@ describe('OHIF viewer end to end through the gateway', { skip }, () => {
     before(async () => {
       t = await createTestApp({ DICOMWEB_UPSTREAM_URL: env!.orthanc.dicomweb });
       const svc = new IngestService({ db: t.tdb.db, config: t.config });
-      for (const s of fx.studies) assert.equal((await svc.submitKos(writeKos(manifestFor(s, env!.orthanc.dicomweb)))).kind, 'manifest');
+      for (const s of fx.studies) assert.equal((await svc.submitKos(fs.readFileSync(path.join(FIX, s.kos)))).kind, 'manifest');
       gw = await listenRecorded(t);
       ohif = await serveOhif(env!.dist, ohifAppConfig({ dicomweb: `${gw.base}/dicomweb` }));
     });
@@ -205,7 +185,7 @@ describe('OHIF viewer end to end through the gateway', { skip }, () => {
       idp = await startOidcProvider({ users: [{ sub: 'dr-ohif', claims: { roles: ['radiologist'] } }] });
       t = await createAuthTestApp({ auth: { jwt: idp.jwtConfig() } }, { DICOMWEB_UPSTREAM_URL: env!.orthanc.dicomweb });
       const svc = new IngestService({ db: t.tdb.db, config: t.config });
-      for (const s of fx.studies) assert.equal((await svc.submitKos(writeKos(manifestFor(s, env!.orthanc.dicomweb)))).kind, 'manifest');
+      for (const s of fx.studies) assert.equal((await svc.submitKos(fs.readFileSync(path.join(FIX, s.kos)))).kind, 'manifest');
       gw = await listenRecorded(t);
       const oidc = { authority: idp.issuer, client_id: 'ohif', redirect_uri: '/callback', response_type: 'code', scope: 'openid user/*.rs RAD-107', post_logout_redirect_uri: '/', loadUserInfo: false, automaticSilentRenew: false, revokeAccessTokenOnSignout: false };
       ohif = await serveOhif(env!.dist, ohifAppConfig({ dicomweb: `${gw.base}/dicomweb`, oidc }));
