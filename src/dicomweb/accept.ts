@@ -2,7 +2,8 @@
  * Accept negotiation for WADO-RS / QIDO-RS (PS3.18 §8.7.3) on the shared media type grammar
  * (src/http/media-type.ts): quoted and unquoted parameters, q-values, `transfer-syntax=*`,
  * wildcards. Each resource kind has an allow-list; the result is the normalised Accept sent
- * upstream (never the client's raw header). Nothing acceptable → 406 before any I/O.
+ * upstream (never the client's raw header). Nothing acceptable → 406 before any I/O
+ * (decisions.md D40).
  */
 import { GatewayError } from '../http/errors.js';
 import { parseAccept as parseMediaRanges, qualityOf, type MediaRange } from '../http/media-type.js';
