@@ -431,12 +431,10 @@ async function seriesEntries(ctx: WadoContext, req: Request, res: Response, stud
 /** Modalities of objects that are not images (PS3.3 IODs): nothing an archive can render. */
 const NOT_IMAGES = new Set(['SR', 'KO', 'PR', 'DOC', 'REG', 'FID', 'RTSTRUCT', 'RTPLAN', 'RTRECORD', 'ECG', 'HD', 'EPS', 'AU', 'M3D']);
 
-/** The middle one of the visible image instances, in series then Instance Number order. */
+/** The middle one of the visible image instances, by Series Instance UID then Instance Number (deterministic). */
 function middleInstance(all: VisibleInstance[]): VisibleInstance {
   const images = all.filter((r) => !NOT_IMAGES.has(modalityOfSopClass(r.sopClass) ?? ''));
-  const rows = images.length ? images : all;
-  const seriesOrder = [...new Set(rows.map((r) => r.series))];
-  const sorted = [...rows].sort((a, b) => seriesOrder.indexOf(a.series) - seriesOrder.indexOf(b.series) || (a.instanceNumber ?? 0) - (b.instanceNumber ?? 0));
+  const sorted = (images.length ? images : all).slice().sort((a, b) => (a.series < b.series ? -1 : a.series > b.series ? 1 : (a.instanceNumber ?? 0) - (b.instanceNumber ?? 0)));
   return sorted[Math.floor((sorted.length - 1) / 2)]!;
 }
 

@@ -1,7 +1,7 @@
 /**
  * Thumbnails from an upstream without a thumbnail resource (404): the gateway answers with the
- * rendering of the middle image instance (series, then Instance Number order; objects that are not
- * images skipped), or of the instance / frames asked for. A fake upstream records what was asked.
+ * rendering of the middle image instance (by Series Instance UID, then Instance Number; objects
+ * that are not images skipped), or of the instance / frames asked for. A fake upstream records what was asked.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -59,7 +59,10 @@ describe('thumbnail from an upstream without thumbnails', () => {
   });
 
   it('study: the middle image of all its series; instance and frames: their own rendering', async () => {
-    assert.match((await thumb(`/studies/${study}/thumbnail`)).asked[1]!, new RegExp(`/series/${se[0]}/instances/${sop[3]}/rendered `));
+    // images by Series Instance UID, then Instance Number: the middle (third) of five
+    const images = [[se[0]!, 2, sop[1]!], [se[0]!, 3, sop[2]!], [se[0]!, 4, sop[3]!], [se[1]!, 1, sop[4]!], [se[1]!, 2, sop[5]!]] as const;
+    const [mse, , msop] = [...images].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] - b[1]))[2]!;
+    assert.match((await thumb(`/studies/${study}/thumbnail`)).asked[1]!, new RegExp(`/series/${mse}/instances/${msop}/rendered `));
     assert.match((await thumb(`/studies/${study}/series/${se[0]}/instances/${sop[0]}/thumbnail`)).asked[1]!, new RegExp(`/instances/${sop[0]}/rendered `));
     assert.match((await thumb(`/studies/${study}/series/${se[1]}/instances/${sop[5]}/frames/2/thumbnail`)).asked[1]!, new RegExp(`/instances/${sop[5]}/frames/2/rendered `));
   });
