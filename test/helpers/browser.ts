@@ -60,7 +60,16 @@ export function browserUnavailable(): string | undefined {
 }
 
 /** Launch Chromium with a fresh profile, or return { skip } when it is not installed (throws under CI=true). */
-export async function launchBrowser(options: { viewport?: { width: number; height: number } } = {}): Promise<Browser | { skip: string }> {
+export interface LaunchOptions {
+  viewport?: { width: number; height: number };
+  /**
+   * Resolve no host name but localhost, so a page cannot reach beyond loopback (without request
+   * interception, which in playwright answers CORS preflights itself and would hide CORS bugs).
+   */
+  loopbackOnly?: boolean;
+}
+
+export async function launchBrowser(options: LaunchOptions = {}): Promise<Browser | { skip: string }> {
   const missing = browserUnavailable();
   if (missing) {
     if (process.env.CI === 'true') throw new Error(`CI=true and ${missing}`);
@@ -71,7 +80,7 @@ export async function launchBrowser(options: { viewport?: { width: number; heigh
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM_BIN,
     headless: true,
-    args: CHROMIUM_ARGS,
+    args: options.loopbackOnly ? [...CHROMIUM_ARGS, '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1'] : CHROMIUM_ARGS,
     viewport: options.viewport ?? { width: 1280, height: 800 },
   });
   const newPage = async (): Promise<WatchedPage> => {
