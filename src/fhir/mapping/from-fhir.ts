@@ -95,133 +95,186 @@ export function fhirToManifest(input: unknown, opts: FhirToManifestOptions = {})
   }
 }
 
-function convert(input: unknown, c: Ctx, opts: FhirToManifestOptions): { manifest?: Manifest; issues: ValidationIssue[] } {
+/** The parts of the input every step reads. */
+interface Source {
+  input: Json;
+  bundle?: Json;
+  composition?: Entry;
+  list?: Entry;
+  /** the manifest's own ImagingStudy */
+  isEntry: Entry;
+  /** time zone of the KOS: offset of ImagingStudy.started, else the first one found (digest §1.10) */
+  tz?: string;
+  dt: DateTimeOf;
+}
+
+/** Index the Bundle's entries (or the lone List / ImagingStudy); false when the input is no manifest form. */
+function collectEntries(input: unknown, c: Ctx): { input: Json; bundle?: Json } | false {
   if (!isObj(input) || typeof input.resourceType !== 'string') {
     c.err('', 'GW_FHIR_INVALID', 'input is not a FHIR resource (no resourceType)');
-    return { issues: c.issues };
+    return false;
   }
-  let bundle: Json | undefined;
   if (input.resourceType === 'Bundle') {
-    bundle = input;
     if (!['document', 'collection', 'transaction'].includes(input.type)) {
       c.err('Bundle.type', 'GW_FHIR_UNSUPPORTED_BUNDLE', `Bundle.type "${String(input.type)}" is not a manifest form (expected document, collection or transaction)`);
-      return { issues: c.issues };
+      return false;
     }
     arr(input.entry).forEach((e, i) => {
       if (isObj(e.resource) && typeof e.resource.resourceType === 'string') c.add({ resource: e.resource, path: `Bundle.entry[${i}].resource`, fullUrl: str(e.fullUrl) });
     });
-  } else if (input.resourceType === 'ImagingStudy' || input.resourceType === 'List') {
-    c.add({ resource: input, path: input.resourceType });
-  } else {
-    c.err(input.resourceType, 'GW_FHIR_INVALID', `a ${input.resourceType} is not a MADO manifest (expected a Bundle, List or ImagingStudy)`);
-    return { issues: c.issues };
+    return { input, bundle: input };
   }
+  if (input.resourceType === 'ImagingStudy' || input.resourceType === 'List') {
+    c.add({ resource: input, path: input.resourceType });
+    return { input };
+  }
+  c.err(input.resourceType, 'GW_FHIR_INVALID', `a ${input.resourceType} is not a MADO manifest (expected a Bundle, List or ImagingStudy)`);
+  return false;
+}
 
+function convert(input: unknown, c: Ctx, opts: FhirToManifestOptions): { manifest?: Manifest; issues: ValidationIssue[] } {
+  const got = collectEntries(input, c);
+  if (!got) return { issues: c.issues };
   const composition = c.ofType('Composition')[0];
   const list = c.ofType('List')[0];
   if (list) c.info(list.path, 'GW_FHIR_LEGACY_FORM', 'legacy List-based manifest (first MADO draft) accepted; the current form is a MadoFhirBundle document (digest Q1)');
-
-  // ---- ImagingStudy: one per referenced study (PS3.3 C.17.2.1); the first is the manifest's own
+  // one ImagingStudy per referenced study (PS3.3 C.17.2.1); the first is the manifest's own
   const studyEntries = imagingStudyEntries(c, composition, list);
   const isEntry = studyEntries[0];
   if (!isEntry) {
-    if (!c.issues.some((i) => i.severity === 'error')) c.err(bundle ? 'Bundle.entry' : input.resourceType, 'GW_FHIR_NO_IMAGING_STUDY', 'no ImagingStudy: a manifest needs at least one (MadoImagingStudy)');
+    if (!c.issues.some((i) => i.severity === 'error')) c.err(got.bundle ? 'Bundle.entry' : got.input.resourceType, 'GW_FHIR_NO_IMAGING_STUDY', 'no ImagingStudy: a manifest needs at least one (MadoImagingStudy)');
     return { issues: c.issues };
   }
   const is = isEntry.resource;
-  const P = isEntry.path;
-
-  // ---- time zone: offset of ImagingStudy.started (digest §1.10: Timezone Offset R+), else the first one found
   const tz =
     offsetOf(str(is.started)) ??
     offsetOf(str(composition?.resource.date)) ??
-    offsetOf(str(bundle?.timestamp)) ??
+    offsetOf(str(got.bundle?.timestamp)) ??
     offsetOf(str(list?.resource.date)) ??
     arr(is.series).map((s) => offsetOf(str(s.started))).find(Boolean);
-  const dt = (v: unknown, path: string) => {
+  const dt: DateTimeOf = (v, path) => {
     const s = str(v);
     if (!s) return undefined;
     const r = fhirToDicomDateTime(s, tz ?? '+0000');
     if (!r) c.err(path, 'GW_FHIR_BAD_DATE', `"${s}" is not a FHIR dateTime`);
     return r;
   };
+  const src: Source = { ...got, composition, list, isEntry, tz, dt };
+  const patient = readPatient(c, src);
+  const { study, evidence } = readStudies(c, src, studyEntries);
+  const manifest: Manifest = { document: readDocument(c, src, opts), patient, study, evidence };
+  return c.issues.some((i) => i.severity === 'error') ? { issues: c.issues } : { manifest, issues: c.issues };
+}
 
-  // ---- Patient
+/** Patient: the subject of the ImagingStudy (else of the Composition / List). */
+function readPatient(c: Ctx, src: Source): Patient {
+  const is = src.isEntry.resource, P = src.isEntry.path;
   const patient: Patient = { otherIds: [] };
-  const subjRef = isObj(is.subject) ? is.subject : isObj(composition?.resource.subject) ? composition!.resource.subject : isObj(list?.resource.subject) ? list!.resource.subject : undefined;
-  if (!subjRef) c.err(`${P}.subject`, 'GW_FHIR_MISSING_ELEMENT', 'ImagingStudy.subject is missing: the KOS needs the Patient (Patient ID is R+, SUPPL 6.X.2.5)');
-  else {
-    const pe = c.resolve(subjRef);
-    if (!pe || pe.resource.resourceType !== 'Patient') {
-      if (isObj(subjRef.identifier) && str(subjRef.identifier.value)) {
-        const pid = toPatientIdentifier(subjRef.identifier);
-        patient.id = pid;
-        patient.otherIds.push(pid);
-        c.warn(`${P}.subject`, 'GW_FHIR_PATIENT_BY_IDENTIFIER', 'Patient resource not in the Bundle; only its identifier is used');
-      } else c.err(`${P}.subject`, 'GW_FHIR_UNRESOLVED_REFERENCE', `Patient "${refText(subjRef)}" is not in the Bundle: the KOS needs the Patient's identifier, name, birth date and sex`);
-    } else {
-      const pr = pe.resource;
-      const idents = arr(pr.identifier).filter((x) => str(x.value));
-      if (!idents.length) c.err(`${pe.path}.identifier`, 'GW_FHIR_MISSING_ELEMENT', 'Patient.identifier is missing: Patient ID is R+ (SUPPL 6.X.2.5)');
-      const ids = idents.map(toPatientIdentifier);
-      if (ids.length) {
-        patient.id = ids[0];
-        patient.otherIds = ids;
-      }
-      const { pn, dropped } = humanNamesToPn(arr(pr.name));
-      if (pn) patient.name = pn;
-      if (dropped) c.warn(`${pe.path}.name`, 'GW_CONVERT_DROPPED', `${dropped} more Patient.name value(s) have no place in a DICOM PN (one alphabetic, one ideographic, one phonetic group) and are not carried over`);
-      const bd = fhirToDicomDate(str(pr.birthDate));
-      if (bd) patient.birthDate = bd;
-      const g = str(pr.gender);
-      if (g && SEX[g]) patient.sex = SEX[g];
-    }
+  const subjRef = isObj(is.subject) ? is.subject : isObj(src.composition?.resource.subject) ? src.composition!.resource.subject : isObj(src.list?.resource.subject) ? src.list!.resource.subject : undefined;
+  if (!subjRef) {
+    c.err(`${P}.subject`, 'GW_FHIR_MISSING_ELEMENT', 'ImagingStudy.subject is missing: the KOS needs the Patient (Patient ID is R+, SUPPL 6.X.2.5)');
+    return patient;
   }
+  const pe = c.resolve(subjRef);
+  if (!pe || pe.resource.resourceType !== 'Patient') {
+    if (isObj(subjRef.identifier) && str(subjRef.identifier.value)) {
+      const pid = toPatientIdentifier(subjRef.identifier);
+      patient.id = pid;
+      patient.otherIds.push(pid);
+      c.warn(`${P}.subject`, 'GW_FHIR_PATIENT_BY_IDENTIFIER', 'Patient resource not in the Bundle; only its identifier is used');
+    } else c.err(`${P}.subject`, 'GW_FHIR_UNRESOLVED_REFERENCE', `Patient "${refText(subjRef)}" is not in the Bundle: the KOS needs the Patient's identifier, name, birth date and sex`);
+    return patient;
+  }
+  const pr = pe.resource;
+  const idents = arr(pr.identifier).filter((x) => str(x.value));
+  if (!idents.length) c.err(`${pe.path}.identifier`, 'GW_FHIR_MISSING_ELEMENT', 'Patient.identifier is missing: Patient ID is R+ (SUPPL 6.X.2.5)');
+  const ids = idents.map(toPatientIdentifier);
+  if (ids.length) {
+    patient.id = ids[0];
+    patient.otherIds = ids;
+  }
+  const { pn, dropped } = humanNamesToPn(arr(pr.name));
+  if (pn) patient.name = pn;
+  if (dropped) c.warn(`${pe.path}.name`, 'GW_CONVERT_DROPPED', `${dropped} more Patient.name value(s) have no place in a DICOM PN (one alphabetic, one ideographic, one phonetic group) and are not carried over`);
+  const bd = fhirToDicomDate(str(pr.birthDate));
+  if (bd) patient.birthDate = bd;
+  const g = str(pr.gender);
+  if (g && SEX[g]) patient.sex = SEX[g];
+  return patient;
+}
 
-  // ---- Study
+/** General Study attributes from the manifest's ImagingStudy, evidence from every ImagingStudy. */
+function readStudies(c: Ctx, src: Source, studyEntries: Entry[]): { study: Manifest['study']; evidence: StudyReference[] } {
+  const isEntry = src.isEntry, is = isEntry.resource, P = isEntry.path;
   const studyUid = studyUidOf(c, isEntry);
-  const started = dt(is.started, `${P}.started`);
+  const started = src.dt(is.started, `${P}.started`);
   if (!started) c.warn(`${P}.started`, 'GW_FHIR_MISSING_ELEMENT', 'ImagingStudy.started is missing: Study Date/Time are R+ (SUPPL 6.X.2.6)');
-
   const others = studyEntries.slice(1).map((e) => ({ entry: e, uid: studyUidOf(c, e) }));
   const claimed = new Set<Entry>();
   for (const o of others) for (const b of arr(o.entry.resource.basedOn)) { const e = c.resolve(b); if (e) claimed.add(e); }
   const requests = requestsOf(c, isEntry, studyUid, [...c.ofType('ServiceRequest')].filter((e) => !claimed.has(e)));
   const accessions = [...new Map(requests.filter((r) => r.accession?.value).map((r) => [JSON.stringify(r.accession), r.accession!])).values()];
-
-  const modalities = arr(is.modality).map((m) => str(m.code)).filter((x): x is string => !!x);
-  const regions = arr(is.extension).filter((e) => e.url === EXT.anatomicalRegion).map((e) => conceptToCode(e.valueCodeableConcept)).filter((x): x is Code => !!x);
-  const procedureCodes = arr(is.procedureCode).map((cc) => conceptToCode(cc as Json)).filter((x): x is Code => !!x);
-
-  const { series, displayUri } = studySeries(c, isEntry, dt);
-  const otherEvidence: StudyReference[] = others.map((o) => {
-    const r = studySeries(c, o.entry, dt);
+  const study: Manifest['study'] = {
+    studyInstanceUid: studyUid ?? '',
+    requests,
+    procedureCodes: arr(is.procedureCode).map((cc) => conceptToCode(cc as Json)).filter((x): x is Code => !!x),
+    modalities: arr(is.modality).map((m) => str(m.code)).filter((x): x is string => !!x),
+    anatomicalRegions: arr(is.extension).filter((e) => e.url === EXT.anatomicalRegion).map((e) => conceptToCode(e.valueCodeableConcept)).filter((x): x is Code => !!x),
+  };
+  if (started) {
+    study.date = started.date;
+    if (started.time) study.time = started.time;
+  }
+  const d = str(is.description);
+  if (d) study.description = d;
+  if (accessions.length === 1) study.accession = accessions[0]; // SUPPL 6.X.2.6.1 "Simple" case; group → only in requests
+  if (Number.isInteger(is.numberOfSeries)) study.numberOfSeries = is.numberOfSeries;
+  const own = studySeries(c, isEntry, src.dt);
+  const evidence: StudyReference[] = [{ studyInstanceUid: studyUid ?? '', series: own.series }];
+  if (own.displayUri) evidence[0]!.displayUri = own.displayUri;
+  for (const o of others) {
+    const r = studySeries(c, o.entry, src.dt);
     requests.push(...requestsOf(c, o.entry, o.uid, []));
     const ev: StudyReference = { studyInstanceUid: o.uid ?? '', series: r.series };
     if (r.displayUri) ev.displayUri = r.displayUri;
-    return ev;
-  });
+    evidence.push(ev);
+  }
+  return { study, evidence };
+}
 
-  // ---- Document
+/** SOP Instance UID (Bundle / Composition / List identifier), title, dates, creator Device and Organization. */
+function readDocument(c: Ctx, src: Source, opts: FhirToManifestOptions): Manifest['document'] {
+  const { bundle, composition, list } = src;
   const comp = composition?.resource;
   const bIdent = isObj(bundle?.identifier) ? bundle!.identifier : isObj(comp?.identifier) ? comp!.identifier : arr(list?.resource.identifier)[0];
   let sop = stripOid(str(bIdent?.value));
   if (sop && !isOid(sop)) {
-    c.warn(bundle ? 'Bundle.identifier' : `${list?.path ?? P}.identifier`, 'GW_FHIR_IDENTIFIER_NOT_OID', `manifest identifier "${sop}" is not an OID (MadoFhirBundle.identifier, digest Q20); a SOP Instance UID was derived from it`);
+    c.warn(bundle ? 'Bundle.identifier' : `${list?.path ?? src.isEntry.path}.identifier`, 'GW_FHIR_IDENTIFIER_NOT_OID', `manifest identifier "${sop}" is not an OID (MadoFhirBundle.identifier, digest Q20); a SOP Instance UID was derived from it`);
     sop = derivedUid(`fhir-identifier:${str(bIdent?.system) ?? ''}|${sop}`);
   }
-  if (!sop) sop = derivedUid(`fhir-content:${createHash('sha256').update(JSON.stringify(input)).digest('hex')}`);
-
+  if (!sop) sop = derivedUid(`fhir-content:${createHash('sha256').update(JSON.stringify(src.input)).digest('hex')}`);
   const typeCodings = arr(comp?.type?.coding);
   const titleCoding = typeCodings.map((k) => codingToCode(k as FhirCoding)).find((k) => KOS_TITLES.has(`${k.value}|${k.scheme}`));
   const title = titleCoding ?? opts.defaultTitle ?? DEFAULT_KOS_TITLE;
   const compTitle = str(comp?.title) ?? str(list?.resource.title);
-  const created = dt(comp?.date ?? bundle?.timestamp ?? list?.resource.date, composition ? `${composition.path}.date` : 'Bundle.timestamp');
+  const created = src.dt(comp?.date ?? bundle?.timestamp ?? list?.resource.date, composition ? `${composition.path}.date` : 'Bundle.timestamp');
+  const document: Manifest['document'] = { sopInstanceUid: sop, sopClassUid: KOS_SOP_CLASS_UID, seriesInstanceUid: derivedUid(`kos-series:${sop}`), title };
+  if (compTitle && compTitle !== title.meaning) document.description = compTitle;
+  if (created) {
+    document.contentDate = created.date;
+    if (created.time) document.contentTime = created.time;
+  }
+  if (src.tz) document.timezoneOffset = src.tz;
+  readCreator(c, src, document);
+  return document;
+}
 
-  // Creator device + organization (Composition.author, List.source, Device.owner, or any in the Bundle)
+/** Creator device + organization (Composition.author, List.source, Device.owner, or any in the Bundle). */
+function readCreator(c: Ctx, src: Source, document: Manifest['document']): void {
+  const { composition, list } = src;
   let device: Entry | undefined;
   let org: Entry | undefined;
-  for (const a of [...arr(comp?.author), ...(isObj(list?.resource.source) ? [list!.resource.source] : [])]) {
+  for (const a of [...arr(composition?.resource.author), ...(isObj(list?.resource.source) ? [list!.resource.source] : [])]) {
     const e = c.resolve(a);
     if (!e) {
       c.warn(composition ? `${composition.path}.author` : `${list!.path}.source`, 'GW_FHIR_UNRESOLVED_REFERENCE', `author "${refText(a)}" is not in the Bundle: Manufacturer and Institution Name (R+, SUPPL 6.X.2.7) stay empty`);
@@ -233,55 +286,16 @@ function convert(input: unknown, c: Ctx, opts: FhirToManifestOptions): { manifes
   device ??= c.ofType('Device')[0];
   if (!org && device && isObj(device.resource.owner)) org = c.resolve(device.resource.owner);
   org ??= c.ofType('Organization')[0];
-
-  const document: Manifest['document'] = {
-    sopInstanceUid: sop,
-    sopClassUid: KOS_SOP_CLASS_UID,
-    seriesInstanceUid: derivedUid(`kos-series:${sop}`),
-    title,
-  };
-  if (compTitle && compTitle !== title.meaning) document.description = compTitle;
-  if (created) {
-    document.contentDate = created.date;
-    if (created.time) document.contentTime = created.time;
-  }
-  if (tz) document.timezoneOffset = tz;
   const manu = str(device?.resource.manufacturer);
   if (manu) document.manufacturer = manu;
-  if (org) {
-    const name = hasDar(org.resource._name) ? undefined : str(org.resource.name);
-    const oid = arr(org.resource.identifier).map((x) => str(x.value)).find((v) => v?.startsWith('urn:oid:'));
-    const anyId = oid ?? arr(org.resource.identifier).map((x) => str(x.value)).find(Boolean);
-    if (oid) document.institutionId = stripOid(oid);
-    else if (anyId) document.institutionId = anyId;
-    // SUPPL 6.X.2.7 recommends the HL7 v2 XON form (name + organization identifier in XON.10).
-    if (name) document.institutionName = document.institutionId ? `${name}^^^^^^^^^${document.institutionId}` : name;
-  }
-
-  const manifest: Manifest = {
-    document,
-    patient,
-    study: {
-      studyInstanceUid: studyUid ?? '',
-      requests,
-      procedureCodes,
-      modalities,
-      anatomicalRegions: regions,
-    },
-    evidence: [{ studyInstanceUid: studyUid ?? '', series }, ...otherEvidence],
-  };
-  const st = manifest.study;
-  if (started) {
-    st.date = started.date;
-    if (started.time) st.time = started.time;
-  }
-  const d = str(is.description);
-  if (d) st.description = d;
-  if (accessions.length === 1) st.accession = accessions[0]; // SUPPL 6.X.2.6.1 "Simple" case; group → only in requests
-  if (Number.isInteger(is.numberOfSeries)) st.numberOfSeries = is.numberOfSeries;
-  if (displayUri) manifest.evidence[0]!.displayUri = displayUri;
-
-  return c.issues.some((i) => i.severity === 'error') ? { issues: c.issues } : { manifest, issues: c.issues };
+  if (!org) return;
+  const name = hasDar(org.resource._name) ? undefined : str(org.resource.name);
+  const oid = arr(org.resource.identifier).map((x) => str(x.value)).find((v) => v?.startsWith('urn:oid:'));
+  const anyId = oid ?? arr(org.resource.identifier).map((x) => str(x.value)).find(Boolean);
+  if (oid) document.institutionId = stripOid(oid);
+  else if (anyId) document.institutionId = anyId;
+  // SUPPL 6.X.2.7 recommends the HL7 v2 XON form (name + organization identifier in XON.10).
+  if (name) document.institutionName = document.institutionId ? `${name}^^^^^^^^^${document.institutionId}` : name;
 }
 
 /** A DICOM DIMSE Endpoint (Retrieve AE Title in Endpoint.name). */
