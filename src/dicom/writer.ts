@@ -354,18 +354,9 @@ function kosCharset(n: Manifest): TextCharset {
   return encodable(rest, cs) && encodable(texts, cs) ? cs : 'ISO_IR 192';
 }
 
-export function writeKos(m: Manifest, opts: WriteKosOptions = {}): Uint8Array {
-  const pre = validateManifestModel(m).filter((i) => i.severity === 'error' && i.code !== 'GW_KOS_TITLE_NOT_MANIFEST');
-  if (pre.length) throw new KosWriteError(pre);
-  const titleIssue: ValidationIssue[] = [];
-  if (opts.title && classifyTitle(opts.title).kind !== 'manifest') {
-    titleIssue.push({ severity: 'error', code: 'GW_KOS_TITLE_NOT_MANIFEST', path: '(0040,A043)', message: 'requested document title is not a manifest title' });
-    throw new KosWriteError(titleIssue);
-  }
-  const n = normalizeForWrite(m, opts);
-  const d = n.document, p = n.patient, st = n.study;
-
-  // Root content (TID 2010): concept modifiers, description, flat reference list, then TID 1600.
+/** Root content (TID 2010): concept modifiers, description, flat reference list, then the TID 1600 Image Library. */
+function rootContent(n: Manifest): Elem[][] {
+  const d = n.document, st = n.study;
   const content: Elem[][] = [];
   for (const c of st.procedureCodes) content.push(codeCi('HAS CONCEPT MOD', C.procedureCode, c));
   if (d.description !== undefined) content.push(textItem('CONTAINS', C.keyObjectDescription, d.description));
@@ -378,8 +369,12 @@ export function writeKos(m: Manifest, opts: WriteKosOptions = {}): Uint8Array {
   lib.push(numItem(ACQ, C.numberOfStudySeries, st.numberOfSeries!, C.unitSeries));
   for (const e of n.evidence) for (const s of e.series) lib.push(seriesGroup(s));
   content.push(ci('CONTAINS', 'CONTAINER', C.imageLibrary, [[0x0040a050, 'CS', 'SEPARATE'], [0x0040a730, 'SQ', lib]]));
+  return content;
+}
 
-  const evidence: Elem[][] = n.evidence.map((e) => {
+/** Current Requested Procedure Evidence Sequence items (Hierarchical SOP Instance Reference macro), one per study. */
+function evidenceItems(n: Manifest): Elem[][] {
+  return n.evidence.map((e) => {
     const item: Elem[] = [[0x0020000d, 'UI', e.studyInstanceUid], [0x00081115, 'SQ', e.series.map((s) => {
       const si: Elem[] = [[0x0020000e, 'UI', s.uid], [0x00081199, 'SQ', s.instances.map(refSop)]];
       if (s.retrieveAeTitle !== undefined) si.push([0x00080054, 'AE', s.retrieveAeTitle]);
@@ -390,6 +385,21 @@ export function writeKos(m: Manifest, opts: WriteKosOptions = {}): Uint8Array {
     if (e.displayUri !== undefined) item.push([0x0040e012, 'UR', e.displayUri]);
     return item;
   });
+}
+
+export function writeKos(m: Manifest, opts: WriteKosOptions = {}): Uint8Array {
+  const pre = validateManifestModel(m).filter((i) => i.severity === 'error' && i.code !== 'GW_KOS_TITLE_NOT_MANIFEST');
+  if (pre.length) throw new KosWriteError(pre);
+  const titleIssue: ValidationIssue[] = [];
+  if (opts.title && classifyTitle(opts.title).kind !== 'manifest') {
+    titleIssue.push({ severity: 'error', code: 'GW_KOS_TITLE_NOT_MANIFEST', path: '(0040,A043)', message: 'requested document title is not a manifest title' });
+    throw new KosWriteError(titleIssue);
+  }
+  const n = normalizeForWrite(m, opts);
+  const d = n.document, p = n.patient, st = n.study;
+
+  const content = rootContent(n);
+  const evidence = evidenceItems(n);
 
   const ds: Elem[] = [
     [0x00080005, 'CS', d.specificCharacterSet!],

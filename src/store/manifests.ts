@@ -395,22 +395,8 @@ function imagingStudyPart(m: Manifest, rd: ManifestRendering, r: StudyRowInput):
   return { sql: `insert into imaging_study (${STUDY_COLUMNS}) values ${values}`, bindings };
 }
 
-/**
- * Insert one manifest version with everything derived from it, as ONE statement (data-modifying
- * CTEs: one round trip; foreign keys are checked at the end of the statement). The caller holds the
- * study lock, has checked idempotency and has already superseded the previous current manifest.
- */
-export async function insertManifest(tx: Tx, n: NewManifest, r: ManifestRendering, replacesSop?: string): Promise<StoredManifest> {
-  const m = n.model;
-  const sop = m.document.sopInstanceUid;
-  const ids = manifestResourceIds(sop);
-  const id = manifestIdFor(sop);
-  const pid = patientIdOf(m.patient);
-  const now = new Date();
-  if (n.replaces && replacesSop === undefined) replacesSop = (await findManifestById(tx, n.replaces))?.sop_instance_uid;
-  const docs = r.docRefs(m, { status: 'current', nativeFormat: n.nativeFormat, date: now, lastUpdated: now, versionId: 1, replacesSop, metadata: n.metadata });
-
-  // Flattened, de-duplicated index rows (a KOS may list one SOP twice; the index holds it once).
+/** Flattened, de-duplicated index rows (a KOS may list one SOP twice; the index holds it once). */
+function indexRows(m: Manifest) {
   const seriesSeen = new Map<string, number>();
   const se = { study: [] as string[], uid: [] as string[], modality: [] as (string | null)[], num: [] as (number | null)[], desc: [] as (string | null)[], date: [] as (string | null)[], time: [] as (string | null)[], body: [] as (string | null)[], url: [] as (string | null)[], loc: [] as (string | null)[], ae: [] as (string | null)[], count: [] as number[] };
   // Instances flattened with the index of their series row; grouped into the series' arrays in SQL.
@@ -439,12 +425,30 @@ export async function insertManifest(tx: Tx, n: NewManifest, r: ManifestRenderin
     const si = seriesSeen.get(s.uid)!;
     if (s.numberOfInstances !== undefined && s.numberOfInstances > se.count[si]!) se.count[si] = s.numberOfInstances;
   }
+  return { se, inst };
+}
+
+/**
+ * Insert one manifest version with everything derived from it, as ONE statement (data-modifying
+ * CTEs: one round trip; foreign keys are checked at the end of the statement). The caller holds the
+ * study lock, has checked idempotency and has already superseded the previous current manifest.
+ */
+export async function insertManifest(tx: Tx, n: NewManifest, r: ManifestRendering, replacesSop?: string): Promise<StoredManifest> {
+  const m = n.model;
+  const sop = m.document.sopInstanceUid;
+  const ids = manifestResourceIds(sop);
+  const id = manifestIdFor(sop);
+  const pid = patientIdOf(m.patient);
+  const now = new Date();
+  if (n.replaces && replacesSop === undefined) replacesSop = (await findManifestById(tx, n.replaces))?.sop_instance_uid;
+  const docs = r.docRefs(m, { status: 'current', nativeFormat: n.nativeFormat, date: now, lastUpdated: now, versionId: 1, replacesSop, metadata: n.metadata });
+
+  const { se, inst } = indexRows(m);
   const referenceCount = inst.sop.length;
   const eps = r.endpoints(m);
   const tokens = r.tokens(m, eps.map((e) => e.id as string), n.metadata);
   const st = m.study;
   const acc = st.accession ?? st.requests.find((r) => r.accession?.value)?.accession;
-  const pidPrimary = m.patient.id ?? m.patient.otherIds[0];
   const started = ts((docs.kos.context as Json | undefined)?.period?.start);
 
   const parts: Part[] = [

@@ -279,18 +279,22 @@ function ownStudyOnly(sql: string, tk: NonNullable<TableDef['tokens']>, c: Extra
   return `(${sql} AND (${own} OR ${tk.owner} IN (SELECT t.${tk.fk} FROM ${tk.table} t WHERE ${codeSql} AND (${ors}))))`;
 }
 
+/** manifest_token / submission_set_token match (IN subquery over the token index). */
+function tokenCondSql(t: TableDef, c: Extract<SqlCond, { k: 'token' }>, b: unknown[]): string {
+  const tk = t.tokens!;
+  const codeSql = anyOf('t.code', c.codes, b);
+  const ors = c.or.map((m) => `(${tokenMatchSql(m, 't', b)})`).join(' OR ');
+  // IN (subquery) lets the planner start from the token index (manifest_token_lookup).
+  const sql = `${tk.owner} ${c.not ? 'NOT IN' : 'IN'} (SELECT t.${tk.fk} FROM ${tk.table} t WHERE ${codeSql} AND (${ors}))`;
+  return t === TABLES.ImagingStudy && !c.not && c.codes.includes('study-instance-uid') ? ownStudyOnly(sql, tk, c, b) : sql;
+}
+
 function condSql(t: TableDef, c: SqlCond, b: unknown[]): string {
   switch (c.k) {
     case 'false':
       return 'FALSE';
-    case 'token': {
-      const tk = t.tokens!;
-      const codeSql = anyOf('t.code', c.codes, b);
-      const ors = c.or.map((m) => `(${tokenMatchSql(m, 't', b)})`).join(' OR ');
-      // IN (subquery) lets the planner start from the token index (manifest_token_lookup).
-      const sql = `${tk.owner} ${c.not ? 'NOT IN' : 'IN'} (SELECT t.${tk.fk} FROM ${tk.table} t WHERE ${codeSql} AND (${ors}))`;
-      return t === TABLES.ImagingStudy && !c.not && c.codes.includes('study-instance-uid') ? ownStudyOnly(sql, tk, c, b) : sql;
-    }
+    case 'token':
+      return tokenCondSql(t, c, b);
     case 'token-missing': {
       const tk = t.tokens!;
       return `${c.missing ? 'NOT ' : ''}EXISTS (SELECT 1 FROM ${tk.table} t WHERE t.${tk.fk} = ${tk.owner} AND ${anyOf('t.code', c.codes, b)})`;

@@ -442,6 +442,21 @@ function defaultCoding(c: { system: string; code: string; display?: string }): J
   return c.display ? { system: c.system, code: c.code, display: c.display } : { system: c.system, code: c.code };
 }
 
+/** The docrefs' contained resources: authors (MHD Comprehensive: author contained) and the source patient, so the docref stands alone. */
+function containedAuthors(m: Manifest, d: Derived, xon: { name?: string; id?: string }): [Json, Json, Json] {
+  const org: Json = { resourceType: 'Organization', id: 'org' };
+  if (xon.id) org.identifier = [isOidLike(xon.id) ? { system: SYS.rfc3986, value: `urn:oid:${xon.id}` } : { value: xon.id }];
+  org.name = xon.name ?? 'unknown';
+  if (!xon.name) org._name = DAR_UNKNOWN;
+  const device: Json = { resourceType: 'Device', id: 'creator', type: { coding: [{ system: SYS.deviceType, code: 'mado-creator', display: 'MADO Creator' }] } };
+  if (m.document.manufacturer) device.manufacturer = m.document.manufacturer;
+  device.owner = { reference: '#org' };
+  const src: Json = { resourceType: 'Patient', id: 'src-patient' };
+  const srcPat = patientResource(m, d);
+  for (const k of ['identifier', 'name', 'gender', 'birthDate']) if (srcPat[k] !== undefined) src[k] = srcPat[k];
+  return [org, device, src];
+}
+
 /** Both MHD DocumentReferences of a manifest, linked by relatesTo = transforms (contract "Manifest identity"). */
 export function manifestToDocumentReferences(m: Manifest, ctx: MappingContext, o: DocRefOptions): { kos: DocumentReference; fhir: DocumentReference } {
   const d = derive(m, ctx);
@@ -461,17 +476,7 @@ export function manifestToDocumentReferences(m: Manifest, ctx: MappingContext, o
   const subject: Json = { reference: `Patient/${d.patientId}`, type: 'Patient' };
   if (primaryId) subject.identifier = patientIdentifier(primaryId);
 
-  // Authors are contained (MHD Comprehensive: author contained), so the docref stands alone.
-  const org: Json = { resourceType: 'Organization', id: 'org' };
-  if (xon.id) org.identifier = [isOidLike(xon.id) ? { system: SYS.rfc3986, value: `urn:oid:${xon.id}` } : { value: xon.id }];
-  org.name = xon.name ?? 'unknown';
-  if (!xon.name) org._name = DAR_UNKNOWN;
-  const device: Json = { resourceType: 'Device', id: 'creator', type: { coding: [{ system: SYS.deviceType, code: 'mado-creator', display: 'MADO Creator' }] } };
-  if (doc.manufacturer) device.manufacturer = doc.manufacturer;
-  device.owner = { reference: '#org' };
-  const src: Json = { resourceType: 'Patient', id: 'src-patient' };
-  const srcPat = patientResource(m, d);
-  for (const k of ['identifier', 'name', 'gender', 'birthDate']) if (srcPat[k] !== undefined) src[k] = srcPat[k];
+  const [org, device, src] = containedAuthors(m, d, xon);
 
   const st = m.study;
   const modCodings = d.modalities.map(modalityCoding);
