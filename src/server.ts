@@ -43,7 +43,7 @@ export async function startServer(config: Readonly<Config>, log: Logger): Promis
     if (applied.length) log.info({ applied }, 'migrations applied');
     const { app } = buildApp({ config, db, log, version: packageVersion() });
     const tls = config.auth.mtls;
-    // mTLS (issue 8): the gateway terminates TLS itself and asks for a client certificate. Clients
+    // mTLS: the gateway terminates TLS itself and asks for a client certificate. Clients
     // without one may still authenticate with a token (rejectUnauthorized: false); the certificate
     // counts only when the TLS layer verified it against the CA (src/auth/authenticate.ts).
     const server: Server = tls

@@ -1,10 +1,10 @@
 /**
  * KOS (PS3.3 A.35.4) → manifest model (src/model/manifest.ts), lenient on the real-world
- * sloppiness listed in the digest §6 (Q6–Q12, Q19, Q22), strict on what makes a manifest unusable.
+ * sloppiness listed in the decisions.md (D6–D12, D19, D22), strict on what makes a manifest unusable.
  */
 import type { Code, Instance, Issuer, KosKind, Manifest, PatientIdentifier, PersonName, RequestedProcedure, Series, StudyReference, ValidationIssue } from '../model/manifest.js';
 import { makeCharset, type Charset } from './charset.js';
-import { classifyTitle, conceptOf, KOS_SOP_CLASS, type Concept } from './codes.js';
+import { classifyTitle, conceptOf, KOS_SOP_CLASS_UID, type Concept } from './codes.js';
 import { Issues } from './issues.js';
 import { DicomTree, latin1, ParseError, parseDicom, tagStr, type Parsed } from './part10.js';
 import { validateManifestModel } from './validate.js';
@@ -73,7 +73,7 @@ class Ctx {
       return undefined;
     }
     const c: Code = { value, scheme: t.str(ds, T.scheme) ?? '' };
-    if (c.scheme === '') this.issues.warn('GW_KOS_CODE_NO_SCHEME', path(), `code "${value.slice(0, 16)}" has no Coding Scheme Designator (digest Q12)`);
+    if (c.scheme === '') this.issues.warn('GW_KOS_CODE_NO_SCHEME', path(), `code "${value.slice(0, 16)}" has no Coding Scheme Designator (decisions.md D12)`);
     put(c, 'meaning', this.text(ds, T.meaning));
     put(c, 'schemeVersion', t.str(ds, T.schemeVersion));
     return c;
@@ -91,7 +91,7 @@ class Ctx {
 function nonEmpty(s: string | undefined): string | undefined { return s === undefined || s.replace(/[\s^]/g, '') === '' ? undefined : s.replace(/\s+$/, ''); }
 function put<T extends object, K extends keyof T>(o: T, k: K, v: T[K] | undefined): void { if (v !== undefined) o[k] = v; }
 
-/** Leading integer of a DS/IS/TEXT value: "36", "36.0", '(50, UCUM, "instances")' → 50 (digest Q10). */
+/** Leading integer of a DS/IS/TEXT value: "36", "36.0", '(50, UCUM, "instances")' → 50 (decisions.md D10). */
 export function intOf(s: string | undefined): number | undefined {
   if (s === undefined) return undefined;
   const len = s.length;
@@ -131,11 +131,11 @@ function patientIdentifier(ctx: Ctx, d: DS): PatientIdentifier | undefined {
 
 function retrieveUrl(s: string | undefined): string | undefined {
   if (s === undefined) return undefined;
-  const t = s.trim().replace(/\/+$/, ''); // trailing "/" normalised (digest §1.5.3, MADO_KOS_A.dcm)
+  const t = s.trim().replace(/\/+$/, ''); // trailing "/" normalised (SUPPL TID 2010/1600, MADO_KOS_A.dcm)
   return t === '' ? undefined : t;
 }
 
-/** Display URI: (0040,E012) (IG mapping), else private (000D,xx01) under creator IHE_MADO_PRIVATE (SUPPL, digest Q8). */
+/** Display URI: (0040,E012) (IG mapping), else private (000D,xx01) under creator IHE_MADO_PRIVATE (SUPPL, decisions.md D8). */
 function displayUriOf(ctx: Ctx, d: DS): string | undefined {
   const v = ctx.str(d, T.displayUri);
   if (v) return v.trim();
@@ -227,7 +227,7 @@ class Item {
   path(): string { return `${this.parent ? this.parent.path() + '>' : ''}(0040,A730)[${this.index}]`; }
 }
 
-/** intOf of a NUM item's Numeric Value or a TEXT item's text (digest Q10) */
+/** intOf of a NUM item's Numeric Value or a TEXT item's text (decisions.md D10) */
 function numOf(ctx: Ctx, it: Item): number | undefined {
   if (it.vt === VT_NUM) {
     const mv = ctx.first(it.ds, T.measuredValueSeq);
@@ -421,7 +421,7 @@ function readGroup(ctx: Ctx, g: Item, idx: SopIndex, marks: GroupMarks): Group {
       }
       continue;
     }
-    // Instance descriptors written as preceding siblings apply to the next IMAGE (digest Q11).
+    // Instance descriptors written as preceding siblings apply to the next IMAGE (decisions.md D11).
     if (instanceDescriptor(ctx, it, pending)) continue;
     switch (it.concept) {
       case 'modality': grp.modality = conceptCode(ctx, it)?.value; break;
@@ -438,7 +438,7 @@ function readGroup(ctx: Ctx, g: Item, idx: SopIndex, marks: GroupMarks): Group {
       case 'numberOfSeriesInstances': {
         grp.numberOfInstances = numOf(ctx, it);
         if (grp.numberOfInstances === undefined) ctx.issues.warn('GW_KOS_BAD_COUNT', it.path(), 'Number of Series Related Instances is not an integer');
-        else if (it.vt === VT_TEXT) ctx.issues.warn('GW_KOS_COUNT_AS_TEXT', it.path(), 'Number of Series Related Instances encoded as TEXT, CP-2595 requires NUM (digest Q10)');
+        else if (it.vt === VT_TEXT) ctx.issues.warn('GW_KOS_COUNT_AS_TEXT', it.path(), 'Number of Series Related Instances encoded as TEXT, CP-2595 requires NUM (decisions.md D10)');
         break;
       }
       default: break;
@@ -509,7 +509,7 @@ function toModel(p: Parsed, maxRefs: number): KosReadResult {
 /** SOP Class UID when it is KOS (checked against the file meta), else undefined with the error recorded. */
 function kosSopClass(ctx: Ctx, p: Parsed): string | undefined {
   const sopClassUid = ctx.str(ctx.t.root, T.sopClass);
-  if (sopClassUid !== KOS_SOP_CLASS) {
+  if (sopClassUid !== KOS_SOP_CLASS_UID) {
     ctx.issues.error('GW_KOS_NOT_KOS', '(0008,0016)', sopClassUid ? `SOP Class ${sopClassUid.slice(0, 64)} is not Key Object Selection Document` : 'no SOP Class UID: not a DICOM object');
     return undefined;
   }
@@ -593,7 +593,7 @@ function readSeriesReference(ctx: Ctx, sd: DS, out: EvidenceRead, count: { refs:
   return s;
 }
 
-/** Display URI at top level (CP-2595 General Study placement, digest Q8) applies to the manifest's study. */
+/** Display URI at top level (CP-2595 General Study placement, decisions.md D8) applies to the manifest's study. */
 function placeTopDisplayUri(ctx: Ctx, ds: DS, studyUid: string, evidence: StudyReference[]): void {
   const topUri = displayUriOf(ctx, ds);
   if (!topUri) return;
@@ -603,7 +603,7 @@ function placeTopDisplayUri(ctx: Ctx, ds: DS, studyUid: string, evidence: StudyR
 
 /**
  * Cursor on the root content items. Seen in the IG 101 binary: the whole TID 2010 tree wrapped in
- * one more CONTAINER carrying the document title again; descend into it (lenient, digest Q12).
+ * one more CONTAINER carrying the document title again; descend into it (lenient, decisions.md D12).
  */
 function rootItems(ctx: Ctx, ds: DS, title: Code | undefined): Item {
   const it = new Item(ctx, undefined).open(ds);
@@ -670,7 +670,7 @@ function readImageLibrary(ctx: Ctx, it: Item, ev: EvidenceRead, study: Manifest[
 
 function contentTreeWarnings(ctx: Ctx, kind: KosKind, libraryFound: boolean, n: number, flat: FlatList): void {
   const iss = ctx.issues;
-  if (ctx.underscoreRels) iss.warn('GW_KOS_REL_UNDERSCORE', '(0040,A730)', `${ctx.underscoreRels} Relationship Type value(s) written with "_" (e.g. HAS_ACQ_CONTEXT); read as spaces (digest Q12)`);
+  if (ctx.underscoreRels) iss.warn('GW_KOS_REL_UNDERSCORE', '(0040,A730)', `${ctx.underscoreRels} Relationship Type value(s) written with "_" (e.g. HAS_ACQ_CONTEXT); read as spaces (decisions.md D12)`);
   if (kind === 'manifest' && !libraryFound) iss.warn('GW_KOS_NO_IMAGE_LIBRARY', '(0040,A730)', 'no Image Library (TID 1600) container; series descriptors absent (SUPPL §6.X.2.9 requires it)');
   if (n && flat.any) {
     const missing = n - flat.hits;

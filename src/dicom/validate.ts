@@ -3,7 +3,7 @@
  * Paths are KOS tag paths; they line up with the model arrays (evidence[i] = (0040,A375)[i], …).
  */
 import type { Manifest, Series, ValidationIssue } from '../model/manifest.js';
-import { classifyTitle, KOS_SOP_CLASS } from './codes.js';
+import { classifyTitle, KOS_SOP_CLASS_UID } from './codes.js';
 import { Issues } from './issues.js';
 import { isValidUid } from './uid.js';
 
@@ -41,7 +41,7 @@ function checkUid(iss: Issues, v: string | undefined, path: string, what: string
 
 /** SOP Common, document title (CID 7010) and the R+ equipment attributes (SUPPL Table 6.X.2.7-1). */
 function validateDocument(iss: Issues, d: Manifest['document']): void {
-  if (d.sopClassUid !== KOS_SOP_CLASS) iss.error('GW_KOS_NOT_KOS', '(0008,0016)', 'SOP Class is not Key Object Selection Document');
+  if (d.sopClassUid !== KOS_SOP_CLASS_UID) iss.error('GW_KOS_NOT_KOS', '(0008,0016)', 'SOP Class is not Key Object Selection Document');
   checkUid(iss, d.sopInstanceUid, '(0008,0018)', 'SOP Instance UID');
   checkUid(iss, d.seriesInstanceUid, '(0020,000E)', 'Series Instance UID', false);
   const t = classifyTitle(d.title);
@@ -121,7 +121,7 @@ function validateSeries(iss: Issues, se: Series, sp: string): void {
     else if (se.retrieveAeTitle) iss.warn('GW_KOS_RETRIEVE_AE_ONLY', `${sp}>(0040,E011)`, 'only a Retrieve AE Title locates this series; MADO asks for a Retrieve Location UID (R+) or a Retrieve URL (SUPPL 6.X.2.14)');
     else iss.error('GW_KOS_NO_RETRIEVE_LOCATION', `${sp}>(0040,E011)`, 'Retrieve Location UID missing (R+) and no Retrieve URL: the series cannot be located');
   } else if (!isValidUid(se.retrieveLocationUid)) {
-    iss.warn('GW_KOS_BAD_RETRIEVE_LOCATION', `${sp}>(0040,E011)`, 'Retrieve Location UID is not an OID (digest Q19)');
+    iss.warn('GW_KOS_BAD_RETRIEVE_LOCATION', `${sp}>(0040,E011)`, 'Retrieve Location UID is not an OID (decisions.md D19)');
   }
   if (se.retrieveUrl !== undefined && !/^https?:\/\/\S+$/i.test(se.retrieveUrl)) iss.warn('GW_KOS_BAD_RETRIEVE_URL', `${sp}>(0008,1190)`, 'Retrieve URL is not an http(s) URL');
   if (se.instances.length === 0) iss.error('GW_KOS_EMPTY_INSTANCE_LIST', `${sp}>(0008,1199)`, 'Referenced SOP Sequence is missing or empty');

@@ -1,17 +1,17 @@
 /**
  * Manifest model → MADO KOS, PS3.10 file, Explicit VR Little Endian, ISO_IR 192 or, for CJK person names, the ISO 2022 / GB18030 set they were given in (PS3.5 Annexes H, I, K).
  * TID 2010 root + TID 1600 Image Library with the final DCM descriptor codes (131561–131565,
- * digest Q7), instance descriptors as children (Q11), NUM counts with UCUM units (Q10), Display URI
+ * decisions.md D7), instance descriptors as children (D11), NUM counts with UCUM units (D10), Display URI
  * at (0040,E012) in the evidence item (Q8).
  *
  * Encoded here rather than through dcmjs: values longer than the VR maximum must be rejected, never
- * truncated or logged (style.md §8 trap 3); our own encoder checks every value and never mutates
+ * truncated or logged (decisions.md D47); our own encoder checks every value and never mutates
  * the model. Sequences use defined lengths (back-patched).
  */
 import type { Code, Instance, Issuer, Manifest, PatientIdentifier, PersonName, RequestedProcedure, Series, ValidationIssue } from '../model/manifest.js';
-import { C, classifyTitle, KOS_SOP_CLASS, TITLE_MANIFEST_WITH_DESCRIPTION } from './codes.js';
+import { C, classifyTitle, KOS_SOP_CLASS_UID, TITLE_MANIFEST_WITH_DESCRIPTION } from './codes.js';
 import { encodeText, preferredCharset, type TextCharset } from './charset.js';
-import { derivedUid, isValidUid } from './uid.js';
+import { isValidUid, kosSeriesUid } from './uid.js';
 import { validateManifestModel } from './validate.js';
 
 export interface WriteKosOptions { title?: Code }
@@ -302,11 +302,11 @@ function seriesGroup(s: Series): Elem[] {
 export function normalizeForWrite(m: Manifest, opts: WriteKosOptions = {}): Manifest {
   const n: Manifest = structuredClone(m);
   const d = n.document;
-  d.sopClassUid = KOS_SOP_CLASS;
+  d.sopClassUid = KOS_SOP_CLASS_UID;
   d.specificCharacterSet = kosCharset(n);
   d.title = opts.title ?? (classifyTitle(d.title).kind === 'manifest' && d.title.scheme ? d.title : TITLE_MANIFEST_WITH_DESCRIPTION);
   if (d.title.meaning === undefined) d.title.meaning = d.title.value;
-  d.seriesInstanceUid ??= derivedUid(`mado-gateway:kos-series:${d.sopInstanceUid}`);
+  d.seriesInstanceUid ??= kosSeriesUid(d.sopInstanceUid);
   d.seriesNumber ??= 1;
   d.instanceNumber ??= 1;
   if (d.contentDate === undefined || d.contentTime === undefined) {
@@ -403,7 +403,7 @@ export function writeKos(m: Manifest, opts: WriteKosOptions = {}): Uint8Array {
 
   const ds: Elem[] = [
     [0x00080005, 'CS', d.specificCharacterSet!],
-    [0x00080016, 'UI', KOS_SOP_CLASS],
+    [0x00080016, 'UI', KOS_SOP_CLASS_UID],
     [0x00080018, 'UI', d.sopInstanceUid],
     [0x00080020, 'DA', st.date ?? ''],
     [0x00080023, 'DA', d.contentDate!],
@@ -450,7 +450,7 @@ export function writeKos(m: Manifest, opts: WriteKosOptions = {}): Uint8Array {
   enc.element(0x00020000, 'UL', Buffer.alloc(4), '');
   const metaBody = out.pos;
   enc.element(0x00020001, 'OB', Buffer.from([0, 1]), '');
-  enc.element(0x00020002, 'UI', KOS_SOP_CLASS, '');
+  enc.element(0x00020002, 'UI', KOS_SOP_CLASS_UID, '');
   enc.element(0x00020003, 'UI', d.sopInstanceUid, '');
   enc.element(0x00020010, 'UI', '1.2.840.10008.1.2.1', '');
   enc.element(0x00020012, 'UI', IMPLEMENTATION_CLASS_UID, '');

@@ -138,7 +138,7 @@ export class Upstream {
    */
   async get(path: string, headers: Record<string, string>, signal: AbortSignal): Promise<UpstreamResponse> {
     const auth = await this.authorization();
-    const h: Record<string, string> = { ...headers, 'accept-encoding': 'identity' }; // toolchain §2 gzip trap
+    const h: Record<string, string> = { ...headers, 'accept-encoding': 'identity' }; // decisions.md D43
     if (auth) h.authorization = auth;
     let r: Dispatcher.ResponseData;
     try {

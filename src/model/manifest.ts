@@ -1,7 +1,7 @@
 /**
  * The manifest model: what a MADO imaging manifest says, independent of its encoding.
  *
- * Both encodings (DICOM KOS, digest §1.5; MADO FHIR document Bundle, digest §1.6) map to and
+ * Both encodings (DICOM KOS, SUPPL §6.X.2; MADO FHIR document Bundle, IG FHIR manifest) map to and
  * from this model, so the KOS reader/writer (src/dicom) and the FHIR mapping (src/fhir/mapping)
  * never see each other's libraries. No dcmjs or FHIR types appear here.
  *
@@ -123,7 +123,7 @@ export interface Series {
 /** One Current Requested Procedure Evidence Sequence item: all references into one study. */
 export interface StudyReference {
   studyInstanceUid: string;
-  /** Display URI: opaque viewer URL for this study (digest Q8) */
+  /** Display URI: opaque viewer URL for this study (decisions.md D8) */
   displayUri?: string;
   series: Series[];
 }

@@ -1,6 +1,6 @@
 /**
  * All SQL behind DICOMweb: QIDO-RS (RAD-129) answered from the manifest index, and WADO-RS
- * (RAD-107) routing + authorisation. One rule everywhere (style §5.6 "authorise the triple"):
+ * (RAD-107) routing + authorisation. One rule everywhere (decisions.md D40):
  * an instance is visible when it is referenced by a manifest with status 'current' whose patient
  * the principal may see (PatientFilter applied inside the SQL, never as a post-filter), and it is
  * not in rejected_instance (IOCM). Series and studies are visible through their visible instances.

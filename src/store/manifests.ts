@@ -1,5 +1,5 @@
 /**
- * Manifest store: every write of issue 5 (manifest, document_reference, manifest_token, patient
+ * Manifest store: every write (manifest, document_reference, manifest_token, patient
  * (+identifier), imaging_study/series/instance, rejected_instance, submission_set(+token), endpoint,
  * manifest_endpoint). Reads for search/retrieve live elsewhere (search-sql.ts, imaging-index.ts).
  *
@@ -14,12 +14,12 @@
  *   identifier          urn:ietf:rfc:3986                              urn:oid:<manifest SOP Instance UID>
  *                       ''                                             <manifest SOP Instance UID> (bare)
  *   study-instance-uid  urn:dicom:uid                                  urn:oid:<study uid>   (manifest study + evidence studies)
- *                       ''                                             <study uid> (bare, digest Q14)
+ *                       ''                                             <study uid> (bare, decisions.md D14)
  *   accession-number    issuer system (as patient.identifier) or ''    accession (study + requested procedures)
  *   modality            http://dicom.nema.org/resources/ontology/DCM   CT, MR, … (study modalities + series modalities)
  *   anatomical-region   code system URI (SCT → http://snomed.info/sct)  code (study-level Target Region)
  *   bodysite            code system URI                                code (series-level body sites)
- *   event               union of the modality and anatomical-region rows (docref context.event, digest Q28)
+ *   event               union of the modality and anatomical-region rows (docref context.event, decisions.md D28)
  *   category / type / setting / facility   deployment defaults (config.documentDefaults) system|code
  *   series              ''                                             series instance UID (bare)
  *   endpoint            ''                                             endpoint id (WADO and viewer Endpoints)
@@ -35,7 +35,7 @@
  * code (MHDlistTypes|submissionset), patient.identifier (as above), source-id (system|value and bare),
  * designation-type (system|code), status (''|current).
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Knex } from 'knex';
 import { imagingStudyId, manifestResourceIds, patientId as patientIdOf } from '../model/ids.js';
 import { otherEvidence, primaryEvidence, type Accession, type Code, type Issuer, type Manifest } from '../model/manifest.js';
@@ -160,7 +160,7 @@ export function intArray(values: ReadonlyArray<number | null | undefined>): stri
 // Identity
 
 export function sha256Hex(b: Uint8Array): string {
-  return createHash('sha256').update(b).digest('hex');
+  return hash('sha256', b);
 }
 
 /** manifest.id: deterministic from the SOP Instance UID (same hash as the ids in model/ids.ts). */

@@ -1,5 +1,5 @@
 /**
- * FHIR search → SQL (style.md §5.4). compileSearch is a pure function of the plan and the patient
+ * FHIR search → SQL (decisions.md D44). compileSearch is a pure function of the plan and the patient
  * filter; every value goes through a binding. The patient filter is a condition of the same
  * query (never a post-filter), so totals and paging never reveal hidden resources.
  *
@@ -20,7 +20,7 @@ export type SearchTable = 'DocumentReference' | 'ImagingStudy' | 'Patient' | 'En
 export interface TokenMatch {
   /** undefined: any system; '' only rows without a system */
   system?: string;
-  /** undefined: any value of that system; several: alternatives (urn:oid: and bare UID, digest Q14) */
+  /** undefined: any value of that system; several: alternatives (urn:oid: and bare UID, decisions.md D14) */
   values?: string[];
 }
 
@@ -224,7 +224,7 @@ function dateSql(c: string, v: DateBound, b: unknown[]): string {
 
 /**
  * context.period as an interval [start, end]. MADO gives only period.start (the study start,
- * digest §1.7); a missing end is taken as the start (an instant), not as "ongoing" — otherwise
+ * IG MHD envelope); a missing end is taken as the start (an instant), not as "ongoing" — otherwise
  * every study would match period=ge<anything>. Semantics per FHIR 3.1.1.4.2 for ranges; ge/lt
  * give MHD's serviceStopTimeFrom/serviceStartTimeTo overlap (ITI-67 "period").
  */

@@ -29,7 +29,7 @@ test('kos2fhir prints a valid MADO document Bundle', async () => {
   assert.equal(b.type, 'document');
   assert.equal(b.identifier.value, 'urn:oid:2.25.57007867845839123962305187603289084537');
   assert.deepEqual(validateFhirResource(b).filter((i) => i.severity === 'error'), []);
-  // reader warnings (the IG example KOS is lenient-read, digest Q12) go to stderr, not stdout
+  // reader warnings (the IG example KOS is lenient-read, decisions.md D12) go to stderr, not stdout
   assert.match(x.err, /warning/);
   // same input → byte-identical output
   const y = io();

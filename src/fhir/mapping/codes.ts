@@ -1,4 +1,4 @@
-/** Systems, canonical URLs and code translations used by the MADO mapping (digest §1.6, §1.7, §7). */
+/** Systems, canonical URLs and code translations used by the MADO mapping (IG FHIR manifest, IG MHD envelope, IG terminology). */
 import type { Code } from '../../model/manifest.js';
 
 export const MADO = 'https://profiles.ihe.net/RAD/MADO';
@@ -33,7 +33,7 @@ export const EXT = {
 export const SYS = {
   dcm: 'http://dicom.nema.org/resources/ontology/DCM',
   dcmUid: 'http://dicom.nema.org/resources/ontology/DCMUID',
-  /** Non-conformant system used by the IG JSON examples (digest Q4, Q21): accepted on input only */
+  /** Non-conformant system used by the IG JSON examples (decisions.md D4, D21): accepted on input only */
   dicomUidsLegacy: 'http://dicom.nema.org/resources/CodeSystem/DICOM_UIDs',
   rfc3986: 'urn:ietf:rfc:3986',
   dicomUid: 'urn:dicom:uid',
@@ -139,5 +139,5 @@ export function modalityCoding(m: string): FhirCoding {
   return { system: SYS.dcm, code: m };
 }
 
-/** KOS document titles of manifests (digest Q6; 113030 = XDS-I "Manifest"), recognised in Composition.type. */
+/** KOS document titles of manifests (decisions.md D6; 113030 = XDS-I "Manifest"), recognised in Composition.type. */
 export const KOS_TITLES = new Set(['MADOTEMP001|99IHE', 'ddd001|DCM', '113030|DCM']);

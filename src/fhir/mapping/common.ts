@@ -17,7 +17,7 @@ export function stripOid(v: string | undefined): string | undefined {
   return v.startsWith('urn:oid:') ? v.slice(8) : v;
 }
 
-/** Issuer → Identifier.system (digest §1.9 row 28: `urn:oid:`+UEID when ISO, else a URI label). */
+/** Issuer → Identifier.system (IG KOS→FHIR mapping, row 28: `urn:oid:`+UEID when ISO, else a URI label). */
 export function issuerSystem(iss: Issuer | undefined): string | undefined {
   if (!iss) return undefined;
   const u = iss.universalEntityId;
@@ -67,7 +67,7 @@ export function patientIdentifier(p: PatientIdentifier): Json {
   return identifierFor(p.value, p.issuer);
 }
 
-/** One PN component group "Family^Given^Middle^Prefix^Suffix" → HumanName parts (digest §1.9 row 27). */
+/** One PN component group "Family^Given^Middle^Prefix^Suffix" → HumanName parts (IG KOS→FHIR mapping, row 27). */
 function groupToHumanName(group: string | undefined): Json | undefined {
   if (!group) return undefined;
   const [family = '', given = '', middle = '', prefix = '', suffix = ''] = group.split('^');

@@ -1,21 +1,21 @@
 /**
- * FHIR → manifest model (digest §1.10). Accepts
- *  - a MadoFhirBundle (document Bundle with Composition + ImagingStudy, digest §1.6),
+ * FHIR → manifest model (IG FHIR→KOS mapping). Accepts
+ *  - a MadoFhirBundle (document Bundle with Composition + ImagingStudy, IG FHIR manifest),
  *  - the legacy draft form: List (ImagingManifestList) + ImagingStudy in a collection/transaction
- *    Bundle (digest Q1; fixtures/legacy-list/README.md),
+ *    Bundle (decisions.md D1; fixtures/legacy-list/README.md),
  *  - a collection/transaction Bundle with a bare ImagingStudy + Patient + Endpoints,
  *  - a lone List / ImagingStudy (only to report precisely what is missing).
  * Never throws; every finding carries a FHIRPath expression in `path`.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Code, Instance, Manifest, Patient, PatientIdentifier, RequestedProcedure, Series, StudyReference, ValidationIssue } from '../../model/manifest.js';
 import { KOS_SOP_CLASS_UID } from '../../model/manifest.js';
-import { derivedUid } from '../../model/ids.js';
+import { derivedUid, kosSeriesUid } from '../../model/ids.js';
 import { codingToCode, conceptToCode, EXT, KOS_TITLES, SYS, type FhirCoding } from './codes.js';
 import { humanNamesToPn, isOid, issuerFromIdentifier, type Json, SEX, stripOid } from './common.js';
 import { fhirToDicomDate, fhirToDicomDateTime, offsetOf } from './datetime.js';
 
-/** Default KOS title when the FHIR form carries none (config default, digest Q6). */
+/** Default KOS title when the FHIR form carries none (config default, decisions.md D6). */
 export const DEFAULT_KOS_TITLE: Code = { value: 'MADOTEMP001', scheme: '99IHE', meaning: 'Manifest with Description' };
 
 export interface FhirToManifestOptions {
@@ -89,7 +89,7 @@ export function fhirToManifest(input: unknown, opts: FhirToManifestOptions = {})
   try {
     return convert(input, c, opts);
   } catch (e) {
-    // Defensive: malformed shapes must become issues, never crashes (HELPERS.md).
+    // Defensive: malformed shapes must become issues, never crashes (decisions.md D46).
     c.err('', 'GW_FHIR_INVALID', `cannot interpret the FHIR input: ${(e as Error).message}`);
     return { issues: c.issues };
   }
@@ -103,7 +103,7 @@ interface Source {
   list?: Entry;
   /** the manifest's own ImagingStudy */
   isEntry: Entry;
-  /** time zone of the KOS: offset of ImagingStudy.started, else the first one found (digest §1.10) */
+  /** time zone of the KOS: offset of ImagingStudy.started, else the first one found (IG FHIR→KOS mapping) */
   tz?: string;
   dt: DateTimeOf;
 }
@@ -137,7 +137,7 @@ function convert(input: unknown, c: Ctx, opts: FhirToManifestOptions): { manifes
   if (!got) return { issues: c.issues };
   const composition = c.ofType('Composition')[0];
   const list = c.ofType('List')[0];
-  if (list) c.info(list.path, 'GW_FHIR_LEGACY_FORM', 'legacy List-based manifest (first MADO draft) accepted; the current form is a MadoFhirBundle document (digest Q1)');
+  if (list) c.info(list.path, 'GW_FHIR_LEGACY_FORM', 'legacy List-based manifest (first MADO draft) accepted; the current form is a MadoFhirBundle document (decisions.md D1)');
   // one ImagingStudy per referenced study (PS3.3 C.17.2.1); the first is the manifest's own
   const studyEntries = imagingStudyEntries(c, composition, list);
   const isEntry = studyEntries[0];
@@ -146,6 +146,7 @@ function convert(input: unknown, c: Ctx, opts: FhirToManifestOptions): { manifes
     return { issues: c.issues };
   }
   const is = isEntry.resource;
+  // time zone: offset of ImagingStudy.started (IG FHIR→KOS mapping: Timezone Offset R+), else the first one found
   const tz =
     offsetOf(str(is.started)) ??
     offsetOf(str(composition?.resource.date)) ??
@@ -249,16 +250,16 @@ function readDocument(c: Ctx, src: Source, opts: FhirToManifestOptions): Manifes
   const bIdent = isObj(bundle?.identifier) ? bundle!.identifier : isObj(comp?.identifier) ? comp!.identifier : arr(list?.resource.identifier)[0];
   let sop = stripOid(str(bIdent?.value));
   if (sop && !isOid(sop)) {
-    c.warn(bundle ? 'Bundle.identifier' : `${list?.path ?? src.isEntry.path}.identifier`, 'GW_FHIR_IDENTIFIER_NOT_OID', `manifest identifier "${sop}" is not an OID (MadoFhirBundle.identifier, digest Q20); a SOP Instance UID was derived from it`);
+    c.warn(bundle ? 'Bundle.identifier' : `${list?.path ?? src.isEntry.path}.identifier`, 'GW_FHIR_IDENTIFIER_NOT_OID', `manifest identifier "${sop}" is not an OID (MadoFhirBundle.identifier, decisions.md D20); a SOP Instance UID was derived from it`);
     sop = derivedUid(`fhir-identifier:${str(bIdent?.system) ?? ''}|${sop}`);
   }
-  if (!sop) sop = derivedUid(`fhir-content:${createHash('sha256').update(JSON.stringify(src.input)).digest('hex')}`);
+  if (!sop) sop = derivedUid(`fhir-content:${hash('sha256', JSON.stringify(src.input))}`);
   const typeCodings = arr(comp?.type?.coding);
   const titleCoding = typeCodings.map((k) => codingToCode(k as FhirCoding)).find((k) => KOS_TITLES.has(`${k.value}|${k.scheme}`));
   const title = titleCoding ?? opts.defaultTitle ?? DEFAULT_KOS_TITLE;
   const compTitle = str(comp?.title) ?? str(list?.resource.title);
   const created = src.dt(comp?.date ?? bundle?.timestamp ?? list?.resource.date, composition ? `${composition.path}.date` : 'Bundle.timestamp');
-  const document: Manifest['document'] = { sopInstanceUid: sop, sopClassUid: KOS_SOP_CLASS_UID, seriesInstanceUid: derivedUid(`kos-series:${sop}`), title };
+  const document: Manifest['document'] = { sopInstanceUid: sop, sopClassUid: KOS_SOP_CLASS_UID, seriesInstanceUid: kosSeriesUid(sop), title };
   if (compTitle && compTitle !== title.meaning) document.description = compTitle;
   if (created) {
     document.contentDate = created.date;

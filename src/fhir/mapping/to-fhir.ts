@@ -1,6 +1,6 @@
 /**
- * Manifest model → MADO FHIR document Bundle (digest §1.6, mapping table §1.9) and the two MHD
- * DocumentReferences (digest §1.7, §3.5). Pure and deterministic: ids come from src/model/ids.ts
+ * Manifest model → MADO FHIR document Bundle (IG FHIR manifest, mapping table IG KOS→FHIR mapping) and the two MHD
+ * DocumentReferences (IG MHD envelope, MHD DocumentReference profiles). Pure and deterministic: ids come from src/model/ids.ts
  * and no clock is read, so the same manifest and context give byte-identical JSON.
  */
 import type { Bundle, DocumentReference } from '@medplum/fhirtypes';
@@ -23,12 +23,12 @@ export interface DocRefOptions {
   status: 'current' | 'superseded' | 'entered-in-error';
   /** The form the manifest was submitted in (informative; both docrefs are always produced) */
   nativeFormat: 'kos' | 'fhir';
-  /** DocumentReference creation instant (MHD `date`, digest Q29) */
+  /** DocumentReference creation instant (MHD `date`, decisions.md D29) */
   date?: string;
   lastUpdated?: string;
 }
 
-/** Placeholder address of a MadoWadoEndpoint whose URL is unknown (digest §1.6.3, Q18). */
+/** Placeholder address of a MadoWadoEndpoint whose URL is unknown (IG MADO profiles, D18). */
 export const NOT_SPECIFIED = 'http://notspecified';
 
 const DAR_UNKNOWN = { extension: [{ url: EXT.dataAbsentReason, valueCode: 'unknown' }] };
@@ -375,7 +375,7 @@ export function manifestEndpoints(m: Manifest, ctx: MappingContext): Json[] {
   return endpointsOf(derive(m, ctx));
 }
 
-/** MadoFhirBundle (document) for a manifest (digest §1.6, §1.9). */
+/** MadoFhirBundle (document) for a manifest (IG FHIR manifest, IG KOS→FHIR mapping). */
 export function manifestToFhirBundle(m: Manifest, ctx: MappingContext): Bundle {
   const d = derive(m, ctx);
   const ids = d.ids;
