@@ -51,6 +51,14 @@ describe('evidence over two studies (multi-study.dcm)', () => {
     }
     const all = await fhir(`/fhir/ImagingStudy?patient.identifier=urn:oid:1.2.3.4.5|${m.patient.id!.value}`);
     assert.equal(all.entry.length, 2);
+    // series and modality tokens belong to the manifest; each row answers for its own series
+    const [se2] = m.evidence[1]!.series;
+    const bySeries = await fhir(`/fhir/ImagingStudy?series=${se2!.uid}`);
+    assert.deepEqual(bySeries.entry.map((e: J) => e.resource.id), [imagingStudyId(sop, s2, false)]);
+    const ct = await fhir(`/fhir/ImagingStudy?modality=http://dicom.nema.org/resources/ontology/DCM|CT`);
+    assert.deepEqual(ct.entry.map((e: J) => e.resource.id).sort(), [imagingStudyId(sop, s1, true), imagingStudyId(sop, s2, false)].sort(), 'both studies have a CT series');
+    const mr = await fhir(`/fhir/ImagingStudy?modality=MR`);
+    assert.deepEqual(mr.entry.map((e: J) => e.resource.id), [imagingStudyId(sop, s1, true)], 'only the first study has an MR series');
     await request(t.app).get(`/fhir/ImagingStudy/${imagingStudyId(sop, '1.2.3.999', false)}`).expect(404);
   });
 
