@@ -395,11 +395,14 @@ function imagingStudyPart(m: Manifest, rd: ManifestRendering, r: StudyRowInput):
   return { sql: `insert into imaging_study (${STUDY_COLUMNS}) values ${values}`, bindings };
 }
 
-/** Flattened, de-duplicated index rows (a KOS may list one SOP twice; the index holds it once). */
-function indexRows(m: Manifest) {
+/**
+ * The imaging_series rows of a manifest as parallel arrays, and its instances flattened with the
+ * ordinal of their series row (grouped into the series' arrays in SQL). De-duplicated: a KOS may
+ * list one SOP twice; the index holds it once.
+ */
+function seriesRows(m: Manifest) {
   const seriesSeen = new Map<string, number>();
   const se = { study: [] as string[], uid: [] as string[], modality: [] as (string | null)[], num: [] as (number | null)[], desc: [] as (string | null)[], date: [] as (string | null)[], time: [] as (string | null)[], body: [] as (string | null)[], url: [] as (string | null)[], loc: [] as (string | null)[], ae: [] as (string | null)[], count: [] as number[] };
-  // Instances flattened with the index of their series row; grouped into the series' arrays in SQL.
   const inst = { si: [] as number[], sop: [] as string[], cls: [] as string[], num: [] as (number | null)[], frames: [] as (number | null)[] };
   const sopSeen = new Set<string>();
   for (const e of m.evidence) for (const s of e.series) {
@@ -443,12 +446,13 @@ export async function insertManifest(tx: Tx, n: NewManifest, r: ManifestRenderin
   if (n.replaces && replacesSop === undefined) replacesSop = (await findManifestById(tx, n.replaces))?.sop_instance_uid;
   const docs = r.docRefs(m, { status: 'current', nativeFormat: n.nativeFormat, date: now, lastUpdated: now, versionId: 1, replacesSop, metadata: n.metadata });
 
-  const { se, inst } = indexRows(m);
+  const { se, inst } = seriesRows(m);
   const referenceCount = inst.sop.length;
   const eps = r.endpoints(m);
   const tokens = r.tokens(m, eps.map((e) => e.id as string), n.metadata);
   const st = m.study;
   const acc = st.accession ?? st.requests.find((r) => r.accession?.value)?.accession;
+  const pidPrimary = m.patient.id ?? m.patient.otherIds[0];
   const started = ts((docs.kos.context as Json | undefined)?.period?.start);
 
   const parts: Part[] = [

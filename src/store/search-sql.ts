@@ -279,8 +279,9 @@ function ownStudyOnly(sql: string, tk: NonNullable<TableDef['tokens']>, c: Extra
   return `(${sql} AND (${own} OR ${tk.owner} IN (SELECT t.${tk.fk} FROM ${tk.table} t WHERE ${codeSql} AND (${ors}))))`;
 }
 
-/** manifest_token / submission_set_token match (IN subquery over the token index). */
-function tokenCondSql(t: TableDef, c: Extract<SqlCond, { k: 'token' }>, b: unknown[]): string {
+type Cond<K extends SqlCond['k']> = Extract<SqlCond, { k: K }>;
+
+function tokenSql(t: TableDef, c: Cond<'token'>, b: unknown[]): string {
   const tk = t.tokens!;
   const codeSql = anyOf('t.code', c.codes, b);
   const ors = c.or.map((m) => `(${tokenMatchSql(m, 't', b)})`).join(' OR ');
@@ -296,7 +297,7 @@ function tokenCondSql(t: TableDef, c: Extract<SqlCond, { k: 'token' }>, b: unkno
  * several studies matches only when one of its own series has the value (its Image Library
  * modalities included, for the manifest's own study).
  */
-function ownSeriesOnly(sql: string, c: Extract<SqlCond, { k: 'token' }>, b: unknown[]): string {
+function ownSeriesOnly(sql: string, c: Cond<'token'>, b: unknown[]): string {
   const values = [...new Set(c.or.flatMap((m) => m.values ?? []))];
   if (!values.length) return sql;
   if (c.codes[0] !== 'modality' && c.codes[0] !== 'series') return sql;
@@ -305,12 +306,49 @@ function ownSeriesOnly(sql: string, c: Extract<SqlCond, { k: 'token' }>, b: unkn
   return `(${sql} AND EXISTS (SELECT 1 FROM imaging_series so WHERE so.manifest_id = s.manifest_id AND so.study_instance_uid = s.study_instance_uid AND so.series_instance_uid = ANY(?::text[])))`;
 }
 
+/** FHIR string search: case-insensitive "starts with" on any word; :exact = whole value, case-sensitive. */
+function stringSql(t: TableDef, c: Cond<'string'>, b: unknown[]): string {
+  const cc = col(t, c.column);
+  const ors = c.or.map((v) => {
+    if (c.exact) {
+      b.push(v);
+      return `${cc} = lower(?)`;
+    }
+    const p = likeEscape(v.toLowerCase());
+    b.push(`${p}%`, `% ${p}%`);
+    return `(${cc} LIKE ? OR ${cc} LIKE ?)`;
+  });
+  return `(${ors.join(' OR ')})`;
+}
+
+function docrefIdentifierSql(t: TableDef, c: Cond<'docref-identifier'>, b: unknown[]): string {
+  const parts: string[] = [];
+  if (c.tokens.length) parts.push(tokenSql(t, { k: 'token', codes: ['identifier'], or: c.tokens, not: false }, b));
+  if (c.uuids.length) parts.push(anyOf('d.entry_uuid', c.uuids, b)); // docref_entry_uuid
+  const any = parts.length ? (parts.length === 1 ? parts[0]! : `(${parts.join(' OR ')})`) : 'FALSE';
+  return c.not ? `NOT COALESCE(${any}, FALSE)` : any;
+}
+
+/**
+ * Terms 'given:<folded prefix>' / 'given=<exact>' (migration 0005); the query value is folded by
+ * the same SQL function as the stored one. The cardinality predicate selects the partial GIN index
+ * (docref_author_terms / submission_set_source_terms).
+ */
+function nameTermsSql(t: TableDef, c: Cond<'name-terms'>, b: unknown[]): string {
+  const cc = col(t, c.column);
+  const terms = c.or.map((v) => {
+    b.push(v);
+    return c.exact ? `'${c.part}=' || ?::text` : `'${c.part}:' || mado_fold(?::text)`;
+  });
+  return `(${cc} && ARRAY[${terms.join(', ')}] AND cardinality(${cc}) > 0)`;
+}
+
 function condSql(t: TableDef, c: SqlCond, b: unknown[]): string {
   switch (c.k) {
     case 'false':
       return 'FALSE';
     case 'token':
-      return tokenCondSql(t, c, b);
+      return tokenSql(t, c, b);
     case 'token-missing': {
       const tk = t.tokens!;
       return `${c.missing ? 'NOT ' : ''}EXISTS (SELECT 1 FROM ${tk.table} t WHERE t.${tk.fk} = ${tk.owner} AND ${anyOf('t.code', c.codes, b)})`;
@@ -328,38 +366,12 @@ function condSql(t: TableDef, c: SqlCond, b: unknown[]): string {
     }
     case 'period':
       return `(${c.or.map((v) => periodSql(v, b)).join(' OR ')})`;
-    case 'string': {
-      // FHIR string search: case-insensitive "starts with" on any word; :exact = whole value, case-sensitive.
-      const cc = col(t, c.column);
-      const ors = c.or.map((v) => {
-        if (c.exact) {
-          b.push(v);
-          return `${cc} = lower(?)`;
-        }
-        const p = likeEscape(v.toLowerCase());
-        b.push(`${p}%`, `% ${p}%`);
-        return `(${cc} LIKE ? OR ${cc} LIKE ?)`;
-      });
-      return `(${ors.join(' OR ')})`;
-    }
-    case 'docref-identifier': {
-      const parts: string[] = [];
-      if (c.tokens.length) parts.push(condSql(t, { k: 'token', codes: ['identifier'], or: c.tokens, not: false }, b));
-      if (c.uuids.length) parts.push(anyOf('d.entry_uuid', c.uuids, b)); // docref_entry_uuid
-      const any = parts.length ? (parts.length === 1 ? parts[0]! : `(${parts.join(' OR ')})`) : 'FALSE';
-      return c.not ? `NOT COALESCE(${any}, FALSE)` : any;
-    }
-    case 'name-terms': {
-      // Terms 'given:<folded prefix>' / 'given=<exact>' (migration 0005); the query value is folded
-      // by the same SQL function as the stored one. The cardinality predicate selects the partial
-      // GIN index (docref_author_terms / submission_set_source_terms).
-      const cc = col(t, c.column);
-      const terms = c.or.map((v) => {
-        b.push(v);
-        return c.exact ? `'${c.part}=' || ?::text` : `'${c.part}:' || mado_fold(?::text)`;
-      });
-      return `(${cc} && ARRAY[${terms.join(', ')}] AND cardinality(${cc}) > 0)`;
-    }
+    case 'string':
+      return stringSql(t, c, b);
+    case 'docref-identifier':
+      return docrefIdentifierSql(t, c, b);
+    case 'name-terms':
+      return nameTermsSql(t, c, b);
     case 'related-study': {
       // context.related names the manifest's studies by identifier: documents of every manifest
       // referencing the study of these ImagingStudy resources (only ImagingStudy ids that resolve:
