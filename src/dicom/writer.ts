@@ -2,7 +2,7 @@
  * Manifest model → MADO KOS, PS3.10 file, Explicit VR Little Endian, ISO_IR 192 or, for CJK person names, the ISO 2022 / GB18030 set they were given in (PS3.5 Annexes H, I, K).
  * TID 2010 root + TID 1600 Image Library with the final DCM descriptor codes (131561–131565,
  * decisions.md D7), instance descriptors as children (D11), NUM counts with UCUM units (D10), Display URI
- * at (0040,E012) in the evidence item (Q8).
+ * at (0040,E012) in the evidence item (decisions.md D8).
  *
  * Encoded here rather than through dcmjs: values longer than the VR maximum must be rejected, never
  * truncated or logged (decisions.md D47); our own encoder checks every value and never mutates

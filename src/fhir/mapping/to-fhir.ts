@@ -111,7 +111,7 @@ function studyViews(m: Manifest, evidence: StudyReference | undefined): StudyVie
   }
   return views.map((ev, i) => {
     const primary = i === 0;
-    // Q35: study modalities from the Image Library (it describes the manifest's study), else the union of series modalities.
+    // decisions.md D35: study modalities from the Image Library (it describes the manifest's study), else the union of series modalities.
     const modalities = primary && m.study.modalities.length ? [...m.study.modalities] : seriesModalities(ev.series);
     const v: StudyView = { ev, id: imagingStudyId(sop, ev.studyInstanceUid, primary), primary, modalities };
     if (ev.displayUri) v.viewerId = viewerEndpointId(sop, ev.studyInstanceUid, primary);
@@ -206,7 +206,7 @@ function viewerEndpoint(id: string, uri: string): Json {
     id,
     meta: meta(PROFILE.viewerEndpoint),
     status: 'active',
-    // Q26: connectionType is unconstrained by MADO but 1..1 in R4; ihe-iid follows IHE RAD IMR.
+    // decisions.md D26: connectionType is unconstrained by MADO but 1..1 in R4; ihe-iid follows IHE RAD IMR.
     connectionType: { system: SYS.connType, code: 'ihe-iid', display: 'IHE IID' },
     name: 'Web viewer',
     payloadType: [{ coding: [{ system: SYS.payloadType, code: 'none', display: 'None' }] }],
@@ -449,8 +449,11 @@ function defaultCoding(c: { system: string; code: string; display?: string }): J
   return c.display ? { system: c.system, code: c.code, display: c.display } : { system: c.system, code: c.code };
 }
 
-/** The docrefs' contained resources: authors (MHD Comprehensive: author contained) and the source patient, so the docref stands alone. */
-function containedAuthors(m: Manifest, d: Derived, xon: { name?: string; id?: string }): [Json, Json, Json] {
+/**
+ * The docref's contained Organization, creator Device and source Patient: authors are contained
+ * (MHD Comprehensive), so the DocumentReference stands alone.
+ */
+function containedResources(m: Manifest, d: Derived, xon: ReturnType<typeof splitXon>): [Json, Json, Json] {
   const org: Json = { resourceType: 'Organization', id: 'org' };
   if (xon.id) org.identifier = [isOidLike(xon.id) ? { system: SYS.rfc3986, value: `urn:oid:${xon.id}` } : { value: xon.id }];
   org.name = xon.name ?? 'unknown';
@@ -472,7 +475,7 @@ export function manifestToDocumentReferences(m: Manifest, ctx: MappingContext, o
   const xon = splitXon(m);
   const base = ctx.publicBaseUrl.replace(/\/+$/, '');
   const uid = doc.sopInstanceUid;
-  // Q13: MHD UniqueIdIdentifier form, copied into identifier (mado-docref-1).
+  // decisions.md D13: MHD UniqueIdIdentifier form, copied into identifier (mado-docref-1).
   const master = {
     type: { coding: [{ system: SYS.mhdIdType, code: 'uniqueId', display: 'UniqueId' }] },
     system: SYS.rfc3986,
@@ -483,7 +486,7 @@ export function manifestToDocumentReferences(m: Manifest, ctx: MappingContext, o
   const subject: Json = { reference: `Patient/${d.patientId}`, type: 'Patient' };
   if (primaryId) subject.identifier = patientIdentifier(primaryId);
 
-  const [org, device, src] = containedAuthors(m, d, xon);
+  const [org, device, src] = containedResources(m, d, xon);
 
   const st = m.study;
   const modCodings = d.modalities.map(modalityCoding);
@@ -518,11 +521,11 @@ export function manifestToDocumentReferences(m: Manifest, ctx: MappingContext, o
     attachment.title = doc.description ?? doc.title.meaning ?? 'Imaging manifest';
     attachment.creation = d.created;
     const content: Json = { attachment, format: kind === 'kos' ? KOS_FORMAT : FHIR_FORMAT };
-    // Q25: content.profile only on the FHIR docref, as valueCanonical.
+    // decisions.md D25: content.profile only on the FHIR docref, as valueCanonical.
     if (kind === 'fhir') content.extension = [{ url: EXT.r5ContentProfile, extension: [{ url: 'value[x]', valueCanonical: PROFILE.bundle }] }];
     r.content = [content];
     const context: Json = {};
-    // Q28: modality and region also as context.event (SUPPL App. A / XDS eventCodeList).
+    // decisions.md D28: modality and region also as context.event (SUPPL App. A / XDS eventCodeList).
     const events = [...modCodings.map((c) => ({ coding: [c] })), ...regionCodings.map((c) => ({ coding: [c] }))];
     if (events.length) context.event = events;
     if (d.started) context.period = { start: d.started };
