@@ -82,6 +82,8 @@ async function retrieve(req: Request, res: Response, deps: AppDeps, kind: 'Binar
   res.setHeader('ETag', etag);
   res.setHeader('Last-Modified', m.last_updated.toUTCString());
   res.setHeader('Vary', 'Accept');
+  // The form the manifest was submitted in (the other is converted); the web page shows it.
+  res.setHeader('X-Manifest-Source', m.native_format);
   if (notModified(req.get('if-none-match'), etag)) {
     res.status(304).end();
     return;
