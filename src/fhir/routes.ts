@@ -29,7 +29,7 @@ export type FhirModule = (router: Router, deps: AppDeps) => void;
 
 /**
  * A path or parameter holding U+0000 (or an unpaired surrogate) cannot be a FHIR id, token or
- * string, and PostgreSQL refuses such text: 400 before any SQL (decisions.md D84).
+ * string, and PostgreSQL refuses such text: 400 before any SQL (decisions.md D94).
  */
 function decodedPath(p: string): string {
   try {

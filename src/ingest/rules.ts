@@ -1,7 +1,7 @@
 /**
  * The one rule set for a manifest submission: what the CLI `validate`, `POST /fhir/$validate` and
  * every ingest path apply. It runs the ingest parsers themselves (parseKos / parseFhirManifest), so
- * "valid" means exactly "the server would accept it" (decisions.md D83) and the warnings are the ones the ingest
+ * "valid" means exactly "the server would accept it" (decisions.md D93) and the warnings are the ones the ingest
  * response carries. Stores nothing.
  */
 import type { Config } from '../config.js';

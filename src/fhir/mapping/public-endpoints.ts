@@ -5,7 +5,7 @@
  * PUBLIC_BASE_URL/dicomweb (the RAD-107 base of this gateway). Where no upstream can serve it, the
  * archive's address is kept and the Endpoint says so. `publicEndpoints: upstream` keeps the
  * archive's address everywhere. Stored content is never changed: this runs when a resource is
- * served (decisions.md D81). Pure.
+ * served (decisions.md D91). Pure.
  */
 import { routeUpstream, type RoutableUpstream } from '../../model/routing.js';
 import type { Manifest } from '../../model/manifest.js';

@@ -16,7 +16,7 @@ import { writeKos, KosWriteError } from '../../dicom/index.js';
 import { GatewayError, notFound } from '../../http/errors.js';
 import type { Manifest } from '../../model/manifest.js';
 import { readManifestByDocRef, type ManifestRead } from '../../store/resource-read.js';
-import { parseAccept, serialize } from '../format.js';
+import { acceptedRanges, serialize } from '../format.js';
 import { manifestToFhirBundle, manifestWithPublicRetrieveUrls, publicEndpointsInBundle, toKosWritable, type EndpointPolicy } from '../mapping/index.js';
 import { addInteractions } from '../registry.js';
 import { notModified } from '../../http/conditional.js';
@@ -36,7 +36,7 @@ export function negotiateRetrieve(req: Request, native: 'dicom' | 'json'): Want 
     if (fmt === 'application/dicom') return 'dicom';
     throw new GatewayError(406, 'GW_NOT_ACCEPTABLE', `_format "${fmt}" cannot be produced for this document`, { expression: ['_format'] });
   }
-  const ranges = parseAccept(req.get('accept'));
+  const ranges = acceptedRanges(req.get('accept'));
   if (!ranges.length) return native;
   for (const r of ranges) {
     if (r.type === 'application/dicom') return 'dicom';
@@ -47,7 +47,7 @@ export function negotiateRetrieve(req: Request, native: 'dicom' | 'json'): Want 
   throw new GatewayError(406, 'GW_NOT_ACCEPTABLE', 'None of the media types in Accept can be produced for this document; use application/dicom, application/fhir+json or application/fhir+xml');
 }
 
-/** The bytes of a document in the wanted form (Retrieve URLs and Endpoint addresses: decisions.md D81). */
+/** The bytes of a document in the wanted form (Retrieve URLs and Endpoint addresses: decisions.md D91). */
 function render(m: ManifestRead, want: Want, deps: AppDeps): { body: Buffer | string; type: string } {
   const ctx = { publicBaseUrl: deps.config.publicBaseUrl, defaults: deps.config.documentDefaults };
   const policy = endpointPolicy(deps.config);
