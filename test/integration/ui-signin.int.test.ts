@@ -155,7 +155,7 @@ describe('web page with sign-in (OpenID provider, JWT)', { skip }, () => {
     await page.selectOption('#search-mode', 'name');
     await page.fill('#search-term', 'Doe');
     await page.keyboard.press('Enter');
-    await page.waitForSelector('#no-results');
+    await page.waitForSelector('#no-results[data-term="Doe"]');
     await page.click('nav a[data-nav="audit"]');
     await page.waitForSelector('#audit-results .error');
     assert.match((await page.textContent('#audit-results .error'))!, /GW_FORBIDDEN, HTTP 403/);
