@@ -11,7 +11,7 @@ import { parseAccept as parseMediaRanges, qualityOf, type MediaRange } from '../
 export type { MediaRange };
 
 /** Media ranges of an Accept header, highest q first; 400 when the header is too long. */
-export function parseAccept(header: string | undefined): MediaRange[] {
+export function dicomwebAcceptRanges(header: string | undefined): MediaRange[] {
   const ranges = parseMediaRanges(header);
   if (!ranges) throw new GatewayError(400, 'GW_DICOMWEB_BAD_ACCEPT', 'Accept header too long');
   return ranges;
@@ -41,7 +41,7 @@ function q(r: MediaRange): string {
  * resource's default part type.
  */
 export function negotiate(kind: ResourceKind, header: string | undefined): string {
-  const ranges = parseAccept(header);
+  const ranges = dicomwebAcceptRanges(header);
   if (kind === 'rendered') return rendered(ranges);
   const out: string[] = [];
   for (const r of ranges) {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { peekSopInstanceUid } from '../../src/dicom/peek.js';
-import { negotiate, parseAccept } from '../../src/dicomweb/accept.js';
+import { dicomwebAcceptRanges as parseAccept, negotiate } from '../../src/dicomweb/accept.js';
 import { decodeBulkToken, etagsOf, pickEncoding, rewriteDataset, rewriteRetrieveUrl, type Dataset } from '../../src/dicomweb/metadata.js';
 import { notModified } from '../../src/http/conditional.js';
 import { boundaryOf } from '../../src/dicomweb/multipart.js';
