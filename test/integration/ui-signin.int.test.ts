@@ -37,6 +37,8 @@ let world: UiWorld;
 /** Open `path`, sign in as `sub` on the provider's login form, and wait to be back on the page. */
 async function signInAs(page: Page, path: string, sub: string): Promise<void> {
   await page.goto(`${base}${path}`);
+  await page.waitForSelector('#sign-in');
+  await browser!.screenshot(page, 'ui-signin');
   await page.click('#sign-in');
   await page.waitForURL((u) => u.origin === idp.issuer);
   await page.fill('input[name="login"]', sub);
