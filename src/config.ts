@@ -56,6 +56,31 @@ export interface UpstreamConfig {
   headersTimeoutMs: number;
   /** Max idle time between body chunks, ms */
   bodyTimeoutMs: number;
+  /**
+   * Assigning authority of this archive's Patient IDs, for manifests the gateway publishes from
+   * it when the instances carry no Issuer of Patient ID (PS3.3 C.7.1.1; SUPPL §6.X.2.5.1.1.3)
+   */
+  patientIdIssuer?: { localNamespace?: string; universalEntityId?: string; universalEntityIdType?: string };
+}
+
+/** An MHD Document Recipient that published manifests are forwarded to (ITI-65). */
+export interface RecipientConfig {
+  name: string;
+  /** FHIR base URL of the recipient, no trailing slash */
+  url: string;
+  auth: UpstreamAuth;
+  timeoutMs: number;
+  /** Attempts per delivery round before it is left for the background retry */
+  retries: number;
+  /** First back-off delay; doubles per attempt */
+  backoffMs: number;
+}
+
+export interface PublishConfig {
+  /** Institution Name (0008,0080) of manifests the gateway creates (R+, SUPPL Table 6.X.2.7-1) */
+  institutionName?: string;
+  recipients: RecipientConfig[];
+  watch?: { upstream: string; intervalSec: number; stableAfterSec: number; lookbackDays: number };
 }
 
 export interface JwtAuthConfig {
@@ -134,6 +159,8 @@ export interface Config {
    * events and rate limits see the client's address. false (default) = trust none.
    */
   trustProxy: boolean | string[];
+  /** Content creator: manifests built from an upstream's DICOMweb (POST /fhir/ImagingStudy/$publish, watch mode) */
+  publish: PublishConfig;
 }
 
 const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
@@ -210,9 +237,8 @@ function readConfigFile(file: string): Obj {
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
-function parseUpstream(name: string, raw: unknown, i: number): UpstreamConfig {
-  const o = obj(name, raw);
-  const a = obj(`${name}.auth`, o.auth);
+function parseServiceAuth(name: string, raw: unknown): UpstreamAuth {
+  const a = obj(`${name}.auth`, raw);
   const type = a.type ?? 'none';
   let auth: UpstreamAuth;
   switch (type) {
@@ -237,10 +263,31 @@ function parseUpstream(name: string, raw: unknown, i: number): UpstreamConfig {
     default:
       throw new ConfigError(`${name}.auth.type`, 'must be none, basic, bearer or oauth2');
   }
+  return auth;
+}
+
+function parseIssuer(name: string, raw: unknown): UpstreamConfig['patientIdIssuer'] {
+  if (raw === undefined) return undefined;
+  if (typeof raw === 'string' && raw) return { localNamespace: raw };
+  const o = obj(name, raw);
+  const r = {
+    localNamespace: o.localNamespace === undefined ? undefined : str(`${name}.localNamespace`, o.localNamespace),
+    universalEntityId: o.universalEntityId === undefined ? undefined : str(`${name}.universalEntityId`, o.universalEntityId),
+    universalEntityIdType: o.universalEntityIdType === undefined ? undefined : str(`${name}.universalEntityIdType`, o.universalEntityIdType),
+  };
+  if (!r.localNamespace && !r.universalEntityId) throw new ConfigError(name, 'needs localNamespace or universalEntityId');
+  if (r.universalEntityId && !r.universalEntityIdType) r.universalEntityIdType = 'ISO';
+  return r;
+}
+
+function parseUpstream(name: string, raw: unknown, i: number): UpstreamConfig {
+  const o = obj(name, raw);
+  const auth = parseServiceAuth(name, o.auth);
   return {
     name: str(`${name}.name`, o.name, `upstream-${i}`),
     url: url(`${name}.url`, o.url),
     auth,
+    patientIdIssuer: parseIssuer(`${name}.patientIdIssuer`, o.patientIdIssuer),
     retrieveLocationUids: strList(`${name}.retrieveLocationUids`, o.retrieveLocationUids),
     retrieveUrlPrefixes: strList(`${name}.retrieveUrlPrefixes`, o.retrieveUrlPrefixes).map((p) => p.replace(/\/+$/, '')),
     aeTitles: strList(`${name}.aeTitles`, o.aeTitles),
@@ -288,6 +335,36 @@ function parseAuth(raw: unknown): AuthConfig {
     breakGlass = { purposeOfUseClaim: str('auth.breakGlass.purposeOfUseClaim', b.purposeOfUseClaim, 'purpose_of_use'), value: str('auth.breakGlass.value', b.value, 'ETREAT'), notifyUrl: b.notifyUrl === undefined ? undefined : url('auth.breakGlass.notifyUrl', b.notifyUrl) };
   }
   return { enabled: Boolean(jwt || basic.length || mtls), jwt, basic, mtls, rad107Scope: str('auth.rad107Scope', o.rad107Scope, 'RAD-107'), breakGlass };
+}
+
+function parsePublish(raw: unknown, upstreams: UpstreamConfig[]): PublishConfig {
+  const o = obj('publish', raw);
+  const list = o.recipients === undefined ? [] : Array.isArray(o.recipients) ? o.recipients : (() => { throw new ConfigError('publish.recipients', 'must be a list'); })();
+  const recipients = list.map((r: unknown, i: number): RecipientConfig => {
+    const n = `publish.recipients[${i}]`;
+    const x = obj(n, r);
+    return {
+      name: str(`${n}.name`, x.name, `recipient-${i}`),
+      url: url(`${n}.url`, x.url).replace(/\/fhir$/, '') + '/fhir',
+      auth: parseServiceAuth(n, x.auth),
+      timeoutMs: int(`${n}.timeoutMs`, x.timeoutMs, 30_000, 100, 600_000),
+      retries: int(`${n}.retries`, x.retries, 3, 1, 100),
+      backoffMs: int(`${n}.backoffMs`, x.backoffMs, 1000, 10, 600_000),
+    };
+  });
+  let watch: PublishConfig['watch'];
+  if (o.watch !== undefined) {
+    const w = obj('publish.watch', o.watch);
+    const upstream = str('publish.watch.upstream', w.upstream, upstreams.length === 1 ? upstreams[0]!.name : undefined);
+    if (!upstreams.some((u) => u.name === upstream)) throw new ConfigError('publish.watch.upstream', `"${upstream}" is not a configured upstream`);
+    watch = {
+      upstream,
+      intervalSec: int('publish.watch.intervalSec', w.intervalSec, 60, 1, 86_400),
+      stableAfterSec: int('publish.watch.stableAfterSec', w.stableAfterSec, 120, 0, 86_400),
+      lookbackDays: int('publish.watch.lookbackDays', w.lookbackDays, 1, 0, 3650),
+    };
+  }
+  return { institutionName: o.institutionName === undefined ? undefined : str('publish.institutionName', o.institutionName), recipients, watch };
 }
 
 /** Parse env (+ GATEWAY_CONFIG file) into a frozen Config. Throws ConfigError. */
@@ -354,7 +431,8 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
 
   const tpRaw = env.TRUST_PROXY ?? (file.trustProxy as unknown);
   const trustProxy = tpRaw === undefined || tpRaw === false || tpRaw === 'false' || tpRaw === '' ? false : tpRaw === true || tpRaw === 'true' ? true : strList('TRUST_PROXY', tpRaw);
-  const config: Config = { trustProxy, host, port, publicBaseUrl, databaseUrl: databaseUrl || undefined, dataDir, logLevel, dicomwebUpstreamUrl: dicomwebUpstreamUrl || undefined, upstreams, cors, limits, search, documentDefaults, auth, audit, rateLimit: rl };
+  const publish = parsePublish(file.publish, upstreams);
+  const config: Config = { publish, trustProxy, host, port, publicBaseUrl, databaseUrl: databaseUrl || undefined, dataDir, logLevel, dicomwebUpstreamUrl: dicomwebUpstreamUrl || undefined, upstreams, cors, limits, search, documentDefaults, auth, audit, rateLimit: rl };
   return deepFreeze(config);
 }
 

@@ -9,7 +9,8 @@ import { mountAuditEvent } from './fhir/resources/audit-event.js';
 import { queryModules } from './fhir/resources/index.js';
 import { fhirIngestModule } from './ingest/fhir-routes.js';
 import { stowIngestModule } from './ingest/stow-routes.js';
+import { publishModule } from './publish/routes.js';
 
-export const fhirModules: FhirModule[] = [fhirIngestModule, mountAuditEvent, ...queryModules];
+export const fhirModules: FhirModule[] = [fhirIngestModule, publishModule, mountAuditEvent, ...queryModules];
 
 export const dicomwebModules: DicomwebModule[] = [stowIngestModule, dicomwebModule];

@@ -88,7 +88,7 @@ export function buildAuditEvent(a: AuditInput): AuditRecord {
   if (denied) type = { system: DCM, code: '110113', display: 'Security Alert' };
   else if (subtype === 'RAD-107') type = { system: DCM, code: '110104', display: 'DICOM Instances Transferred' };
   else if (subtype === 'RAD-129') type = { system: DCM, code: '110112', display: 'Query' };
-  else if (subtype === 'ITI-65' || subtype === 'STOW-RS') type = { system: DCM, code: '110107', display: 'Import' };
+  else if (subtype === 'ITI-65' || subtype === 'STOW-RS' || subtype === 'publish') type = { system: DCM, code: '110107', display: 'Import' };
   else type = { system: AUDIT_TYPE, code: 'rest', display: 'Restful Operation' };
 
   // subtype: restful interaction + IHE transaction
@@ -234,6 +234,7 @@ function actionFor(action: Action | undefined, method: string): 'C' | 'R' | 'U' 
 
 function restfulInteraction(actionCode: string, subtype: AuditSubtype | undefined, action: Action | undefined): string | undefined {
   if (subtype === 'metadata') return 'capabilities';
+  if (subtype === 'publish') return 'operation';
   if (subtype === 'RAD-107' || subtype === 'RAD-129' || subtype === 'STOW-RS') return undefined; // not FHIR interactions
   if (subtype === 'ITI-65' && action?.resourceType === 'Bundle' && action.kind === 'create') return 'transaction';
   switch (actionCode) {
