@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -75,4 +76,98 @@ test('TRUST_PROXY: off by default, true/false or a list of proxy addresses/names
   assert.equal(loadConfig({}).trustProxy, false);
   assert.equal(loadConfig({ TRUST_PROXY: 'true' }).trustProxy, true);
   assert.deepEqual(loadConfig({ TRUST_PROXY: 'loopback, 10.0.0.5' }).trustProxy, ['loopback', '10.0.0.5']);
+});
+
+function configFile(text: string, name = 'gw.yaml'): string {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cfg-')), name);
+  fs.writeFileSync(file, text);
+  return file;
+}
+
+test('an unknown key in GATEWAY_CONFIG refuses to start, naming it and the nearest known key', () => {
+  const cases: Array<[string, string, string | undefined]> = [
+    ['upstreams:\n  - url: http://127.0.0.1:8042/dicom-web\n    retrieveUrlPrefix: [http://pacs/dicom-web]\n', 'upstreams[0].retrieveUrlPrefix', 'retrieveUrlPrefixes'],
+    ['upstream:\n  - url: http://127.0.0.1:8042\n', 'upstream', 'upstreams'],
+    ['auth:\n  jwt: { issuer: x, audience: y, jwksUrl: https://idp/jwks, roleclaim: r }\n', 'auth.jwt.roleclaim', 'roleClaim'],
+    ['upstreams:\n  - url: http://h/dw\n    auth: { type: basic, username: u, pasword: p }\n', 'upstreams[0].auth.pasword', 'password'],
+    ['limits: { somethingElse: 1 }\n', 'limits.somethingElse', undefined],
+  ];
+  for (const [text, variable, suggestion] of cases) {
+    const file = configFile(text);
+    assert.throws(
+      () => loadConfig({ GATEWAY_CONFIG: file }),
+      (e: unknown) => e instanceof ConfigError && e.variable === variable && (suggestion ? e.message.includes(`did you mean "${suggestion}"`) : !e.message.includes('did you mean')),
+      variable,
+    );
+  }
+});
+
+test('a wrong value in the file is named by its key path, a wrong environment value by its variable', () => {
+  const file = configFile('port: eighty\nupstreams:\n  - url: http://h/dw\n    maxConnections: 0\n');
+  assert.throws(() => loadConfig({ GATEWAY_CONFIG: file }), (e: unknown) => e instanceof ConfigError && (e.variable === 'port' || e.variable === 'upstreams[0].maxConnections'));
+  const file2 = configFile('upstreams:\n  - url: ftp://h/dw\n');
+  assert.throws(() => loadConfig({ GATEWAY_CONFIG: file2 }), (e: unknown) => e instanceof ConfigError && e.variable === 'upstreams[0].url');
+  const file3 = configFile('limits: { maxBodyBytes: 1 }\n');
+  assert.throws(() => loadConfig({ GATEWAY_CONFIG: file3 }), (e: unknown) => e instanceof ConfigError && e.variable === 'limits.maxBodyBytes');
+  assert.throws(() => loadConfig({ GATEWAY_CONFIG: file3, MAX_BODY_BYTES: 'x' }), (e: unknown) => e instanceof ConfigError && e.variable === 'MAX_BODY_BYTES');
+  assert.equal(loadConfig({ GATEWAY_CONFIG: file3, MAX_BODY_BYTES: '2048' }).limits.maxBodyBytes, 2048, 'the environment wins over the file');
+});
+
+test('the keys announced for the next round are accepted with their defaults', () => {
+  const file = configFile(`publicEndpoints: upstream
+upstreams:
+  - url: http://h/dw
+    patientIdIssuer: urn:oid:1.2.3
+    retrieveAeTitles: [PACS1]
+publish:
+  recipients: [{ url: https://recipient.example/fhir }]
+  watch: { intervalSec: 5, stableAfterSec: 10 }
+auth:
+  jwt: { issuer: x, audience: y, jwksUrl: https://idp/jwks, patientIdentifierClaim: pid }
+  introspection: { url: https://idp/introspect, clientId: gw, clientSecret: s }
+  confidentiality: { restricted: [R] }
+audit: { storeQuery: true }
+ui: { viewerUrl: "https://viewer.example/?StudyInstanceUIDs={study}" }
+`);
+  const c = loadConfig({ GATEWAY_CONFIG: file });
+  assert.equal(c.publicEndpoints, 'upstream');
+  assert.deepEqual(c.upstreams[0]!.retrieveAeTitles, ['PACS1']);
+  assert.deepEqual(c.upstreams[0]!.patientIdIssuer, { localNamespace: 'urn:oid:1.2.3' });
+  assert.equal(c.publish.recipients[0]!.auth.type, 'none');
+  assert.equal(c.publish.watch?.intervalSec, 5);
+  assert.equal(c.publish.watch?.upstream, 'upstream-0');
+  assert.equal(c.publish.recipients[0]!.url, 'https://recipient.example/fhir');
+  assert.equal(c.auth.jwt?.patientIdentifierClaim, 'pid');
+  assert.equal(c.auth.introspection?.cacheSec, 60);
+  assert.equal(c.audit.storeQuery, true);
+  assert.equal(c.ui.viewerUrl, 'https://viewer.example/?StudyInstanceUIDs={study}');
+  const d = loadConfig({});
+  assert.equal(d.publicEndpoints, 'gateway');
+  assert.equal(d.audit.storeQuery, false);
+});
+
+test('`mado-gateway serve` with a misspelt key exits 2 with one line naming the key and the suggestion', () => {
+  const file = configFile('upstreams:\n  - url: http://127.0.0.1:8042/dicom-web\n    retrieveUrlPrefix: [http://pacs/dicom-web]\n');
+  const cli = path.resolve(import.meta.dirname, '../../src/cli.ts');
+  const r = spawnSync(process.execPath, ['--import', 'tsx', cli, 'serve'], { env: { ...process.env, GATEWAY_CONFIG: file }, encoding: 'utf8' });
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /upstreams\[0\]\.retrieveUrlPrefix: unknown key .*did you mean "retrieveUrlPrefixes"\?/);
+});
+
+test('publish keys: patientIdIssuer as qualifiers (type ISO by default), recipients with retries, watch needs a known upstream', () => {
+  const file = configFile(`upstreams:
+  - name: pacs
+    url: http://h/dw
+    patientIdIssuer: { localNamespace: HOSP, universalEntityId: 1.2.3.4 }
+publish:
+  institutionName: "Hospital^^^^^^^^^1.2.3"
+  recipients: [{ name: r1, url: "https://recipient.example", retries: 5, backoffMs: 200 }]
+  watch: { upstream: pacs, intervalSec: 2, stableAfterSec: 3 }
+`);
+  const c = loadConfig({ GATEWAY_CONFIG: file });
+  assert.deepEqual(c.upstreams[0]!.patientIdIssuer, { localNamespace: 'HOSP', universalEntityId: '1.2.3.4', universalEntityIdType: 'ISO' });
+  assert.deepEqual({ ...c.publish.recipients[0]!, auth: undefined }, { name: 'r1', url: 'https://recipient.example/fhir', auth: undefined, timeoutMs: 30_000, retries: 5, backoffMs: 200 });
+  assert.deepEqual(c.publish.watch, { upstream: 'pacs', intervalSec: 2, stableAfterSec: 3, lookbackDays: 1 });
+  const bad = configFile('upstreams: [{ name: pacs, url: http://h/dw }]\npublish: { watch: { upstream: nope } }\n');
+  assert.throws(() => loadConfig({ GATEWAY_CONFIG: bad }), /publish\.watch\.upstream: "nope" is not a configured upstream/);
 });
