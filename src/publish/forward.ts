@@ -137,7 +137,9 @@ export class Forwarder {
         if (!r || !stored || !docRef) return { delivered: false, error: 'recipient no longer configured or manifest gone', attempts: 0, retryInSec: 3600 };
         const res = await this.attempt(r, provideBundle(docRef, stored.content, this.sourceId));
         if (res.ok) this.log.info({ recipient: r.name, attempts: d.attempts + res.attempts }, 'pending forward delivered');
-        const backoff = Math.min(600, (r.backoffMs / 1000) * 2 ** Math.min(d.attempts, 10));
+        // one more round of `retries` attempts each time; rounds back off doubling, at most a minute apart
+        const rounds = Math.floor((d.attempts + res.attempts) / r.retries);
+        const backoff = Math.min(60, (r.backoffMs / 1000) * 2 ** Math.min(rounds, 16));
         return { delivered: res.ok, error: res.error, attempts: res.attempts, retryInSec: backoff };
       });
       if (!did) break;
