@@ -13,6 +13,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createTestApp, listenTestApp, type TestApp } from '../helpers/app.js';
 import { auditFor } from '../helpers/audit.js';
+import { validateR4 } from '../../src/fhir/validate.js';
 import { testUid } from '../helpers/dicomweb-seed.js';
 import { makeInstances, PYTHON, pydicomUnavailable, type InstanceSpec } from '../helpers/instances.js';
 import { startOrthanc, type Orthanc } from '../helpers/orthanc.js';
@@ -123,6 +124,7 @@ describe('content creator ($publish) against Orthanc', { skip }, () => {
     assert.equal(r.body.parameter.find((p: any) => p.name === 'outcome').valueCode, 'created');
     assert.equal(r.body.parameter.find((p: any) => p.name === 'instances').valueInteger, 7);
     assert.equal(docRefsOf(r.body).length, 2);
+    assert.deepEqual(validateR4(r.body).filter((i) => i.severity === 'error'), []);
     first = r.body;
   });
 
