@@ -11,6 +11,7 @@ import * as m0006 from './20261123_0006_series_instance_arrays.js';
 import * as m0007 from './20261124_0007_docref_body_text.js';
 import * as m0008 from './20261124_0008_qido_study_fields.js';
 import * as m0009 from './20261124_0009_qido_study_order.js';
+import * as m0010 from './20261207_0010_docref_metadata.js';
 import * as m0013 from './20261207_0013_publish.js';
 
 export const migrations: Record<string, Knex.Migration> = {
@@ -22,5 +23,6 @@ export const migrations: Record<string, Knex.Migration> = {
   '20261124_0007_docref_body_text': m0007,
   '20261124_0008_qido_study_fields': m0008,
   '20261124_0009_qido_study_order': m0009,
+  '20261207_0010_docref_metadata': m0010,
   '20261207_0013_publish': m0013,
 };

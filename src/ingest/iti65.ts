@@ -28,7 +28,7 @@ import {
   type Tx,
 } from '../store/manifests.js';
 import { FAILURE, IngestError, parseFhirManifest, parseKos, storeManifestTx, type IngestResult, type ParsedManifest } from './service.js';
-import type { MappingContext } from '../fhir/mapping/index.js';
+import { manifestToDocumentReferences, submittedDocRefMetadata, type DocRefMetadata, type MappingContext } from '../fhir/mapping/index.js';
 
 type Json = Record<string, any>;
 
@@ -57,10 +57,11 @@ interface EntryPlan {
   kind: 'submission-set' | 'folder' | 'docref' | 'binary' | 'document' | 'patient' | 'patch';
   index: number;
   entry: Json;
-  warnings: Array<{ code: string; message: string }>;
+  warnings: Warning[];
   /** docref: index of the content entry; content: parsed manifest */
   contentIndex?: number;
   parsed?: ParsedManifest;
+  metadata?: DocRefMetadata;
   replaces?: string[];
   patchTarget?: string;
   patchStatus?: 'superseded' | 'entered-in-error';
@@ -72,18 +73,22 @@ function decodeBase64(s: unknown, path: string): Buffer {
   return Buffer.from(s, 'base64');
 }
 
-function parseContent(e: Json, path: string, config: Readonly<Config>): ParsedManifest {
+/** The identifier the guides compare masterIdentifier with: KOS SOP Instance UID, or the FHIR Bundle's identifier. */
+type DocIdentifier = { system?: string; value?: string };
+
+function parseContent(e: Json, path: string, config: Readonly<Config>): { parsed: ParsedManifest; identifier: DocIdentifier } {
   const r = e.resource as Json;
+  const fhirId = (b: unknown): DocIdentifier => (isObj(b) && isObj(b.identifier) ? b.identifier : {});
   if (r.resourceType === 'Bundle') {
     const raw = Buffer.from(JSON.stringify(r), 'utf8');
-    return parseFhirManifest(r, raw, config);
+    return { parsed: parseFhirManifest(r, raw, config), identifier: fhirId(r) };
   }
   const ct = String(r.contentType ?? '').split(';')[0]!.trim().toLowerCase();
   const bytes = decodeBase64(r.data, `${path}.data`);
   if (ct === 'application/dicom') {
     const k = parseKos(bytes, config);
     if (k.kind !== 'manifest') throw new IngestError(422, 'GW_NOT_A_MANIFEST', 'An IOCM rejection note is not a document; send it with STOW-RS or POST /fhir/Binary', FAILURE.sopClassNotSupported);
-    return k.manifest;
+    return { parsed: k.manifest, identifier: { system: 'urn:ietf:rfc:3986', value: `urn:oid:${k.manifest.model.document.sopInstanceUid}` } };
   }
   if (ct === 'application/fhir+json' || ct === 'application/json') {
     let json: unknown;
@@ -92,9 +97,24 @@ function parseContent(e: Json, path: string, config: Readonly<Config>): ParsedMa
     } catch {
       throw unprocessable('GW_ITI65_BINARY_NOT_JSON', 'Binary.data declared application/fhir+json is not valid JSON', `${path}.data`);
     }
-    return parseFhirManifest(json, bytes, config);
+    return { parsed: parseFhirManifest(json, bytes, config), identifier: fhirId(json) };
   }
   throw unprocessable('GW_ITI65_UNSUPPORTED_CONTENT', `Binary.contentType "${ct || '(none)'}" is not a MADO manifest (application/dicom or application/fhir+json)`, `${path}.contentType`);
+}
+
+const OID_SYSTEMS = new Set(['urn:ietf:rfc:3986', 'urn:dicom:uid']);
+
+/**
+ * masterIdentifier = the document's identifier (MADO DocumentReference profiles: the KOS SOP
+ * Instance UID; the MadoFhirBundle's Bundle.identifier). urn:oid: and bare OIDs are one value.
+ */
+function sameDocIdentifier(master: DocIdentifier, doc: DocIdentifier): boolean {
+  const norm = (v: unknown) => String(v ?? '').replace(/^urn:oid:/, '');
+  const v = norm(master.value);
+  if (!v || v !== norm(doc.value)) return false;
+  const a = master.system ?? '';
+  const b = doc.system ?? '';
+  return !a || !b || a === b || (/^[0-2](\.\d+)+$/.test(v) && OID_SYSTEMS.has(a) && OID_SYSTEMS.has(b));
 }
 
 function parsePatch(e: Json, path: string): 'superseded' | 'entered-in-error' {
@@ -150,21 +170,23 @@ function ssTokens(list: Json, patient: Manifest['patient'] | undefined): Token[]
   return out;
 }
 
-function responseEntry(status: string, location?: string, warnings: Array<{ code: string; message: string }> = [], etag?: string): Json {
+type Warning = { code: string; message: string; path?: string };
+
+function responseEntry(status: string, location?: string, warnings: Warning[] = [], etag?: string): Json {
   const response: Json = { status };
   if (location) response.location = location;
   if (etag) response.etag = etag;
   if (warnings.length) {
     response.outcome = {
       resourceType: 'OperationOutcome',
-      issue: warnings.map((w) => ({ severity: 'warning', code: 'processing', details: { coding: [{ system: 'urn:mado-gateway:issue-code', code: w.code }], text: w.message } })),
+      issue: warnings.map((w) => ({ severity: 'warning', code: 'processing', details: { coding: [{ system: 'urn:mado-gateway:issue-code', code: w.code }], text: w.message }, ...(w.path ? { expression: [w.path] } : {}) })),
     };
   }
   return { response };
 }
 
-function issueWarnings(issues: ValidationIssue[]): Array<{ code: string; message: string }> {
-  return issues.filter((i) => i.severity === 'warning').slice(0, 20).map((i) => ({ code: i.code, message: i.message }));
+function issueWarnings(issues: ValidationIssue[]): Warning[] {
+  return issues.filter((i) => i.severity === 'warning').slice(0, 20).map((i) => ({ code: i.code, message: i.message, ...(i.path ? { path: i.path } : {}) }));
 }
 
 export interface Iti65Result {
@@ -174,98 +196,165 @@ export interface Iti65Result {
   created: number;
 }
 
-/** Validate, plan and execute one ITI-65 transaction. */
-export async function provideDocumentBundle(db: Db, config: Readonly<Config>, ctx: MappingContext, bundle: unknown): Promise<Iti65Result> {
+/** One request entry → its plan (kind by resource type and method); byUrl maps fullUrl and Type/id to the entry. */
+function planEntry(e: unknown, i: number, byUrl: Map<string, number>): EntryPlan {
+  const path = `Bundle.entry[${i}]`;
+  if (!isObj(e) || !isObj(e.resource) || !isObj(e.request)) throw invalid('every entry needs resource and request', path);
+  const method = String(e.request.method ?? '').toUpperCase();
+  const r = e.resource as Json;
+  if (typeof e.fullUrl === 'string') byUrl.set(e.fullUrl, i);
+  if (typeof r.id === 'string' && typeof r.resourceType === 'string') byUrl.set(`${r.resourceType}/${r.id}`, i);
+  const plan: EntryPlan = { kind: 'binary', index: i, entry: e, warnings: [] };
+  if (method === 'PATCH') {
+    const target = docRefIdOf(e.request.url);
+    if (!target) throw unprocessable('GW_ITI65_PATCH_UNSUPPORTED', 'PATCH entries must target DocumentReference/{id}', `${path}.request.url`);
+    return { ...plan, kind: 'patch', patchTarget: target, patchStatus: parsePatch(e, `${path}.resource`) };
+  }
+  if (method !== 'POST' && !(method === 'PUT' && r.resourceType === 'Patient')) throw unprocessable('GW_ITI65_UNSUPPORTED_ENTRY', `request.method ${method || '(none)'} is not supported for ${String(r.resourceType)} in ITI-65`, `${path}.request.method`);
+  const kinds: Record<string, EntryPlan['kind']> = { DocumentReference: 'docref', Binary: 'binary', Bundle: 'document', Patient: 'patient' };
+  if (r.resourceType === 'List') return { ...plan, kind: listCode(r) === 'folder' ? 'folder' : 'submission-set' };
+  const kind = kinds[String(r.resourceType)];
+  if (!kind) throw unprocessable('GW_ITI65_UNSUPPORTED_ENTRY', `${String(r.resourceType)} entries are not part of ITI-65`, `${path}.resource`);
+  return { ...plan, kind };
+}
+
+/** Every `reference` value under x (contained resources and nested document Bundles are not walked). */
+function* referencesIn(x: unknown, path: string): Generator<{ ref: string; path: string }> {
+  if (Array.isArray(x)) {
+    for (let i = 0; i < x.length; i++) yield* referencesIn(x[i], `${path}[${i}]`);
+    return;
+  }
+  if (!isObj(x)) return;
+  for (const [k, v] of Object.entries(x)) {
+    if (k === 'contained') continue;
+    if (k === 'reference' && typeof v === 'string') yield { ref: v, path: `${path}.reference` };
+    else if (typeof v === 'object') yield* referencesIn(v, `${path}.${k}`);
+  }
+}
+
+/**
+ * A urn:uuid: / urn:oid: reference names a Bundle entry by its fullUrl (FHIR R4 Bundle 3.3.1.4.1);
+ * one that names no entry cannot resolve anywhere, so the transaction is refused (FHIR transaction
+ * processing, ITI-65 §2:3.65.4.1.3: the whole Bundle succeeds or fails).
+ */
+function checkReferences(plans: EntryPlan[], byUrl: Map<string, number>): void {
+  for (const p of plans) {
+    if (p.kind === 'document' || p.kind === 'binary' || p.kind === 'patch') continue;
+    for (const { ref, path } of referencesIn(p.entry.resource, `Bundle.entry[${p.index}].resource`)) {
+      if (/^urn:(uuid|oid):/i.test(ref) && !byUrl.has(ref)) {
+        throw unprocessable('GW_ITI65_REFERENCE_UNRESOLVED', `reference "${ref.slice(0, 80)}" names no entry of this transaction Bundle (no Bundle.entry.fullUrl matches it)`, path);
+      }
+    }
+  }
+}
+
+/** The transaction's Patient the DocumentReference's subject names (else the only Patient entry). */
+function patientEntryFor(docref: Json, plans: EntryPlan[], byUrl: Map<string, number>): Json | undefined {
+  const ref = docref.subject?.reference;
+  const i = typeof ref === 'string' ? byUrl.get(ref) : undefined;
+  if (i !== undefined && plans[i]?.kind === 'patient') return plans[i]!.entry.resource as Json;
+  const patients = plans.filter((p) => p.kind === 'patient');
+  return patients.length === 1 ? (patients[0]!.entry.resource as Json) : undefined;
+}
+
+/** Resolve, parse and check one DocumentReference's document (CPU work, before the transaction). */
+function prepareDocRef(d: EntryPlan, plans: EntryPlan[], byUrl: Map<string, number>, used: Set<number>, config: Readonly<Config>, ctx: MappingContext): void {
+  const path = `Bundle.entry[${d.index}].resource`;
+  const r = d.entry.resource as Json;
+  const url = r.content?.[0]?.attachment?.url;
+  const ci = typeof url === 'string' ? byUrl.get(url) : undefined;
+  if (ci === undefined || !['binary', 'document'].includes(plans[ci]!.kind)) {
+    throw unprocessable('GW_ITI65_ATTACHMENT_UNRESOLVED', 'content.attachment.url must point at a Binary or document Bundle entry of this transaction (ITI-65 §2:3.65.4.1.2)', `${path}.content[0].attachment.url`);
+  }
+  if (used.has(ci)) throw unprocessable('GW_ITI65_ATTACHMENT_SHARED', 'two DocumentReferences point at the same content entry', `${path}.content[0].attachment.url`);
+  used.add(ci);
+  d.contentIndex = ci;
+  let identifier: DocIdentifier;
+  try {
+    ({ parsed: d.parsed, identifier } = parseContent(plans[ci]!.entry, `Bundle.entry[${ci}].resource`, config));
+  } catch (err) {
+    if (err instanceof GatewayError && !err.extra.expression) (err.extra as { expression?: string[] }).expression = [`Bundle.entry[${ci}].resource`];
+    throw err;
+  }
+  plans[ci]!.parsed = d.parsed;
+  if (isObj(r.masterIdentifier) && !sameDocIdentifier(r.masterIdentifier, identifier)) {
+    const what = d.parsed.nativeFormat === 'kos' ? 'the KOS SOP Instance UID' : "the FHIR manifest's Bundle.identifier";
+    throw unprocessable('GW_ITI65_IDENTIFIER_MISMATCH', `DocumentReference.masterIdentifier differs from ${what} (MADO: masterIdentifier is the document's identifier)`, `${path}.masterIdentifier`);
+  }
+  d.replaces = replacesOf(d, r, path);
+  const derived = manifestToDocumentReferences(d.parsed.model, ctx, { status: 'current', nativeFormat: d.parsed.nativeFormat }) as unknown as { kos: Json; fhir: Json };
+  const kept = submittedDocRefMetadata(r, d.parsed.nativeFormat === 'kos' ? derived.kos : derived.fhir, path, patientEntryFor(r, plans, byUrl));
+  d.metadata = kept.metadata;
+  d.warnings.push(...issueWarnings([...kept.warnings, ...d.parsed.warnings]));
+}
+
+/** relatesTo: replaces → targets to supersede; other codes → the MHD Partial…NotProcessed warnings. */
+function replacesOf(d: EntryPlan, r: Json, path: string): string[] {
+  const out: string[] = [];
+  for (const rel of r.relatesTo ?? []) {
+    if (rel?.code === 'replaces') {
+      const t = docRefIdOf(rel.target?.reference);
+      if (!t) throw unprocessable('GW_ITI65_REPLACE_TARGET', 'relatesTo.target of a replace must reference DocumentReference/{id}', `${path}.relatesTo`);
+      out.push(t);
+    } else {
+      const name = rel?.code === 'transforms' ? 'PartialTransformContentNotProcessed' : rel?.code === 'appends' ? 'PartialAppendContentNotProcessed' : 'PartialReplaceContentNotProcessed';
+      d.warnings.push({ code: name, message: `relatesTo code "${String(rel?.code)}" is not processed (the gateway links the KOS and FHIR forms itself)` });
+    }
+  }
+  return out;
+}
+
+/** Plan the whole transaction: entry kinds, the one SubmissionSet, resolved references and parsed documents. */
+function planTransaction(bundle: unknown, config: Readonly<Config>, ctx: MappingContext): { plans: EntryPlan[]; docrefs: EntryPlan[]; ss: EntryPlan } {
   if (!isObj(bundle) || bundle.resourceType !== 'Bundle') throw invalid('POST [base] expects a Bundle of type transaction (ITI-65)');
   if (bundle.type !== 'transaction') throw invalid(`Bundle.type "${String(bundle.type)}" is not supported at [base]; ITI-65 uses type transaction`, 'Bundle.type');
   const entries: Json[] = Array.isArray(bundle.entry) ? bundle.entry : [];
   if (!entries.length) throw invalid('the transaction Bundle has no entries', 'Bundle.entry');
-  const base = ctx.publicBaseUrl.replace(/\/+$/, '');
-
   const byUrl = new Map<string, number>();
-  const plans: EntryPlan[] = entries.map((e, i) => {
-    const path = `Bundle.entry[${i}]`;
-    if (!isObj(e) || !isObj(e.resource) || !isObj(e.request)) throw invalid('every entry needs resource and request', path);
-    const method = String(e.request.method ?? '').toUpperCase();
-    const r = e.resource as Json;
-    if (typeof e.fullUrl === 'string') byUrl.set(e.fullUrl, i);
-    if (typeof r.id === 'string' && typeof r.resourceType === 'string') byUrl.set(`${r.resourceType}/${r.id}`, i);
-    const plan: EntryPlan = { kind: 'binary', index: i, entry: e, warnings: [] };
-    if (method === 'PATCH') {
-      const target = docRefIdOf(e.request.url);
-      if (!target) throw unprocessable('GW_ITI65_PATCH_UNSUPPORTED', 'PATCH entries must target DocumentReference/{id}', `${path}.request.url`);
-      return { ...plan, kind: 'patch', patchTarget: target, patchStatus: parsePatch(e, `${path}.resource`) };
-    }
-    if (method !== 'POST' && !(method === 'PUT' && r.resourceType === 'Patient')) throw unprocessable('GW_ITI65_UNSUPPORTED_ENTRY', `request.method ${method || '(none)'} is not supported for ${String(r.resourceType)} in ITI-65`, `${path}.request.method`);
-    switch (r.resourceType) {
-      case 'List':
-        return { ...plan, kind: listCode(r) === 'folder' ? 'folder' : 'submission-set' };
-      case 'DocumentReference':
-        return { ...plan, kind: 'docref' };
-      case 'Binary':
-        return { ...plan, kind: 'binary' };
-      case 'Bundle':
-        return { ...plan, kind: 'document' };
-      case 'Patient':
-        return { ...plan, kind: 'patient' };
-      default:
-        throw unprocessable('GW_ITI65_UNSUPPORTED_ENTRY', `${String(r.resourceType)} entries are not part of ITI-65`, `${path}.resource`);
-    }
-  });
+  const plans = entries.map((e, i) => planEntry(e, i, byUrl));
   const ss = plans.filter((p) => p.kind === 'submission-set');
   if (ss.length !== 1) throw unprocessable('GW_ITI65_SUBMISSION_SET', `an ITI-65 Bundle carries exactly one SubmissionSet List (found ${ss.length})`, 'Bundle.entry');
   const docrefs = plans.filter((p) => p.kind === 'docref');
   if (!docrefs.length && !plans.some((p) => p.kind === 'patch')) throw unprocessable('GW_ITI65_NO_DOCUMENT', 'the transaction holds no DocumentReference', 'Bundle.entry');
-
-  // Resolve and parse each document (before the transaction: CPU work outside the locks).
+  checkReferences(plans, byUrl);
   const used = new Set<number>();
-  for (const d of docrefs) {
-    const path = `Bundle.entry[${d.index}].resource`;
-    const r = d.entry.resource as Json;
-    const url = r.content?.[0]?.attachment?.url;
-    const ci = typeof url === 'string' ? byUrl.get(url) : undefined;
-    if (ci === undefined || !['binary', 'document'].includes(plans[ci]!.kind)) {
-      throw unprocessable('GW_ITI65_ATTACHMENT_UNRESOLVED', 'content.attachment.url must point at a Binary or document Bundle entry of this transaction (ITI-65 §2:3.65.4.1.2)', `${path}.content[0].attachment.url`);
-    }
-    if (used.has(ci)) throw unprocessable('GW_ITI65_ATTACHMENT_SHARED', 'two DocumentReferences point at the same content entry', `${path}.content[0].attachment.url`);
-    used.add(ci);
-    d.contentIndex = ci;
-    const content = plans[ci]!;
-    try {
-      d.parsed = parseContent(content.entry, `Bundle.entry[${ci}].resource`, config);
-    } catch (err) {
-      if (err instanceof GatewayError && !err.extra.expression) (err.extra as { expression?: string[] }).expression = [`Bundle.entry[${ci}].resource`];
-      throw err;
-    }
-    content.parsed = d.parsed;
-    const master = r.masterIdentifier?.value;
-    if (typeof master === 'string' && master.replace(/^urn:oid:/, '') !== d.parsed.model.document.sopInstanceUid) {
-      throw unprocessable('GW_ITI65_IDENTIFIER_MISMATCH', 'DocumentReference.masterIdentifier differs from the manifest identity (KOS SOP Instance UID / Bundle.identifier)', `${path}.masterIdentifier`);
-    }
-    d.replaces = [];
-    for (const rel of r.relatesTo ?? []) {
-      if (rel?.code === 'replaces') {
-        const t = docRefIdOf(rel.target?.reference);
-        if (!t) throw unprocessable('GW_ITI65_REPLACE_TARGET', 'relatesTo.target of a replace must reference DocumentReference/{id}', `${path}.relatesTo`);
-        d.replaces.push(t);
-      } else {
-        const name = rel?.code === 'transforms' ? 'PartialTransformContentNotProcessed' : rel?.code === 'appends' ? 'PartialAppendContentNotProcessed' : 'PartialReplaceContentNotProcessed';
-        d.warnings.push({ code: name, message: `relatesTo code "${String(rel?.code)}" is not processed (the gateway links the KOS and FHIR forms itself)` });
-      }
-    }
-    d.warnings.push(...issueWarnings(d.parsed.warnings));
-  }
+  for (const d of docrefs) prepareDocRef(d, plans, byUrl, used, config, ctx);
   for (const p of plans) {
     if ((p.kind === 'binary' || p.kind === 'document') && !used.has(p.index)) p.warnings.push({ code: 'GW_ITI65_UNREFERENCED_CONTENT', message: 'no DocumentReference points at this entry; it was not stored' });
     if (p.kind === 'folder') p.warnings.push({ code: 'PartialFolderContentNotProcessed', message: 'Folders are not supported; the Folder List was not stored' });
   }
-  const ssPlan = ss[0]!;
-  const ssResource = ssPlan.entry.resource as Json;
-  const ssid = ssId(ssResource, ssPlan.entry.fullUrl);
-  const firstModel = docrefs[0]?.parsed?.model;
+  return { plans, docrefs, ss: ss[0]! };
+}
 
-  const patchResults = new Map<number, string>();
-  await runInTransaction(db, async (tx: Tx) => {
+/** MHD replace via PATCH (IHE.MHD.Patch.Parameters): status → superseded / entered-in-error. */
+async function applyPatch(tx: Tx, p: EntryPlan, ctx: MappingContext): Promise<void> {
+  const f = await findManifestByDocRef(tx, p.patchTarget!);
+  if (!f) throw new GatewayError(404, 'GW_NOT_FOUND', 'the DocumentReference to update does not exist', { expression: [`Bundle.entry[${p.index}].request.url`] });
+  await lockStudies(tx, [f.manifest.study_instance_uid]);
+  const row = await findManifestByDocRef(tx, p.patchTarget!);
+  const status = row!.manifest.status;
+  if (status !== p.patchStatus && status !== 'entered-in-error') {
+    if (p.patchStatus === 'superseded' && status !== 'current') throw unprocessable('GW_STATUS_TRANSITION', `a ${status} DocumentReference cannot become superseded`, `Bundle.entry[${p.index}]`);
+    await setManifestStatus(tx, row!.manifest.id, p.patchStatus!, ctx);
+  }
+}
+
+/** Store the SubmissionSet List (its items rewritten to the stored DocumentReferences). Returns false when it was stored before. */
+async function storeSubmissionSet(tx: Tx, ss: EntryPlan, ssid: string, docrefs: EntryPlan[]): Promise<boolean> {
+  const ssResource = ss.entry.resource as Json;
+  const firstModel = docrefs[0]?.parsed?.model;
+  const resource: Json = { ...ssResource, id: ssid, entry: docrefs.map((d) => ({ item: { reference: `DocumentReference/${nativeDocRef(d)}` } })) };
+  if (firstModel) resource.subject = { reference: `Patient/${patientIdOf(firstModel.patient)}` };
+  delete resource.meta?.versionId;
+  const pid = firstModel ? patientIdOf(firstModel.patient) : undefined;
+  const stored = await insertSubmissionSet(tx, { id: ssid, resource, status: String(ssResource.status ?? 'current'), patientId: pid, date: ssResource.date, tokens: ssTokens(ssResource, firstModel?.patient) });
+  if (stored) await setSubmissionSetOf(tx, docrefs.map((d) => d.result!.stored.id), ssid);
+  return stored;
+}
+
+/** Everything that writes, in one database transaction. */
+async function executeTransaction(db: Db, ctx: MappingContext, plans: EntryPlan[], docrefs: EntryPlan[], ss: EntryPlan, ssid: string): Promise<boolean> {
+  return runInTransaction(db, async (tx: Tx) => {
     // All studies locked up front in a fixed order (no lock-order deadlock between two transactions).
     await lockStudies(tx, docrefs.flatMap((d) => [d.parsed!.model.study.studyInstanceUid, ...d.parsed!.model.evidence.map((e) => e.studyInstanceUid)]));
     for (const d of docrefs) {
@@ -275,58 +364,54 @@ export async function provideDocumentBundle(db: Db, config: Readonly<Config>, ct
         if (!f) throw unprocessable('GW_REPLACE_TARGET_NOT_FOUND', `the replaced DocumentReference does not exist`, `Bundle.entry[${d.index}].resource.relatesTo`);
         replaces.push(f.manifest.id);
       }
-      d.result = await storeManifestTx(tx, d.parsed!, ctx, { replaces, submissionSetId: ssid });
+      d.result = await storeManifestTx(tx, d.parsed!, ctx, { replaces, submissionSetId: ssid, metadata: d.metadata });
     }
-    for (const p of plans.filter((x) => x.kind === 'patch')) {
-      const f = await findManifestByDocRef(tx, p.patchTarget!);
-      if (!f) throw new GatewayError(404, 'GW_NOT_FOUND', 'the DocumentReference to update does not exist', { expression: [`Bundle.entry[${p.index}].request.url`] });
-      await lockStudies(tx, [f.manifest.study_instance_uid]);
-      const row = await findManifestByDocRef(tx, p.patchTarget!);
-      const status = row!.manifest.status;
-      if (status !== p.patchStatus && status !== 'entered-in-error') {
-        if (p.patchStatus === 'superseded' && status !== 'current') throw unprocessable('GW_STATUS_TRANSITION', `a ${status} DocumentReference cannot become superseded`, `Bundle.entry[${p.index}]`);
-        await setManifestStatus(tx, row!.manifest.id, p.patchStatus!, ctx);
-      }
-      patchResults.set(p.index, p.patchTarget!);
-    }
-    const items = docrefs.map((d) => ({ item: { reference: `DocumentReference/${nativeDocRef(d)}` } }));
-    const resource: Json = { ...ssResource, id: ssid, entry: items };
-    if (firstModel) resource.subject = { reference: `Patient/${patientIdOf(firstModel.patient)}` };
-    delete resource.meta?.versionId;
-    const stored = await insertSubmissionSet(tx, { id: ssid, resource, status: String(ssResource.status ?? 'current'), patientId: firstModel ? patientIdOf(firstModel.patient) : undefined, date: ssResource.date, tokens: ssTokens(ssResource, firstModel?.patient) });
-    if (stored) await setSubmissionSetOf(tx, docrefs.map((d) => d.result!.stored.id), ssid);
+    for (const p of plans.filter((x) => x.kind === 'patch')) await applyPatch(tx, p, ctx);
+    return storeSubmissionSet(tx, ss, ssid, docrefs);
   });
+}
 
-  const patientIds = [...new Set(docrefs.map((d) => d.result!.stored.patientId).filter(Boolean))];
-  const entities: string[] = [];
-  const out: Json[] = plans.map((p) => {
-    switch (p.kind) {
-      case 'submission-set':
-        return responseEntry('201 Created', `${base}/fhir/List/${ssid}`);
-      case 'docref': {
-        const r = p.result!;
-        entities.push(`DocumentReference/${nativeDocRef(p)}`);
-        return responseEntry(r.outcome === 'created' ? '201 Created' : '200 OK', `${base}/fhir/DocumentReference/${nativeDocRef(p)}`, p.warnings, `W/"${r.stored.versionId}"`);
-      }
-      case 'binary':
-      case 'document': {
-        const d = docrefs.find((x) => x.contentIndex === p.index);
-        if (!d) return responseEntry('200 OK', undefined, p.warnings);
-        const s = d.result!.stored;
-        const loc = d.parsed!.nativeFormat === 'kos' ? `${base}/fhir/Binary/${s.binaryId}` : `${base}/fhir/Bundle/${s.bundleId}`;
-        return responseEntry(d.result!.outcome === 'created' ? '201 Created' : '200 OK', loc, p.warnings);
-      }
-      case 'patch':
-        entities.push(`DocumentReference/${p.patchTarget}`);
-        return responseEntry('200 OK', `${base}/fhir/DocumentReference/${patchResults.get(p.index)}`);
-      case 'patient':
-        return responseEntry('200 OK', patientIds[0] ? `${base}/fhir/Patient/${patientIds[0]}` : undefined, [{ code: 'GW_ITI65_PATIENT_DERIVED', message: 'the Patient is derived from the manifest; the submitted Patient resource was not stored as sent' }]);
-      case 'folder':
-        return responseEntry('200 OK', undefined, p.warnings);
+/** transaction-response entry for one request entry (same order, ITI-65 §2:3.65.4.2.2). */
+function responseFor(p: EntryPlan, docrefs: EntryPlan[], base: string, ssid: string, ssCreated: boolean, patientIds: string[]): Json {
+  switch (p.kind) {
+    case 'submission-set':
+      return responseEntry(ssCreated ? '201 Created' : '200 OK', `${base}/fhir/List/${ssid}`);
+    case 'docref': {
+      const r = p.result!;
+      return responseEntry(r.outcome === 'created' ? '201 Created' : '200 OK', `${base}/fhir/DocumentReference/${nativeDocRef(p)}`, p.warnings, `W/"${r.stored.versionId}"`);
     }
-  });
+    case 'binary':
+    case 'document': {
+      const d = docrefs.find((x) => x.contentIndex === p.index);
+      if (!d) return responseEntry('200 OK', undefined, p.warnings);
+      const s = d.result!.stored;
+      const loc = d.parsed!.nativeFormat === 'kos' ? `${base}/fhir/Binary/${s.binaryId}` : `${base}/fhir/Bundle/${s.bundleId}`;
+      return responseEntry(d.result!.outcome === 'created' ? '201 Created' : '200 OK', loc, p.warnings);
+    }
+    case 'patch':
+      return responseEntry('200 OK', `${base}/fhir/DocumentReference/${p.patchTarget}`);
+    case 'patient':
+      return responseEntry('200 OK', patientIds[0] ? `${base}/fhir/Patient/${patientIds[0]}` : undefined, [
+        { code: 'GW_ITI65_PATIENT_SOURCE', message: "the submitted Patient is kept as the DocumentReference's source patient (context.sourcePatientInfo), linked to the gateway's patient derived from the manifest; it is not merged into it" },
+      ]);
+    case 'folder':
+      return responseEntry('200 OK', undefined, p.warnings);
+  }
+}
+
+/** Validate, plan and execute one ITI-65 transaction. */
+export async function provideDocumentBundle(db: Db, config: Readonly<Config>, ctx: MappingContext, bundle: unknown): Promise<Iti65Result> {
+  const { plans, docrefs, ss } = planTransaction(bundle, config, ctx);
+  const base = ctx.publicBaseUrl.replace(/\/+$/, '');
+  const ssid = ssId(ss.entry.resource as Json, ss.entry.fullUrl);
+  const ssCreated = await executeTransaction(db, ctx, plans, docrefs, ss, ssid);
+  const patientIds = [...new Set(docrefs.map((d) => d.result!.stored.patientId).filter(Boolean))];
+  const entities = [
+    ...docrefs.map((d) => `DocumentReference/${nativeDocRef(d)}`),
+    ...plans.filter((p) => p.kind === 'patch').map((p) => `DocumentReference/${p.patchTarget}`),
+  ];
   return {
-    bundle: { resourceType: 'Bundle', type: 'transaction-response', entry: out },
+    bundle: { resourceType: 'Bundle', type: 'transaction-response', entry: plans.map((p) => responseFor(p, docrefs, base, ssid, ssCreated, patientIds)) },
     patientIds,
     entities,
     created: docrefs.filter((d) => d.result!.outcome === 'created').length,

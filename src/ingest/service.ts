@@ -24,7 +24,7 @@
  */
 import type { Config } from '../config.js';
 import { readKos, writeKos, KosWriteError } from '../dicom/index.js';
-import { fhirToManifest, manifestToFhirBundle, toKosWritable, type MappingContext } from '../fhir/mapping/index.js';
+import { fhirToManifest, manifestToFhirBundle, toKosWritable, type DocRefMetadata, type MappingContext } from '../fhir/mapping/index.js';
 import { derivedUid } from '../model/ids.js';
 import { listReferences, type Code, type Manifest, type ValidationIssue } from '../model/manifest.js';
 import { GatewayError } from '../http/errors.js';
@@ -37,6 +37,7 @@ import {
   findManifestBySop,
   insertManifest,
   loadDocRef,
+  loadDocRefMetadata,
   loadModel,
   lockStudies,
   recordRejections,
@@ -193,6 +194,8 @@ export interface StoreOptions {
   /** Manifest ids to supersede explicitly (ITI-65 relatesTo replaces) */
   replaces?: string[];
   submissionSetId?: string;
+  /** The submitted DocumentReference's metadata (ITI-65), kept with the manifest */
+  metadata?: DocRefMetadata;
 }
 
 /**
@@ -220,7 +223,7 @@ export async function storeManifestTx(tx: Tx, p: ParsedManifest, ctx: MappingCon
   for (const row of toSupersede) await setManifestStatus(tx, row.id, 'superseded', ctx);
   const replaces = o.replaces?.[0] ?? current?.id;
   const replacesSop = toSupersede.find((x) => x.id === replaces)?.sop_instance_uid;
-  const stored = await insertManifest(tx, { model: m, nativeFormat: p.nativeFormat, content: p.content, contentType: p.contentType, sha256: p.sha256, replaces, submissionSetId: o.submissionSetId }, ctx, replacesSop);
+  const stored = await insertManifest(tx, { model: m, nativeFormat: p.nativeFormat, content: p.content, contentType: p.contentType, sha256: p.sha256, replaces, submissionSetId: o.submissionSetId, metadata: o.metadata }, ctx, replacesSop);
   return { outcome: 'created', stored, superseded: toSupersede.map((r) => r.id), warnings: p.warnings };
 }
 
@@ -361,7 +364,9 @@ export async function applyRejectionTx(tx: Tx, r: ParsedRejection, ctx: MappingC
     if (!next) continue;
     if (await findManifestBySop(tx, newSop)) continue;
     const enc = encodeVersion(next, a.native_format, ctx, config);
-    created.push(await insertManifest(tx, { model: enc.model, nativeFormat: enc.nativeFormat, content: enc.content, contentType: enc.contentType, sha256: enc.sha256, replaces: a.id }, ctx));
+    // The source's metadata (security labels included) carries over to the new version.
+    const metadata = (await loadDocRefMetadata(tx, a.id)) ?? undefined;
+    created.push(await insertManifest(tx, { model: enc.model, nativeFormat: enc.nativeFormat, content: enc.content, contentType: enc.contentType, sha256: enc.sha256, replaces: a.id, metadata }, ctx));
   }
   return { rejected, superseded, created, warnings: r.warnings };
 }

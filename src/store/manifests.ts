@@ -23,7 +23,11 @@
  *   category / type / setting / facility   deployment defaults (config.documentDefaults) system|code
  *   series              ''                                             series instance UID (bare)
  *   endpoint            ''                                             endpoint id (WADO and viewer Endpoints)
- *   security-label      none written (manifests carry no security labels)
+ *   security-label      system|code of the securityLabel a Document Source submitted (ITI-65; docref_metadata)
+ *   related             system|value of every context.related identifier a source submitted
+ * When a source submitted category / type / setting / facility / event / identifier in its
+ * DocumentReference (manifest.docref_metadata), those rows are its values instead of (event,
+ * identifier: in addition to) the deployment defaults.
  * A code system we cannot translate to a URI keeps the DICOM scheme designator as system.
  *
  * submission_set_token rows: identifier (uniqueId / entryUUID / other identifiers, system|value, plus
@@ -34,7 +38,7 @@
 import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
 import type { DocumentDefaults } from '../config.js';
-import { manifestEndpoints, manifestToDocumentReferences, type MappingContext } from '../fhir/mapping/index.js';
+import { applyDocRefMetadata, docRefMetadataTokens, manifestEndpoints, manifestToDocumentReferences, type DocRefMetadata, type MappingContext } from '../fhir/mapping/index.js';
 import { schemeToSystem } from '../fhir/mapping/codes.js';
 import { issuerSystem } from '../fhir/mapping/common.js';
 import { manifestResourceIds, patientId as patientIdOf } from '../model/ids.js';
@@ -168,7 +172,7 @@ export function studyModalities(m: Manifest): string[] {
 }
 
 /** The manifest_token rows of a manifest (documented at the top of this file). */
-export function manifestTokens(m: Manifest, defaults: DocumentDefaults, endpointIds: string[]): Token[] {
+export function manifestTokens(m: Manifest, defaults: DocumentDefaults, endpointIds: string[], metadata?: DocRefMetadata | null): Token[] {
   const out: Token[] = [];
   const seen = new Set<string>();
   const add = (code: string, system: string, value: string | undefined) => {
@@ -202,10 +206,13 @@ export function manifestTokens(m: Manifest, defaults: DocumentDefaults, endpoint
     if (s.bodySite?.value) add('bodysite', codeSystem(s.bodySite), s.bodySite.value);
     add('series', '', s.uid);
   }
-  add('category', defaults.category.system, defaults.category.code);
-  add('type', defaults.type.system, defaults.type.code);
-  add('setting', defaults.practiceSetting.system, defaults.practiceSetting.code);
-  add('facility', defaults.facilityType.system, defaults.facilityType.code);
+  const kept = docRefMetadataTokens(metadata);
+  for (const t of kept) add(t.code, t.system, t.value);
+  const has = (code: string) => kept.some((t) => t.code === code);
+  if (!has('category')) add('category', defaults.category.system, defaults.category.code);
+  if (!has('type')) add('type', defaults.type.system, defaults.type.code);
+  if (!has('setting')) add('setting', defaults.practiceSetting.system, defaults.practiceSetting.code);
+  if (!has('facility')) add('facility', defaults.facilityType.system, defaults.facilityType.code);
   for (const id of endpointIds) add('endpoint', '', id);
   return out;
 }
@@ -267,6 +274,11 @@ export async function loadModel(tx: Tx | Db, manifestId: string): Promise<Manife
   return r.rows[0].model as Manifest;
 }
 
+export async function loadDocRefMetadata(tx: Tx | Db, manifestId: string): Promise<DocRefMetadata | null> {
+  const r = await tx.raw('select docref_metadata from manifest where id = ?', [manifestId]);
+  return r.rows[0]?.docref_metadata ?? null;
+}
+
 export async function loadDocRef(tx: Tx | Db, id: string): Promise<Record<string, unknown> | undefined> {
   const r = await tx.raw('select resource from document_reference where id = ?', [id]);
   return r.rows[0]?.resource;
@@ -298,6 +310,8 @@ export interface NewManifest {
   sha256: string;
   replaces?: string;
   submissionSetId?: string;
+  /** What the Document Source's DocumentReference said (ITI-65), overlaid on both docrefs */
+  metadata?: DocRefMetadata;
 }
 
 export interface StoredManifest {
@@ -337,20 +351,22 @@ type Json = Record<string, any>;
 export function renderDocRefs(
   m: Manifest,
   ctx: MappingContext,
-  o: { status: ManifestStatus; nativeFormat: NativeFormat; date: Date; lastUpdated: Date; versionId: number; replacesSop?: string },
-): { kos: Json; fhir: Json } {
+  o: { status: ManifestStatus; nativeFormat: NativeFormat; date: Date; lastUpdated: Date; versionId: number; replacesSop?: string; metadata?: DocRefMetadata | null },
+): { kos: Json; fhir: Json; derivedPatient?: Json } {
   const { kos, fhir } = manifestToDocumentReferences(m, ctx, { status: o.status, nativeFormat: o.nativeFormat, date: fhirInstant(o.date), lastUpdated: fhirInstant(o.lastUpdated) }) as unknown as { kos: Json; fhir: Json };
   const old = o.replacesSop ? manifestResourceIds(o.replacesSop) : undefined;
+  // The patient as the manifest states it, before a source's own patient is overlaid.
+  const derivedPatient = (kos.contained as Json[] | undefined)?.find((c) => c.resourceType === 'Patient');
   for (const [r, oldId] of [[kos, old?.kosDocRef], [fhir, old?.fhirDocRef]] as const) {
     r.meta = { versionId: String(o.versionId), ...r.meta };
+    applyDocRefMetadata(r, o.metadata, patientIdOf(m.patient));
     if (oldId) (r.relatesTo ??= []).push({ code: 'replaces', target: { reference: `DocumentReference/${oldId}`, type: 'DocumentReference' } });
   }
-  return { kos, fhir };
+  return { kos, fhir, derivedPatient };
 }
 
-/** Patient resource for the patient table: the docref's contained source patient with our id. */
-function patientResource(docref: Json, id: string): Json {
-  const src = (docref.contained as Json[] | undefined)?.find((c) => c.resourceType === 'Patient') ?? {};
+/** Patient resource for the patient table: the patient the manifest states, with our id. */
+function patientResource(src: Json, id: string): Json {
   const r: Json = { resourceType: 'Patient', id, meta: { profile: ['https://profiles.ihe.net/RAD/MADO/StructureDefinition/MadoPatient'] } };
   for (const k of ['identifier', 'name', 'gender', 'birthDate']) if (src[k] !== undefined) r[k] = src[k];
   return r;
@@ -366,8 +382,8 @@ interface Part {
   bindings: unknown[];
 }
 
-function patientParts(m: Manifest, id: string, docref: Json): Part[] {
-  const res = patientResource(docref, id);
+function patientParts(m: Manifest, id: string, derived: Json): Part[] {
+  const res = patientResource(derived, id);
   const alpha = m.patient.name?.alphabetic ?? '';
   const [family, given] = alpha.split('^');
   const nameText = [m.patient.name?.alphabetic, m.patient.name?.ideographic, m.patient.name?.phonetic].filter(Boolean).join(' ').replace(/[\^=]+/g, ' ').replace(/\s+/g, ' ').trim();
@@ -424,7 +440,7 @@ export async function insertManifest(tx: Tx, n: NewManifest, ctx: MappingContext
   const pid = patientIdOf(m.patient);
   const now = new Date();
   if (n.replaces && replacesSop === undefined) replacesSop = (await findManifestById(tx, n.replaces))?.sop_instance_uid;
-  const docs = renderDocRefs(m, ctx, { status: 'current', nativeFormat: n.nativeFormat, date: now, lastUpdated: now, versionId: 1, replacesSop });
+  const docs = renderDocRefs(m, ctx, { status: 'current', nativeFormat: n.nativeFormat, date: now, lastUpdated: now, versionId: 1, replacesSop, metadata: n.metadata });
 
   // Flattened, de-duplicated index rows (a KOS may list one SOP twice; the index holds it once).
   const seriesSeen = new Map<string, number>();
@@ -457,18 +473,18 @@ export async function insertManifest(tx: Tx, n: NewManifest, ctx: MappingContext
   }
   const referenceCount = inst.sop.length;
   const eps = endpointResources(m, ctx);
-  const tokens = manifestTokens(m, ctx.defaults, eps.map((e) => e.id as string));
+  const tokens = manifestTokens(m, ctx.defaults, eps.map((e) => e.id as string), n.metadata);
   const st = m.study;
   const acc = st.accession ?? st.requests.find((r) => r.accession?.value)?.accession;
   const pidPrimary = m.patient.id ?? m.patient.otherIds[0];
   const started = ts((docs.kos.context as Json | undefined)?.period?.start);
 
   const parts: Part[] = [
-    ...patientParts(m, pid, docs.kos),
+    ...patientParts(m, pid, docs.derivedPatient ?? {}),
     {
-      sql: `insert into manifest (id, sop_instance_uid, native_format, content, content_type, sha256, size, status, study_instance_uid, patient_id, model, reference_count, version_id, submission_set_id, replaces, created_at, last_updated)
-        values (?, ?, ?, ?, ?, ?, ?, 'current', ?, ?, ?::jsonb, ?, 1, ?, ?, ?::timestamptz, ?::timestamptz)`,
-      bindings: [id, sop, n.nativeFormat, Buffer.from(n.content.buffer, n.content.byteOffset, n.content.byteLength), n.contentType, n.sha256, n.content.byteLength, st.studyInstanceUid, pid, JSON.stringify(m), referenceCount, n.submissionSetId ?? null, n.replaces ?? null, now, now],
+      sql: `insert into manifest (id, sop_instance_uid, native_format, content, content_type, sha256, size, status, study_instance_uid, patient_id, model, reference_count, version_id, submission_set_id, replaces, created_at, last_updated, docref_metadata)
+        values (?, ?, ?, ?, ?, ?, ?, 'current', ?, ?, ?::jsonb, ?, 1, ?, ?, ?::timestamptz, ?::timestamptz, ?::jsonb)`,
+      bindings: [id, sop, n.nativeFormat, Buffer.from(n.content.buffer, n.content.byteOffset, n.content.byteLength), n.contentType, n.sha256, n.content.byteLength, st.studyInstanceUid, pid, JSON.stringify(m), referenceCount, n.submissionSetId ?? null, n.replaces ?? null, now, now, n.metadata ? JSON.stringify(n.metadata) : null],
     },
     docRefPart(id, pid, 'current', docs, now, now),
     ...endpointParts(eps, id),
@@ -529,19 +545,19 @@ function docRefPart(manifestId: string, pid: string, status: ManifestStatus, doc
 export async function setManifestStatus(tx: Tx, manifestId: string, status: ManifestStatus, ctx: MappingContext): Promise<ManifestRow> {
   const r = await tx.raw(
     `update manifest m set status = ?, version_id = version_id + 1, last_updated = clock_timestamp() where id = ?
-     returning ${ROW_COLS.split(', ').map((c) => 'm.' + c).join(', ')}, m.model,
+     returning ${ROW_COLS.split(', ').map((c) => 'm.' + c).join(', ')}, m.model, m.docref_metadata,
        (select d.date from document_reference d where d.manifest_id = m.id and d.format = 'kos') as docref_date,
        (select o.sop_instance_uid from manifest o where o.id = m.replaces) as replaces_sop`,
     [status, manifestId],
   );
-  const row = r.rows[0] as ManifestRow & { model: Manifest; docref_date: Date | null; replaces_sop: string | null };
+  const row = r.rows[0] as ManifestRow & { model: Manifest; docref_metadata: DocRefMetadata | null; docref_date: Date | null; replaces_sop: string | null };
   if (!row) throw new Error('manifest vanished');
-  const docs = renderDocRefs(row.model, ctx, { status, nativeFormat: row.native_format, date: row.docref_date ?? row.created_at, lastUpdated: row.last_updated, versionId: row.version_id, replacesSop: row.replaces_sop ?? undefined });
+  const docs = renderDocRefs(row.model, ctx, { status, nativeFormat: row.native_format, date: row.docref_date ?? row.created_at, lastUpdated: row.last_updated, versionId: row.version_id, replacesSop: row.replaces_sop ?? undefined, metadata: row.docref_metadata });
   await tx.raw(
     `update document_reference d set status = ?, resource = v.r::jsonb, last_updated = ? from (values ('kos', ?), ('fhir', ?)) as v(f, r) where d.manifest_id = ? and d.format = v.f`,
     [status, row.last_updated, JSON.stringify(docs.kos), JSON.stringify(docs.fhir), manifestId],
   );
-  const { model: _m, docref_date: _d, replaces_sop: _r, ...rest } = row;
+  const { model: _m, docref_metadata: _md, docref_date: _d, replaces_sop: _r, ...rest } = row;
   return rest;
 }
 

@@ -5,3 +5,4 @@ export { issuesToOperationOutcome } from './outcome.js';
 export { toKosWritable } from './kos-writable.js';
 export { PROFILE, EXT, SYS, KOS_FORMAT, FHIR_FORMAT } from './codes.js';
 export { dicomToFhirDateTime, fhirToDicomDateTime } from './datetime.js';
+export { submittedDocRefMetadata, applyDocRefMetadata, docRefMetadataTokens, type DocRefMetadata } from './docref-metadata.js';

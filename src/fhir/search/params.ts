@@ -130,9 +130,9 @@ export const DOCUMENT_REFERENCE_PARAMS: SearchParamImpl[] = [
     name: 'related',
     type: 'reference',
     definition: `${FHIR_SP}/DocumentReference-related`,
-    documentation: 'context.related holds logical references (Study Instance UID, Accession Number): related:identifier matches them; related=ImagingStudy/{id} (or an absolute URL) matches the documents of that ImagingStudy\'s study; other reference targets match nothing.',
+    documentation: 'context.related holds logical references (Study Instance UID, Accession Number, and any identifier the Document Source submitted): related:identifier matches them; related=ImagingStudy/{id} (or an absolute URL) matches the documents of that ImagingStudy\'s study; other reference targets match nothing.',
     modifiers: ['identifier'],
-    target: { t: 'related', identifierCodes: ['study-instance-uid', 'accession-number'] },
+    target: { t: 'related', identifierCodes: ['study-instance-uid', 'accession-number', 'related'] },
   },
   tok('identifier', ['identifier'], `${FHIR_SP}/clinical-identifier`, 'masterIdentifier and identifier: the uniqueId (urn:ietf:rfc:3986|urn:oid:<SOP Instance UID>, shared by the KOS and FHIR docref) and the entryUUID of each docref (urn:ietf:rfc:3986|urn:uuid:<uuid>). urn:oid:/urn:uuid: values also match bare (digest Q13, Q14); |value matches identifiers without a system, which these docrefs do not carry.', {
     target: { t: 'docref-identifier' },
