@@ -22,6 +22,7 @@ import { createDb } from '../src/store/db.js';
 import { createTestDb } from '../test/helpers/db.js';
 import { AUDIENCE, ISSUER, makeKeys, mint } from '../test/helpers/auth.js';
 import { median } from './lib/report.js';
+import { NO_AUDIT } from './lib/no-audit.js';
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -40,10 +41,10 @@ fs.writeFileSync(cfgFile, JSON.stringify({ auth: { jwt: { issuer: ISSUER, audien
 const base = { DATABASE_URL: tdb.url, PUBLIC_BASE_URL: 'http://bench.test', LOG_LEVEL: 'silent', PORT: '0' };
 // Each app gets its own pool of the production size (createDb default, 20), as a deployment would.
 const pools = [createDb({ url: tdb.url }), createDb({ url: tdb.url }), createDb({ url: tdb.url })];
-const off = buildApp({ config: loadConfig(base), db: pools[0]!, log, version: 'bench', disableAudit: true }).app;
+const off = buildApp({ config: loadConfig(base), db: pools[0]!, log, version: 'bench' }, NO_AUDIT).app;
 const on = buildApp({ config: loadConfig({ ...base, GATEWAY_CONFIG: cfgFile }), db: pools[1]!, log, version: 'bench' }).app;
 // Diagnostic third configuration: authentication and policy on, audit off (splits the cost).
-const authOnly = buildApp({ config: loadConfig({ ...base, GATEWAY_CONFIG: cfgFile }), db: pools[2]!, log, version: 'bench', disableAudit: true }).app;
+const authOnly = buildApp({ config: loadConfig({ ...base, GATEWAY_CONFIG: cfgFile }), db: pools[2]!, log, version: 'bench' }, NO_AUDIT).app;
 
 async function listen(app: typeof on): Promise<{ server: Server; url: string }> {
   const server = app.listen(0, '127.0.0.1');

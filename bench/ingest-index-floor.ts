@@ -14,7 +14,8 @@ import http from 'node:http';
 import pg from 'pg';
 import { loadConfig } from '../src/config.js';
 import { readKos } from '../src/dicom/index.js';
-import { intArray, manifestTokens, textArray } from '../src/store/manifests.js';
+import { manifestTokens } from '../src/fhir/mapping/index.js';
+import { intArray, textArray } from '../src/store/manifests.js';
 
 const url = process.argv[2]!;
 const defaults = loadConfig({ DATABASE_URL: url, PUBLIC_BASE_URL: 'http://bench.test' }).documentDefaults;

@@ -8,10 +8,11 @@ import { buildApp, closeApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/log.js';
 import { createDb } from '../src/store/db.js';
+import { NO_AUDIT } from './lib/no-audit.js';
 
 const config = loadConfig({ DATABASE_URL: process.env.DATABASE_URL!, LOG_LEVEL: 'silent', PORT: '0' });
 const db = createDb({ url: config.databaseUrl!, poolMax: Number(process.env.BENCH_POOL_MAX ?? 20) });
-const { app } = buildApp({ config, db, log: createLogger('silent'), version: 'bench', disableAudit: process.env.BENCH_AUDIT === 'off' });
+const { app } = buildApp({ config, db, log: createLogger('silent'), version: 'bench' }, process.env.BENCH_AUDIT === 'off' ? NO_AUDIT : {});
 const server = app.listen(0, '127.0.0.1', () => {
   const a = server.address() as { port: number };
   console.log(`listening on http://127.0.0.1:${a.port}`);

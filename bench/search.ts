@@ -1,6 +1,6 @@
 /**
  * Search benchmark (issue 6): N synthetic manifests bulk-loaded straight into the tables
- * (generate_series, src/store/search-bench-load.ts), the real app on embedded PostgreSQL,
+ * (generate_series, test/helpers/search-bulk-load.ts), the real app on embedded PostgreSQL,
  * autocannon with 16 connections, each request for a random patient / study:
  *   DocumentReference?patient.identifier=…&status=current   target p50 ≤ 5 ms, p99 ≤ 25 ms
  *   DocumentReference?study-instance-uid=…                   same
@@ -23,7 +23,7 @@ import { manifestToDocumentReferences } from '../src/fhir/mapping/index.js';
 import { createDb } from '../src/store/db.js';
 import { startEmbeddedPg } from '../src/store/embedded-pg.js';
 import { migrateLatest } from '../src/store/migrate.js';
-import { analyzeSearchTables, BENCH_ISSUER, benchStudyUid, bulkLoadManifests, countManifests, withIndexesRebuilt } from '../src/store/search-bench-load.js';
+import { analyzeSearchTables, BENCH_ISSUER, benchStudyUid, bulkLoadManifests, countManifests, withIndexesRebuilt } from '../test/helpers/search-bulk-load.js';
 
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);

@@ -25,6 +25,7 @@ import { startGateway } from '../test/helpers/gateway-process.js';
 import { startOrthanc } from '../test/helpers/orthanc.js';
 import { startVariant } from './proxy-variants.js';
 import { cpuMs, makeStudy, manifestFor, median } from './wado-study.js';
+import { NO_AUDIT } from './lib/no-audit.js';
 
 const argRuns = process.argv.indexOf('--runs');
 const RUNS = Math.max(5, argRuns > 0 ? Number(process.argv[argRuns + 1]) || 11 : 11);
@@ -171,9 +172,9 @@ try {
   const added = median(latG) - median(latD);
   console.log(`# instance metadata p50 direct ${median(latD).toFixed(2)} ms, gateway ${median(latG).toFixed(2)} ms, added ${added.toFixed(2)} ms`);
 
-  // 2b. The same through an in-process app built without the audit recorder (AppDeps.disableAudit,
-  // bench-only switch): isolates what the DICOMweb code adds from the audit trail's cost.
-  const inproc = buildApp({ config, db, log: createLogger('silent'), version: 'bench', disableAudit: true });
+  // 2b. The same through an in-process app built without the audit recorder (makeAuditRecorder
+  // returning none): isolates what the DICOMweb code adds from the audit trail's cost.
+  const inproc = buildApp({ config, db, log: createLogger('silent'), version: 'bench' }, NO_AUDIT);
   const srv = http.createServer(inproc.app);
   await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
   const gwNoAudit = `http://127.0.0.1:${(srv.address() as import('node:net').AddressInfo).port}/dicomweb`;

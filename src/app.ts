@@ -9,7 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { Config } from './config.js';
-import { createSecurity } from './auth/index.js';
+import { createSecurity, type SecurityParts } from './auth/index.js';
 import type { AppDeps } from './deps.js';
 import { createDicomwebRouter } from './dicomweb/routes.js';
 import { createFhirRouter } from './fhir/routes.js';
@@ -48,7 +48,7 @@ export function packageVersion(): string {
   }
 }
 
-export function buildApp(deps: AppDeps): { app: Express; metrics: Metrics } {
+export function buildApp(deps: AppDeps, parts: SecurityParts = {}): { app: Express; metrics: Metrics } {
   const { config, db, log } = deps;
   const app = express();
   app.disable('x-powered-by');
@@ -91,7 +91,7 @@ export function buildApp(deps: AppDeps): { app: Express; metrics: Metrics } {
 
   // Security chain (src/auth/index.ts): audit → authentication → rate limit → policy → time
   // limit. Everything above (probes, metrics, openapi) is public and not audited.
-  const security = createSecurity({ ...deps, registry: metrics.registry });
+  const security = createSecurity({ ...deps, registry: metrics.registry }, parts);
   app.locals.security = security;
   app.use(security.handlers);
 

@@ -11,6 +11,4 @@ export interface AppDeps {
   db: Db;
   log: Logger;
   version: string;
-  /** Benchmarks only: build without the audit recorder (bench/auth.ts baseline) */
-  disableAudit?: boolean;
 }

@@ -21,9 +21,8 @@
 import { createHash } from 'node:crypto';
 import type { AuditRow } from '../store/audit-store.js';
 import type { AuditEvent, AuditEventAgent, AuditEventEntity, Coding } from '@medplum/fhirtypes';
-import type { Action } from '../auth/policy.js';
-import type { Principal } from '../auth/principal.js';
-import type { AuditInfo, AuditSubtype } from './types.js';
+import type { Principal } from '../model/access.js';
+import type { AuditedAction as Action, AuditInfo, AuditSubtype } from './types.js';
 
 const DCM = 'http://dicom.nema.org/resources/ontology/DCM';
 const AUDIT_TYPE = 'http://terminology.hl7.org/CodeSystem/audit-event-type';

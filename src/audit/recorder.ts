@@ -10,11 +10,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
-import { classifyRequest } from '../auth/policy.js';
 import type { Logger } from '../log.js';
 import { insertAuditEvents } from '../store/audit-store.js';
 import type { Db } from '../store/db.js';
 import { buildAuditEvent, type AuditRecord } from './balp.js';
+import type { AuditedAction } from './types.js';
 
 export interface AuditRecorderOptions {
   db: Db;
@@ -25,6 +25,8 @@ export interface AuditRecorderOptions {
   flushDelayMs?: number;
   /** Each event also goes here (syslog export) */
   onRecord?: (r: AuditRecord) => void;
+  /** What a request is, for requests refused before the policy classified them (401, 429) */
+  classify: (method: string, path: string) => AuditedAction;
 }
 
 export interface AuditRecorder {
@@ -100,7 +102,7 @@ export function createAuditRecorder(o: AuditRecorderOptions): AuditRecorder {
       try {
         const q = req.originalUrl.indexOf('?');
         // Refused before the policy ran (401, 429): classify here so the event names the attempt.
-        const access = res.locals.access ?? { action: classifyRequest(req.method, q >= 0 ? req.originalUrl.slice(0, q) : req.originalUrl) };
+        const access: { action: AuditedAction; decision?: { breakGlass?: boolean } } = res.locals.access ?? { action: o.classify(req.method, q >= 0 ? req.originalUrl.slice(0, q) : req.originalUrl) };
         enqueue(
           buildAuditEvent({
             id: randomUUID(),

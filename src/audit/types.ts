@@ -17,6 +17,20 @@ export type AuditSubtype =
   | 'update'
   | 'metadata';
 
+/**
+ * What the access policy decided a request is (src/auth/policy.ts Action, seen from the audit
+ * trail): the recorder is handed a classifier producing it, so audit never depends on auth.
+ */
+export interface AuditedAction {
+  kind: string;
+  /** FHIR type concerned ('ImagingStudy' for DICOMweb), '*' when unknown */
+  resourceType?: string;
+  /** Scope interaction checked (c r u d s) */
+  interaction?: string;
+  /** The IHE transaction (or generic interaction) the route serves */
+  subtype?: AuditSubtype;
+}
+
 export interface AuditInfo {
   subtype: AuditSubtype;
   /** FHIR action: C create, R read, U update, D delete, E execute (search) */

@@ -7,12 +7,12 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import client from 'prom-client';
 import type { AppDeps } from '../deps.js';
-import { createAuditRecorder, type AuditRecorder } from '../audit/recorder.js';
+import { createAuditRecorder, type AuditRecorder, type AuditRecorderOptions } from '../audit/recorder.js';
 import { createSyslogExporter, type SyslogExporter } from '../audit/syslog.js';
 import { createPatientResolver } from '../store/principal-store.js';
 import { authenticationMiddleware } from './authenticate.js';
 import { createBreakGlassNotifier } from './break-glass.js';
-import { policyMiddleware } from './policy.js';
+import { classifyRequest, policyMiddleware } from './policy.js';
 import { handlerTimeoutMiddleware, hstsMiddleware, rateLimitMiddleware } from './request-limits.js';
 
 export interface Security {
@@ -23,12 +23,17 @@ export interface Security {
   close(): Promise<void>;
 }
 
-export function createSecurity(deps: AppDeps & { disableAudit?: boolean; registry?: client.Registry }): Security {
+/** Parts the composition root may choose; each defaults to the production one. */
+export interface SecurityParts {
+  /** Builds the audit recorder (undefined result: an app without one, e.g. a benchmark baseline) */
+  makeAuditRecorder?: (o: AuditRecorderOptions) => AuditRecorder | undefined;
+}
+
+export function createSecurity(deps: AppDeps & { registry?: client.Registry }, parts: SecurityParts = {}): Security {
   const { config, db, log } = deps;
   const syslog = config.audit.syslog ? createSyslogExporter(config.audit.syslog, log) : undefined;
-  const audit = deps.disableAudit
-    ? undefined
-    : createAuditRecorder({ db, log, serverUrl: config.publicBaseUrl, onRecord: syslog ? (r) => syslog.send(r.resource) : undefined });
+  const makeAuditRecorder = parts.makeAuditRecorder ?? createAuditRecorder;
+  const audit = makeAuditRecorder({ db, log, serverUrl: config.publicBaseUrl, classify: classifyRequest, onRecord: syslog ? (r) => syslog.send(r.resource) : undefined });
   if (deps.registry) {
     // An audit trail that silently loses events is worse than none: make the queue observable.
     const gauge = (name: string, help: string, read: () => number | undefined) =>

@@ -7,54 +7,8 @@
  * authenticated (or when no authentication is configured — loopback only, see config.ts) the
  * principal is LOOPBACK_PRINCIPAL, which may see everything.
  */
-export type Role = 'radiologist' | 'referring' | 'technologist' | 'administrator';
-
-export interface Principal {
-  kind: 'loopback' | 'user' | 'system' | 'service';
-  /** Stable identity for audit: JWT sub, Basic username or certificate subject */
-  subject: string;
-  issuer?: string;
-  clientId?: string;
-  jti?: string;
-  roles: Role[];
-  /** Granted scopes, as presented (SMART v1/v2, IUA ITI-6x, RAD-107) */
-  scopes: string[];
-  /**
-   * Patient compartment (FHIR Patient ids of this gateway): set when the caller is limited to
-   * some patients (SMART patient/ scopes with launch context, referring physician's care
-   * relationship). undefined = not limited by patient.
-   */
-  patientIds?: string[];
-  /** Break-glass purpose of use presented and accepted: read granted, audit flagged */
-  breakGlass: boolean;
-  /** How the caller authenticated (audit: BALP agent[user] / OAUTH token use) */
-  authMethod?: 'loopback' | 'bearer' | 'basic' | 'mtls';
-  /** SMART launch context: the token's `patient` claim (a gateway Patient id) */
-  patientContext?: string;
-  /** Referring clinician's care relationship, resolved to gateway Patient ids (src/auth/policy.ts) */
-  careRelationshipPatientIds?: string[];
-  /** Care relationship as presented (system|value identifiers), resolved per request */
-  careRelationship?: Array<{ system: string; value: string }>;
-  /** Purpose(s) of use presented in the token (BALP agent.purposeOfUse) */
-  purposeOfUse?: string[];
-  /** Break-glass purpose presented (granted only on reads, by the policy) */
-  breakGlassRequested?: boolean;
-}
-
-export const LOOPBACK_PRINCIPAL: Principal = Object.freeze({
-  kind: 'loopback',
-  subject: 'loopback',
-  roles: ['administrator', 'radiologist', 'technologist'] as Role[],
-  scopes: ['system/*.*'],
-  breakGlass: false,
-}) as Principal;
-
-/** SQL-side patient filter: `all` or the list of patient ids the caller may see (may be empty). */
-export type PatientFilter = { all: true } | { all: false; patientIds: string[] };
-
-export function patientFilter(p: Principal): PatientFilter {
-  return p.patientIds === undefined ? { all: true } : { all: false, patientIds: p.patientIds };
-}
+export { LOOPBACK_PRINCIPAL, patientFilter, type PatientFilter, type Principal, type Role } from '../model/access.js';
+import { LOOPBACK_PRINCIPAL, type Principal } from '../model/access.js';
 
 declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace

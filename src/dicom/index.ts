@@ -5,7 +5,7 @@
  * - Reading and writing use our own bounded codec (part10.ts, writer.ts), not dcmjs: hostile-input
  *   limits (nesting ≤ 64, inflate cap, item cap, every length checked), ISO 2022 decoding from raw
  *   bytes (dcmjs 0.51.1 throws on multi-valued ISO 2022 sets), and no silent truncation on write.
- *   dcmjs remains available here (dcmjs.d.ts) and is the bench baseline.
+ *   dcmjs is a dev dependency: the benches compare against it (bench/kos.ts, bench/convert.ts).
  * - readKos never throws; issues with severity 'error' mean "not a usable manifest". Key Image Notes
  *   and rejection notes (CID 7011: 113001, 113037, 113038, 113039) still return kind + manifest.
  * - Retrieve Location UID (R+): error when neither it nor a Retrieve URL is present, warning when

@@ -7,7 +7,6 @@
  * delimiter is an error (the caller destroys the response: a truncated multipart must not look
  * complete).
  */
-import { Transform, type TransformCallback } from 'node:stream';
 import { peekSopInstanceUid } from '../dicom/peek.js';
 
 export interface MultipartFilterOptions {
@@ -240,71 +239,6 @@ export class MultipartParser {
   end(): void {
     if (this.state !== 'done') throw new MultipartError('multipart body ended before its close delimiter');
     if (this.writeClose && this.partsOut > 0) this.out(Buffer.from('\r\n--' + this.outBoundary + '--\r\n', 'latin1'));
-  }
-}
-
-/** Transform-stream form of MultipartParser (tests, composition with stream.pipeline). */
-export class MultipartFilter extends Transform {
-  private readonly parser: MultipartParser;
-  private resolveStarted!: (v: boolean) => void;
-  private rejectStarted!: (e: Error) => void;
-  /** Resolves true once the first kept part is written, false if the body held none. */
-  readonly started: Promise<boolean>;
-  private settled = false;
-
-  constructor(o: MultipartFilterOptions) {
-    super();
-    this.parser = new MultipartParser(o, (b) => {
-      this.settle(true);
-      this.push(b);
-    });
-    this.started = new Promise<boolean>((resolve, reject) => {
-      this.resolveStarted = resolve;
-      this.rejectStarted = reject;
-    });
-    this.started.catch(() => {});
-  }
-
-  get partsOut(): number {
-    return this.parser.partsOut;
-  }
-  get partsIn(): number {
-    return this.parser.partsIn;
-  }
-  get partsDropped(): number {
-    return this.parser.partsDropped;
-  }
-
-  private settle(v: boolean | Error): void {
-    if (this.settled) return;
-    this.settled = true;
-    if (v instanceof Error) this.rejectStarted(v);
-    else this.resolveStarted(v);
-  }
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    try {
-      this.parser.write(chunk);
-      cb();
-    } catch (err) {
-      cb(err as Error);
-    }
-  }
-
-  override _flush(cb: TransformCallback): void {
-    try {
-      this.parser.end();
-      this.settle(this.parser.partsOut > 0);
-      cb();
-    } catch (err) {
-      this.settle(err as Error);
-      cb(err as Error);
-    }
-  }
-
-  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
-    this.settle(err ?? new MultipartError('stream closed'));
-    cb(err);
   }
 }
 

@@ -19,7 +19,6 @@ import type { Db } from '../store/db.js';
 import {
   findManifestByDocRef,
   insertSubmissionSet,
-  issuerToSystem,
   lockStudies,
   runInTransaction,
   setManifestStatus,
@@ -28,7 +27,7 @@ import {
   type Tx,
 } from '../store/manifests.js';
 import { FAILURE, IngestError, parseFhirManifest, parseKos, storeManifestTx, type IngestResult, type ParsedManifest } from './service.js';
-import { manifestToDocumentReferences, submittedDocRefMetadata, type DocRefMetadata, type MappingContext } from '../fhir/mapping/index.js';
+import { issuerToSystem, manifestToDocumentReferences, storeRendering, submittedDocRefMetadata, type DocRefMetadata, type MappingContext } from '../fhir/mapping/index.js';
 
 type Json = Record<string, any>;
 
@@ -335,7 +334,7 @@ async function applyPatch(tx: Tx, p: EntryPlan, ctx: MappingContext): Promise<vo
   const status = row!.manifest.status;
   if (status !== p.patchStatus && status !== 'entered-in-error') {
     if (p.patchStatus === 'superseded' && status !== 'current') throw unprocessable('GW_STATUS_TRANSITION', `a ${status} DocumentReference cannot become superseded`, `Bundle.entry[${p.index}]`);
-    await setManifestStatus(tx, row!.manifest.id, p.patchStatus!, ctx);
+    await setManifestStatus(tx, row!.manifest.id, p.patchStatus!, storeRendering(ctx));
   }
 }
 

@@ -24,7 +24,7 @@
  */
 import type { Config } from '../config.js';
 import { readKos, writeKos, KosWriteError } from '../dicom/index.js';
-import { fhirToManifest, manifestToFhirBundle, toKosWritable, type DocRefMetadata, type MappingContext } from '../fhir/mapping/index.js';
+import { fhirToManifest, manifestToFhirBundle, storeRendering, toKosWritable, type DocRefMetadata, type MappingContext } from '../fhir/mapping/index.js';
 import { derivedUid } from '../model/ids.js';
 import { listReferences, type Code, type Manifest, type ValidationIssue } from '../model/manifest.js';
 import { GatewayError } from '../http/errors.js';
@@ -220,10 +220,10 @@ export async function storeManifestTx(tx: Tx, p: ParsedManifest, ctx: MappingCon
   }
   if (current && !toSupersede.some((x) => x.id === current.id)) toSupersede.push(current);
   // Supersede first: the partial unique index allows one current manifest per study.
-  for (const row of toSupersede) await setManifestStatus(tx, row.id, 'superseded', ctx);
+  for (const row of toSupersede) await setManifestStatus(tx, row.id, 'superseded', storeRendering(ctx));
   const replaces = o.replaces?.[0] ?? current?.id;
   const replacesSop = toSupersede.find((x) => x.id === replaces)?.sop_instance_uid;
-  const stored = await insertManifest(tx, { model: m, nativeFormat: p.nativeFormat, content: p.content, contentType: p.contentType, sha256: p.sha256, replaces, submissionSetId: o.submissionSetId, metadata: o.metadata }, ctx, replacesSop);
+  const stored = await insertManifest(tx, { model: m, nativeFormat: p.nativeFormat, content: p.content, contentType: p.contentType, sha256: p.sha256, replaces, submissionSetId: o.submissionSetId, metadata: o.metadata }, storeRendering(ctx), replacesSop);
   return { outcome: 'created', stored, superseded: toSupersede.map((r) => r.id), warnings: p.warnings };
 }
 
@@ -272,7 +272,7 @@ export class IngestService {
       if (row.status !== status) {
         if (status === 'current') throw new GatewayError(422, 'GW_STATUS_TRANSITION', `A ${row.status} DocumentReference cannot be made current again; submit a new manifest`);
         if (status === 'superseded' && row.status !== 'current') throw new GatewayError(422, 'GW_STATUS_TRANSITION', `A ${row.status} DocumentReference cannot become superseded`);
-        after = await setManifestStatus(tx, row.id, status, this.ctx);
+        after = await setManifestStatus(tx, row.id, status, storeRendering(this.ctx));
         changed = true;
       }
       return { resource: (await loadDocRef(tx, docRefId))!, changed, manifest: after };
@@ -357,7 +357,7 @@ export async function applyRejectionTx(tx: Tx, r: ParsedRejection, ctx: MappingC
   for (const a of affected) {
     const model = await loadModel(tx, a.id);
     const rej = await rejectedAmong(tx, listReferences(model).map((x) => x.instance.sopInstanceUid));
-    await setManifestStatus(tx, a.id, 'superseded', ctx);
+    await setManifestStatus(tx, a.id, 'superseded', storeRendering(ctx));
     superseded.push(a.id);
     const newSop = derivedUid(`mado-gateway:iocm:${a.sop_instance_uid}:${r.note.document.sopInstanceUid}`);
     const next = withoutInstances(model, rej, newSop, ctx.defaults.defaultTimezoneOffset);
@@ -366,7 +366,7 @@ export async function applyRejectionTx(tx: Tx, r: ParsedRejection, ctx: MappingC
     const enc = encodeVersion(next, a.native_format, ctx, config);
     // The source's metadata (security labels included) carries over to the new version.
     const metadata = (await loadDocRefMetadata(tx, a.id)) ?? undefined;
-    created.push(await insertManifest(tx, { model: enc.model, nativeFormat: enc.nativeFormat, content: enc.content, contentType: enc.contentType, sha256: enc.sha256, replaces: a.id, metadata }, ctx));
+    created.push(await insertManifest(tx, { model: enc.model, nativeFormat: enc.nativeFormat, content: enc.content, contentType: enc.contentType, sha256: enc.sha256, replaces: a.id, metadata }, storeRendering(ctx)));
   }
   return { rejected, superseded, created, warnings: r.warnings };
 }

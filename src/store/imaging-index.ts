@@ -6,7 +6,7 @@
  * not in rejected_instance (IOCM). Series and studies are visible through their visible instances.
  */
 import type { Knex } from 'knex';
-import type { PatientFilter } from '../auth/principal.js';
+import type { PatientFilter } from '../model/access.js';
 import { rawPrepared, type Db } from './db.js';
 import { textArray } from './manifests.js';
 

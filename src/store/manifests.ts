@@ -37,19 +37,55 @@
  */
 import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
-import type { DocumentDefaults } from '../config.js';
-import { applyDocRefMetadata, docRefMetadataTokens, manifestEndpoints, manifestToDocumentReferences, type DocRefMetadata, type MappingContext } from '../fhir/mapping/index.js';
-import { schemeToSystem } from '../fhir/mapping/codes.js';
-import { issuerSystem } from '../fhir/mapping/common.js';
 import { manifestResourceIds, patientId as patientIdOf } from '../model/ids.js';
-import type { Code, Issuer, Manifest, PatientIdentifier } from '../model/manifest.js';
+import type { Code, Issuer, Manifest } from '../model/manifest.js';
 import { rawPrepared, type Db } from './db.js';
 
 export type Tx = Knex.Transaction;
 export type ManifestStatus = 'current' | 'superseded' | 'entered-in-error';
 export type NativeFormat = 'kos' | 'fhir';
 
-const SYS_DCM = 'http://dicom.nema.org/resources/ontology/DCM';
+type Json = Record<string, any>;
+
+/** What a Document Source's DocumentReference said (ITI-65), kept as JSON and handed back to the renderer. */
+export type DocRefMetadata = object;
+
+export interface Token {
+  code: string;
+  system: string;
+  value: string;
+}
+
+/** One manifest version as its DocumentReferences show it. */
+export interface DocRefVersion {
+  status: ManifestStatus;
+  nativeFormat: NativeFormat;
+  date: Date;
+  lastUpdated: Date;
+  versionId: number;
+  replacesSop?: string;
+  metadata?: DocRefMetadata | null;
+}
+
+/**
+ * The FHIR side of a manifest, rendered by the caller (src/fhir/mapping/stored.ts storeRendering):
+ * the store writes rows and never builds FHIR itself.
+ */
+export interface ManifestRendering {
+  /** Both DocumentReferences, and the patient as the manifest states it (before a source's overlay) */
+  docRefs(m: Manifest, v: DocRefVersion): { kos: Json; fhir: Json; derivedPatient?: Json };
+  /** Endpoint resources, sorted by id (a fixed lock order across transactions) */
+  endpoints(m: Manifest): Json[];
+  /** manifest_token rows (codes documented above) */
+  tokens(m: Manifest, endpointIds: string[], metadata?: DocRefMetadata | null): Token[];
+  /** The patient table's resource */
+  patientResource(src: Json, id: string): Json;
+  patientIdentifiers(m: Manifest): Array<{ system: string; value: string }>;
+  /** Identifier system of an issuer ('' when none) */
+  issuerSystem(iss: Issuer | undefined): string;
+  /** Study modalities as the DocumentReference shows them */
+  studyModalities(m: Manifest): string[];
+}
 
 // ---------------------------------------------------------------------------------------------
 // Transactions, retries and locks
@@ -130,91 +166,6 @@ export function sha256Hex(b: Uint8Array): string {
 /** manifest.id: deterministic from the SOP Instance UID (same hash as the ids in model/ids.ts). */
 export function manifestIdFor(sopInstanceUid: string): string {
   return `manifest-${manifestResourceIds(sopInstanceUid).binary.slice('kos-'.length)}`;
-}
-
-/** Identifier system of an issuer-qualified DICOM id (patient_identifier.system, token system). */
-export function issuerToSystem(iss: Issuer | undefined): string {
-  return issuerSystem(iss) ?? iss?.localNamespace ?? iss?.universalEntityId ?? '';
-}
-
-function codeSystem(c: Code): string {
-  return schemeToSystem(c.scheme) ?? c.scheme ?? '';
-}
-
-// ---------------------------------------------------------------------------------------------
-// Tokens
-
-export interface Token {
-  code: string;
-  system: string;
-  value: string;
-}
-
-function patientIds(m: Manifest): PatientIdentifier[] {
-  const out: PatientIdentifier[] = [];
-  const seen = new Set<string>();
-  for (const p of [...(m.patient.id ? [m.patient.id] : []), ...m.patient.otherIds]) {
-    if (!p.value) continue;
-    const k = `${issuerToSystem(p.issuer)}|${p.value}`;
-    if (seen.has(k)) continue;
-    seen.add(k);
-    out.push(p);
-  }
-  return out;
-}
-
-/** Study modalities as the docref shows them (Image Library, else union of series, digest Q35). */
-export function studyModalities(m: Manifest): string[] {
-  if (m.study.modalities.length) return [...m.study.modalities];
-  const out: string[] = [];
-  for (const e of m.evidence) for (const s of e.series) if (s.modality && !out.includes(s.modality)) out.push(s.modality);
-  return out;
-}
-
-/** The manifest_token rows of a manifest (documented at the top of this file). */
-export function manifestTokens(m: Manifest, defaults: DocumentDefaults, endpointIds: string[], metadata?: DocRefMetadata | null): Token[] {
-  const out: Token[] = [];
-  const seen = new Set<string>();
-  const add = (code: string, system: string, value: string | undefined) => {
-    if (!value) return;
-    const k = `${code}\u0000${system}\u0000${value}`;
-    if (seen.has(k)) return;
-    seen.add(k);
-    out.push({ code, system, value });
-  };
-  for (const p of patientIds(m)) add('patient.identifier', issuerToSystem(p.issuer), p.value);
-  const sop = m.document.sopInstanceUid;
-  add('identifier', 'urn:ietf:rfc:3986', `urn:oid:${sop}`);
-  add('identifier', '', sop);
-  for (const uid of [m.study.studyInstanceUid, ...m.evidence.map((e) => e.studyInstanceUid)]) {
-    add('study-instance-uid', 'urn:dicom:uid', uid ? `urn:oid:${uid}` : undefined);
-    add('study-instance-uid', '', uid);
-  }
-  const accessions = [m.study.accession, ...m.study.requests.map((r) => r.accession)];
-  for (const a of accessions) if (a?.value) add('accession-number', issuerToSystem(a.issuer), a.value);
-  const modalities = studyModalities(m);
-  for (const e of m.evidence) for (const s of e.series) if (s.modality && !modalities.includes(s.modality)) modalities.push(s.modality);
-  for (const mod of modalities) {
-    add('modality', SYS_DCM, mod);
-    add('event', SYS_DCM, mod);
-  }
-  for (const r of m.study.anatomicalRegions) {
-    add('anatomical-region', codeSystem(r), r.value);
-    add('event', codeSystem(r), r.value);
-  }
-  for (const e of m.evidence) for (const s of e.series) {
-    if (s.bodySite?.value) add('bodysite', codeSystem(s.bodySite), s.bodySite.value);
-    add('series', '', s.uid);
-  }
-  const kept = docRefMetadataTokens(metadata);
-  for (const t of kept) add(t.code, t.system, t.value);
-  const has = (code: string) => kept.some((t) => t.code === code);
-  if (!has('category')) add('category', defaults.category.system, defaults.category.code);
-  if (!has('type')) add('type', defaults.type.system, defaults.type.code);
-  if (!has('setting')) add('setting', defaults.practiceSetting.system, defaults.practiceSetting.code);
-  if (!has('facility')) add('facility', defaults.facilityType.system, defaults.facilityType.code);
-  for (const id of endpointIds) add('endpoint', '', id);
-  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -327,10 +278,6 @@ export interface StoredManifest {
   versionId: number;
 }
 
-function fhirInstant(d: Date): string {
-  return d.toISOString();
-}
-
 /** A FHIR date/dateTime as a timestamptz parameter (null when unparseable). */
 function ts(v: unknown): string | null {
   if (typeof v !== 'string' || !v) return null;
@@ -345,33 +292,6 @@ function pnString(pn: { alphabetic?: string; ideographic?: string; phonetic?: st
   return s || null;
 }
 
-type Json = Record<string, any>;
-
-/** Rendered docrefs with versionId/lastUpdated and the replaces link (MHD replace, ITI-65). */
-export function renderDocRefs(
-  m: Manifest,
-  ctx: MappingContext,
-  o: { status: ManifestStatus; nativeFormat: NativeFormat; date: Date; lastUpdated: Date; versionId: number; replacesSop?: string; metadata?: DocRefMetadata | null },
-): { kos: Json; fhir: Json; derivedPatient?: Json } {
-  const { kos, fhir } = manifestToDocumentReferences(m, ctx, { status: o.status, nativeFormat: o.nativeFormat, date: fhirInstant(o.date), lastUpdated: fhirInstant(o.lastUpdated) }) as unknown as { kos: Json; fhir: Json };
-  const old = o.replacesSop ? manifestResourceIds(o.replacesSop) : undefined;
-  // The patient as the manifest states it, before a source's own patient is overlaid.
-  const derivedPatient = (kos.contained as Json[] | undefined)?.find((c) => c.resourceType === 'Patient');
-  for (const [r, oldId] of [[kos, old?.kosDocRef], [fhir, old?.fhirDocRef]] as const) {
-    r.meta = { versionId: String(o.versionId), ...r.meta };
-    applyDocRefMetadata(r, o.metadata, patientIdOf(m.patient));
-    if (oldId) (r.relatesTo ??= []).push({ code: 'replaces', target: { reference: `DocumentReference/${oldId}`, type: 'DocumentReference' } });
-  }
-  return { kos, fhir, derivedPatient };
-}
-
-/** Patient resource for the patient table: the patient the manifest states, with our id. */
-function patientResource(src: Json, id: string): Json {
-  const r: Json = { resourceType: 'Patient', id, meta: { profile: ['https://profiles.ihe.net/RAD/MADO/StructureDefinition/MadoPatient'] } };
-  for (const k of ['identifier', 'name', 'gender', 'birthDate']) if (src[k] !== undefined) r[k] = src[k];
-  return r;
-}
-
 function lower(s: string | undefined): string | null {
   return s ? s.toLowerCase() : null;
 }
@@ -382,8 +302,8 @@ interface Part {
   bindings: unknown[];
 }
 
-function patientParts(m: Manifest, id: string, derived: Json): Part[] {
-  const res = patientResource(derived, id);
+function patientParts(m: Manifest, id: string, derived: Json, r: ManifestRendering): Part[] {
+  const res = r.patientResource(derived, id);
   const alpha = m.patient.name?.alphabetic ?? '';
   const [family, given] = alpha.split('^');
   const nameText = [m.patient.name?.alphabetic, m.patient.name?.ideographic, m.patient.name?.phonetic].filter(Boolean).join(' ').replace(/[\^=]+/g, ' ').replace(/\s+/g, ' ').trim();
@@ -398,19 +318,14 @@ function patientParts(m: Manifest, id: string, derived: Json): Part[] {
       bindings: [id, JSON.stringify(res), lower(family?.trim()), lower(given?.trim()), lower(nameText), bd, res.gender ?? null],
     },
   ];
-  const ids = patientIds(m);
+  const ids = r.patientIdentifiers(m);
   if (ids.length) {
     out.push({
       sql: `insert into patient_identifier (patient_id, system, value) select ?, s, v from unnest(?::text[], ?::text[]) as t(s, v) on conflict do nothing`,
-      bindings: [id, textArray(ids.map((p) => issuerToSystem(p.issuer))), textArray(ids.map((p) => p.value))],
+      bindings: [id, textArray(ids.map((p) => p.system)), textArray(ids.map((p) => p.value))],
     });
   }
   return out;
-}
-
-/** Endpoint resources of a manifest (as its FHIR Bundle has them), sorted by id: a fixed lock order across transactions. */
-export function endpointResources(m: Manifest, ctx: MappingContext): Json[] {
-  return (manifestEndpoints(m, ctx) as Json[]).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }
 
 function endpointParts(eps: Json[], manifestId: string): Part[] {
@@ -432,7 +347,7 @@ function endpointParts(eps: Json[], manifestId: string): Part[] {
  * CTEs: one round trip; foreign keys are checked at the end of the statement). The caller holds the
  * study lock, has checked idempotency and has already superseded the previous current manifest.
  */
-export async function insertManifest(tx: Tx, n: NewManifest, ctx: MappingContext, replacesSop?: string): Promise<StoredManifest> {
+export async function insertManifest(tx: Tx, n: NewManifest, r: ManifestRendering, replacesSop?: string): Promise<StoredManifest> {
   const m = n.model;
   const sop = m.document.sopInstanceUid;
   const ids = manifestResourceIds(sop);
@@ -440,7 +355,7 @@ export async function insertManifest(tx: Tx, n: NewManifest, ctx: MappingContext
   const pid = patientIdOf(m.patient);
   const now = new Date();
   if (n.replaces && replacesSop === undefined) replacesSop = (await findManifestById(tx, n.replaces))?.sop_instance_uid;
-  const docs = renderDocRefs(m, ctx, { status: 'current', nativeFormat: n.nativeFormat, date: now, lastUpdated: now, versionId: 1, replacesSop, metadata: n.metadata });
+  const docs = r.docRefs(m, { status: 'current', nativeFormat: n.nativeFormat, date: now, lastUpdated: now, versionId: 1, replacesSop, metadata: n.metadata });
 
   // Flattened, de-duplicated index rows (a KOS may list one SOP twice; the index holds it once).
   const seriesSeen = new Map<string, number>();
@@ -472,15 +387,15 @@ export async function insertManifest(tx: Tx, n: NewManifest, ctx: MappingContext
     if (s.numberOfInstances !== undefined && s.numberOfInstances > se.count[si]!) se.count[si] = s.numberOfInstances;
   }
   const referenceCount = inst.sop.length;
-  const eps = endpointResources(m, ctx);
-  const tokens = manifestTokens(m, ctx.defaults, eps.map((e) => e.id as string), n.metadata);
+  const eps = r.endpoints(m);
+  const tokens = r.tokens(m, eps.map((e) => e.id as string), n.metadata);
   const st = m.study;
   const acc = st.accession ?? st.requests.find((r) => r.accession?.value)?.accession;
   const pidPrimary = m.patient.id ?? m.patient.otherIds[0];
   const started = ts((docs.kos.context as Json | undefined)?.period?.start);
 
   const parts: Part[] = [
-    ...patientParts(m, pid, docs.derivedPatient ?? {}),
+    ...patientParts(m, pid, docs.derivedPatient ?? {}, r),
     {
       sql: `insert into manifest (id, sop_instance_uid, native_format, content, content_type, sha256, size, status, study_instance_uid, patient_id, model, reference_count, version_id, submission_set_id, replaces, created_at, last_updated, docref_metadata)
         values (?, ?, ?, ?, ?, ?, ?, 'current', ?, ?, ?::jsonb, ?, 1, ?, ?, ?::timestamptz, ?::timestamptz, ?::jsonb)`,
@@ -497,8 +412,8 @@ export async function insertManifest(tx: Tx, n: NewManifest, ctx: MappingContext
           patient_name, patient_id_value, patient_id_issuer, patient_birth_date, patient_sex, number_of_series, number_of_instances,
           patient_id_issuer_local, accession_issuer_local, referring_physician, study_id, timezone_offset)
         values (?, ?, ?, ?, ?, ?::timestamptz, ?, ?, ?, ?::text[], ?, ?, ?, ?, ?, ?::int, ?::int, ?, ?, ?, ?, ?)`,
-      bindings: [id, st.studyInstanceUid, pid, st.date ?? null, st.time ?? null, started, st.description ?? null, acc?.value ?? null, acc ? issuerToSystem(acc.issuer) || null : null,
-        textArray(studyModalities(m)), pnString(m.patient.name), pidPrimary?.value ?? null, pidPrimary ? issuerToSystem(pidPrimary.issuer) || null : null,
+      bindings: [id, st.studyInstanceUid, pid, st.date ?? null, st.time ?? null, started, st.description ?? null, acc?.value ?? null, acc ? r.issuerSystem(acc.issuer) || null : null,
+        textArray(r.studyModalities(m)), pnString(m.patient.name), pidPrimary?.value ?? null, pidPrimary ? r.issuerSystem(pidPrimary.issuer) || null : null,
         m.patient.birthDate ?? null, m.patient.sex ?? null, Math.max(st.numberOfSeries ?? 0, se.uid.length), se.count.reduce((a, b) => a + b, 0),
         m.patient.id?.issuer?.localNamespace ?? null, st.accession?.issuer?.localNamespace ?? null, st.referringPhysicianName?.alphabetic ?? null, st.studyId ?? null, m.document.timezoneOffset ?? null],
     },
@@ -542,7 +457,7 @@ function docRefPart(manifestId: string, pid: string, status: ManifestStatus, doc
  * Change a manifest's status (superseded / entered-in-error): bump version_id, re-render both
  * docrefs (status, meta.versionId, meta.lastUpdated). Rows are kept, never deleted.
  */
-export async function setManifestStatus(tx: Tx, manifestId: string, status: ManifestStatus, ctx: MappingContext): Promise<ManifestRow> {
+export async function setManifestStatus(tx: Tx, manifestId: string, status: ManifestStatus, render: ManifestRendering): Promise<ManifestRow> {
   const r = await tx.raw(
     `update manifest m set status = ?, version_id = version_id + 1, last_updated = clock_timestamp() where id = ?
      returning ${ROW_COLS.split(', ').map((c) => 'm.' + c).join(', ')}, m.model, m.docref_metadata,
@@ -552,7 +467,7 @@ export async function setManifestStatus(tx: Tx, manifestId: string, status: Mani
   );
   const row = r.rows[0] as ManifestRow & { model: Manifest; docref_metadata: DocRefMetadata | null; docref_date: Date | null; replaces_sop: string | null };
   if (!row) throw new Error('manifest vanished');
-  const docs = renderDocRefs(row.model, ctx, { status, nativeFormat: row.native_format, date: row.docref_date ?? row.created_at, lastUpdated: row.last_updated, versionId: row.version_id, replacesSop: row.replaces_sop ?? undefined, metadata: row.docref_metadata });
+  const docs = render.docRefs(row.model, { status, nativeFormat: row.native_format, date: row.docref_date ?? row.created_at, lastUpdated: row.last_updated, versionId: row.version_id, replacesSop: row.replaces_sop ?? undefined, metadata: row.docref_metadata });
   await tx.raw(
     `update document_reference d set status = ?, resource = v.r::jsonb, last_updated = ? from (values ('kos', ?), ('fhir', ?)) as v(f, r) where d.manifest_id = ? and d.format = v.f`,
     [status, row.last_updated, JSON.stringify(docs.kos), JSON.stringify(docs.fhir), manifestId],

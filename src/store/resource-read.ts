@@ -3,7 +3,7 @@
  * is part of each query: a resource of a patient the caller may not see is simply not found.
  */
 import type { Knex } from 'knex';
-import type { PatientFilter } from '../auth/principal.js';
+import type { PatientFilter } from '../model/access.js';
 
 function pfSql(pf: PatientFilter, col: string, b: unknown[]): string {
   if (pf.all) return '';

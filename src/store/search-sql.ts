@@ -12,8 +12,8 @@
  * - List              → submission_set l (tokens: submission_set_token; source names: source_terms)
  */
 import type { Knex } from 'knex';
-import type { PatientFilter } from '../auth/principal.js';
-import { rawPrepared, withConnection } from './db.js';
+import type { PatientFilter } from '../model/access.js';
+import { rawPrepared } from './db.js';
 
 export type SearchTable = 'DocumentReference' | 'ImagingStudy' | 'Patient' | 'Endpoint' | 'List';
 
@@ -432,36 +432,6 @@ export async function estimateSearch(db: Knex, plan: Pick<SqlPlan, 'table' | 'co
   const res = await db.raw(`EXPLAIN (FORMAT JSON) SELECT 1 FROM ${t.from} WHERE ${where}`, b as Knex.RawBinding[]);
   const plan0 = (res.rows[0] as { 'QUERY PLAN': Array<{ Plan: { 'Plan Rows': number } }> })['QUERY PLAN'][0]!;
   return Math.round(plan0.Plan['Plan Rows']);
-}
-
-/**
- * EXPLAIN text of a page query (tests assert index use). `generic`: the plan PostgreSQL caches for
- * the named statement (EXPLAIN (GENERIC_PLAN), parameters unknown) — what runs once rawPrepared's
- * statement has switched to its generic plan.
- */
-export async function explainSearch(db: Knex, plan: SqlPlan, pf: PatientFilter, o: { generic?: boolean } = {}): Promise<string> {
-  const q = compileSearch(plan, pf);
-  const res = o.generic
-    ? await db.raw(`EXPLAIN (GENERIC_PLAN) ${db.raw(q.sql, q.bindings as Knex.RawBinding[]).toSQL().toNative().sql.replace(/\?/g, '\\?')}`)
-    : await db.raw(`EXPLAIN ${q.sql}`, q.bindings as Knex.RawBinding[]);
-  return (res.rows as Array<{ 'QUERY PLAN': string }>).map((r) => r['QUERY PLAN']).join('\n');
-}
-
-/**
- * How PostgreSQL plans a page query run as a named statement `runs` times on one connection
- * (pg_prepared_statements counters): tests assert the benchmarked queries move to the cached
- * generic plan instead of being planned again on every request.
- */
-export async function searchPlanCacheUse(db: Knex, plan: SqlPlan, pf: PatientFilter, runs: number): Promise<{ generic: number; custom: number }> {
-  const q = compileSearch(plan, pf);
-  const native = db.raw(q.sql, q.bindings as Knex.RawBinding[]).toSQL().toNative();
-  const name = `plan_check_${Math.random().toString(36).slice(2)}`;
-  return withConnection(db, async (conn) => {
-    for (let i = 0; i < runs; i++) await conn.query({ name, text: native.sql, values: native.bindings as unknown[] });
-    const r = await conn.query({ text: 'SELECT generic_plans::int AS generic, custom_plans::int AS custom FROM pg_prepared_statements WHERE name = $1', values: [name] });
-    await conn.query(`DEALLOCATE ${name}`);
-    return r.rows[0] as { generic: number; custom: number };
-  });
 }
 
 // ---- _include targets -------------------------------------------------------------------------

@@ -5,7 +5,8 @@ import { parseImportArgs } from '../../src/cli/import.js';
 import { parseContentType, parseMultipart } from '../../src/ingest/multipart.js';
 import { withoutInstances } from '../../src/ingest/service.js';
 import { syntheticManifest } from '../../src/dicom/index.js';
-import { intArray, issuerToSystem, manifestIdFor, manifestTokens, textArray } from '../../src/store/manifests.js';
+import { issuerToSystem, manifestTokens } from '../../src/fhir/mapping/index.js';
+import { intArray, manifestIdFor, textArray } from '../../src/store/manifests.js';
 import { GatewayError } from '../../src/http/errors.js';
 
 const config = loadConfig({ PUBLIC_BASE_URL: 'http://gateway.test' });
