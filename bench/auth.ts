@@ -1,5 +1,5 @@
 /**
- * Security benchmark (issue 8): FHIR search throughput with JWT authentication + policy + audit
+ * Security benchmark: FHIR search throughput with JWT authentication + policy + audit
  * trail on, as a ratio to the same search with authentication off (loopback) and no audit.
  * Target ≥ 0.85×. Both apps run in this process on the same database, each behind its own HTTP
  * listener; autocannon runs alternate between them (interleaved) and the medians are compared.
@@ -153,7 +153,7 @@ const paired = median(onRuns.map((r, i) => r.rps / offRuns[i]!.rps));
 // Throughput a CPU-bound deployment could expect, from CPU per request (robust to machine load).
 const cpuRatio = median(offRuns.map((r) => r.cpu)) / median(onRuns.map((r) => r.cpu));
 const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
-const md = `# Security benchmark (issue 8)
+const md = `# Security benchmark
 
 FHIR search throughput with **JWT authentication, the policy and the audit trail on**, against the same
 search with **authentication off (loopback) and no audit**, measured in the same run (interleaved

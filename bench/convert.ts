@@ -1,19 +1,18 @@
 /**
- * Conversion benchmark (issue 4): kos2fhir and fhir2kos for 1,000 and 20,000 references, as a ratio
- * to a bare dcmjs parse of the same KOS bytes (DicomMessage.readFile; target ≤ 1.5×).
- * Medians of ≥ 7 interleaved runs after a warm-up. Writes bench/results-convert.md.
- * Run: npm run bench:convert  [-- --runs 9]
+ * Conversion benchmark: kos2fhir and fhir2kos for 1,000 and 20,000 references, as a ratio to a bare
+ * dcmjs parse of the same KOS bytes (DicomMessage.readFile; target ≤ 1.5×). Medians of interleaved
+ * runs after a warm-up, a full (non-memory-reducing) GC before each timed call as bench:kos does.
+ * Writes bench/results-convert.md; last line RESULT name=value ….
+ * Run: npm run bench:convert  [-- --runs 7]
  */
-import { writeFileSync } from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import dcmjs from 'dcmjs';
 import { readKos, syntheticManifest, writeKos } from '../src/dicom/index.js';
 import { fhirToManifest, manifestToFhirBundle } from '../src/fhir/mapping/index.js';
 import { loadConfig } from '../src/config.js';
-import { median } from './lib/report.js';
+import { median, numArg, writeResults } from './lib/report.js';
 
 const defaults = loadConfig({}).documentDefaults;
 const ctx = { publicBaseUrl: 'http://127.0.0.1:8080', defaults };
@@ -21,12 +20,16 @@ const ctx = { publicBaseUrl: 'http://127.0.0.1:8080', defaults };
 // Fair baseline: dcmjs logs warnings through loglevel by default; silence them so only parsing is timed.
 dcmjs.log?.setLevel?.('error');
 
-const argRuns = process.argv.indexOf('--runs');
-const RUNS = Math.max(7, argRuns > 0 ? Number(process.argv[argRuns + 1]) || 9 : 9);
+const RUNS = Math.max(3, numArg('runs', 7) || 7);
 
-// A full GC before each timed call, so one operation's garbage is not charged to the next (interleaved runs).
+// A full GC before each timed call, so one operation's garbage is not charged to the next
+// (interleaved runs). 'regular', not plain gc(): that one is memory-reducing, flushes compiled
+// code, and the next call then runs interpreted (bench:kos measured a 5× slower read).
 v8.setFlagsFromString('--expose-gc');
-const gc = vm.runInNewContext('gc') as () => void;
+const gcFn = vm.runInNewContext('gc') as (o: object) => void;
+const gc = (): void => gcFn({ type: 'major', execution: 'sync', flavor: 'regular' });
+const load = () => os.loadavg().map((x) => x.toFixed(1)).join(' ');
+const loadStart = load();
 
 function ms(fn: () => unknown): number {
   gc();
@@ -80,7 +83,7 @@ const ratio = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
 const md = [
   '# Conversion benchmark (bench/convert.ts)',
   '',
-  `Node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, ${new Date().toISOString()}. Medians of ${RUNS} interleaved runs after 2 warm-ups, full GC before each timed call. Shared machine: expect some run-to-run noise.`,
+  `${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'} × ${os.cpus().length}, no database. Medians of ${RUNS} interleaved runs after 2 warm-ups, a full regular GC before each timed call (outside the timing).`,
   'Baseline: `dcmjs.data.DicomMessage.readFile` of the same KOS bytes (parse only, no naturalize, dcmjs logging off). kos2fhir = readKos + manifestToFhirBundle + JSON.stringify;',
   'fhir2kos = JSON.parse + fhirToManifest + writeKos, compared with a dcmjs parse of the KOS it writes. Target ≤ 1.5×.',
   'For context, the codec alone: readKos (share of kos2fhir) and writeKos (share of fhir2kos); the rest is the FHIR mapping and JSON.',
@@ -89,7 +92,9 @@ const md = [
   '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ...rows.map((r) => `| ${r.refs.toLocaleString('en')} | ${r.kosBytes.toLocaleString('en')} | ${r.jsonBytes.toLocaleString('en')} | ${f(r.dcmjs)} | ${f(r.k2f)} | ${ratio(r.k2f, r.dcmjs)} | ${f(r.dcmjsOut)} | ${f(r.f2k)} | ${ratio(r.f2k, r.dcmjsOut)} | ${f(r.readOnly)} | ${f(r.writeOnly)} |`),
   '',
+  `Load average (1/5/15 min) at the start: ${loadStart}; at the end: ${load()} (2-core VM shared with other sessions' test suites: expect run-to-run noise).`,
+  '',
 ];
-const file = path.join(import.meta.dirname, 'results-convert.md');
-writeFileSync(file, md.join('\n'));
-console.log(`wrote ${file}`);
+writeResults('results-convert.md', md.join('\n'));
+const key = (r: Row) => (r.refs >= 1000 ? `${r.refs / 1000}k` : String(r.refs));
+console.log(`RESULT ${rows.map((r) => `kos2fhir_ratio_${key(r)}=${(r.k2f / r.dcmjs).toFixed(3)} fhir2kos_ratio_${key(r)}=${(r.f2k / r.dcmjsOut).toFixed(3)}`).join(' ')} runs=${RUNS} load_start=${loadStart.split(' ')[0]} load_end=${load().split(' ')[0]}`);

@@ -1,5 +1,5 @@
 /**
- * `npm run bench:ingest` — ingest throughput and latency over HTTP (issue 5):
+ * `npm run bench:ingest` — ingest throughput and latency over HTTP:
  *  1. N typical manifests (1 study, 3 series, 300 instances; default N = 10,000) POSTed to
  *     /fhir/Binary by 8 concurrent clients, against a gateway child process (`mado-gateway serve`)
  *     on embedded PostgreSQL with production settings (fsync on). Target ≥ 300 manifests/s.

@@ -1,5 +1,5 @@
 /**
- * KOS codec benchmark (issue 3): our reader (parse + validate + model) vs bare dcmjs
+ * KOS codec benchmark: our reader (parse + validate + model) vs bare dcmjs
  * DicomMessage.readFile + naturalizeDataset on the same bytes; our writer vs bare dcmjs
  * denaturalizeDataset + DicomDict.write. Median of RUNS interleaved runs after warm-up.
  * Sizes: the typical ingest manifest (3 series × 100, as bench/ingest.ts), 1k and 20k references.
@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import dcmjs from 'dcmjs';
 import { readKos, syntheticManifest, writeKos } from '../src/dicom/index.js';
 
-dcmjs.log.setLevel('error'); // never print values (style.md §8 trap 3)
+dcmjs.log.setLevel('error'); // never print values (decisions.md D47)
 const { DicomMessage, DicomMetaDictionary, DicomDict } = dcmjs.data;
 
 const RUNS = Math.max(7, Number(process.env.RUNS ?? 7));

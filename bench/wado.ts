@@ -1,5 +1,5 @@
 /**
- * WADO-RS proxy benchmark (issue 7), one run against one real Orthanc (Debian packages):
+ * WADO-RS proxy benchmark, one run against one real Orthanc (Debian packages):
  *  1. study retrieval throughput through the gateway ÷ direct from Orthanc (target ≥ 0.9);
  *     a ~100 MB study (2 series × 10 instances × 5 MB), medians of interleaved runs;
  *  2. added p50 latency of instance metadata through the gateway (warm series-metadata cache)
@@ -219,7 +219,7 @@ try {
       : ratio >= 0.9
         ? `**FAIL**: the median ratio is above the CPU bound ${bound('g').toFixed(2)}, i.e. the direct side was held back by other load in this run; per GB the hop still costs what the table below shows`
         : '**FAIL**';
-  const md = `# WADO-RS proxy benchmark (issue 7)
+  const md = `# WADO-RS proxy benchmark
 
 Command: \`npm run bench:wado\` (${RUNS} interleaved throughput runs, ${LAT_ROUNDS}×${LAT_PER_ROUND} interleaved metadata requests per side).
 Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GB RAM, Node ${process.version}. Date: ${new Date().toISOString()}.

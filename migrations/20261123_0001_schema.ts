@@ -59,7 +59,7 @@ export async function up(knex: Knex): Promise<void> {
       last_updated       timestamptz NOT NULL DEFAULT now()
     );
     -- Exactly one current manifest per study, enforced by the database so concurrent submissions
-    -- cannot both win (issue 5 "Concurrency").
+    -- cannot both win (concurrent submissions of one study).
     CREATE UNIQUE INDEX manifest_one_current_per_study ON manifest (study_instance_uid) WHERE status = 'current';
     CREATE INDEX manifest_study ON manifest (study_instance_uid);
     CREATE INDEX manifest_patient ON manifest (patient_id);
@@ -71,7 +71,7 @@ export async function up(knex: Knex): Promise<void> {
       status        text NOT NULL,               -- copy of manifest.status (search filter without a join)
       patient_id    text,
       resource      jsonb NOT NULL,              -- rendered DocumentReference, re-rendered on status change
-      date          timestamptz NOT NULL,        -- DocumentReference.date (creation of the docref, digest Q29)
+      date          timestamptz NOT NULL,        -- DocumentReference.date (creation of the docref, decisions.md D29)
       creation      timestamptz,                 -- content.attachment.creation
       period_start  timestamptz,                 -- context.period (interval overlap search)
       period_end    timestamptz,
@@ -86,7 +86,7 @@ export async function up(knex: Knex): Promise<void> {
 
     -- Token index (medplum/HAPI style): one row per (manifest, search code, system, value).
     -- DocumentReference and ImagingStudy searches both resolve to manifests, so they share it.
-    -- Values are stored as the FHIR token value; UIDs appear twice (urn:oid: and bare, digest Q14).
+    -- Values are stored as the FHIR token value; UIDs appear twice (urn:oid: and bare, decisions.md D14).
     CREATE TABLE manifest_token (
       manifest_id  text NOT NULL REFERENCES manifest(id),
       code         text NOT NULL,

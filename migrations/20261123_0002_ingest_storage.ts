@@ -1,5 +1,5 @@
 /**
- * Ingest write-path storage settings (issue 5). No new columns or indexes are needed: every lookup
+ * Ingest write-path storage settings. No new columns or indexes are needed: every lookup
  * of the ingest service is served by 0001 (manifest.sop_instance_uid UNIQUE, the partial unique
  * index manifest_one_current_per_study, document_reference PK, imaging_instance_sop).
  *

@@ -1,5 +1,5 @@
 /**
- * Audit write-path storage (issue 8). Every request writes one AuditEvent, so its insert cost is
+ * Audit write-path storage. Every request writes one AuditEvent, so its insert cost is
  * paid on every search, read and retrieve.
  *
  * - audit_event.resource STORAGE EXTERNAL: a typical event (~2.5 KiB of jsonb) crosses the TOAST

@@ -24,7 +24,7 @@
  * statement is added, and existing rows are back-filled by the ALTER TABLE itself (a table rewrite
  * under ACCESS EXCLUSIVE: expect minutes per million docrefs).
  *
- * The name-term indexes are partial (MADO authors are a Device and an Organization, digest Q30, so
+ * The name-term indexes are partial (MADO authors are a Device and an Organization, decisions.md D30, so
  * almost every row is empty and costs no index maintenance); the search SQL repeats the predicate.
  *
  * mado_fold (case- and accent-insensitive FHIR string matching): NFKD, combining marks

@@ -1,6 +1,6 @@
 /**
  * Instance references move from one row per instance (imaging_instance) into arrays on their
- * series row (imaging_series), issue 5 ingest throughput.
+ * series row (imaging_series) (ingest throughput).
  *
  * Why: a typical manifest references 300 instances and a large one 20,000. One row per instance
  * with three b-tree indexes on 64-character UIDs cost ~8 of the ~15 ms of PostgreSQL CPU per

@@ -49,7 +49,7 @@ export async function startServer(config: Readonly<Config>, log: Logger): Promis
     const daemon = new PublishDaemon(publisherFor({ db, config, log, registry: upstreamRegistryOf(config) }), db, config, log);
     daemon.start();
     const tls = config.auth.mtls;
-    // mTLS (issue 8): the gateway terminates TLS itself and asks for a client certificate. Clients
+    // mTLS: the gateway terminates TLS itself and asks for a client certificate. Clients
     // without one may still authenticate with a token (rejectUnauthorized: false); the certificate
     // counts only when the TLS layer verified it against the CA (src/auth/authenticate.ts).
     const server: Server = tls

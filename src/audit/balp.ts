@@ -1,5 +1,5 @@
 /**
- * One FHIR AuditEvent per request, shaped after IHE BALP (digest §5.1–5.3):
+ * One FHIR AuditEvent per request, shaped after IHE BALP and the RAD-107 audit rules:
  * - ITI-67 / ITI-66 / other searches: type rest, subtype restful-interaction#search-type (+ IHE
  *   event code), action E, agents client=110153 (Source) / server=110152 (Destination).
  *   BALP wants one event per patient in the results; the gateway writes one event per request
@@ -7,7 +7,7 @@
  * - ITI-68 / reads: type rest, subtype read (+ ITI-68), action R, client=110152 / server=110153.
  * - ITI-65 / STOW-RS: type DCM#110107 "Import" (MHD audit-65 Recipient), action C.
  * - RAD-107 (WADO-RS): type DCM#110104 "DICOM Instances Transferred", subtype RAD-107, action R;
- *   study UIDs as entity.what.identifier (type DCM#110180); 206 → outcome 4 (digest §5.3).
+ *   study UIDs as entity.what.identifier (type DCM#110180); 206 → outcome 4 (RAD-107 audit).
  * - RAD-129 (QIDO-RS): type DCM#110112 "Query", action E.
  * - 401 / 403: type DCM#110113 "Security Alert", subtype = the transaction attempted, outcome 4.
  * Outcome: 0 success, 4 minor failure (4xx, partial content), 8 serious failure (5xx),
@@ -18,7 +18,7 @@
  * SHA-256 (entity[query].what.identifier, system urn:mado-gateway:query-sha256), which still lets
  * an auditor prove which query was run when given the candidate query, without a PHI copy.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { AuditRow } from '../store/audit-store.js';
 import type { AuditEvent, AuditEventAgent, AuditEventEntity, Coding } from '@medplum/fhirtypes';
 import type { Principal } from '../model/access.js';
@@ -143,7 +143,7 @@ export function buildAuditEvent(a: AuditInput): AuditRecord {
   if (isQuery && (a.rawQuery !== undefined || info?.query !== undefined)) {
     const q = info?.query ?? a.rawQuery ?? '';
     entity.push({
-      what: { identifier: { system: QUERY_HASH_SYSTEM, value: createHash('sha256').update(q).digest('hex') } },
+      what: { identifier: { system: QUERY_HASH_SYSTEM, value: hash('sha256', q) } },
       type: { system: ENTITY_TYPE, code: '2', display: 'System Object' },
       role: { system: OBJECT_ROLE, code: '24', display: 'Query' },
       description: a.action?.resourceType && a.action.resourceType !== '*' ? `${a.action.resourceType} search` : undefined,

@@ -1,7 +1,7 @@
 /**
  * What a route tells the audit trail about the request it served. Handlers fill
  * `res.locals.audit` (never log identifiers themselves); src/audit records one AuditEvent per
- * request when the response finishes (issue 8), shaped after IHE BALP (digest §5).
+ * request when the response finishes, shaped after IHE BALP.
  */
 export type AuditSubtype =
   | 'ITI-65' // Provide Document Bundle (and POST Binary/Bundle)

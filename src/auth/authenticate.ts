@@ -7,7 +7,7 @@
  * Failures are 401 with a WWW-Authenticate challenge (RFC 6750 §3, RFC 7617); IUA §3.72.4.2:
  * any token failure → 401. Reasons in error_description are generic (no token content echoed).
  */
-import { createHash, scrypt, timingSafeEqual } from 'node:crypto';
+import { hash, scrypt, timingSafeEqual } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import type { NextFunction, Request, Response } from 'express';
 import type { JWTPayload } from 'jose';
@@ -220,7 +220,7 @@ function createBasicVerifier(users: readonly BasicUser[]) {
   const dummy = users[0]?.passwordHash ?? 'scrypt$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=';
   return async (cred: string): Promise<BasicUser | undefined> => {
     if (!byName.size || cred.length > 4096) return undefined;
-    const cacheKey = createHash('sha256').update(cred).digest('base64url');
+    const cacheKey = hash('sha256', cred, 'base64url');
     const hit = ok.get(cacheKey);
     if (hit && hit.until > Date.now()) return hit.user;
     let decoded: string;

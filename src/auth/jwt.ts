@@ -1,13 +1,13 @@
 /**
- * Bearer JWT verification (OAuth2/OIDC access tokens, IUA ITI-72 "Resource Server" checks, digest
- * §5.4): signature against the configured keys, issuer, audience, exp/nbf with a bounded clock
+ * Bearer JWT verification (OAuth2/OIDC access tokens, IUA ITI-72 "Resource Server" checks, IHE IUA
+ * and SMART scopes): signature against the configured keys, issuer, audience, exp/nbf with a bounded clock
  * tolerance, an algorithm allow-list and a size limit. Any failure is a TokenError (→ 401).
  *
  * Key confusion is impossible by construction: HS* tokens are verified only against `oct` keys
  * (and only when an HS algorithm is explicitly allowed), every other algorithm only against the
  * asymmetric JWKS (local or remote), which never contains a secret. `none` never reaches jose.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import {
   createLocalJWKSet,
   createRemoteJWKSet,
@@ -86,7 +86,7 @@ export function createJwtVerifier(cfg: JwtAuthConfig, opts: { cacheSize?: number
     async verify(token: string): Promise<JWTPayload> {
       if (Buffer.byteLength(token) > cfg.maxTokenBytes) throw new TokenError('token too large');
       if (!/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(token)) throw new TokenError('malformed token');
-      const key = createHash('sha256').update(token).digest('base64url');
+      const key = hash('sha256', token, 'base64url');
       const hit = cache.get(key);
       const now = Date.now();
       if (hit && hit.until > now) return hit.payload;

@@ -3,7 +3,7 @@
  * retrieval code asks of it: which patients may this caller see? The answer is applied inside
  * the SQL (never as a post-filter) so totals and paging never reveal hidden resources.
  *
- * src/auth/ (issue 8) authenticates requests and fills req.principal; until a request has been
+ * src/auth/ authenticates requests and fills req.principal; until a request has been
  * authenticated (or when no authentication is configured — loopback only, see config.ts) the
  * principal is LOOPBACK_PRINCIPAL, which may see everything.
  */

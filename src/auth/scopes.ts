@@ -3,7 +3,7 @@
  * - SMART v2 (App Launch 2.x): `patient|user|system/<Type|*>.<c?r?u?d?s?>` (+ optional `?query`,
  *   which we do not honour: a scope with a query is ignored rather than widened, fail closed).
  * - SMART v1: `.read` (= rs), `.write` (= cud), `.*` (= cruds).
- * - IHE IUA MHD transaction scopes (digest §5.4): ITI-65 (create/update DocumentReference, List,
+ * - IHE IUA MHD transaction scopes (IHE IUA and SMART scopes): ITI-65 (create/update DocumentReference, List,
  *   Binary, Bundle), ITI-66 (List search/read), ITI-67 (DocumentReference search/read),
  *   ITI-68 (Binary read; Bundle read — our recommendation for the FHIR manifest form).
  * - RAD-107: the deployment-configured scope (config.auth.rad107Scope) for WADO-RS and QIDO-RS.

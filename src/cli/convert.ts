@@ -8,7 +8,7 @@ import { pathToFileURL } from 'node:url';
 import { ConfigError, loadConfig, type Config } from '../config.js';
 import type { ValidationIssue } from '../model/manifest.js';
 import { readKos, writeKos } from '../dicom/index.js';
-import { fhirToManifest, issuesToOperationOutcome, manifestToFhirBundle, toKosWritable } from '../fhir/mapping/index.js';
+import { fhirToManifest, issuesToOperationOutcome, kosToFhirLosses, manifestToFhirBundle, toKosWritable } from '../fhir/mapping/index.js';
 import { validateFhirResource } from '../fhir/validate.js';
 
 export interface CliIo {
@@ -30,11 +30,13 @@ interface Parsed {
   options: Record<string, string>;
 }
 
-function parseArgs(argv: string[], valued: string[]): Parsed {
+/** `valued` options take a value; `flags` take none (present → options[flag] = 'true'). */
+function parseArgs(argv: string[], valued: string[], flags: string[] = []): Parsed {
   const positional: string[] = [];
   const options: Record<string, string> = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
+    if (flags.includes(a)) { options[a] = 'true'; continue; }
     if (a.startsWith('-') && a !== '-') {
       const [k, inline] = a.split(/=(.*)/s, 2) as [string, string | undefined];
       if (!valued.includes(k)) throw new UsageError(`unknown option ${k}`);
@@ -90,27 +92,44 @@ async function guard(io: CliIo, usage: string, fn: () => Promise<number>): Promi
   }
 }
 
-const KOS2FHIR = 'mado-gateway kos2fhir FILE.dcm [--base-url URL]';
+const KOS2FHIR = 'mado-gateway kos2fhir FILE.dcm [--base-url URL] [--lenient]';
 const FHIR2KOS = 'mado-gateway fhir2kos FILE.json -o OUT.dcm';
 const VALIDATE = 'mado-gateway validate FILE';
 
-/** `kos2fhir FILE.dcm [--base-url URL]`: prints the MADO FHIR document Bundle. */
+/** The issues `validate` reports for a KOS: the reader's, plus "not a manifest" for another KOS kind. */
+function kosIssues(r: ReturnType<typeof readKos>): ValidationIssue[] {
+  const issues = [...r.issues];
+  if (r.kind !== 'manifest' && !issues.some((i) => i.severity === 'error')) issues.push({ severity: 'error', code: 'GW_KOS_NOT_MANIFEST', path: '(0040,A043)', message: `not a MADO manifest (document kind: ${r.kind})` });
+  return issues;
+}
+
+/**
+ * `kos2fhir FILE.dcm [--base-url URL] [--lenient]`: prints the MADO FHIR document Bundle. Refuses
+ * (exit 1, the OperationOutcome `validate` prints on stdout) what `validate` refuses; with
+ * --lenient it converts anyway when a model could be read, the errors reported as warnings.
+ */
 export function runKos2Fhir(argv: string[], io: CliIo = processIo): Promise<number> {
   return guard(io, KOS2FHIR, async () => {
-    const { positional, options } = parseArgs(argv, ['--base-url']);
+    const { positional, options } = parseArgs(argv, ['--base-url'], ['--lenient']);
     if (positional.length !== 1) throw new UsageError(positional.length ? 'expected exactly one FILE.dcm' : 'missing FILE.dcm');
     const cfg = config(io);
     const base = options['--base-url'] ?? cfg.publicBaseUrl;
     if (!/^https?:\/\/\S+$/.test(base)) throw new UsageError(`--base-url must be an http(s) URL, got "${base}"`);
     const bytes = await readInput(positional[0]!);
     const r = readKos(bytes, { maxInflatedBytes: cfg.limits.maxInflatedBytes });
-    if (!r.manifest || r.kind !== 'manifest') {
-      io.stderr(`error: ${positional[0]} is not a readable MADO manifest (${r.kind})\n${issueLines(r.issues, 'error')}`);
+    let issues = kosIssues(r);
+    const errors = issues.filter((i) => i.severity === 'error').length;
+    if (errors && !(options['--lenient'] && r.manifest && r.kind === 'manifest')) {
+      io.stdout(`${JSON.stringify(issuesToOperationOutcome(issues), null, 2)}\n`);
+      const what = r.manifest && r.kind === 'manifest' ? `not a valid MADO manifest (${errors} error${errors > 1 ? 's' : ''}; --lenient converts it anyway)` : `not a readable MADO manifest (${r.kind})`;
+      io.stderr(`error: ${positional[0]} is ${what}\n${issueLines(issues, 'error')}`);
       return 1;
     }
-    const warn = issueLines(r.issues);
+    if (errors) issues = issues.map((i) => (i.severity === 'error' ? { ...i, severity: 'warning' as const, message: `${i.message} (--lenient)` } : i));
+    const bundle = manifestToFhirBundle(r.manifest!, { publicBaseUrl: base.replace(/\/+$/, ''), defaults: cfg.documentDefaults });
+    issues.push(...kosToFhirLosses(r.manifest!));
+    const warn = issueLines(issues);
     if (warn) io.stderr(`${positional[0]}:\n${warn}`);
-    const bundle = manifestToFhirBundle(r.manifest, { publicBaseUrl: base.replace(/\/+$/, ''), defaults: cfg.documentDefaults });
     io.stdout(`${JSON.stringify(bundle, null, 2)}\n`);
     return 0;
   });
@@ -182,9 +201,7 @@ export function runValidate(argv: string[], io: CliIo = processIo): Promise<numb
       const rt = (json as { resourceType?: string })?.resourceType;
       if (rt === 'Bundle' || rt === 'List' || rt === 'ImagingStudy') issues.push(...fhirToManifest(json, { defaultTitle: cfg.documentDefaults.kosTitle }).issues);
     } else {
-      const r = readKos(bytes, { maxInflatedBytes: cfg.limits.maxInflatedBytes });
-      issues = [...r.issues];
-      if (r.kind !== 'manifest' && !issues.some((i) => i.severity === 'error')) issues.push({ severity: 'error', code: 'GW_KOS_NOT_MANIFEST', path: '(0040,A043)', message: `not a MADO manifest (document kind: ${r.kind})` });
+      issues = kosIssues(readKos(bytes, { maxInflatedBytes: cfg.limits.maxInflatedBytes }));
     }
     io.stdout(`${JSON.stringify(issuesToOperationOutcome(issues), null, 2)}\n`);
     const errors = issues.filter((i) => i.severity === 'error').length;

@@ -130,3 +130,88 @@ function decode2022(b: Uint8Array, pn: boolean, init0: G0, init1: G1): string {
   }
   return out;
 }
+
+// ---- encoding (KOS writer) ----------------------------------------------------------------------
+
+/** Character sets the writer can encode text in besides ISO_IR 192 (PS3.5 Annexes H, I, K). */
+export type TextCharset = 'ISO_IR 192' | '\\ISO 2022 IR 87' | '\\ISO 2022 IR 149' | 'GB18030';
+
+/** Character → bytes tables built once from the TextDecoder of the same set (WHATWG indexes). */
+const reverse = new Map<string, Map<string, number>>();
+function reverseTable(label: 'euc-jp' | 'euc-kr' | 'gb18030'): Map<string, number> {
+  let t = reverse.get(label);
+  if (t) return t;
+  t = new Map();
+  const d = new TextDecoder(label, { fatal: true });
+  // EUC rows/cells 0xA1–0xFE are the 94×94 sets (JIS X 0208, KS X 1001); GB18030 two-byte codes
+  // are lead 0x81–0xFE, trail 0x40–0x7E / 0x80–0xFE.
+  const [l0, t0] = label === 'gb18030' ? [0x81, 0x40] : [0xa1, 0xa1];
+  for (let l = l0; l <= 0xfe; l++) for (let c = t0; c <= 0xfe; c++) {
+    if (c === 0x7f) continue;
+    let ch: string;
+    try { ch = d.decode(Uint8Array.of(l, c)); } catch { continue; }
+    if (ch.length === 1 && !t.has(ch)) t.set(ch, (l << 8) | c);
+  }
+  reverse.set(label, t);
+  return t;
+}
+
+function isDelimiter(c: number, pn: boolean): boolean {
+  return c === 0x5c || c === 0x0d || c === 0x0a || c === 0x0c || c === 0x09 || (pn && (c === 0x5e || c === 0x3d));
+}
+
+/**
+ * Encode a text value in `cs`; undefined when a character has no code there. ISO 2022: JIS X 0208
+ * in G0 (ESC $ B … ESC ( B), KS X 1001 in G1 (ESC $ ) C), designations repeated after each
+ * delimiter, where PS3.5 §6.1.2.5.3 returns to the initial state ('^' and '=' too in PN).
+ */
+export function encodeText(s: string, cs: TextCharset, pn: boolean): Buffer | undefined {
+  if (cs === 'ISO_IR 192') return Buffer.from(s, 'utf8');
+  const table = reverseTable(cs === 'GB18030' ? 'gb18030' : cs === '\\ISO 2022 IR 87' ? 'euc-jp' : 'euc-kr');
+  const out: number[] = [];
+  let g0Jis = false, g1Ks = false;
+  for (const ch of s) {
+    const c = ch.codePointAt(0)!;
+    if (c < 0x80) {
+      if (g0Jis) { out.push(0x1b, 0x28, 0x42); g0Jis = false; }
+      out.push(c);
+      if (isDelimiter(c, pn)) g1Ks = false;
+      continue;
+    }
+    const code = table.get(ch);
+    if (code === undefined) return undefined;
+    if (cs === 'GB18030') out.push(code >> 8, code & 0xff);
+    else if (cs === '\\ISO 2022 IR 87') {
+      if (!g0Jis) { out.push(0x1b, 0x24, 0x42); g0Jis = true; }
+      out.push((code >> 8) & 0x7f, code & 0x7f);
+    } else {
+      if (!g1Ks) { out.push(0x1b, 0x24, 0x29, 0x43); g1Ks = true; }
+      out.push(code >> 8, code & 0xff);
+    }
+  }
+  if (g0Jis) out.push(0x1b, 0x28, 0x42);
+  return Buffer.from(out);
+}
+
+const KANA = /[\u3040-\u30ff]/u, HANGUL = /[\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]/u, HAN = /[\u3400-\u9fff]/u;
+
+/**
+ * The character set a KOS is written in: the manifest's own when it was ISO 2022 IR 87 / IR 149 or
+ * GB18030; for a manifest without one (from FHIR), chosen from the script of its person names (kana
+ * → Japanese, Hangul → Korean, other Han → Chinese); else ISO_IR 192. The caller falls back to
+ * ISO_IR 192 when some text has no code in the chosen set.
+ */
+export function preferredCharset(declared: string | undefined, names: string[]): TextCharset {
+  if (declared !== undefined) {
+    const terms = declared.split('\\').map((x) => x.trim());
+    if (terms.includes('ISO 2022 IR 87')) return '\\ISO 2022 IR 87';
+    if (terms.includes('ISO 2022 IR 149')) return '\\ISO 2022 IR 149';
+    if (terms[0] === 'GB18030') return 'GB18030';
+    return 'ISO_IR 192';
+  }
+  const all = names.join('');
+  if (KANA.test(all)) return '\\ISO 2022 IR 87';
+  if (HANGUL.test(all)) return '\\ISO 2022 IR 149';
+  if (HAN.test(all)) return 'GB18030';
+  return 'ISO_IR 192';
+}

@@ -1,11 +1,11 @@
 /**
- * Codes used in MADO KOS content (digest §1.5.3). The reader accepts all three descriptor code
- * families (99IHE MADOTEMP00x, CP-2595 placeholders ddd00x/DCM, final DCM 1315xx; digest Q6/Q7);
+ * Codes used in MADO KOS content (SUPPL TID 2010/1600). The reader accepts all three descriptor code
+ * families (99IHE MADOTEMP00x, CP-2595 placeholders ddd00x/DCM, final DCM 1315xx; decisions.md D6/D7);
  * the writer emits the final DCM codes.
  */
 import type { Code, KosKind } from '../model/manifest.js';
 
-export const KOS_SOP_CLASS = '1.2.840.10008.5.1.4.1.1.88.59';
+export { KOS_SOP_CLASS_UID } from '../model/manifest.js';
 
 export const TITLE_MANIFEST_WITH_DESCRIPTION: Code = { value: 'MADOTEMP001', scheme: '99IHE', meaning: 'Manifest with Description' };
 
@@ -15,7 +15,7 @@ export type Concept =
   | 'seriesNumber' | 'seriesInstanceUid' | 'laterality' | 'instanceNumber' | 'numberOfFrames' | 'documentTitle';
 
 /** Concept name code value → meaning. Matched on the code value alone: these values are unique
- * across the families and some producers omit the coding scheme (digest Q12). */
+ * across the families and some producers omit the coding scheme (decisions.md D12). */
 const CONCEPTS: Record<string, Concept> = {
   '131563': 'seriesDescription', MADOTEMP002: 'seriesDescription', ddd002: 'seriesDescription',
   '131561': 'seriesDate', MADOTEMP003: 'seriesDate', ddd003: 'seriesDate',
@@ -39,7 +39,7 @@ export function conceptOf(value: string | undefined): Concept | undefined {
   return value === undefined ? undefined : CONCEPTS[value];
 }
 
-/** Codes the writer emits (final DCM values, digest §1.5.3 table). */
+/** Codes the writer emits (final DCM values, SUPPL TID 2010/1600 table). */
 export const C = {
   keyObjectDescription: { value: '113012', scheme: 'DCM', meaning: 'Key Object Description' },
   procedureCode: { value: '121023', scheme: 'DCM', meaning: 'Procedure Code' },
@@ -71,7 +71,7 @@ const KIN_TITLES = new Set(['113000', '113002', '113003', '113004', '113005', '1
 
 export interface TitleClass { kind: KosKind; mado: boolean }
 
-/** Classify a KOS by its document title (digest Q6: accept MADOTEMP001/99IHE and ddd001/DCM;
+/** Classify a KOS by its document title (decisions.md D6: accept MADOTEMP001/99IHE and ddd001/DCM;
  * the final DCM code is not published yet, so a "Manifest with Description" meaning is accepted too). */
 export function classifyTitle(t: Code | undefined): TitleClass {
   if (!t) return { kind: 'other-kos', mado: false };

@@ -2,7 +2,7 @@
  * A bounded DICOM parser (PS3.10 file or bare PS3.5 dataset) producing a flat element index.
  *
  * Why not dcmjs for reading: hostile input must never crash, hang or allocate without bound
- * (HELPERS.md), dcmjs has no nesting/inflate limits, and ISO 2022 text must be decoded from raw
+ * (decisions.md D46), dcmjs has no nesting/inflate limits, and ISO 2022 text must be decoded from raw
  * bytes anyway (charset.ts). Every length is checked against the end of its container before use;
  * nesting depth, inflated size and item counts are capped. Work is linear in the input size.
  *

@@ -1,10 +1,10 @@
 /**
  * KOS (PS3.3 A.35.4) → manifest model (src/model/manifest.ts), lenient on the real-world
- * sloppiness listed in the digest §6 (Q6–Q12, Q19, Q22), strict on what makes a manifest unusable.
+ * sloppiness listed in the decisions.md (D6–D12, D19, D22), strict on what makes a manifest unusable.
  */
 import type { Code, Instance, Issuer, KosKind, Manifest, PatientIdentifier, PersonName, RequestedProcedure, Series, StudyReference, ValidationIssue } from '../model/manifest.js';
 import { makeCharset, type Charset } from './charset.js';
-import { classifyTitle, conceptOf, KOS_SOP_CLASS, type Concept } from './codes.js';
+import { classifyTitle, conceptOf, KOS_SOP_CLASS_UID, type Concept } from './codes.js';
 import { Issues } from './issues.js';
 import { DicomTree, latin1, ParseError, parseDicom, tagStr, type Parsed } from './part10.js';
 import { validateManifestModel } from './validate.js';
@@ -73,7 +73,7 @@ class Ctx {
       return undefined;
     }
     const c: Code = { value, scheme: t.str(ds, T.scheme) ?? '' };
-    if (c.scheme === '') this.issues.warn('GW_KOS_CODE_NO_SCHEME', path(), `code "${value.slice(0, 16)}" has no Coding Scheme Designator (digest Q12)`);
+    if (c.scheme === '') this.issues.warn('GW_KOS_CODE_NO_SCHEME', path(), `code "${value.slice(0, 16)}" has no Coding Scheme Designator (decisions.md D12)`);
     put(c, 'meaning', this.text(ds, T.meaning));
     put(c, 'schemeVersion', t.str(ds, T.schemeVersion));
     return c;
@@ -91,7 +91,7 @@ class Ctx {
 function nonEmpty(s: string | undefined): string | undefined { return s === undefined || s.replace(/[\s^]/g, '') === '' ? undefined : s.replace(/\s+$/, ''); }
 function put<T extends object, K extends keyof T>(o: T, k: K, v: T[K] | undefined): void { if (v !== undefined) o[k] = v; }
 
-/** Leading integer of a DS/IS/TEXT value: "36", "36.0", '(50, UCUM, "instances")' → 50 (digest Q10). */
+/** Leading integer of a DS/IS/TEXT value: "36", "36.0", '(50, UCUM, "instances")' → 50 (decisions.md D10). */
 export function intOf(s: string | undefined): number | undefined {
   if (s === undefined) return undefined;
   const len = s.length;
@@ -131,11 +131,11 @@ function patientIdentifier(ctx: Ctx, d: DS): PatientIdentifier | undefined {
 
 function retrieveUrl(s: string | undefined): string | undefined {
   if (s === undefined) return undefined;
-  const t = s.trim().replace(/\/+$/, ''); // trailing "/" normalised (digest §1.5.3, MADO_KOS_A.dcm)
+  const t = s.trim().replace(/\/+$/, ''); // trailing "/" normalised (SUPPL TID 2010/1600, MADO_KOS_A.dcm)
   return t === '' ? undefined : t;
 }
 
-/** Display URI: (0040,E012) (IG mapping), else private (000D,xx01) under creator IHE_MADO_PRIVATE (SUPPL, digest Q8). */
+/** Display URI: (0040,E012) (IG mapping), else private (000D,xx01) under creator IHE_MADO_PRIVATE (SUPPL, decisions.md D8). */
 function displayUriOf(ctx: Ctx, d: DS): string | undefined {
   const v = ctx.str(d, T.displayUri);
   if (v) return v.trim();
@@ -227,7 +227,7 @@ class Item {
   path(): string { return `${this.parent ? this.parent.path() + '>' : ''}(0040,A730)[${this.index}]`; }
 }
 
-/** intOf of a NUM item's Numeric Value or a TEXT item's text (digest Q10) */
+/** intOf of a NUM item's Numeric Value or a TEXT item's text (decisions.md D10) */
 function numOf(ctx: Ctx, it: Item): number | undefined {
   if (it.vt === VT_NUM) {
     const mv = ctx.first(it.ds, T.measuredValueSeq);
@@ -421,7 +421,7 @@ function readGroup(ctx: Ctx, g: Item, idx: SopIndex, marks: GroupMarks): Group {
       }
       continue;
     }
-    // Instance descriptors written as preceding siblings apply to the next IMAGE (digest Q11).
+    // Instance descriptors written as preceding siblings apply to the next IMAGE (decisions.md D11).
     if (instanceDescriptor(ctx, it, pending)) continue;
     switch (it.concept) {
       case 'modality': grp.modality = conceptCode(ctx, it)?.value; break;
@@ -438,7 +438,7 @@ function readGroup(ctx: Ctx, g: Item, idx: SopIndex, marks: GroupMarks): Group {
       case 'numberOfSeriesInstances': {
         grp.numberOfInstances = numOf(ctx, it);
         if (grp.numberOfInstances === undefined) ctx.issues.warn('GW_KOS_BAD_COUNT', it.path(), 'Number of Series Related Instances is not an integer');
-        else if (it.vt === VT_TEXT) ctx.issues.warn('GW_KOS_COUNT_AS_TEXT', it.path(), 'Number of Series Related Instances encoded as TEXT, CP-2595 requires NUM (digest Q10)');
+        else if (it.vt === VT_TEXT) ctx.issues.warn('GW_KOS_COUNT_AS_TEXT', it.path(), 'Number of Series Related Instances encoded as TEXT, CP-2595 requires NUM (decisions.md D10)');
         break;
       }
       default: break;
@@ -469,32 +469,60 @@ function readKosUnsafe(bytes: Uint8Array, opts: ReadKosOptions): KosReadResult {
   }
 }
 
+/** What readEvidence hands on: the evidence and the indexes the content tree is matched against. */
+interface EvidenceRead {
+  evidence: StudyReference[];
+  /** first Series with each Series Instance UID */
+  bySeries: Map<string, Series>;
+  idx: SopIndex;
+  /** for validateManifestModel: which references are the first with their UID (exact size when ≤ maxRefs) */
+  firstRef: Uint8Array;
+}
+
 function toModel(p: Parsed, maxRefs: number): KosReadResult {
   const t = p.tree;
   const ds = t.root;
   const csRaw = t.str(ds, T.charset);
   const ctx = new Ctx(t, makeCharset(csRaw));
-  const str = (d: DS, tag: number): string | undefined => ctx.str(d, tag);
   const iss = ctx.issues;
   if (ctx.cs.unknown.length) iss.warn('GW_KOS_CHARSET_UNKNOWN', '(0008,0005)', `unsupported Specific Character Set term(s): ${ctx.cs.unknown.join(', ').slice(0, 80)}; decoded as Latin-1`);
-  const sopClassUid = str(ds, T.sopClass);
-  if (sopClassUid !== KOS_SOP_CLASS) {
-    iss.error('GW_KOS_NOT_KOS', '(0008,0016)', sopClassUid ? `SOP Class ${sopClassUid.slice(0, 64)} is not Key Object Selection Document` : 'no SOP Class UID: not a DICOM object');
-    return { kind: 'not-kos', issues: iss.list };
+  const sopClassUid = kosSopClass(ctx, p);
+  if (sopClassUid === undefined) return { kind: 'not-kos', issues: iss.list };
+  const title = ctx.code(ctx.first(ds, T.conceptName), () => '(0040,A043)[0]');
+  const { kind } = classifyTitle(title);
+  const ev = readEvidence(ctx, ds, maxRefs);
+  if (!ev) return { kind, issues: iss.list };
+  const study: Manifest['study'] = { studyInstanceUid: ctx.str(ds, T.studyUid) ?? '', requests: [], procedureCodes: [], modalities: [], anatomicalRegions: [] };
+  placeTopDisplayUri(ctx, ds, study.studyInstanceUid, ev.evidence);
+  const doc: Manifest['document'] = { sopInstanceUid: ctx.str(ds, T.sopInstance) ?? '', sopClassUid, title: title ?? { value: '', scheme: '' } };
+  readContentTree(ctx, ds, title, kind, ev, doc, study);
+  const document = readDocumentAttributes(ctx, ds, doc, csRaw);
+  const patient = readPatient(ctx, ds);
+  readStudyAttributes(ctx, ds, study);
+  study.requests = readRequests(ctx, ds);
+  const manifest: Manifest = { document, patient, study, evidence: ev.evidence };
+  const docInRefs = t.range(ds, T.sopInstance) && t.rb > t.ra && ev.idx.find(t.ra, t.rb) >= 0;
+  const all = iss.list.concat(validateManifestModel(manifest, { firstRef: ev.firstRef, docInRefs }));
+  return { kind, manifest, issues: all };
+}
+
+/** SOP Class UID when it is KOS (checked against the file meta), else undefined with the error recorded. */
+function kosSopClass(ctx: Ctx, p: Parsed): string | undefined {
+  const sopClassUid = ctx.str(ctx.t.root, T.sopClass);
+  if (sopClassUid !== KOS_SOP_CLASS_UID) {
+    ctx.issues.error('GW_KOS_NOT_KOS', '(0008,0016)', sopClassUid ? `SOP Class ${sopClassUid.slice(0, 64)} is not Key Object Selection Document` : 'no SOP Class UID: not a DICOM object');
+    return undefined;
   }
   if (p.meta) {
     const msc = p.meta.str(p.meta.root, 0x00020002);
-    if (msc && msc !== sopClassUid) iss.warn('GW_KOS_META_MISMATCH', '(0002,0002)', 'Media Storage SOP Class UID differs from SOP Class UID');
+    if (msc && msc !== sopClassUid) ctx.issues.warn('GW_KOS_META_MISMATCH', '(0002,0002)', 'Media Storage SOP Class UID differs from SOP Class UID');
   }
-  const title = ctx.code(ctx.first(ds, T.conceptName), () => '(0040,A043)[0]');
-  const { kind } = classifyTitle(title);
+  return sopClassUid;
+}
 
-  // Evidence (Current Requested Procedure Evidence Sequence, Hierarchical SOP Instance Reference macro).
-  const evidence: StudyReference[] = [];
-  const bySeries = new Map<string, Series>();
-  let refCount = 0;
+/** Number of Referenced SOP Sequence items in the evidence, counted until it passes maxRefs. */
+function countReferences(t: DicomTree, evEl: number, maxRefs: number): number {
   const l = t.l;
-  const evEl = t.seqIdx(ds, T.evidenceSeq);
   const evCount = evEl < 0 ? 0 : t.itemCount(evEl);
   let expected = 0;
   for (let i = 0; i < evCount && expected <= maxRefs; i++) {
@@ -502,10 +530,21 @@ function toModel(p: Parsed, maxRefs: number): KosReadResult {
     const serEl = t.seqIdx(ev, T.refSeriesSeq);
     for (let j = 0, n = serEl < 0 ? 0 : t.itemCount(serEl); j < n; j++) expected += t.nItems(l[t.itemStart(serEl) + j]!, T.refSopSeq);
   }
-  const idx = new SopIndex(t.buf, Math.min(expected, maxRefs));
-  // for validateManifestModel: which references are the first with their UID (exact size when ≤ maxRefs)
-  const firstRef = new Uint8Array(Math.min(expected, maxRefs));
-  let r = 0;
+  return expected;
+}
+
+/**
+ * Current Requested Procedure Evidence Sequence (Hierarchical SOP Instance Reference macro, PS3.3
+ * C.17.2.1): one StudyReference per item, any number of studies. undefined (error recorded) when
+ * it references more than maxRefs instances.
+ */
+function readEvidence(ctx: Ctx, ds: DS, maxRefs: number): EvidenceRead | undefined {
+  const t = ctx.t, l = t.l;
+  const evEl = t.seqIdx(ds, T.evidenceSeq);
+  const evCount = evEl < 0 ? 0 : t.itemCount(evEl);
+  const expected = countReferences(t, evEl, maxRefs);
+  const out: EvidenceRead = { evidence: [], bySeries: new Map(), idx: new SopIndex(t.buf, Math.min(expected, maxRefs)), firstRef: new Uint8Array(Math.min(expected, maxRefs)) };
+  const count = { refs: 0, r: 0 };
   for (let i = 0; i < evCount; i++) {
     const ev = l[t.itemStart(evEl) + i]!;
     const sr: StudyReference = { studyInstanceUid: t.str(ev, T.studyUid) ?? '', series: [] };
@@ -513,76 +552,93 @@ function toModel(p: Parsed, maxRefs: number): KosReadResult {
     const serEl = t.seqIdx(ev, T.refSeriesSeq);
     const serCount = serEl < 0 ? 0 : t.itemCount(serEl);
     for (let j = 0; j < serCount; j++) {
-      const sd = l[t.itemStart(serEl) + j]!;
-      const s: Series = { uid: t.str(sd, T.seriesUid) ?? '', instances: [] };
-      put(s, 'retrieveUrl', retrieveUrl(t.str(sd, T.retrieveUrl)));
-      put(s, 'retrieveLocationUid', t.str(sd, T.retrieveLocationUid));
-      put(s, 'retrieveAeTitle', t.str(sd, T.retrieveAe));
-      const sopEl = t.seqIdx(sd, T.refSopSeq);
-      const sopCount = sopEl < 0 ? 0 : t.itemCount(sopEl);
-      refCount += sopCount;
-      if (refCount > maxRefs) {
-        iss.error('GW_KOS_TOO_MANY_REFERENCES', `(0040,A375)[${i}]>(0008,1115)[${j}]>(0008,1199)`, `more than ${maxRefs} referenced instances`);
-        return { kind, issues: iss.list };
-      }
-      for (let k = 0, sopStart = sopEl < 0 ? 0 : t.itemStart(sopEl); k < sopCount; k++) {
-        const sop = l[sopStart + k]!;
-        const sopClass = t.str(sop, T.refSopClass) ?? '';
-        let a = 0, b = 0;
-        if (t.range(sop, T.refSopInstance)) { a = t.ra; b = t.rb; }
-        const inst: Instance = { sopClassUid: sopClass, sopInstanceUid: a === b ? '' : latin1(t.buf, a, b) };
-        const fr = t.str(sop, T.refFrames);
-        if (fr) {
-          const nums = fr.split('\\').map((x) => intOf(x)).filter((x): x is number => x !== undefined);
-          if (nums.length) inst.referencedFrameNumbers = nums;
-        }
-        s.instances.push(inst);
-        firstRef[r++] = idx.add(a, b, inst, s) ? 1 : 0;
-      }
+      const s = readSeriesReference(ctx, l[t.itemStart(serEl) + j]!, out, count, maxRefs, `(0040,A375)[${i}]>(0008,1115)[${j}]>(0008,1199)`);
+      if (!s) return undefined;
       sr.series.push(s);
-      if (!bySeries.has(s.uid)) bySeries.set(s.uid, s);
+      if (!out.bySeries.has(s.uid)) out.bySeries.set(s.uid, s);
     }
-    evidence.push(sr);
+    out.evidence.push(sr);
   }
+  return out;
+}
 
-  const study: Manifest['study'] = { studyInstanceUid: str(ds, T.studyUid) ?? '', requests: [], procedureCodes: [], modalities: [], anatomicalRegions: [] };
-  // Display URI at top level (CP-2595 General Study placement, digest Q8) applies to the manifest's study.
+/** One Referenced Series Sequence item with its retrieve attributes and Referenced SOP Sequence. */
+function readSeriesReference(ctx: Ctx, sd: DS, out: EvidenceRead, count: { refs: number; r: number }, maxRefs: number, path: string): Series | undefined {
+  const t = ctx.t, l = t.l;
+  const s: Series = { uid: t.str(sd, T.seriesUid) ?? '', instances: [] };
+  put(s, 'retrieveUrl', retrieveUrl(t.str(sd, T.retrieveUrl)));
+  put(s, 'retrieveLocationUid', t.str(sd, T.retrieveLocationUid));
+  put(s, 'retrieveAeTitle', t.str(sd, T.retrieveAe));
+  const sopEl = t.seqIdx(sd, T.refSopSeq);
+  const sopCount = sopEl < 0 ? 0 : t.itemCount(sopEl);
+  count.refs += sopCount;
+  if (count.refs > maxRefs) {
+    ctx.issues.error('GW_KOS_TOO_MANY_REFERENCES', path, `more than ${maxRefs} referenced instances`);
+    return undefined;
+  }
+  for (let k = 0, sopStart = sopEl < 0 ? 0 : t.itemStart(sopEl); k < sopCount; k++) {
+    const sop = l[sopStart + k]!;
+    const sopClass = t.str(sop, T.refSopClass) ?? '';
+    let a = 0, b = 0;
+    if (t.range(sop, T.refSopInstance)) { a = t.ra; b = t.rb; }
+    const inst: Instance = { sopClassUid: sopClass, sopInstanceUid: a === b ? '' : latin1(t.buf, a, b) };
+    const fr = t.str(sop, T.refFrames);
+    if (fr) {
+      const nums = fr.split('\\').map((x) => intOf(x)).filter((x): x is number => x !== undefined);
+      if (nums.length) inst.referencedFrameNumbers = nums;
+    }
+    s.instances.push(inst);
+    out.firstRef[count.r++] = out.idx.add(a, b, inst, s) ? 1 : 0;
+  }
+  return s;
+}
+
+/** Display URI at top level (CP-2595 General Study placement, decisions.md D8) applies to the manifest's study. */
+function placeTopDisplayUri(ctx: Ctx, ds: DS, studyUid: string, evidence: StudyReference[]): void {
   const topUri = displayUriOf(ctx, ds);
-  if (topUri) {
-    const target = evidence.find((e) => e.studyInstanceUid === study.studyInstanceUid) ?? evidence[0];
-    if (target && !target.displayUri) target.displayUri = topUri;
-  }
+  if (!topUri) return;
+  const target = evidence.find((e) => e.studyInstanceUid === studyUid) ?? evidence[0];
+  if (target && !target.displayUri) target.displayUri = topUri;
+}
 
-  // SR content tree (TID 2010 + TID 1600).
-  const doc: Manifest['document'] = { sopInstanceUid: str(ds, T.sopInstance) ?? '', sopClassUid, title: title ?? { value: '', scheme: '' } };
-  // TID 2010 flat IMAGE/COMPOSITE list: which evidence entries it names (flatAny: it names any UID)
-  const inFlat = new Uint8Array(idx.n);
-  let flatAny = false, flatHits = 0;
-  let libraryFound = false;
-  let it = new Item(ctx, undefined).open(ds);
-  // Seen in the IG 101 binary: the whole TID 2010 tree wrapped in one more CONTAINER carrying the
-  // document title again. Descend into it (lenient, digest Q12).
-  if (it.n === 1) {
-    const rels = ctx.underscoreRels;
-    it.next();
-    const wrapped = it;
-    if (wrapped.vt === VT_CONTAINER && !wrapped.concept) {
-      const wt = ctx.code(ctx.first(wrapped.ds, T.conceptName), () => `${wrapped.path()}>(0040,A043)[0]`);
-      if (wt && title && wt.value === title.value) {
-        iss.warn('GW_KOS_NESTED_ROOT', wrapped.path(), 'TID 2010 content wrapped in a second root CONTAINER; read from inside it');
-        it = new Item(ctx, wrapped).open(wrapped.ds);
-      } else { ctx.underscoreRels = rels; it.open(ds); }
-    } else { ctx.underscoreRels = rels; it.open(ds); }
+/**
+ * Cursor on the root content items. Seen in the IG 101 binary: the whole TID 2010 tree wrapped in
+ * one more CONTAINER carrying the document title again; descend into it (lenient, decisions.md D12).
+ */
+function rootItems(ctx: Ctx, ds: DS, title: Code | undefined): Item {
+  const it = new Item(ctx, undefined).open(ds);
+  if (it.n !== 1) return it;
+  const rels = ctx.underscoreRels;
+  it.next();
+  const wrapped = it;
+  if (wrapped.vt === VT_CONTAINER && !wrapped.concept) {
+    const wt = ctx.code(ctx.first(wrapped.ds, T.conceptName), () => `${wrapped.path()}>(0040,A043)[0]`);
+    if (wt && title && wt.value === title.value) {
+      ctx.issues.warn('GW_KOS_NESTED_ROOT', wrapped.path(), 'TID 2010 content wrapped in a second root CONTAINER; read from inside it');
+      return new Item(ctx, wrapped).open(wrapped.ds);
+    }
   }
-  let marks: GroupMarks | undefined;
-  let li: Item | undefined;
+  ctx.underscoreRels = rels;
+  return it.open(ds);
+}
+
+/** Which evidence entries the TID 2010 flat IMAGE/COMPOSITE list names (any: it names any UID). */
+interface FlatList { inFlat: Uint8Array; any: boolean; hits: number }
+
+/** SR content tree (TID 2010 + TID 1600): flat reference list, description, procedure codes, Image Library. */
+function readContentTree(ctx: Ctx, ds: DS, title: Code | undefined, kind: KosKind, ev: EvidenceRead, doc: Manifest['document'], study: Manifest['study']): void {
+  const t = ctx.t;
+  const flat: FlatList = { inFlat: new Uint8Array(ev.idx.n), any: false, hits: 0 };
+  let libraryFound = false;
+  const lib = { marks: undefined as GroupMarks | undefined, li: undefined as Item | undefined };
+  const it = rootItems(ctx, ds, title);
   while (it.next()) {
     if (isRef(it.vt)) {
       const ref = ctx.first(it.ds, T.refSopSeq);
       if (ref >= 0 && t.range(ref, T.refSopInstance) && t.rb > t.ra) {
-        flatAny = true;
-        const e = idx.find(t.ra, t.rb);
-        if (e >= 0 && inFlat[e] === 0) { inFlat[e] = 1; flatHits++; }
+        flat.any = true;
+        const e = ev.idx.find(t.ra, t.rb);
+        if (e >= 0 && flat.inFlat[e] === 0) { flat.inFlat[e] = 1; flat.hits++; }
       }
       continue;
     }
@@ -590,84 +646,105 @@ function toModel(p: Parsed, maxRefs: number): KosReadResult {
     if (it.concept === 'procedureCode' && it.vt === VT_CODE) { const c = conceptCode(ctx, it); if (c) study.procedureCodes.push(c); continue; }
     if (it.concept === 'imageLibrary' && it.vt === VT_CONTAINER) {
       libraryFound = true;
-      li = (li ?? new Item(ctx, it)).open(it.ds, it);
-      while (li.next()) {
-        if (li.concept === 'modality') { const c = conceptCode(ctx, li); if (c && !study.modalities.includes(c.value)) study.modalities.push(c.value); }
-        else if (li.concept === 'targetRegion' && li.vt === VT_CODE) { const c = conceptCode(ctx, li); if (c) study.anatomicalRegions.push(c); }
-        else if (li.concept === 'numberOfStudySeries') {
-          study.numberOfSeries = numOf(ctx, li);
-          if (study.numberOfSeries === undefined) { delete study.numberOfSeries; iss.warn('GW_KOS_BAD_COUNT', li.path(), 'Number of Study Related Series is not an integer'); }
-        } else if (li.concept === 'imageLibraryGroup' && li.vt === VT_CONTAINER) {
-          marks ??= new GroupMarks(idx.n);
-          applyGroup(ctx, readGroup(ctx, li, idx, marks), bySeries, idx);
-        }
-      }
+      readImageLibrary(ctx, it, ev, study, lib);
     }
   }
-  if (ctx.underscoreRels) iss.warn('GW_KOS_REL_UNDERSCORE', '(0040,A730)', `${ctx.underscoreRels} Relationship Type value(s) written with "_" (e.g. HAS_ACQ_CONTEXT); read as spaces (digest Q12)`);
+  contentTreeWarnings(ctx, kind, libraryFound, ev.idx.n, flat);
+}
+
+/** TID 1600 Image Library: study-level descriptors and one Image Library Group per series. */
+function readImageLibrary(ctx: Ctx, it: Item, ev: EvidenceRead, study: Manifest['study'], lib: { marks?: GroupMarks; li?: Item }): void {
+  const li = (lib.li ??= new Item(ctx, it)).open(it.ds, it);
+  while (li.next()) {
+    if (li.concept === 'modality') { const c = conceptCode(ctx, li); if (c && !study.modalities.includes(c.value)) study.modalities.push(c.value); }
+    else if (li.concept === 'targetRegion' && li.vt === VT_CODE) { const c = conceptCode(ctx, li); if (c) study.anatomicalRegions.push(c); }
+    else if (li.concept === 'numberOfStudySeries') {
+      study.numberOfSeries = numOf(ctx, li);
+      if (study.numberOfSeries === undefined) { delete study.numberOfSeries; ctx.issues.warn('GW_KOS_BAD_COUNT', li.path(), 'Number of Study Related Series is not an integer'); }
+    } else if (li.concept === 'imageLibraryGroup' && li.vt === VT_CONTAINER) {
+      lib.marks ??= new GroupMarks(ev.idx.n);
+      applyGroup(ctx, readGroup(ctx, li, ev.idx, lib.marks), ev.bySeries, ev.idx);
+    }
+  }
+}
+
+function contentTreeWarnings(ctx: Ctx, kind: KosKind, libraryFound: boolean, n: number, flat: FlatList): void {
+  const iss = ctx.issues;
+  if (ctx.underscoreRels) iss.warn('GW_KOS_REL_UNDERSCORE', '(0040,A730)', `${ctx.underscoreRels} Relationship Type value(s) written with "_" (e.g. HAS_ACQ_CONTEXT); read as spaces (decisions.md D12)`);
   if (kind === 'manifest' && !libraryFound) iss.warn('GW_KOS_NO_IMAGE_LIBRARY', '(0040,A730)', 'no Image Library (TID 1600) container; series descriptors absent (SUPPL §6.X.2.9 requires it)');
-  if (idx.n && flatAny) {
-    const missing = idx.n - flatHits;
+  if (n && flat.any) {
+    const missing = n - flat.hits;
     if (missing) iss.warn('GW_KOS_FLAT_LIST_INCOMPLETE', '(0040,A730)', `${missing} evidence instance(s) missing from the TID 2010 flat IMAGE/COMPOSITE list`);
-  } else if (idx.n && !flatAny) {
+  } else if (n && !flat.any) {
     iss.warn('GW_KOS_FLAT_LIST_INCOMPLETE', '(0040,A730)', 'no IMAGE/COMPOSITE content items at the root (TID 2010 rows 8–10)');
   }
+}
 
-  // Document, patient, study attributes.
-  put(doc, 'seriesInstanceUid', str(ds, T.seriesUid));
-  put(doc, 'seriesNumber', intOf(str(ds, T.seriesNumber)));
-  put(doc, 'instanceNumber', intOf(str(ds, T.instanceNumber)));
-  put(doc, 'contentDate', str(ds, T.contentDate));
-  put(doc, 'contentTime', str(ds, T.contentTime));
-  put(doc, 'timezoneOffset', str(ds, T.tz));
+const DOCUMENT_KEYS = ['sopInstanceUid', 'sopClassUid', 'seriesInstanceUid', 'seriesNumber', 'instanceNumber', 'title', 'description', 'contentDate',
+  'contentTime', 'timezoneOffset', 'manufacturer', 'institutionName', 'institutionId', 'specificCharacterSet'] as const;
+
+/** SOP Common, SR Document General and General Equipment attributes; keys in model order. */
+function readDocumentAttributes(ctx: Ctx, ds: DS, doc: Manifest['document'], csRaw: string | undefined): Manifest['document'] {
+  const str = (tag: number): string | undefined => ctx.str(ds, tag);
+  put(doc, 'seriesInstanceUid', str(T.seriesUid));
+  put(doc, 'seriesNumber', intOf(str(T.seriesNumber)));
+  put(doc, 'instanceNumber', intOf(str(T.instanceNumber)));
+  put(doc, 'contentDate', str(T.contentDate));
+  put(doc, 'contentTime', str(T.contentTime));
+  put(doc, 'timezoneOffset', str(T.tz));
   put(doc, 'manufacturer', ctx.text(ds, T.manufacturer));
   const inst = ctx.text(ds, T.institution);
   put(doc, 'institutionName', inst);
   if (inst && inst.includes('^')) put(doc, 'institutionId', nonEmpty(inst.split('^')[9]));
   put(doc, 'specificCharacterSet', csRaw);
   const sorted: Manifest['document'] = {} as Manifest['document'];
-  for (const k of ['sopInstanceUid', 'sopClassUid', 'seriesInstanceUid', 'seriesNumber', 'instanceNumber', 'title', 'description', 'contentDate',
-    'contentTime', 'timezoneOffset', 'manufacturer', 'institutionName', 'institutionId', 'specificCharacterSet'] as const) {
-    if (doc[k] !== undefined) (sorted as unknown as Record<string, unknown>)[k] = doc[k];
-  }
+  for (const k of DOCUMENT_KEYS) if (doc[k] !== undefined) (sorted as unknown as Record<string, unknown>)[k] = doc[k];
+  return sorted;
+}
 
+function readPatient(ctx: Ctx, ds: DS): Manifest['patient'] {
   const patient: Manifest['patient'] = { otherIds: [] };
   put(patient, 'id', patientIdentifier(ctx, ds));
-  for (const o of t.itemList(ds, T.otherIdsSeq)) { const id = patientIdentifier(ctx, o); if (id) patient.otherIds.push(id); }
+  for (const o of ctx.t.itemList(ds, T.otherIdsSeq)) { const id = patientIdentifier(ctx, o); if (id) patient.otherIds.push(id); }
   put(patient, 'name', ctx.pn(ds, T.patientName));
-  put(patient, 'birthDate', str(ds, T.birthDate));
-  put(patient, 'sex', str(ds, T.sex));
+  put(patient, 'birthDate', ctx.str(ds, T.birthDate));
+  put(patient, 'sex', ctx.str(ds, T.sex));
+  return patient;
+}
 
-  put(study, 'date', str(ds, T.studyDate));
-  put(study, 'time', str(ds, T.studyTime));
+function readStudyAttributes(ctx: Ctx, ds: DS, study: Manifest['study']): void {
+  put(study, 'date', ctx.str(ds, T.studyDate));
+  put(study, 'time', ctx.str(ds, T.studyTime));
   put(study, 'description', ctx.text(ds, T.studyDescription));
   put(study, 'studyId', ctx.text(ds, T.studyId));
   put(study, 'referringPhysicianName', ctx.pn(ds, T.referring));
   const acc = ctx.text(ds, T.accession);
   if (acc) { study.accession = { value: acc }; put(study.accession, 'issuer', hl7Issuer(ctx, ctx.first(ds, T.accessionIssuerSeq))); }
+}
+
+/** Referenced Request Sequence (0040,A370) items (PS3.3 Table 10-8). */
+function readRequests(ctx: Ctx, ds: DS): RequestedProcedure[] {
+  const t = ctx.t;
   const rq = t.itemList(ds, T.refRequestSeq);
+  const out: RequestedProcedure[] = [];
   for (let i = 0; i < rq.length; i++) {
     const r = rq[i]!;
     const req: RequestedProcedure = { requestedProcedureCodes: [] };
-    put(req, 'studyInstanceUid', str(r, T.studyUid));
+    put(req, 'studyInstanceUid', ctx.str(r, T.studyUid));
     const a = ctx.text(r, T.accession);
     if (a) { req.accession = { value: a }; put(req.accession, 'issuer', hl7Issuer(ctx, ctx.first(r, T.accessionIssuerSeq))); }
     put(req, 'placerOrderNumber', ctx.text(r, T.placer));
     put(req, 'placerIssuer', hl7Issuer(ctx, ctx.first(r, T.placerIdSeq)));
     put(req, 'fillerOrderNumber', ctx.text(r, T.filler));
     put(req, 'fillerIssuer', hl7Issuer(ctx, ctx.first(r, T.fillerIdSeq)));
-    if (t.seqIdx(r, T.reqProcId) >= 0) iss.warn('GW_KOS_ODD_VR', `(0040,A370)[${i}]>(0040,1001)`, 'Requested Procedure ID encoded as a sequence; ignored');
+    if (t.seqIdx(r, T.reqProcId) >= 0) ctx.issues.warn('GW_KOS_ODD_VR', `(0040,A370)[${i}]>(0040,1001)`, 'Requested Procedure ID encoded as a sequence; ignored');
     else put(req, 'requestedProcedureId', ctx.text(r, T.reqProcId));
     put(req, 'requestedProcedureDescription', ctx.text(r, T.reqProcDescription));
     const codes = t.itemList(r, T.reqProcCodeSeq);
     for (let k = 0; k < codes.length; k++) { const c = ctx.code(codes[k], () => `(0040,A370)[${i}]>(0032,1064)[${k}]`); if (c) req.requestedProcedureCodes.push(c); }
-    study.requests.push(req);
+    out.push(req);
   }
-
-  const manifest: Manifest = { document: sorted, patient, study, evidence };
-  const docInRefs = t.range(ds, T.sopInstance) && t.rb > t.ra && idx.find(t.ra, t.rb) >= 0;
-  const all = iss.list.concat(validateManifestModel(manifest, { firstRef, docInRefs }));
-  return { kind, manifest, issues: all };
+  return out;
 }
 
 function applyGroup(ctx: Ctx, g: Group, bySeries: Map<string, Series>, idx: SopIndex): void {

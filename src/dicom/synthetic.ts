@@ -3,7 +3,7 @@
  * Same options → byte-identical manifest; no randomness, no clock.
  */
 import type { Manifest, Series, StudyReference } from '../model/manifest.js';
-import { KOS_SOP_CLASS, TITLE_MANIFEST_WITH_DESCRIPTION } from './codes.js';
+import { KOS_SOP_CLASS_UID, TITLE_MANIFEST_WITH_DESCRIPTION } from './codes.js';
 import { derivedUid } from './uid.js';
 
 export interface SyntheticOptions { studies?: number; series: number; instancesPerSeries: number; seed: number | string }
@@ -70,7 +70,7 @@ export function syntheticManifest(o: SyntheticOptions): Manifest {
   const id = { value: pid, issuer };
   return {
     document: {
-      sopInstanceUid: sop, sopClassUid: KOS_SOP_CLASS, seriesInstanceUid: u('kos-series'), seriesNumber: 1, instanceNumber: 1,
+      sopInstanceUid: sop, sopClassUid: KOS_SOP_CLASS_UID, seriesInstanceUid: u('kos-series'), seriesNumber: 1, instanceNumber: 1,
       title: { ...TITLE_MANIFEST_WITH_DESCRIPTION }, description: `Synthetic manifest ${seed}`, contentDate: studyDate, contentTime: t6(),
       timezoneOffset: '+0100', manufacturer: 'mado-gateway', institutionName: 'Synthetic Hospital^^^^^^^^^1.2.3.4.5.6.7',
       institutionId: '1.2.3.4.5.6.7', specificCharacterSet: 'ISO_IR 192',

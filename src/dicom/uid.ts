@@ -1,4 +1,4 @@
-import { randomUUID, createHash } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 
 /** PS3.5 §9.1: components of digits, no leading zeros; length (≤ 64) is checked by isValidUid. */
 export const UID_PATTERN = /^(0|[1-9]\d*)(\.(0|[1-9]\d*))*$/;
@@ -16,10 +16,5 @@ export function newUid(): string {
   return '2.25.' + hexToDecimal(randomUUID().replace(/-/g, ''));
 }
 
-/** Deterministic 2.25 UID derived from a seed (name-based, UUIDv5-like from SHA-1). */
-export function derivedUid(seed: string): string {
-  const h = createHash('sha1').update(seed).digest();
-  h[6] = (h[6]! & 0x0f) | 0x50;
-  h[8] = (h[8]! & 0x3f) | 0x80;
-  return '2.25.' + hexToDecimal(h.subarray(0, 16).toString('hex'));
-}
+/** Deterministic 2.25 UIDs: one derivation for the whole gateway (src/model/ids.ts). */
+export { derivedUid, kosSeriesUid } from '../model/ids.js';

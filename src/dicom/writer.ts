@@ -1,16 +1,17 @@
 /**
- * Manifest model → MADO KOS, PS3.10 file, Explicit VR Little Endian, ISO_IR 192 (digest §1.5).
+ * Manifest model → MADO KOS, PS3.10 file, Explicit VR Little Endian, ISO_IR 192 or, for CJK person names, the ISO 2022 / GB18030 set they were given in (PS3.5 Annexes H, I, K).
  * TID 2010 root + TID 1600 Image Library with the final DCM descriptor codes (131561–131565,
- * digest Q7), instance descriptors as children (Q11), NUM counts with UCUM units (Q10), Display URI
+ * decisions.md D7), instance descriptors as children (D11), NUM counts with UCUM units (D10), Display URI
  * at (0040,E012) in the evidence item (Q8).
  *
  * Encoded here rather than through dcmjs: values longer than the VR maximum must be rejected, never
- * truncated or logged (style.md §8 trap 3); our own encoder checks every value and never mutates
+ * truncated or logged (decisions.md D47); our own encoder checks every value and never mutates
  * the model. Sequences use defined lengths (back-patched).
  */
 import type { Code, Instance, Issuer, Manifest, PatientIdentifier, PersonName, RequestedProcedure, Series, ValidationIssue } from '../model/manifest.js';
-import { C, classifyTitle, KOS_SOP_CLASS, TITLE_MANIFEST_WITH_DESCRIPTION } from './codes.js';
-import { derivedUid, isValidUid } from './uid.js';
+import { C, classifyTitle, KOS_SOP_CLASS_UID, TITLE_MANIFEST_WITH_DESCRIPTION } from './codes.js';
+import { encodeText, preferredCharset, type TextCharset } from './charset.js';
+import { isValidUid, kosSeriesUid } from './uid.js';
 import { validateManifestModel } from './validate.js';
 
 export interface WriteKosOptions { title?: Code }
@@ -78,7 +79,7 @@ class Enc {
   /** [sequence tag, item index] of the items being written; turned into a path only on error. */
   private readonly stack: Array<[number, number]> = [];
   private curTag = 0;
-  constructor(readonly out: Out) {}
+  constructor(readonly out: Out, private readonly cs: TextCharset = 'ISO_IR 192') {}
 
   private bad(_path: string, code: string, msg: string): void {
     const path = this.stack.map(([t, i]) => `${tagPath(t)}[${i}]>`).join('') + tagPath(this.curTag);
@@ -90,8 +91,13 @@ class Enc {
   private value(vr: string, s: string): number {
     const o = this.out;
     const text = TEXT_VR.has(vr);
-    o.ensure((text ? s.length * 3 : s.length) + 1); // UTF-8: at most 3 bytes per UTF-16 unit
-    let n = o.buf.write(s, o.pos, text ? 'utf8' : 'latin1');
+    let n: number;
+    const b = text && this.cs !== 'ISO_IR 192' && !PRINTABLE.test(s) ? encodeText(s, this.cs, vr === 'PN') : undefined;
+    if (b) { o.ensure(b.length + 1); b.copy(o.buf, o.pos); n = b.length; }
+    else {
+      o.ensure((text ? s.length * 3 : s.length) + 1); // UTF-8: at most 3 bytes per UTF-16 unit
+      n = o.buf.write(s, o.pos, text ? 'utf8' : 'latin1');
+    }
     if (n % 2) o.buf[o.pos + n++] = vr === 'UI' ? 0x00 : 0x20;
     return n;
   }
@@ -296,11 +302,11 @@ function seriesGroup(s: Series): Elem[] {
 export function normalizeForWrite(m: Manifest, opts: WriteKosOptions = {}): Manifest {
   const n: Manifest = structuredClone(m);
   const d = n.document;
-  d.sopClassUid = KOS_SOP_CLASS;
-  d.specificCharacterSet = 'ISO_IR 192';
+  d.sopClassUid = KOS_SOP_CLASS_UID;
+  d.specificCharacterSet = kosCharset(n);
   d.title = opts.title ?? (classifyTitle(d.title).kind === 'manifest' && d.title.scheme ? d.title : TITLE_MANIFEST_WITH_DESCRIPTION);
   if (d.title.meaning === undefined) d.title.meaning = d.title.value;
-  d.seriesInstanceUid ??= derivedUid(`mado-gateway:kos-series:${d.sopInstanceUid}`);
+  d.seriesInstanceUid ??= kosSeriesUid(d.sopInstanceUid);
   d.seriesNumber ??= 1;
   d.instanceNumber ??= 1;
   if (d.contentDate === undefined || d.contentTime === undefined) {
@@ -327,6 +333,25 @@ export function normalizeForWrite(m: Manifest, opts: WriteKosOptions = {}): Mani
     for (const i of s.instances) if (i.koDocumentTitle) fixCode(i.koDocumentTitle);
   }
   return n;
+}
+
+/** Every string of v (a model) has a code in cs (ASCII always has). */
+function encodable(v: unknown, cs: TextCharset): boolean {
+  if (typeof v === 'string') return PRINTABLE.test(v) || encodeText(v, cs, true) !== undefined;
+  if (Array.isArray(v)) return v.every((x) => encodable(x, cs));
+  if (v && typeof v === 'object') return Object.values(v).every((x) => encodable(x, cs));
+  return true;
+}
+
+/** Specific Character Set of the written KOS (charset.ts preferredCharset), ISO_IR 192 unless every text fits the preferred one. */
+function kosCharset(n: Manifest): TextCharset {
+  const names = [n.patient.name, n.study.referringPhysicianName].flatMap((p) => (p ? [p.alphabetic ?? '', p.ideographic ?? '', p.phonetic ?? ''] : []));
+  const cs = preferredCharset(n.document.specificCharacterSet, names);
+  if (cs === 'ISO_IR 192') return cs;
+  const { evidence, ...rest } = n;
+  // references are UIDs and codes; only their descriptions can be non-ASCII
+  const texts = evidence.flatMap((e) => e.series.flatMap((s) => [s.description, ...s.instances.map((i) => i.koDescription)]));
+  return encodable(rest, cs) && encodable(texts, cs) ? cs : 'ISO_IR 192';
 }
 
 export function writeKos(m: Manifest, opts: WriteKosOptions = {}): Uint8Array {
@@ -367,8 +392,8 @@ export function writeKos(m: Manifest, opts: WriteKosOptions = {}): Uint8Array {
   });
 
   const ds: Elem[] = [
-    [0x00080005, 'CS', 'ISO_IR 192'],
-    [0x00080016, 'UI', KOS_SOP_CLASS],
+    [0x00080005, 'CS', d.specificCharacterSet!],
+    [0x00080016, 'UI', KOS_SOP_CLASS_UID],
     [0x00080018, 'UI', d.sopInstanceUid],
     [0x00080020, 'DA', st.date ?? ''],
     [0x00080023, 'DA', d.contentDate!],
@@ -409,13 +434,13 @@ export function writeKos(m: Manifest, opts: WriteKosOptions = {}): Uint8Array {
   out.buf.fill(0, 0, 128);
   out.pos = 128;
   out.ascii('DICM');
-  const enc = new Enc(out);
+  const enc = new Enc(out, d.specificCharacterSet as TextCharset);
   // File meta (PS3.10 §7.1): group length back-patched.
   const metaStart = out.pos;
   enc.element(0x00020000, 'UL', Buffer.alloc(4), '');
   const metaBody = out.pos;
   enc.element(0x00020001, 'OB', Buffer.from([0, 1]), '');
-  enc.element(0x00020002, 'UI', KOS_SOP_CLASS, '');
+  enc.element(0x00020002, 'UI', KOS_SOP_CLASS_UID, '');
   enc.element(0x00020003, 'UI', d.sopInstanceUid, '');
   enc.element(0x00020010, 'UI', '1.2.840.10008.1.2.1', '');
   enc.element(0x00020012, 'UI', IMPLEMENTATION_CLASS_UID, '');

@@ -1,8 +1,8 @@
 /**
- * Tolerant Accept parsing and negotiation for WADO-RS / QIDO-RS (PS3.18 §8.7.3, digest §4.3;
+ * Tolerant Accept parsing and negotiation for WADO-RS / QIDO-RS (PS3.18 §8.7.3;
  * product ask 8). Quoted and unquoted parameters, q-values, `transfer-syntax=*`, wildcards.
  * Each resource kind has an allow-list; the result is the normalised Accept sent upstream (never
- * the client's raw header). Nothing acceptable → 406 before any I/O (style §5.6 order).
+ * the client's raw header). Nothing acceptable → 406 before any I/O (decisions.md D40).
  */
 import { GatewayError } from '../http/errors.js';
 

@@ -292,178 +292,209 @@ export const READ_BYTES = 1024 * 1024;
  * once when the exchange is over (done, failed or destroyed).
  */
 export function exchange(o: ExchangeOptions, release: () => void): Promise<StreamResponse> {
+  const head = requestHead(o);
+  return new Promise<StreamResponse>((resolve, reject) => new Exchange(o, release, resolve, reject).start(head));
+}
+
+/** The request line and headers; CR/LF inside a field would split the request. */
+function requestHead(o: ExchangeOptions): string {
   for (const [k, v] of Object.entries(o.headers)) if (/[\r\n]/.test(k + v)) throw new Error('header field with CR/LF');
   let head = `GET ${o.path} HTTP/1.1\r\nHost: ${o.authority}\r\nConnection: close\r\n`;
   for (const [k, v] of Object.entries(o.headers)) head += `${k}: ${v}\r\n`;
-  head += '\r\n';
+  return head + '\r\n';
+}
 
-  return new Promise<StreamResponse>((resolve, reject) => {
-    let handler: BodyHandler | undefined;
-    let pending: Buffer[] | undefined; // body bytes (copies) that came with the head, before read()
-    let ended = false;
-    let over = false; // exchange finished or failed: slot released, socket destroyed
-    let headSeen = false;
-    let consumerPaused = false; // data() returned false / pause(): no read until resume()
-    let inRead = false;
-    let wantPause = false;
-    let bodyTimer: NodeJS.Timeout | undefined;
+/**
+ * The state of one exchange. Reading follows the consumer: after the head nothing is read until
+ * read(); a body handler returning false (or pause()) stops reading until resume(), and while
+ * reading is stopped the body timer is off (a slow client is not a stalled upstream).
+ */
+class Exchange {
+  private handler: BodyHandler | undefined;
+  /** Body bytes (copies) that came with the head, before read() */
+  private pending: Buffer[] | undefined;
+  private failure: Error | undefined;
+  private ended = false;
+  /** Exchange finished or failed: slot released, socket destroyed */
+  private over = false;
+  private headSeen = false;
+  /** data() returned false / pause(): no read until resume() */
+  private consumerPaused = false;
+  private inRead = false;
+  private wantPause = false;
+  private bodyTimer: NodeJS.Timeout | undefined;
+  private headTimer: NodeJS.Timeout | undefined;
+  private sock!: net.Socket;
+  private readonly reader: ResponseReader;
+  private readonly onAbort = () => this.fail(abortError());
+  readonly response: StreamResponse;
 
-    const finishExchange = () => {
-      if (over) return false;
-      over = true;
-      clearTimeout(headTimer);
-      if (bodyTimer) clearTimeout(bodyTimer);
-      o.signal.removeEventListener('abort', onAbort);
-      sock.destroy();
-      release();
-      return true;
-    };
-    const fail = (err: Error) => {
-      if (!finishExchange()) return;
-      if (!headSeen) reject(err);
-      else if (handler) handler.error(err);
-      else pending = undefined; // reported when read() is called
-      failure = err;
-    };
-    let failure: Error | undefined;
+  constructor(
+    private readonly o: ExchangeOptions,
+    private readonly release: () => void,
+    private readonly resolve: (r: StreamResponse) => void,
+    private readonly reject: (e: Error) => void,
+  ) {
+    this.reader = new ResponseReader({ head: () => this.onHead(), body: (b) => this.onBody(b), end: () => this.onEnd() });
+    this.response = this.consumerSide();
+  }
 
-    const reader = new ResponseReader({
-      head: () => {
-        headSeen = true;
-        clearTimeout(headTimer);
-        pending = [];
-        wantPause = true; // nothing more is read until the consumer calls read()
-        resolve(response);
-      },
-      body: (b) => {
-        if (handler) {
-          if (!handler.data(b)) wantPause = true;
-        } else pending!.push(Buffer.from(b));
-      },
-      end: () => {
-        ended = true;
-        if (handler) {
-          finishExchange();
-          handler.end();
-        } else finishExchange();
-      },
+  start(head: string): void {
+    this.sock = this.connect(head);
+    this.sock.on('error', (err) => this.fail(err));
+    this.sock.on('end', () => this.onEof());
+    this.sock.on('close', () => {
+      if (!this.over) this.fail(new HttpParseError('upstream connection closed'));
     });
+    this.headTimer = setTimeout(() => this.fail(new UpstreamTimeoutError('upstream did not answer in time', 'UPSTREAM_HEADERS_TIMEOUT')), this.o.headersTimeoutMs);
+    this.o.signal.addEventListener('abort', this.onAbort, { once: true });
+    if (this.o.signal.aborted) this.onAbort();
+  }
 
-    const armBody = () => {
-      if (over || o.bodyTimeoutMs <= 0) return;
-      if (bodyTimer) bodyTimer.refresh();
-      else bodyTimer = setTimeout(() => fail(new UpstreamTimeoutError('upstream body stalled', 'UPSTREAM_BODY_TIMEOUT')), o.bodyTimeoutMs);
-    };
-
-    /** One read's bytes (a view of the reused buffer, or a TLS chunk); false: reading paused. */
-    const onChunk = (chunk: Buffer): boolean => {
-      if (over) return false;
-      inRead = true;
-      wantPause = false;
-      try {
-        reader.feed(chunk);
-      } catch (err) {
-        inRead = false;
-        fail(err as Error);
-        return false;
-      }
-      inRead = false;
-      if (over) return false;
-      if (headSeen && !ended) armBody();
-      if (wantPause) {
-        consumerPaused = true;
-        if (bodyTimer) clearTimeout(bodyTimer); // a slow client is not a stalled upstream
-        bodyTimer = undefined;
-        sock.pause();
-        return false;
-      }
-      return true;
-    };
-
-    let sock: net.Socket;
+  /** TLS: decrypted chunks as 'data' events. Plain TCP: reads into one reused buffer (`onread`). */
+  private connect(head: string): net.Socket {
+    const o = this.o;
     if (o.tls) {
-      sock = tls.connect({ ...o.tls, host: o.host, port: o.port });
+      const sock = tls.connect({ ...o.tls, host: o.host, port: o.port });
       sock.setNoDelay(true);
-      sock.on('data', onChunk); // pauses the socket itself when the consumer keeps the chunk
+      sock.on('data', (chunk: Buffer) => this.onChunk(chunk)); // pauses the socket itself when the consumer keeps the chunk
       sock.once('secureConnect', () => sock.write(head));
-    } else {
-      sock = net.connect({
-        host: o.host,
-        port: o.port,
-        noDelay: true,
-        onread: {
-          buffer: Buffer.allocUnsafeSlow(o.readBytes ?? READ_BYTES),
-          callback: (n: number, buf: Buffer) => onChunk(buf.subarray(0, n)),
-        },
-      });
-      sock.once('connect', () => sock.write(head));
+      return sock;
     }
-    sock.on('error', (err) => fail(err));
-    sock.on('end', () => {
-      if (over) return;
-      try {
-        reader.eof();
-      } catch (err) {
-        fail(err as Error);
-      }
+    const sock = net.connect({
+      host: o.host,
+      port: o.port,
+      noDelay: true,
+      onread: { buffer: Buffer.allocUnsafeSlow(o.readBytes ?? READ_BYTES), callback: (n: number, buf: Buffer) => this.onChunk(buf.subarray(0, n)) },
     });
-    sock.on('close', () => {
-      if (!over) fail(new HttpParseError('upstream connection closed'));
-    });
-    const headTimer = setTimeout(() => fail(new UpstreamTimeoutError('upstream did not answer in time', 'UPSTREAM_HEADERS_TIMEOUT')), o.headersTimeoutMs);
-    const onAbort = () => fail(abortError());
-    o.signal.addEventListener('abort', onAbort, { once: true });
-    if (o.signal.aborted) onAbort();
+    sock.once('connect', () => sock.write(head));
+    return sock;
+  }
 
-    const resume = () => {
-      if (over || !consumerPaused) {
-        wantPause = false;
-        return;
-      }
-      if (inRead) {
-        wantPause = false;
-        return;
-      }
-      consumerPaused = false;
-      armBody();
-      sock.resume();
-    };
+  private finishExchange(): boolean {
+    if (this.over) return false;
+    this.over = true;
+    clearTimeout(this.headTimer);
+    if (this.bodyTimer) clearTimeout(this.bodyTimer);
+    this.o.signal.removeEventListener('abort', this.onAbort);
+    this.sock.destroy();
+    this.release();
+    return true;
+  }
 
-    const response: StreamResponse = {
+  private fail(err: Error): void {
+    if (!this.finishExchange()) return;
+    if (!this.headSeen) this.reject(err);
+    else if (this.handler) this.handler.error(err);
+    else this.pending = undefined; // reported when read() is called
+    this.failure = err;
+  }
+
+  private onHead(): void {
+    this.headSeen = true;
+    clearTimeout(this.headTimer);
+    this.pending = [];
+    this.wantPause = true; // nothing more is read until the consumer calls read()
+    this.resolve(this.response);
+  }
+
+  private onBody(b: Buffer): void {
+    if (!this.handler) this.pending!.push(Buffer.from(b));
+    else if (!this.handler.data(b)) this.wantPause = true;
+  }
+
+  private onEnd(): void {
+    this.ended = true;
+    this.finishExchange();
+    this.handler?.end();
+  }
+
+  private onEof(): void {
+    if (this.over) return;
+    try {
+      this.reader.eof();
+    } catch (err) {
+      this.fail(err as Error);
+    }
+  }
+
+  private armBody(): void {
+    if (this.over || this.o.bodyTimeoutMs <= 0) return;
+    if (this.bodyTimer) this.bodyTimer.refresh();
+    else this.bodyTimer = setTimeout(() => this.fail(new UpstreamTimeoutError('upstream body stalled', 'UPSTREAM_BODY_TIMEOUT')), this.o.bodyTimeoutMs);
+  }
+
+  private stopReading(): void {
+    this.consumerPaused = true;
+    if (this.bodyTimer) clearTimeout(this.bodyTimer);
+    this.bodyTimer = undefined;
+    this.sock.pause();
+  }
+
+  /** One read's bytes (a view of the reused buffer, or a TLS chunk); false: reading paused. */
+  private onChunk(chunk: Buffer): boolean {
+    if (this.over) return false;
+    this.inRead = true;
+    this.wantPause = false;
+    try {
+      this.reader.feed(chunk);
+    } catch (err) {
+      this.inRead = false;
+      this.fail(err as Error);
+      return false;
+    }
+    this.inRead = false;
+    if (this.over) return false;
+    if (this.headSeen && !this.ended) this.armBody();
+    if (!this.wantPause) return true;
+    this.stopReading();
+    return false;
+  }
+
+  private resume(): void {
+    if (this.over || !this.consumerPaused || this.inRead) {
+      this.wantPause = false;
+      return;
+    }
+    this.consumerPaused = false;
+    this.armBody();
+    this.sock.resume();
+  }
+
+  private pause(): void {
+    if (this.over) return;
+    if (this.inRead) this.wantPause = true;
+    else if (!this.consumerPaused) this.stopReading();
+  }
+
+  private read(h: BodyHandler): void {
+    if (this.handler) throw new Error('read() twice');
+    this.handler = h;
+    if (this.failure) return h.error(this.failure);
+    const early = this.pending ?? [];
+    this.pending = undefined;
+    let keep = false;
+    for (const b of early) if (!h.data(b)) keep = true;
+    if (this.ended) return h.end();
+    if (!keep) this.resume();
+  }
+
+  /** The StreamResponse the caller holds. */
+  private consumerSide(): StreamResponse {
+    const reader = this.reader;
+    return {
       get status() {
         return reader.status;
       },
       get headers() {
         return reader.headers;
       },
-      read(h) {
-        if (handler) throw new Error('read() twice');
-        handler = h;
-        if (failure) return h.error(failure);
-        const early = pending ?? [];
-        pending = undefined;
-        let keep = false;
-        for (const b of early) if (!h.data(b)) keep = true;
-        if (ended) return h.end();
-        if (!keep) resume();
-      },
-      resume,
-      pause() {
-        if (over) return;
-        if (inRead) {
-          wantPause = true;
-          return;
-        }
-        if (!consumerPaused) {
-          consumerPaused = true;
-          if (bodyTimer) clearTimeout(bodyTimer);
-          bodyTimer = undefined;
-          sock.pause();
-        }
-      },
-      destroy() {
-        finishExchange();
+      read: (h) => this.read(h),
+      resume: () => this.resume(),
+      pause: () => this.pause(),
+      destroy: () => {
+        this.finishExchange();
       },
     };
-  });
+  }
 }

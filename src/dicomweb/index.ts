@@ -1,5 +1,5 @@
 /**
- * The DICOMweb feature module (issue 7): QIDO-RS (RAD-129) from the manifest index and the
+ * The DICOMweb feature module: QIDO-RS (RAD-129) from the manifest index and the
  * streaming WADO-RS proxy (RAD-107). Mounted under /dicomweb via src/modules.ts.
  */
 import type { Router } from 'express';

@@ -1,12 +1,12 @@
 /**
  * WADO-RS metadata (PS3.18 §10.4.1.2): upstream DICOM JSON with BulkDataURI and Retrieve URL
- * (0008,1190) rewritten to absolute URLs under PUBLIC_BASE_URL (style §5.6, digest §4.8 item 4),
+ * (0008,1190) rewritten to absolute URLs under PUBLIC_BASE_URL (PS3.18 §10.4),
  * so clients never see (or need to reach) the archive's internal host. Series metadata is cached
  * (bounded LRU keyed by upstream + UIDs, short TTL); responses are filtered to the instances the
  * caller may see, carry a strong ETag (If-None-Match → 304) and are served gzip/br compressed when
  * the client accepts it (product ask 2: fast metadata for big studies).
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import type { Readable } from 'node:stream';
@@ -226,7 +226,7 @@ export class MetadataCache {
   /** The response body for the visible instances of a series (assembled once per visible set). */
   view(e: SeriesEntry, visible: readonly string[], onlySop?: string): Representation {
     const wanted = onlySop ? [onlySop] : visible;
-    const vkey = createHash('sha1').update(wanted.join(',')).digest('base64url');
+    const vkey = hash('sha1', wanted.join(','), 'base64url');
     const cached = e.views.get(vkey);
     if (cached) return cached;
     const parts = datasetsOf(e, wanted);
@@ -256,7 +256,7 @@ export function join(parts: Buffer[]): Buffer[] {
 }
 
 export function etagOf(body: Buffer): string {
-  return `"m-${createHash('sha1').update(body).digest('base64url')}"`;
+  return `"m-${hash('sha1', body, 'base64url')}"`;
 }
 
 function sortKeys(ds: Dataset): Dataset {
@@ -305,15 +305,9 @@ export async function encoded(rep: Representation, encoding: 'br' | 'gzip' | und
   return (rep.br ??= await brotli(rep.body, { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 5, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: rep.body.length } }));
 }
 
-/** If-None-Match (weak comparison, RFC 9110 §13.1.2) against our ETag, any content coding. */
-export function notModified(header: string | undefined, etag: string): boolean {
-  if (!header) return false;
-  if (header.trim() === '*') return true;
-  const base = etag.replace(/"$/, '');
-  return header.split(',').some((t) => {
-    const v = t.trim().replace(/^W\//, '');
-    return v === etag || v === `${base}-gz"` || v === `${base}-br"`;
-  });
+/** Our ETag in every content coding we send (If-None-Match matches any of them). */
+export function etagsOf(etag: string): string[] {
+  return [etag, etagFor(etag, 'gzip', true), etagFor(etag, 'br', true)];
 }
 
 export function etagFor(etag: string, encoding: 'br' | 'gzip' | undefined, compressed: boolean): string {
@@ -321,7 +315,7 @@ export function etagFor(etag: string, encoding: 'br' | 'gzip' | undefined, compr
   return etag.replace(/"$/, encoding === 'gzip' ? '-gz"' : '-br"');
 }
 
-/** Upstream status (before headers were sent) → our error (style §7 walk (2) step 6). */
+/** Upstream status (before headers were sent) → our error. */
 export function upstreamStatusError(status: number, name: string, kind: string): GatewayError {
   if (status === 404) return new GatewayError(404, 'GW_DICOMWEB_NOT_AT_UPSTREAM', `The upstream archive does not hold this ${kind} resource`);
   if (status === 410) return new GatewayError(410, 'GW_DICOMWEB_GONE', `The upstream archive no longer holds this ${kind} resource`);

@@ -1,5 +1,5 @@
 /**
- * Path validation for /dicomweb (style §5.6 "validate every UID before it touches a URL"):
+ * Path validation for /dicomweb (decisions.md D40):
  * UIDs are digits and dots without leading zeros, ≤ 64 chars (PS3.5 §9.1); frame lists are
  * ascending-or-not positive integers; traversal in any form is refused before routing.
  */

@@ -1,6 +1,6 @@
 /**
  * QIDO-RS (RAD-129) answered from the manifest index — no upstream call. PS3.18 §8.3.4 / §10.6
- * (digest §4.5, §4.6): matching on the attributes the index holds, includefield (and =all),
+ * (PS3.18 §8.3.4, §10.6.3.3): matching on the attributes the index holds, includefield (and =all),
  * limit/offset with a server maximum (Warning 299 when the server capped the page), default return
  * keys per level, Retrieve URL (0008,1190) pointing at this gateway.
  *
@@ -88,7 +88,7 @@ for (const a of [...ATTRS, RETRIEVE_URL]) {
   BY_NAME.set(a.tag.toLowerCase(), a);
 }
 
-/** PS3.18 Tables 10.6.3-3/-4/-5 default return keys (digest §4.6). */
+/** PS3.18 Tables 10.6.3-3/-4/-5 default return keys (PS3.18 §10.6.3.3). */
 const DEFAULTS: Record<QidoLevel, string[]> = {
   study: ['00080005', '00080020', '00080030', '00080050', '00080061', '00080090', '00080201', '00081190', '00100010', '00100020', '00100021', '00100030', '00100040', '0020000D', '00200010', '00201206', '00201208'],
   series: ['00080060', '00080201', '0008103E', '00081190', '0020000E', '00200011', '00201209'],

@@ -27,6 +27,8 @@ export interface UpstreamResponse {
 export interface RetrieveLocation {
   retrieveUrl?: string | null;
   retrieveLocationUid?: string | null;
+  /** Retrieve AE Title (0008,0054): an XDS-I.b KOS may name only the archive's AE */
+  retrieveAeTitle?: string | null;
 }
 
 interface CachedToken {
@@ -137,7 +139,7 @@ export class Upstream {
    */
   async get(path: string, headers: Record<string, string>, signal: AbortSignal): Promise<UpstreamResponse> {
     const auth = await this.authorization();
-    const h: Record<string, string> = { ...headers, 'accept-encoding': 'identity' }; // toolchain §2 gzip trap
+    const h: Record<string, string> = { ...headers, 'accept-encoding': 'identity' }; // decisions.md D43
     if (auth) h.authorization = auth;
     let r: Dispatcher.ResponseData;
     try {
@@ -219,7 +221,8 @@ export class UpstreamRegistry {
   /**
    * Routing (SUPPL §X.4.1.2 addressing modes): the Retrieve URL matched against configured
    * prefixes / base URLs, else the Retrieve Location UID against configured location UIDs, else
-   * the 'default' upstream. undefined when nothing matches.
+   * the Retrieve AE Title against configured `retrieveAeTitles`, else the 'default' upstream.
+   * undefined when nothing matches.
    */
   route(loc: RetrieveLocation): Upstream | undefined {
     const url = loc.retrieveUrl?.trim();
@@ -235,6 +238,12 @@ export class UpstreamRegistry {
     const uid = loc.retrieveLocationUid?.trim();
     if (uid) {
       const u = this.upstreams.find((x) => x.config.retrieveLocationUids.includes(uid)) ?? this.upstreams.find((x) => locationUidOf(x.config) === uid);
+      if (u) return u;
+    }
+    // AE Titles are case-sensitive and space-padded (PS3.5 Table 6.2-1, VR AE)
+    const ae = loc.retrieveAeTitle?.trim();
+    if (ae) {
+      const u = this.upstreams.find((x) => x.config.retrieveAeTitles?.includes(ae));
       if (u) return u;
     }
     return this.upstreams.find((x) => x.name === 'default');

@@ -1,6 +1,6 @@
 /**
  * WADO-RS (RAD-107) through the gateway: study / series / instance retrieval, frames, metadata,
- * rendered and thumbnail, bulkdata. The order is style §5.6's: validate → negotiate → authorise
+ * rendered and thumbnail, bulkdata. The order (decisions.md D40): validate → negotiate → authorise
  * (locate) → stream.
  *
  * - Authorisation and routing come from src/store/imaging-index.ts: an unreferenced, rejected or
@@ -8,12 +8,13 @@
  * - Study/series retrieval is filtered to the instances of visible current manifests while it
  *   streams (SUPPL §X.1.1.3); instance, frames, rendered and bulkdata bodies pass through unchanged.
  * - Upstream failure before headers → 502 (504 on timeout) JSON; after headers → the socket is
- *   destroyed, never a clean-looking truncated multipart (style §5.6).
+ *   destroyed, never a clean-looking truncated multipart (decisions.md D41).
  */
 import { randomBytes } from 'node:crypto';
 import type { Request, Response, Router } from 'express';
 import type { AppDeps } from '../deps.js';
 import { patientFilter, principalOf } from '../auth/principal.js';
+import { notModified } from '../http/conditional.js';
 import { GatewayError } from '../http/errors.js';
 import { visibleInstances, type VisibleInstance } from '../store/imaging-index.js';
 import { negotiate, type ResourceKind } from './accept.js';
@@ -25,7 +26,7 @@ import {
   etagOf,
   join,
   MetadataCache,
-  notModified,
+  etagsOf,
   pickEncoding,
   upstreamStatusError,
   type Representation,
@@ -96,7 +97,7 @@ function groupByUpstream(ctx: WadoContext, rows: VisibleInstance[]): Array<{ ups
   return [...groups.values()];
 }
 
-/** W3C trace context is forwarded (style §5.6); nothing else from the caller's headers is. */
+/** W3C trace context is forwarded (decisions.md D42); nothing else from the caller's headers is. */
 function trace(req: Request): Record<string, string> {
   const tp = req.get('traceparent');
   return tp && /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/.test(tp) ? { traceparent: tp } : {};
@@ -388,7 +389,7 @@ async function sendMetadata(req: Request, res: Response, rep: Representation): P
   const body = await encoded(rep, encoding);
   const compressed = body !== rep.body;
   res.setHeader('ETag', etagFor(rep.etag, encoding, compressed));
-  if (notModified(req.get('if-none-match'), rep.etag)) {
+  if (notModified(req.get('if-none-match'), ...etagsOf(rep.etag))) {
     res.status(304).end();
     return;
   }

@@ -1,6 +1,6 @@
 /**
  * CapabilityStatement built from the same registry the routes and the search code use, so it
- * states only what is implemented (issue 2/6). CONFORMANCE.md is generated from it
+ * states only what is implemented. CONFORMANCE.md is generated from it
  * (scripts/gen-conformance.ts).
  */
 import type { CapabilityStatement, CapabilityStatementRestResource } from '@medplum/fhirtypes';

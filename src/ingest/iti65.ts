@@ -1,5 +1,5 @@
 /**
- * ITI-65 Provide Document Bundle (digest §3.4): a transaction Bundle with one SubmissionSet List,
+ * ITI-65 Provide Document Bundle (MHD ITI-65): a transaction Bundle with one SubmissionSet List,
  * DocumentReference(s), the Binary (KOS `application/dicom` or FHIR manifest `application/fhir+json`)
  * or FHIR document Bundle each one points at, optional Patient, and optional PATCH entries setting an
  * old DocumentReference to superseded (MHD replace). Processed atomically: one database transaction.
@@ -10,7 +10,7 @@
  * PartialTransformContentNotProcessed, PartialFolderContentNotProcessed) travel in
  * entry.response.outcome.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Config } from '../config.js';
 import { GatewayError } from '../http/errors.js';
 import { patientId as patientIdOf } from '../model/ids.js';
@@ -136,12 +136,12 @@ function parsePatch(e: Json, path: string): 'superseded' | 'entered-in-error' {
 function ssId(list: Json, fullUrl: string | undefined): string {
   const unique = (list.identifier ?? []).find((i: Json) => typeof i?.value === 'string' && /^urn:oid:/.test(i.value))?.value;
   const key = unique ?? fullUrl ?? JSON.stringify(list.identifier ?? list);
-  return `ss-${createHash('sha256').update(`submission-set:${key}`).digest('hex').slice(0, 32)}`;
+  return `ss-${hash('sha256', `submission-set:${key}`).slice(0, 32)}`;
 }
 
 function ssTokens(list: Json, patient: Manifest['patient'] | undefined): Token[] {
   const out: Token[] = [];
-  // OIDs / UUIDs also bare with system '' (as the manifest identifiers, digest Q13/Q14).
+  // OIDs / UUIDs also bare with system '' (as the manifest identifiers, decisions.md D13/D14).
   const bare = (code: string, v: string) => {
     const m = /^urn:(?:oid|uuid):(.+)$/.exec(v);
     if (m) out.push({ code, system: '', value: m[1]! });

@@ -3,19 +3,19 @@
  * (contract "Manifest identity"): the same manifest always yields the same ids, so conversions are
  * byte-identical and re-submission is idempotent. Ids are ≤ 64 chars of [A-Za-z0-9-.] (FHIR id).
  */
-import { createHash } from 'node:crypto';
+import { hash as cryptoHash } from 'node:crypto';
 import type { Patient, PatientIdentifier } from './manifest.js';
 
 /** Fixed namespace for our UUID v5 values (random, generated once; never change it). */
 const NAMESPACE = Buffer.from('6f1c2b8e4d7a4e0f9b3c5a1d2e8f7c60', 'hex');
 
 function hash(s: string): string {
-  return createHash('sha256').update(s, 'utf8').digest('hex').slice(0, 32);
+  return cryptoHash('sha256', s).slice(0, 32);
 }
 
 /** RFC 4122 version-5-style UUID (SHA-1 of namespace + name). */
 export function uuidV5(name: string): string {
-  const h = createHash('sha1').update(NAMESPACE).update(name, 'utf8').digest();
+  const h = Buffer.from(cryptoHash('sha1', Buffer.concat([NAMESPACE, Buffer.from(name, 'utf8')])), 'hex');
   h[6] = (h[6]! & 0x0f) | 0x50;
   h[8] = (h[8]! & 0x3f) | 0x80;
   const x = h.subarray(0, 16).toString('hex');
@@ -31,6 +31,15 @@ export function fullUrlFor(resourceType: string, id: string): string {
 export function derivedUid(name: string): string {
   const hex = uuidV5(name).replace(/-/g, '');
   return `2.25.${BigInt(`0x${hex}`).toString(10)}`;
+}
+
+/**
+ * Series Instance UID of a KOS the gateway writes for a manifest that names none (a FHIR
+ * manifest has no KOS series): the same whichever path writes it (FHIR → KOS or the writer's
+ * default), so converting twice gives the same object.
+ */
+export function kosSeriesUid(sopInstanceUid: string): string {
+  return derivedUid(`kos-series:${sopInstanceUid}`);
 }
 
 export interface ManifestResourceIds {
@@ -66,9 +75,30 @@ export function manifestResourceIds(sopInstanceUid: string): ManifestResourceIds
   };
 }
 
-/** One MadoWadoEndpoint per distinct (Retrieve URL, Retrieve Location UID) pair (digest §1.9 row 20). */
+/**
+ * Id of the ImagingStudy of one referenced study: the manifest's own (`study-<h>`) for its primary
+ * study, `study-<h>-<k>` (k from the Study Instance UID) for any other study its evidence names.
+ * The `<h>` part stays the manifest's, so the id leads back to the manifest (ImagingStudy read).
+ */
+export function imagingStudyId(manifestSopUid: string, studyUid: string, primary: boolean): string {
+  const base = manifestResourceIds(manifestSopUid).imagingStudy;
+  return primary ? base : `${base}-${hash(`study:${studyUid}`).slice(0, 16)}`;
+}
+
+/** Id of the web viewer Endpoint (Display URI) of one referenced study, like imagingStudyId. */
+export function viewerEndpointId(manifestSopUid: string, studyUid: string, primary: boolean): string {
+  const base = manifestResourceIds(manifestSopUid).webViewerEndpoint;
+  return primary ? base : `${base}-${hash(`study:${studyUid}`).slice(0, 16)}`;
+}
+
+/** One MadoWadoEndpoint per distinct (Retrieve URL, Retrieve Location UID) pair (IG KOS→FHIR mapping, row 20). */
 export function endpointId(retrieveUrl?: string, retrieveLocationUid?: string): string {
   return `wado-${hash(`endpoint:${retrieveUrl ?? ''}|${retrieveLocationUid ?? ''}`)}`;
+}
+
+/** One DIMSE Endpoint per distinct Retrieve AE Title (0008,0054). */
+export function dimseEndpointId(aeTitle: string): string {
+  return `dimse-${hash(`dimse:${aeTitle}`)}`;
 }
 
 function idKey(p: PatientIdentifier): string {

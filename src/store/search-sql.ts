@@ -1,5 +1,5 @@
 /**
- * FHIR search → SQL (style.md §5.4). compileSearch is a pure function of the plan and the patient
+ * FHIR search → SQL (decisions.md D44). compileSearch is a pure function of the plan and the patient
  * filter; every value goes through a binding. The patient filter is a condition of the same
  * query (never a post-filter), so totals and paging never reveal hidden resources.
  *
@@ -20,7 +20,7 @@ export type SearchTable = 'DocumentReference' | 'ImagingStudy' | 'Patient' | 'En
 export interface TokenMatch {
   /** undefined: any system; '' only rows without a system */
   system?: string;
-  /** undefined: any value of that system; several: alternatives (urn:oid: and bare UID, digest Q14) */
+  /** undefined: any value of that system; several: alternatives (urn:oid: and bare UID, decisions.md D14) */
   values?: string[];
 }
 
@@ -111,12 +111,13 @@ const TABLES: Record<SearchTable, TableDef> = {
   },
   ImagingStudy: {
     from: 'manifest m JOIN imaging_study s ON s.manifest_id = m.id',
-    idCol: 'm.id',
+    // one row per referenced study (migration 0011): the ImagingStudy id is the row's
+    idCol: 's.resource_id',
     tokens: { table: 'manifest_token', fk: 'manifest_id', owner: 'm.id' },
     patientCol: 'm.patient_id',
-    columns: { status: 'm.status', patient: 'm.patient_id', started: 's.started', lastUpdated: 'm.last_updated', id: 'm.id' },
+    columns: { status: 'm.status', patient: 'm.patient_id', started: 's.started', lastUpdated: 'm.last_updated', id: 's.resource_id' },
     nullableSorts: ['started'],
-    select: 'm.id, m.model, m.sop_instance_uid, m.status, m.patient_id, m.version_id, m.last_updated',
+    select: 'm.id, m.model, m.sop_instance_uid, m.status, m.patient_id, m.version_id, m.last_updated, s.resource_id, s.study_instance_uid AS study_uid',
     // One ImagingStudy per study: from its current manifest (or the entered-in-error one, shown only on request).
     base: "m.status IN ('current', 'entered-in-error')",
   },
@@ -223,7 +224,7 @@ function dateSql(c: string, v: DateBound, b: unknown[]): string {
 
 /**
  * context.period as an interval [start, end]. MADO gives only period.start (the study start,
- * digest §1.7); a missing end is taken as the start (an instant), not as "ongoing" — otherwise
+ * IG MHD envelope); a missing end is taken as the start (an instant), not as "ongoing" — otherwise
  * every study would match period=ge<anything>. Semantics per FHIR 3.1.1.4.2 for ranges; ge/lt
  * give MHD's serviceStopTimeFrom/serviceStartTimeTo overlap (ITI-67 "period").
  */
@@ -262,6 +263,22 @@ function likeEscape(s: string): string {
   return s.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
 
+/**
+ * Study Instance UID tokens belong to the manifest, which has one ImagingStudy row per referenced
+ * study (migration 0011): a row matches when the UID is its own study's, or when another code
+ * (accession-number) matched. A filter on top of the token lookup, so the index plan stays.
+ */
+function ownStudyOnly(sql: string, tk: NonNullable<TableDef['tokens']>, c: Extract<SqlCond, { k: 'token' }>, b: unknown[]): string {
+  const uids = [...new Set(c.or.flatMap((m) => m.values ?? []).map((v) => (v.startsWith('urn:oid:') ? v.slice(8) : v)))];
+  if (!uids.length) return sql;
+  const own = anyOf('s.study_instance_uid', uids, b);
+  const other = c.codes.filter((x) => x !== 'study-instance-uid');
+  if (!other.length) return `(${sql} AND ${own})`;
+  const codeSql = anyOf('t.code', other, b);
+  const ors = c.or.map((m) => `(${tokenMatchSql(m, 't', b)})`).join(' OR ');
+  return `(${sql} AND (${own} OR ${tk.owner} IN (SELECT t.${tk.fk} FROM ${tk.table} t WHERE ${codeSql} AND (${ors}))))`;
+}
+
 function condSql(t: TableDef, c: SqlCond, b: unknown[]): string {
   switch (c.k) {
     case 'false':
@@ -271,7 +288,8 @@ function condSql(t: TableDef, c: SqlCond, b: unknown[]): string {
       const codeSql = anyOf('t.code', c.codes, b);
       const ors = c.or.map((m) => `(${tokenMatchSql(m, 't', b)})`).join(' OR ');
       // IN (subquery) lets the planner start from the token index (manifest_token_lookup).
-      return `${tk.owner} ${c.not ? 'NOT IN' : 'IN'} (SELECT t.${tk.fk} FROM ${tk.table} t WHERE ${codeSql} AND (${ors}))`;
+      const sql = `${tk.owner} ${c.not ? 'NOT IN' : 'IN'} (SELECT t.${tk.fk} FROM ${tk.table} t WHERE ${codeSql} AND (${ors}))`;
+      return t === TABLES.ImagingStudy && !c.not && c.codes.includes('study-instance-uid') ? ownStudyOnly(sql, tk, c, b) : sql;
     }
     case 'token-missing': {
       const tk = t.tokens!;
@@ -323,11 +341,12 @@ function condSql(t: TableDef, c: SqlCond, b: unknown[]): string {
       return `(${cc} && ARRAY[${terms.join(', ')}] AND cardinality(${cc}) > 0)`;
     }
     case 'related-study': {
-      // context.related names the manifest's study by identifier: documents of every manifest
-      // version of the study of these ImagingStudy resources (study-<h> ↔ manifest-<h>, only
-      // ImagingStudy ids that resolve: current or entered-in-error manifests).
-      b.push(c.ids.map((id) => `manifest-${id.slice('study-'.length)}`));
-      return `d.manifest_id IN (SELECT ms.id FROM manifest ms WHERE ms.study_instance_uid IN (SELECT mi.study_instance_uid FROM manifest mi WHERE mi.id = ANY(?::text[]) AND mi.status IN ('current', 'entered-in-error')))`;
+      // context.related names the manifest's studies by identifier: documents of every manifest
+      // referencing the study of these ImagingStudy resources (only ImagingStudy ids that resolve:
+      // current or entered-in-error manifests).
+      // A manifest may reference several studies (one ImagingStudy each, migration 0011).
+      b.push(c.ids);
+      return `d.manifest_id IN (SELECT s2.manifest_id FROM imaging_study s2 WHERE s2.study_instance_uid IN (SELECT si.study_instance_uid FROM imaging_study si JOIN manifest mi ON mi.id = si.manifest_id WHERE si.resource_id = ANY(?::text[]) AND mi.status IN ('current', 'entered-in-error')))`;
     }
     case 'patient-identifier': {
       const ors = c.or.map((m) => `(${tokenMatchSql(m, 'pi', b)})`).join(' OR ');

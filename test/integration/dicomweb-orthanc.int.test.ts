@@ -230,7 +230,7 @@ describe('DICOMweb interop with Orthanc', { skip }, () => {
   });
 
   it('dicomweb-client (xhr2) works against the gateway: search, metadata, retrieve', async () => {
-    const xhr2 = 'xhr2'; // untyped CommonJS module (toolchain §4): dicomweb-client needs XMLHttpRequest first
+    const xhr2 = 'xhr2'; // untyped CommonJS module: dicomweb-client needs XMLHttpRequest first
     const { default: XHR2 } = (await import(xhr2)) as { default: unknown };
     (globalThis as { XMLHttpRequest?: unknown }).XMLHttpRequest = XHR2;
     const { api } = (await import('dicomweb-client')) as unknown as { api: { DICOMwebClient: new (o: unknown) => Record<string, (o?: unknown) => Promise<unknown>> } };

@@ -1,5 +1,5 @@
 /**
- * ITI-68 Retrieve Document (digest §3.3) on the attachment URLs: native bytes verbatim, MADO
+ * ITI-68 Retrieve Document (MHD ITI-68) on the attachment URLs: native bytes verbatim, MADO
  * mapping function on Accept, 404 / 406 / 410, superseded still retrievable, ETag / 304.
  */
 import assert from 'node:assert/strict';

@@ -386,7 +386,7 @@ test('EXPLAIN of the benchmarked queries uses the indexes (realistic stats after
     docrefByEntryUuid: { qs: `identifier=urn:uuid:${benchEntryUuid('kos-docref-b4242')}`, uses: /Index Scan using docref_entry_uuid|Bitmap Index Scan on docref_entry_uuid/ },
     docrefByUniqueId: { qs: 'identifier=urn:ietf:rfc:3986|urn:oid:2.25.8000004242', uses: /manifest_token_lookup[\s\S]*docref_manifest/ },
     docrefByAuthor: { qs: 'author.family=smith&author.given:exact=John', uses: /Bitmap Index Scan on docref_author_terms/ },
-    docrefRelated: { qs: 'related=ImagingStudy/study-b4242', uses: /manifest_study[\s\S]*docref_manifest|docref_manifest[\s\S]*manifest_study/ },
+    docrefRelated: { qs: 'related=ImagingStudy/study-b4242', uses: /imaging_study_resource_id[\s\S]*docref_manifest|docref_manifest[\s\S]*imaging_study_resource_id/ },
     docrefMultiSort: { qs: `patient.identifier=${BENCH_ISSUER}|BMRN123&status=current&_sort=-date,_lastUpdated`, uses: /manifest_token_lookup/ },
   };
   for (const [name, { qs, uses }] of Object.entries(more)) {

@@ -207,7 +207,7 @@ test('date and _lastUpdated (docref creation = stored now, Q29); _id', async () 
 });
 
 test('author.given / author.family: index-served string search on contained person authors; default folded prefix, :exact', async () => {
-  // MADO docrefs name a Device and an Organization (digest Q30): no person name matches.
+  // MADO docrefs name a Device and an Organization (decisions.md D30): no person name matches.
   for (const q of ['author.family=a', 'author.given=a', 'author.family=unknown', 'author.family:exact=unknown']) expectIds(await ids(`${P1}&${q}`));
   // The docref's source patient is contained too, but is not an author: its name never matches.
   const srcFamily: string = (await search(`_id=${B.stored.kosDocRefId}`)).body.entry[0].resource.contained.find((c: any) => c.resourceType === 'Patient').name[0].family;

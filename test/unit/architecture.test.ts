@@ -147,3 +147,13 @@ test('no cycle between units', () => {
   for (const u of next.keys()) visit(u, []);
   assert.deepEqual(cycles, []);
 });
+
+test('reasons live in the repository: src/ and migrations/ cite docs/ or the standards, never outside files or issue numbers', () => {
+  const root = path.resolve(SRC, '..');
+  const all = (dir: string): string[] => fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? all(path.join(dir, e.name)) : [path.join(dir, e.name)]));
+  const bad = /digest|style\.md|toolchain\.md|HELPERS\.md|\.\.\/shared|issue [0-9]/;
+  const hits = [...all(SRC), ...all(path.join(root, 'migrations'))].flatMap((f) =>
+    fs.readFileSync(f, 'utf8').split('\n').flatMap((line, i) => (bad.test(line) ? [`${path.relative(root, f)}:${i + 1}: ${line.trim()}`] : [])),
+  );
+  assert.deepEqual(hits, []);
+});

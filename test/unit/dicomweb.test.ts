@@ -10,7 +10,8 @@ import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { peekSopInstanceUid } from '../../src/dicom/peek.js';
 import { negotiate, parseAccept } from '../../src/dicomweb/accept.js';
-import { decodeBulkToken, notModified, pickEncoding, rewriteDataset, rewriteRetrieveUrl, type Dataset } from '../../src/dicomweb/metadata.js';
+import { decodeBulkToken, etagsOf, pickEncoding, rewriteDataset, rewriteRetrieveUrl, type Dataset } from '../../src/dicomweb/metadata.js';
+import { notModified } from '../../src/http/conditional.js';
 import { boundaryOf } from '../../src/dicomweb/multipart.js';
 import { MultipartFilter } from '../helpers/multipart-filter.js';
 import { parseQido } from '../../src/dicomweb/qido.js';
@@ -172,9 +173,9 @@ describe('metadata rewriting', () => {
     assert.equal(pickEncoding('gzip;q=1, br;q=0'), 'gzip');
     assert.equal(pickEncoding('identity'), undefined);
     assert.equal(pickEncoding('*'), 'br');
-    assert.ok(notModified('W/"m-abc-gz"', '"m-abc"'));
-    assert.ok(notModified('"x", "m-abc"', '"m-abc"'));
-    assert.ok(!notModified('"m-abd"', '"m-abc"'));
+    assert.ok(notModified('W/"m-abc-gz"', ...etagsOf('"m-abc"')));
+    assert.ok(notModified('"x", "m-abc"', ...etagsOf('"m-abc"')));
+    assert.ok(!notModified('"m-abd"', ...etagsOf('"m-abc"')));
   });
 });
 
@@ -203,6 +204,7 @@ describe('upstream routing', () => {
   const reg = new UpstreamRegistry([
     cfg('a', 'http://a.internal/dicom-web', { retrieveUrlPrefixes: ['https://public-a.example/wado'] }),
     cfg('b', 'http://b.internal/dicomweb', { retrieveLocationUids: ['1.2.3.99'] }),
+    cfg('c', 'http://c.internal/dicomweb', { retrieveAeTitles: ['ARCHIVE_C'] }),
     cfg('default', 'http://d.internal/dicom-web'),
   ]);
   it('Retrieve URL prefix (at a path boundary) → Retrieve Location UID → default', () => {
@@ -212,6 +214,11 @@ describe('upstream routing', () => {
     assert.equal(reg.route({ retrieveUrl: 'http://a.internal/dicom-web.evil.com/x' })!.name, 'default');
     assert.equal(reg.route({ retrieveUrl: 'http://unknown/x', retrieveLocationUid: '1.2.3.99' })!.name, 'b');
     assert.equal(reg.route({})!.name, 'default');
+    // XDS-I.b: only a Retrieve AE Title (0008,0054); URL and location UID win when present
+    assert.equal(reg.route({ retrieveAeTitle: 'ARCHIVE_C' })!.name, 'c');
+    assert.equal(reg.route({ retrieveAeTitle: 'ARCHIVE_C ' })!.name, 'c');
+    assert.equal(reg.route({ retrieveAeTitle: 'archive_c' })!.name, 'default');
+    assert.equal(reg.route({ retrieveAeTitle: 'ARCHIVE_C', retrieveLocationUid: '1.2.3.99' })!.name, 'b');
     assert.equal(new UpstreamRegistry([cfg('x', 'http://x')]).route({ retrieveUrl: 'http://y/z' }), undefined);
   });
   it('credentials: basic and bearer are ours; none sends nothing', async () => {

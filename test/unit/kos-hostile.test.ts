@@ -97,7 +97,8 @@ const cases: Array<[string, () => Uint8Array, string | RegExp, object?]> = [
   ['malformed referenced SOP Instance UID', () => patchValue(valid, 8, 0x1155, (s) => 'A' + s.slice(1)), 'GW_KOS_BAD_UID'],
   ['malformed manifest SOP Instance UID', () => patchValue(valid, 8, 0x18, (s) => s.replace('2.25.', '2..5.')), 'GW_KOS_BAD_UID'],
   ['missing Patient ID', () => patchValue(valid, 0x10, 0x20, (s) => ' '.repeat(s.length)), 'GW_KOS_NO_PATIENT_ID'],
-  ['no Retrieve Location UID and no Retrieve URL', () => patchTag(patchTag(valid, [0x40, 0xe011, 'UI'], [0x40, 0xe013, 'UI'], true), [0x08, 0x1190, 'UR'], [0x08, 0x1191, 'UR'], true), 'GW_KOS_NO_RETRIEVE_LOCATION'],
+  // Retrieve AE Title (0008,0054) moved to (0008,0056) as well: an AE Title alone is only a warning (XDS-I.b)
+  ['no Retrieve Location UID, Retrieve URL or Retrieve AE Title', () => patchTag(patchTag(patchTag(valid, [0x40, 0xe011, 'UI'], [0x40, 0xe013, 'UI'], true), [0x08, 0x1190, 'UR'], [0x08, 0x1191, 'UR'], true), [0x08, 0x54, 'AE'], [0x08, 0x56, 'AE'], true), 'GW_KOS_NO_RETRIEVE_LOCATION'],
   ['Key Image Note', () => fx('kin.dcm'), 'GW_KOS_TITLE_NOT_MANIFEST'],
   ['IOCM rejection note', () => fx('rejection.dcm'), 'GW_KOS_TITLE_NOT_MANIFEST'],
   ['more references than allowed', () => fx('mado-base.dcm'), 'GW_KOS_TOO_MANY_REFERENCES', { maxReferences: 3 }],

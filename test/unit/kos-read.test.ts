@@ -84,7 +84,7 @@ describe('readKos: golden mado-kos-101.dcm (dcm4che, odd VRs)', () => {
     assert.equal(m.study.numberOfSeries, 2);
     assert.deepEqual(m.study.modalities, ['CT']);
   });
-  it('is lenient: warnings, no errors, for the IG sloppiness (digest Q12, Q19)', () => {
+  it('is lenient: warnings, no errors, for the IG sloppiness (decisions.md D12, D19)', () => {
     const codes = new Set(r.issues.map((i) => i.code));
     assert.deepEqual(r.issues.filter((i) => i.severity === 'error'), []);
     for (const c of ['GW_KOS_REL_UNDERSCORE', 'GW_KOS_BAD_RETRIEVE_LOCATION', 'GW_KOS_NESTED_ROOT', 'GW_KOS_CODE_NO_SCHEME']) assert.ok(codes.has(c), c);

@@ -1,4 +1,4 @@
-/** Legacy draft form (List + ImagingStudy, digest Q1; fixtures/legacy-list/README.md) → manifest model. */
+/** Legacy draft form (List + ImagingStudy, decisions.md D1; fixtures/legacy-list/README.md) → manifest model. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';

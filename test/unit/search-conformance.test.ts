@@ -1,7 +1,7 @@
 /**
  * CONFORMANCE.md and the CapabilityStatement come from the same registry: the file must be what
  * scripts/gen-conformance.ts generates now (stale → fail), and the registry must list every MHD
- * Document Responder and MADO search parameter (digest §3.6, §1.7.2, Q16).
+ * Document Responder and MADO search parameter (SUPPL, §1.7.2, D16).
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';

@@ -1,7 +1,7 @@
 /**
- * Search syntax and planning (style.md §5.4): token forms, escaped commas, quotes, date precision
- * and prefixes, unknown/chained parameters, _count clamp, cursors; compileSearch SQL shape with
- * bindings only (no value ever in the SQL text).
+ * Search syntax and planning (decisions.md D44): token forms, escaped commas, quotes, date precision
+ * and prefixes, unknown/chained parameters, _count clamp, cursors; compiled SQL carries values
+ * only as bindings (what the SQL returns is tested against PostgreSQL: search-sql.int.test.ts).
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -98,13 +98,11 @@ test('_sort: several keys in order, - per key; unknown, repeated or empty keys �
   }
 });
 
-test('compileSearch: multi-key keyset is lexicographic with mixed directions, id last', () => {
+test('compileSearch: a multi-key cursor travels as bindings (one placeholder per binding), limit + 1 last', () => {
   const p = plan('_sort=-date,creation');
   const q = compileSearch({ table: 'DocumentReference', conds: p.conds, sort: p.sort, cursor: { v: ['2024-01-02T00:00:00Z', '-infinity'], id: 'k' }, limit: 5 }, { all: true });
-  const cr = "COALESCE(d.creation, '-infinity'::timestamptz)";
-  assert.ok(q.sql.includes(`(d.date < ?::timestamptz OR (d.date = ?::timestamptz AND (${cr} > ?::timestamptz OR (${cr} = ?::timestamptz AND d.id > ?))))`), q.sql);
-  assert.ok(q.sql.includes(`ORDER BY d.date DESC, ${cr} ASC, d.id ASC`), q.sql);
-  assert.deepEqual(q.bindings.slice(-6), ['2024-01-02T00:00:00Z', '2024-01-02T00:00:00Z', '-infinity', '-infinity', 'k', 6]);
+  assert.ok(!q.sql.includes('2024-01-02') && !q.sql.includes("'k'"));
+  assert.equal(q.bindings.at(-1), 6);
   assert.equal((q.sql.match(/\?/g) ?? []).length, q.bindings.length);
 });
 
@@ -120,8 +118,6 @@ test('identifier: uniqueId through tokens, entryUUID through entry_uuid; UID/UUI
   assert.deepEqual(plan('identifier=|1.2.3').conds[0], { k: 'docref-identifier', tokens: [], uuids: [], not: false });
   assert.deepEqual(plan('identifier:missing=true').conds[0], { k: 'token-missing', codes: ['identifier'], missing: true });
   assert.equal((plan('identifier:not=x').conds[0] as any).not, true);
-  const q = compileSearch({ table: 'DocumentReference', conds: plan(`identifier:not=1.2.3,${uuid}`).conds, sort: [{ column: 'lastUpdated', desc: true }], limit: 5 }, { all: true });
-  assert.match(q.sql, /NOT COALESCE\(\(d\.manifest_id IN \(SELECT t\.manifest_id FROM manifest_token t WHERE .*\) OR d\.entry_uuid = \?\), FALSE\)/);
 });
 
 test('related: ImagingStudy reference → related-study; other targets match nothing', () => {
@@ -147,28 +143,20 @@ test('compileSearch: values only in bindings, patient filter inside, keyset afte
   const q = compileSearch({ table: 'DocumentReference', conds: p.conds, sort: p.sort, cursor: { v: ['2024-01-01T00:00:00Z'], id: 'k' }, limit: 20 }, { all: false, patientIds: ['p1'] });
   assert.ok(!q.sql.includes('drop table'));
   assert.ok(!q.sql.includes('M1'));
-  assert.match(q.sql, /d\.patient_id = \?/);
-  assert.match(q.sql, /manifest_token t WHERE t\.code = \?/);
-  assert.match(q.sql, /d\.last_updated < \?::timestamptz OR \(d\.last_updated = \?::timestamptz AND d\.id > \?\)/);
-  assert.match(q.sql, /ORDER BY d\.last_updated DESC, d\.id ASC\nLIMIT \?$/);
   assert.equal(q.bindings.at(-1), 21);
   assert.equal((q.sql.match(/\?/g) ?? []).length, q.bindings.length);
   const cnt = compileCount({ table: 'DocumentReference', conds: p.conds }, { all: true });
-  assert.match(cnt.sql, /^SELECT count\(\*\)/);
   assert.equal((cnt.sql.match(/\?/g) ?? []).length, cnt.bindings.length);
 });
 
-test('compileSearch: short value lists bound one by one (IN), long ones as one array, an empty list matches nothing', () => {
+test('compileSearch: short and long value lists and an empty one all keep one placeholder per binding', () => {
   const p = plan('status=current,superseded');
   const two = compileSearch({ table: 'DocumentReference', conds: p.conds, sort: p.sort, limit: 20 }, { all: false, patientIds: ['p1', 'p2'] });
-  assert.match(two.sql, /d\.patient_id IN \(\?, \?\)/);
-  assert.match(two.sql, /d\.status IN \(\?, \?\)/);
-  assert.deepEqual(two.bindings.slice(0, 4), ['p1', 'p2', 'current', 'superseded']);
   const many = Array.from({ length: 17 }, (_, i) => `p${i}`);
   const long = compileSearch({ table: 'DocumentReference', conds: p.conds, sort: p.sort, limit: 20 }, { all: false, patientIds: many });
-  assert.match(long.sql, /d\.patient_id = ANY\(\?::text\[\]\)/);
-  assert.deepEqual(long.bindings[0], many);
   const none = compileSearch({ table: 'DocumentReference', conds: p.conds, sort: p.sort, limit: 20 }, { all: false, patientIds: [] });
-  assert.match(none.sql, /WHERE FALSE\n/);
-  for (const q of [two, long, none]) assert.equal((q.sql.match(/\?/g) ?? []).length, q.bindings.length);
+  for (const q of [two, long, none]) {
+    assert.ok(!q.sql.includes('p1') && !q.sql.includes('current'), 'values only as bindings');
+    assert.equal((q.sql.match(/\?/g) ?? []).length, q.bindings.length);
+  }
 });

@@ -1,4 +1,4 @@
-/** Systems, canonical URLs and code translations used by the MADO mapping (digest §1.6, §1.7, §7). */
+/** Systems, canonical URLs and code translations used by the MADO mapping (IG FHIR manifest, IG MHD envelope, IG terminology). */
 import type { Code } from '../../model/manifest.js';
 
 export const MADO = 'https://profiles.ihe.net/RAD/MADO';
@@ -26,12 +26,14 @@ export const EXT = {
   r5Modality: 'http://hl7.org/fhir/5.0/StructureDefinition/extension-DocumentReference.modality',
   r5ContentProfile: 'http://hl7.org/fhir/5.0/StructureDefinition/extension-DocumentReference.content.profile',
   dataAbsentReason: 'http://hl7.org/fhir/StructureDefinition/data-absent-reason',
+  /** HumanName representation (ISO 21090 EN.use): IDE ideographic, SYL syllabic (phonetic), ABC alphabetic */
+  enRepresentation: 'http://hl7.org/fhir/StructureDefinition/iso21090-EN-representation',
 } as const;
 
 export const SYS = {
   dcm: 'http://dicom.nema.org/resources/ontology/DCM',
   dcmUid: 'http://dicom.nema.org/resources/ontology/DCMUID',
-  /** Non-conformant system used by the IG JSON examples (digest Q4, Q21): accepted on input only */
+  /** Non-conformant system used by the IG JSON examples (decisions.md D4, D21): accepted on input only */
   dicomUidsLegacy: 'http://dicom.nema.org/resources/CodeSystem/DICOM_UIDs',
   rfc3986: 'urn:ietf:rfc:3986',
   dicomUid: 'urn:dicom:uid',
@@ -40,6 +42,8 @@ export const SYS = {
   ucum: 'http://unitsofmeasure.org',
   v20203: 'http://terminology.hl7.org/CodeSystem/v2-0203',
   connType: 'http://terminology.hl7.org/CodeSystem/endpoint-connection-type',
+  /** IHE RO SMRT code system: the published code for a DICOM DIMSE Endpoint ("dicom-dimse") */
+  dicomConnType: 'https://profiles.ihe.net/RO/SMRT/CodeSystem/dicom-endpoint-connection-type',
   payloadType: 'http://terminology.hl7.org/CodeSystem/endpoint-payload-type',
   deviceType: `${MADO}/CodeSystem/MadoDeviceType`,
   formatCode: 'http://ihe.net/fhir/ihe.formatcode.fhir/CodeSystem/formatcode',
@@ -135,5 +139,5 @@ export function modalityCoding(m: string): FhirCoding {
   return { system: SYS.dcm, code: m };
 }
 
-/** KOS document titles of manifests (digest Q6; 113030 = XDS-I "Manifest"), recognised in Composition.type. */
+/** KOS document titles of manifests (decisions.md D6; 113030 = XDS-I "Manifest"), recognised in Composition.type. */
 export const KOS_TITLES = new Set(['MADOTEMP001|99IHE', 'ddd001|DCM', '113030|DCM']);

@@ -1,6 +1,6 @@
 /** Small helpers shared by both mapping directions. */
 import type { Issuer, PatientIdentifier, PersonName } from '../../model/manifest.js';
-import { SYS } from './codes.js';
+import { EXT, SYS } from './codes.js';
 
 export type Json = Record<string, any>;
 
@@ -17,7 +17,7 @@ export function stripOid(v: string | undefined): string | undefined {
   return v.startsWith('urn:oid:') ? v.slice(8) : v;
 }
 
-/** Issuer → Identifier.system (digest §1.9 row 28: `urn:oid:`+UEID when ISO, else a URI label). */
+/** Issuer → Identifier.system (IG KOS→FHIR mapping, row 28: `urn:oid:`+UEID when ISO, else a URI label). */
 export function issuerSystem(iss: Issuer | undefined): string | undefined {
   if (!iss) return undefined;
   const u = iss.universalEntityId;
@@ -67,11 +67,10 @@ export function patientIdentifier(p: PatientIdentifier): Json {
   return identifierFor(p.value, p.issuer);
 }
 
-/** PN "Family^Given^Middle^Prefix^Suffix" → HumanName (digest §1.9 row 27). */
-export function pnToHumanName(pn: PersonName | undefined): Json | undefined {
-  const a = pn?.alphabetic;
-  if (!a) return undefined;
-  const [family = '', given = '', middle = '', prefix = '', suffix = ''] = a.split('^');
+/** One PN component group "Family^Given^Middle^Prefix^Suffix" → HumanName parts (IG KOS→FHIR mapping, row 27). */
+function groupToHumanName(group: string | undefined): Json | undefined {
+  if (!group) return undefined;
+  const [family = '', given = '', middle = '', prefix = '', suffix = ''] = group.split('^');
   const n: Json = {};
   const text = [prefix, given, middle, family, suffix].filter(Boolean).join(' ');
   if (text) n.text = text;
@@ -83,6 +82,32 @@ export function pnToHumanName(pn: PersonName | undefined): Json | undefined {
   return Object.keys(n).length ? n : undefined;
 }
 
+/** The alphabetic group of a PN as a HumanName (narratives). */
+export function pnToHumanName(pn: PersonName | undefined): Json | undefined {
+  return groupToHumanName(pn?.alphabetic);
+}
+
+/**
+ * PN → one HumanName per component group (PS3.5 §6.2.1.1): the alphabetic one plain, the
+ * ideographic and phonetic ones marked with the ISO 21090 EN representation extension (IDE, SYL).
+ */
+export function pnToHumanNames(pn: PersonName | undefined): Json[] {
+  const out: Json[] = [];
+  const a = groupToHumanName(pn?.alphabetic);
+  if (a) out.push(a);
+  for (const [group, code] of [[pn?.ideographic, 'IDE'], [pn?.phonetic, 'SYL']] as const) {
+    const n = groupToHumanName(group);
+    if (n) out.push({ extension: [{ url: EXT.enRepresentation, valueCode: code }], ...n });
+  }
+  return out;
+}
+
+function representationOf(n: Json): string | undefined {
+  const e = Array.isArray(n.extension) ? n.extension.find((x: Json) => x?.url === EXT.enRepresentation) : undefined;
+  return typeof e?.valueCode === 'string' ? e.valueCode : undefined;
+}
+
+/** HumanName → one PN component group (alphabetic key only), or undefined when it has no parts. */
 export function humanNameToPn(n: Json | undefined): PersonName | undefined {
   if (!n) return undefined;
   const given: string[] = Array.isArray(n.given) ? n.given : [];
@@ -97,6 +122,25 @@ export function humanNameToPn(n: Json | undefined): PersonName | undefined {
   } else return undefined;
   while (parts.length && !parts[parts.length - 1]) parts.pop();
   return parts.length ? { alphabetic: parts.join('^') } : undefined;
+}
+
+/**
+ * Patient.name → PN with all three component groups: alphabetic from the official (else usual,
+ * else first) name without a representation (or marked ABC), ideographic from the first IDE name,
+ * phonetic from the first SYL name. `dropped` counts names that have no group to go to.
+ */
+export function humanNamesToPn(names: Json[]): { pn?: PersonName; dropped: number } {
+  const plain = names.filter((n) => { const r = representationOf(n); return r === undefined || r === 'ABC'; });
+  const alpha = plain.find((n) => n.use === 'official') ?? plain.find((n) => n.use === 'usual') ?? plain[0];
+  const ide = names.find((n) => representationOf(n) === 'IDE');
+  const syl = names.find((n) => representationOf(n) === 'SYL');
+  const pn: PersonName = {};
+  const a = humanNameToPn(alpha)?.alphabetic, i = humanNameToPn(ide)?.alphabetic, p = humanNameToPn(syl)?.alphabetic;
+  if (a) pn.alphabetic = a;
+  if (i) pn.ideographic = i;
+  if (p) pn.phonetic = p;
+  const used = [alpha, ide, syl].filter((n) => n !== undefined).length;
+  return { pn: Object.keys(pn).length ? pn : undefined, dropped: names.length - used };
 }
 
 export const GENDER: Record<string, string> = { M: 'male', F: 'female', O: 'other' };

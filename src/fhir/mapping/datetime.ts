@@ -1,6 +1,6 @@
 /**
  * DICOM DA/TM + Timezone Offset From UTC (0008,0201) ⇄ FHIR dateTime, keeping precision so that a
- * KOS → FHIR → KOS round trip restores the same strings (digest §1.9 row 35; SUPPL §6.X.2.10:
+ * KOS → FHIR → KOS round trip restores the same strings (IG KOS→FHIR mapping, row 35; SUPPL §6.X.2.10:
  * the offset applies to every DA/TM of the manifest).
  * Limits: FHIR needs seconds once a time is given, so TM "HH"/"HHMM" come back as "HHMM00".
  */
@@ -28,7 +28,7 @@ function fhirDate(da: string): string | undefined {
   return `${m[1]}-${m[2]}-${m[3]}`;
 }
 
-/** DICOM DA (+TM, +offset) → FHIR date or dateTime. The offset defaults to `fallbackTz` (digest Q22). */
+/** DICOM DA (+TM, +offset) → FHIR date or dateTime. The offset defaults to `fallbackTz` (decisions.md D22). */
 export function dicomToFhirDateTime(da: string | undefined, tm: string | undefined, tz: string | undefined, fallbackTz: string): string | undefined {
   if (!da) return undefined;
   const d = fhirDate(da);

@@ -1,21 +1,21 @@
 /**
- * FHIR → manifest model (digest §1.10). Accepts
- *  - a MadoFhirBundle (document Bundle with Composition + ImagingStudy, digest §1.6),
+ * FHIR → manifest model (IG FHIR→KOS mapping). Accepts
+ *  - a MadoFhirBundle (document Bundle with Composition + ImagingStudy, IG FHIR manifest),
  *  - the legacy draft form: List (ImagingManifestList) + ImagingStudy in a collection/transaction
- *    Bundle (digest Q1; fixtures/legacy-list/README.md),
+ *    Bundle (decisions.md D1; fixtures/legacy-list/README.md),
  *  - a collection/transaction Bundle with a bare ImagingStudy + Patient + Endpoints,
  *  - a lone List / ImagingStudy (only to report precisely what is missing).
  * Never throws; every finding carries a FHIRPath expression in `path`.
  */
-import { createHash } from 'node:crypto';
-import type { Code, Instance, Manifest, Patient, PatientIdentifier, RequestedProcedure, Series, ValidationIssue } from '../../model/manifest.js';
+import { hash } from 'node:crypto';
+import type { Code, Instance, Manifest, Patient, PatientIdentifier, RequestedProcedure, Series, StudyReference, ValidationIssue } from '../../model/manifest.js';
 import { KOS_SOP_CLASS_UID } from '../../model/manifest.js';
-import { derivedUid } from '../../model/ids.js';
+import { derivedUid, kosSeriesUid } from '../../model/ids.js';
 import { codingToCode, conceptToCode, EXT, KOS_TITLES, SYS, type FhirCoding } from './codes.js';
-import { humanNameToPn, isOid, issuerFromIdentifier, type Json, SEX, stripOid } from './common.js';
+import { humanNamesToPn, isOid, issuerFromIdentifier, type Json, SEX, stripOid } from './common.js';
 import { fhirToDicomDate, fhirToDicomDateTime, offsetOf } from './datetime.js';
 
-/** Default KOS title when the FHIR form carries none (config default, digest Q6). */
+/** Default KOS title when the FHIR form carries none (config default, decisions.md D6). */
 export const DEFAULT_KOS_TITLE: Code = { value: 'MADOTEMP001', scheme: '99IHE', meaning: 'Manifest with Description' };
 
 export interface FhirToManifestOptions {
@@ -89,7 +89,7 @@ export function fhirToManifest(input: unknown, opts: FhirToManifestOptions = {})
   try {
     return convert(input, c, opts);
   } catch (e) {
-    // Defensive: malformed shapes must become issues, never crashes (HELPERS.md).
+    // Defensive: malformed shapes must become issues, never crashes (decisions.md D46).
     c.err('', 'GW_FHIR_INVALID', `cannot interpret the FHIR input: ${(e as Error).message}`);
     return { issues: c.issues };
   }
@@ -119,36 +119,19 @@ function convert(input: unknown, c: Ctx, opts: FhirToManifestOptions): { manifes
 
   const composition = c.ofType('Composition')[0];
   const list = c.ofType('List')[0];
-  if (list) c.info(list.path, 'GW_FHIR_LEGACY_FORM', 'legacy List-based manifest (first MADO draft) accepted; the current form is a MadoFhirBundle document (digest Q1)');
+  if (list) c.info(list.path, 'GW_FHIR_LEGACY_FORM', 'legacy List-based manifest (first MADO draft) accepted; the current form is a MadoFhirBundle document (decisions.md D1)');
 
-  // ---- ImagingStudy
-  let isEntry: Entry | undefined;
-  if (composition) {
-    for (const ev of arr(composition.resource.event)) for (const det of arr(ev.detail)) {
-      const e = c.resolve(det);
-      if (e?.resource.resourceType === 'ImagingStudy') isEntry ??= e;
-    }
-  }
-  if (!isEntry && list) {
-    arr(list.resource.entry).forEach((le, i) => {
-      if (isEntry || !isObj(le.item)) return;
-      const e = c.resolve(le.item);
-      if (e?.resource.resourceType === 'ImagingStudy') isEntry = e;
-      else if (!e && /ImagingStudy/.test(refText(le.item)) && c.ofType('ImagingStudy').length === 0)
-        c.err(`${list.path}.entry[${i}].item`, 'GW_FHIR_UNRESOLVED_REFERENCE', `ImagingStudy "${refText(le.item)}" is not in the Bundle`);
-    });
-  }
-  const allStudies = c.ofType('ImagingStudy');
-  isEntry ??= allStudies[0];
+  // ---- ImagingStudy: one per referenced study (PS3.3 C.17.2.1); the first is the manifest's own
+  const studyEntries = imagingStudyEntries(c, composition, list);
+  const isEntry = studyEntries[0];
   if (!isEntry) {
-    if (!c.issues.some((i) => i.severity === 'error')) c.err(bundle ? 'Bundle.entry' : input.resourceType, 'GW_FHIR_NO_IMAGING_STUDY', 'no ImagingStudy: a manifest needs exactly one (MadoImagingStudy)');
+    if (!c.issues.some((i) => i.severity === 'error')) c.err(bundle ? 'Bundle.entry' : input.resourceType, 'GW_FHIR_NO_IMAGING_STUDY', 'no ImagingStudy: a manifest needs at least one (MadoImagingStudy)');
     return { issues: c.issues };
   }
-  if (allStudies.length > 1) c.warn(allStudies[1]!.path, 'GW_FHIR_EXTRA_IMAGING_STUDY', 'more than one ImagingStudy; only the one the Composition/List points at is used (a manifest covers one study, SUPPL 6.X.2.2)');
   const is = isEntry.resource;
   const P = isEntry.path;
 
-  // ---- time zone: offset of ImagingStudy.started (digest §1.10: Timezone Offset R+), else the first one found
+  // ---- time zone: offset of ImagingStudy.started (IG FHIR→KOS mapping: Timezone Offset R+), else the first one found
   const tz =
     offsetOf(str(is.started)) ??
     offsetOf(str(composition?.resource.date)) ??
@@ -185,10 +168,9 @@ function convert(input: unknown, c: Ctx, opts: FhirToManifestOptions): { manifes
         patient.id = ids[0];
         patient.otherIds = ids;
       }
-      const names = arr(pr.name);
-      const nm = names.find((n) => n.use === 'official') ?? names.find((n) => n.use === 'usual') ?? names[0];
-      const pn = humanNameToPn(nm);
+      const { pn, dropped } = humanNamesToPn(arr(pr.name));
       if (pn) patient.name = pn;
+      if (dropped) c.warn(`${pe.path}.name`, 'GW_CONVERT_DROPPED', `${dropped} more Patient.name value(s) have no place in a DICOM PN (one alphabetic, one ideographic, one phonetic group) and are not carried over`);
       const bd = fhirToDicomDate(str(pr.birthDate));
       if (bd) patient.birthDate = bd;
       const g = str(pr.gender);
@@ -197,123 +179,38 @@ function convert(input: unknown, c: Ctx, opts: FhirToManifestOptions): { manifes
   }
 
   // ---- Study
-  const studyIdent = arr(is.identifier).find((x) => x.system === SYS.dicomUid || arr(x.type?.coding).some((k) => k.code === '110180')) ?? arr(is.identifier).find((x) => String(x.value ?? '').startsWith('urn:oid:'));
-  const studyUid = stripOid(str(studyIdent?.value));
-  if (!studyUid) c.err(`${P}.identifier`, 'GW_FHIR_MISSING_ELEMENT', 'ImagingStudy.identifier with the Study Instance UID (system urn:dicom:uid) is missing');
-  else if (!isOid(studyUid)) c.err(`${P}.identifier[${arr(is.identifier).indexOf(studyIdent!)}].value`, 'GW_FHIR_BAD_UID', `Study Instance UID "${studyUid}" is not a DICOM UID`);
+  const studyUid = studyUidOf(c, isEntry);
   const started = dt(is.started, `${P}.started`);
   if (!started) c.warn(`${P}.started`, 'GW_FHIR_MISSING_ELEMENT', 'ImagingStudy.started is missing: Study Date/Time are R+ (SUPPL 6.X.2.6)');
 
-  const requests: RequestedProcedure[] = [];
-  const srEntries: Entry[] = [];
-  arr(is.basedOn).forEach((b, i) => {
-    const e = c.resolve(b);
-    if (e?.resource.resourceType === 'ServiceRequest') srEntries.push(e);
-    else if (isObj(b.identifier) && str(b.identifier.value)) requests.push({ accession: { value: str(b.identifier.value)!, issuer: issuerFromIdentifier(b.identifier) }, requestedProcedureCodes: [] });
-    else if (b.reference) c.warn(`${P}.basedOn[${i}]`, 'GW_FHIR_UNRESOLVED_REFERENCE', `ServiceRequest "${refText(b)}" is not in the Bundle`);
-  });
-  if (!arr(is.basedOn).length) srEntries.push(...c.ofType('ServiceRequest'));
-  for (const e of srEntries) requests.push(toRequest(e.resource));
-  for (const r of requests) {
-    if (studyUid) r.studyInstanceUid = studyUid;
-    if (r.accession && !r.accession.issuer) delete r.accession.issuer;
-  }
+  const others = studyEntries.slice(1).map((e) => ({ entry: e, uid: studyUidOf(c, e) }));
+  const claimed = new Set<Entry>();
+  for (const o of others) for (const b of arr(o.entry.resource.basedOn)) { const e = c.resolve(b); if (e) claimed.add(e); }
+  const requests = requestsOf(c, isEntry, studyUid, [...c.ofType('ServiceRequest')].filter((e) => !claimed.has(e)));
   const accessions = [...new Map(requests.filter((r) => r.accession?.value).map((r) => [JSON.stringify(r.accession), r.accession!])).values()];
 
   const modalities = arr(is.modality).map((m) => str(m.code)).filter((x): x is string => !!x);
   const regions = arr(is.extension).filter((e) => e.url === EXT.anatomicalRegion).map((e) => conceptToCode(e.valueCodeableConcept)).filter((x): x is Code => !!x);
   const procedureCodes = arr(is.procedureCode).map((cc) => conceptToCode(cc as Json)).filter((x): x is Code => !!x);
 
-  // ---- Endpoints
-  let displayUri: string | undefined;
-  const studyWado: Json[] = [];
-  arr(is.endpoint).forEach((r, i) => {
-    const e = c.resolve(r);
-    if (!e) return c.warn(`${P}.endpoint[${i}]`, 'GW_FHIR_UNRESOLVED_REFERENCE', `Endpoint "${refText(r)}" is not in the Bundle`);
-    if (isWado(e.resource)) studyWado.push(r);
-    else displayUri ??= str(e.resource.address);
+  const { series, displayUri } = studySeries(c, isEntry, dt);
+  const otherEvidence: StudyReference[] = others.map((o) => {
+    const r = studySeries(c, o.entry, dt);
+    requests.push(...requestsOf(c, o.entry, o.uid, []));
+    const ev: StudyReference = { studyInstanceUid: o.uid ?? '', series: r.series };
+    if (r.displayUri) ev.displayUri = r.displayUri;
+    return ev;
   });
-
-  const series: Series[] = [];
-  arr(is.series).forEach((s, si) => {
-    const SP = `${P}.series[${si}]`;
-    const uid = str(s.uid);
-    if (!uid) c.err(`${SP}.uid`, 'GW_FHIR_MISSING_ELEMENT', 'series.uid is missing');
-    else if (!isOid(uid)) c.err(`${SP}.uid`, 'GW_FHIR_BAD_UID', `Series Instance UID "${uid}" is not a DICOM UID`);
-    const out: Series = { uid: uid ?? '', instances: [] };
-    const mod = str(s.modality?.code);
-    if (mod) out.modality = mod;
-    if (Number.isInteger(s.number)) out.number = s.number;
-    const desc = str(s.description);
-    if (desc) out.description = desc;
-    const sst = dt(s.started, `${SP}.started`);
-    if (sst) {
-      out.date = sst.date;
-      if (sst.time) out.time = sst.time;
-    }
-    if (isObj(s.bodySite)) out.bodySite = codingToCode(s.bodySite as FhirCoding);
-    if (isObj(s.laterality)) out.laterality = codingToCode(s.laterality as FhirCoding);
-    // Endpoint: the series' own, else the study's (R4: study endpoints apply to all series).
-    const eps = arr(s.endpoint).length ? arr(s.endpoint).map((r, j) => ({ r, path: `${SP}.endpoint[${j}]` })) : studyWado.map((r) => ({ r, path: `${P}.endpoint` }));
-    let found = false;
-    for (const { r, path } of eps) {
-      const e = c.resolve(r);
-      if (!e) {
-        c.err(path, 'GW_FHIR_UNRESOLVED_REFERENCE', `Endpoint "${refText(r)}" is not in the Bundle: the KOS needs its Retrieve URL / Retrieve Location UID (SUPPL 6.X.2.14)`);
-        continue;
-      }
-      if (!isWado(e.resource) || found) continue;
-      found = true;
-      const ep = e.resource;
-      const addr = str(ep.address);
-      // Q18: detect the placeholder by the data-absent-reason extension, not by the URL value.
-      if (addr && !hasDar(ep._address) && addr !== 'http://notspecified') out.retrieveUrl = addr.replace(/\/+$/, '');
-      const loc = arr(ep.extension).find((x) => x.url === EXT.retrieveLocationUid);
-      const locVal = str(loc?.valueString) ?? str(loc?.valueOid) ?? str(loc?.valueUri);
-      if (locVal) out.retrieveLocationUid = stripOid(locVal);
-      else c.warn(`${e.path}.extension`, 'GW_FHIR_MISSING_ELEMENT', 'MadoWadoEndpoint has no Retrieve Location UID extension (R+, SUPPL 6.X.2.14)');
-    }
-    if (!eps.length) c.err(`${SP}.endpoint`, 'GW_FHIR_MISSING_ELEMENT', 'series.endpoint (MadoWadoEndpoint) is missing: the KOS needs a Retrieve URL or Retrieve Location UID');
-    const insts = arr(s.instance);
-    if (!insts.length) c.err(`${SP}.instance`, 'GW_FHIR_MISSING_ELEMENT', `series.instance is missing${Number.isInteger(s.numberOfInstances) ? ` (numberOfInstances = ${s.numberOfInstances})` : ''}: a KOS must list the SOP Instance UID and SOP Class UID of every referenced instance`);
-    insts.forEach((inst, ii) => {
-      const IP = `${SP}.instance[${ii}]`;
-      const iuid = str(inst.uid);
-      if (!iuid) c.err(`${IP}.uid`, 'GW_FHIR_MISSING_ELEMENT', 'instance.uid is missing');
-      else if (!isOid(iuid)) c.err(`${IP}.uid`, 'GW_FHIR_BAD_UID', `SOP Instance UID "${iuid}" is not a DICOM UID`);
-      const cls = stripOid(str(inst.sopClass?.code));
-      if (!cls) c.err(`${IP}.sopClass`, 'GW_FHIR_MISSING_ELEMENT', 'instance.sopClass is missing: the KOS needs the Referenced SOP Class UID');
-      else if (!isOid(cls)) c.err(`${IP}.sopClass.code`, 'GW_FHIR_BAD_UID', `SOP Class UID "${cls}" is not a DICOM UID`);
-      const o: Instance = { sopClassUid: cls ?? '', sopInstanceUid: iuid ?? '' };
-      if (Number.isInteger(inst.number)) o.number = inst.number;
-      for (const x of arr(inst.extension)) {
-        if (x.url === EXT.numberOfFrames && Number.isInteger(x.valueInteger)) o.numberOfFrames = x.valueInteger;
-        if (x.url === EXT.koDocumentTitle) {
-          const t = conceptToCode(x.valueCodeableConcept);
-          if (t) o.koDocumentTitle = t;
-        }
-      }
-      const title = str(inst.title);
-      if (title) o.koDescription = title;
-      out.instances.push(o);
-    });
-    if (Number.isInteger(s.numberOfInstances)) {
-      out.numberOfInstances = s.numberOfInstances;
-      if (insts.length && s.numberOfInstances !== insts.length) c.warn(`${SP}.numberOfInstances`, 'GW_FHIR_COUNT_MISMATCH', `numberOfInstances ${s.numberOfInstances} ≠ ${insts.length} listed instances`);
-    }
-    series.push(out);
-  });
-  if (!series.length) c.err(`${P}.series`, 'GW_FHIR_MISSING_ELEMENT', 'ImagingStudy.series is missing: a manifest references at least one series');
 
   // ---- Document
   const comp = composition?.resource;
   const bIdent = isObj(bundle?.identifier) ? bundle!.identifier : isObj(comp?.identifier) ? comp!.identifier : arr(list?.resource.identifier)[0];
   let sop = stripOid(str(bIdent?.value));
   if (sop && !isOid(sop)) {
-    c.warn(bundle ? 'Bundle.identifier' : `${list?.path ?? P}.identifier`, 'GW_FHIR_IDENTIFIER_NOT_OID', `manifest identifier "${sop}" is not an OID (MadoFhirBundle.identifier, digest Q20); a SOP Instance UID was derived from it`);
+    c.warn(bundle ? 'Bundle.identifier' : `${list?.path ?? P}.identifier`, 'GW_FHIR_IDENTIFIER_NOT_OID', `manifest identifier "${sop}" is not an OID (MadoFhirBundle.identifier, decisions.md D20); a SOP Instance UID was derived from it`);
     sop = derivedUid(`fhir-identifier:${str(bIdent?.system) ?? ''}|${sop}`);
   }
-  if (!sop) sop = derivedUid(`fhir-content:${createHash('sha256').update(JSON.stringify(input)).digest('hex')}`);
+  if (!sop) sop = derivedUid(`fhir-content:${hash('sha256', JSON.stringify(input))}`);
 
   const typeCodings = arr(comp?.type?.coding);
   const titleCoding = typeCodings.map((k) => codingToCode(k as FhirCoding)).find((k) => KOS_TITLES.has(`${k.value}|${k.scheme}`));
@@ -340,7 +237,7 @@ function convert(input: unknown, c: Ctx, opts: FhirToManifestOptions): { manifes
   const document: Manifest['document'] = {
     sopInstanceUid: sop,
     sopClassUid: KOS_SOP_CLASS_UID,
-    seriesInstanceUid: derivedUid(`kos-series:${sop}`),
+    seriesInstanceUid: kosSeriesUid(sop),
     title,
   };
   if (compTitle && compTitle !== title.meaning) document.description = compTitle;
@@ -371,7 +268,7 @@ function convert(input: unknown, c: Ctx, opts: FhirToManifestOptions): { manifes
       modalities,
       anatomicalRegions: regions,
     },
-    evidence: [{ studyInstanceUid: studyUid ?? '', series }],
+    evidence: [{ studyInstanceUid: studyUid ?? '', series }, ...otherEvidence],
   };
   const st = manifest.study;
   if (started) {
@@ -387,10 +284,16 @@ function convert(input: unknown, c: Ctx, opts: FhirToManifestOptions): { manifes
   return c.issues.some((i) => i.severity === 'error') ? { issues: c.issues } : { manifest, issues: c.issues };
 }
 
+/** A DICOM DIMSE Endpoint (Retrieve AE Title in Endpoint.name). */
+function isDimse(ep: Json): boolean {
+  return ep.resourceType === 'Endpoint' && str(ep.connectionType?.code) === 'dicom-dimse';
+}
+
 function isWado(ep: Json): boolean {
   if (ep.resourceType !== 'Endpoint') return false;
   const ct = str(ep.connectionType?.code);
   if (ct === 'dicom-wado-rs') return true;
+  if (ct === 'dicom-dimse') return false;
   if (arr(ep.extension).some((x) => x.url === EXT.retrieveLocationUid)) return true;
   return !(Array.isArray(ep.payloadMimeType) && ep.payloadMimeType.includes('text/html')) && ct !== 'ihe-iid';
 }
@@ -433,4 +336,157 @@ function toRequest(sr: Json): RequestedProcedure {
     if (t) r.requestedProcedureDescription = t;
   }
   return r;
+}
+
+/** Study Instance UID of an ImagingStudy (identifier with system urn:dicom:uid or type 110180), errors recorded. */
+function studyUidOf(c: Ctx, entry: Entry): string | undefined {
+  const is = entry.resource, P = entry.path;
+  const studyIdent = arr(is.identifier).find((x) => x.system === SYS.dicomUid || arr(x.type?.coding).some((k) => k.code === '110180')) ?? arr(is.identifier).find((x) => String(x.value ?? '').startsWith('urn:oid:'));
+  const studyUid = stripOid(str(studyIdent?.value));
+  if (!studyUid) c.err(`${P}.identifier`, 'GW_FHIR_MISSING_ELEMENT', 'ImagingStudy.identifier with the Study Instance UID (system urn:dicom:uid) is missing');
+  else if (!isOid(studyUid)) c.err(`${P}.identifier[${arr(is.identifier).indexOf(studyIdent!)}].value`, 'GW_FHIR_BAD_UID', `Study Instance UID "${studyUid}" is not a DICOM UID`);
+  return studyUid;
+}
+
+/**
+ * The ImagingStudy resources of the manifest, the manifest's own study first: those the Composition
+ * (event.detail) or the legacy List (entry.item) points at, else every ImagingStudy in the Bundle.
+ */
+function imagingStudyEntries(c: Ctx, composition: Entry | undefined, list: Entry | undefined): Entry[] {
+  const out: Entry[] = [];
+  const add = (e: Entry | undefined) => { if (e?.resource.resourceType === 'ImagingStudy' && !out.includes(e)) out.push(e); };
+  if (composition) for (const ev of arr(composition.resource.event)) for (const det of arr(ev.detail)) add(c.resolve(det));
+  if (!out.length && list) {
+    arr(list.resource.entry).forEach((le, i) => {
+      if (!isObj(le.item)) return;
+      const e = c.resolve(le.item);
+      add(e);
+      if (!e && /ImagingStudy/.test(refText(le.item)) && c.ofType('ImagingStudy').length === 0)
+        c.err(`${list.path}.entry[${i}].item`, 'GW_FHIR_UNRESOLVED_REFERENCE', `ImagingStudy "${refText(le.item)}" is not in the Bundle`);
+    });
+  }
+  const all = c.ofType('ImagingStudy');
+  if (!out.length) all.forEach(add);
+  for (const e of all) if (!out.includes(e)) c.warn(e.path, 'GW_CONVERT_DROPPED', 'ImagingStudy not referenced by the Composition/List: not part of the manifest, not carried over');
+  return out;
+}
+
+/** Requested procedures of one ImagingStudy (basedOn; without basedOn, the unclaimed ServiceRequests), tagged with its study. */
+function requestsOf(c: Ctx, entry: Entry, studyUid: string | undefined, fallback: Entry[]): RequestedProcedure[] {
+  const is = entry.resource, P = entry.path;
+  const requests: RequestedProcedure[] = [];
+  const srEntries: Entry[] = [];
+  arr(is.basedOn).forEach((b, i) => {
+    const e = c.resolve(b);
+    if (e?.resource.resourceType === 'ServiceRequest') srEntries.push(e);
+    else if (isObj(b.identifier) && str(b.identifier.value)) requests.push({ accession: { value: str(b.identifier.value)!, issuer: issuerFromIdentifier(b.identifier) }, requestedProcedureCodes: [] });
+    else if (b.reference) c.warn(`${P}.basedOn[${i}]`, 'GW_FHIR_UNRESOLVED_REFERENCE', `ServiceRequest "${refText(b)}" is not in the Bundle`);
+  });
+  if (!arr(is.basedOn).length) srEntries.push(...fallback);
+  for (const e of srEntries) requests.push(toRequest(e.resource));
+  for (const r of requests) {
+    if (studyUid) r.studyInstanceUid = studyUid;
+    if (r.accession && !r.accession.issuer) delete r.accession.issuer;
+  }
+  return requests;
+}
+
+type DateTimeOf = (v: unknown, path: string) => { date: string; time?: string } | undefined;
+
+/** Series of one ImagingStudy with their retrieve information, and the study's web viewer (Display URI). */
+function studySeries(c: Ctx, entry: Entry, dt: DateTimeOf): { series: Series[]; displayUri?: string } {
+  const is = entry.resource, P = entry.path;
+  let displayUri: string | undefined;
+  const studyRetrieve: Json[] = [];
+  arr(is.endpoint).forEach((r, i) => {
+    const e = c.resolve(r);
+    if (!e) return c.warn(`${P}.endpoint[${i}]`, 'GW_FHIR_UNRESOLVED_REFERENCE', `Endpoint "${refText(r)}" is not in the Bundle`);
+    if (isWado(e.resource) || isDimse(e.resource)) studyRetrieve.push(r);
+    else displayUri ??= str(e.resource.address);
+  });
+  const series = arr(is.series).map((s, si) => oneSeries(c, s, `${P}.series[${si}]`, studyRetrieve, P, dt));
+  if (!series.length) c.err(`${P}.series`, 'GW_FHIR_MISSING_ELEMENT', 'ImagingStudy.series is missing: a manifest references at least one series');
+  return displayUri ? { series, displayUri } : { series };
+}
+
+function oneSeries(c: Ctx, s: Json, SP: string, studyRetrieve: Json[], P: string, dt: DateTimeOf): Series {
+  const uid = str(s.uid);
+  if (!uid) c.err(`${SP}.uid`, 'GW_FHIR_MISSING_ELEMENT', 'series.uid is missing');
+  else if (!isOid(uid)) c.err(`${SP}.uid`, 'GW_FHIR_BAD_UID', `Series Instance UID "${uid}" is not a DICOM UID`);
+  const out: Series = { uid: uid ?? '', instances: [] };
+  const mod = str(s.modality?.code);
+  if (mod && !hasDar(s.modality)) out.modality = mod;
+  if (Number.isInteger(s.number)) out.number = s.number;
+  const desc = str(s.description);
+  if (desc) out.description = desc;
+  const sst = dt(s.started, `${SP}.started`);
+  if (sst) {
+    out.date = sst.date;
+    if (sst.time) out.time = sst.time;
+  }
+  if (isObj(s.bodySite)) out.bodySite = codingToCode(s.bodySite as FhirCoding);
+  if (isObj(s.laterality)) out.laterality = codingToCode(s.laterality as FhirCoding);
+  // Endpoint: the series' own, else the study's (R4: study endpoints apply to all series).
+  const eps = arr(s.endpoint).length ? arr(s.endpoint).map((r, j) => ({ r, path: `${SP}.endpoint[${j}]` })) : studyRetrieve.map((r) => ({ r, path: `${P}.endpoint` }));
+  seriesRetrieve(c, out, eps);
+  if (!eps.length) c.err(`${SP}.endpoint`, 'GW_FHIR_MISSING_ELEMENT', 'series.endpoint (MadoWadoEndpoint) is missing: the KOS needs a Retrieve URL or Retrieve Location UID');
+  const insts = arr(s.instance);
+  if (!insts.length) c.err(`${SP}.instance`, 'GW_FHIR_MISSING_ELEMENT', `series.instance is missing${Number.isInteger(s.numberOfInstances) ? ` (numberOfInstances = ${s.numberOfInstances})` : ''}: a KOS must list the SOP Instance UID and SOP Class UID of every referenced instance`);
+  insts.forEach((inst, ii) => out.instances.push(oneInstance(c, inst, `${SP}.instance[${ii}]`)));
+  if (Number.isInteger(s.numberOfInstances)) {
+    out.numberOfInstances = s.numberOfInstances;
+    if (insts.length && s.numberOfInstances !== insts.length) c.warn(`${SP}.numberOfInstances`, 'GW_FHIR_COUNT_MISMATCH', `numberOfInstances ${s.numberOfInstances} ≠ ${insts.length} listed instances`);
+  }
+  return out;
+}
+
+/**
+ * Retrieve URL / Retrieve Location UID from the first MadoWadoEndpoint, Retrieve AE Title from the
+ * first DICOM DIMSE Endpoint (its name). Only an AE Title: a warning, as the KOS validator gives.
+ */
+function seriesRetrieve(c: Ctx, out: Series, eps: Array<{ r: Json; path: string }>): void {
+  let wado = false;
+  for (const { r, path } of eps) {
+    const e = c.resolve(r);
+    if (!e) {
+      c.err(path, 'GW_FHIR_UNRESOLVED_REFERENCE', `Endpoint "${refText(r)}" is not in the Bundle: the KOS needs its Retrieve URL / Retrieve Location UID (SUPPL 6.X.2.14)`);
+      continue;
+    }
+    const ep = e.resource;
+    if (isDimse(ep)) {
+      const ae = str(ep.name);
+      if (ae && out.retrieveAeTitle === undefined) out.retrieveAeTitle = ae;
+      continue;
+    }
+    if (!isWado(ep) || wado) continue;
+    wado = true;
+    const addr = str(ep.address);
+    // Q18: detect the placeholder by the data-absent-reason extension, not by the URL value.
+    if (addr && !hasDar(ep._address) && addr !== 'http://notspecified') out.retrieveUrl = addr.replace(/\/+$/, '');
+    const loc = arr(ep.extension).find((x) => x.url === EXT.retrieveLocationUid);
+    const locVal = str(loc?.valueString) ?? str(loc?.valueOid) ?? str(loc?.valueUri);
+    if (locVal) out.retrieveLocationUid = stripOid(locVal);
+    else c.warn(`${e.path}.extension`, 'GW_FHIR_MISSING_ELEMENT', 'MadoWadoEndpoint has no Retrieve Location UID extension (R+, SUPPL 6.X.2.14)');
+  }
+}
+
+function oneInstance(c: Ctx, inst: Json, IP: string): Instance {
+  const iuid = str(inst.uid);
+  if (!iuid) c.err(`${IP}.uid`, 'GW_FHIR_MISSING_ELEMENT', 'instance.uid is missing');
+  else if (!isOid(iuid)) c.err(`${IP}.uid`, 'GW_FHIR_BAD_UID', `SOP Instance UID "${iuid}" is not a DICOM UID`);
+  const cls = stripOid(str(inst.sopClass?.code));
+  if (!cls) c.err(`${IP}.sopClass`, 'GW_FHIR_MISSING_ELEMENT', 'instance.sopClass is missing: the KOS needs the Referenced SOP Class UID');
+  else if (!isOid(cls)) c.err(`${IP}.sopClass.code`, 'GW_FHIR_BAD_UID', `SOP Class UID "${cls}" is not a DICOM UID`);
+  const o: Instance = { sopClassUid: cls ?? '', sopInstanceUid: iuid ?? '' };
+  if (Number.isInteger(inst.number)) o.number = inst.number;
+  for (const x of arr(inst.extension)) {
+    if (x.url === EXT.numberOfFrames && Number.isInteger(x.valueInteger)) o.numberOfFrames = x.valueInteger;
+    if (x.url === EXT.koDocumentTitle) {
+      const t = conceptToCode(x.valueCodeableConcept);
+      if (t) o.koDocumentTitle = t;
+    }
+  }
+  const title = str(inst.title);
+  if (title) o.koDescription = title;
+  return o;
 }

@@ -3,7 +3,7 @@ import { isOid } from './common.js';
 
 /**
  * Drops the values a KOS cannot encode before writeKos, with a warning each:
- * - a Retrieve Location UID that is not a UID (digest Q19: the FHIR extension is a string and the IG
+ * - a Retrieve Location UID that is not a UID (decisions.md D19: the FHIR extension is a string and the IG
  *   examples use "ACME", but (0040,E011) is VR UI);
  * - a coded concept with text only (FHIR CodeableConcept.text, e.g. the IG example's procedureCode
  *   "Head CT"): a DICOM code sequence item needs Code Value + Coding Scheme Designator (PS3.3 8.8).
@@ -17,7 +17,7 @@ export function toKosWritable(m: Manifest): { manifest: Manifest; issues: Valida
       if (s.retrieveLocationUid !== undefined && !(isOid(s.retrieveLocationUid) && s.retrieveLocationUid.length <= 64)) {
         if (out === m) out = structuredClone(m);
         delete out.evidence[ei]!.series[si]!.retrieveLocationUid;
-        issues.push({ severity: 'warning', code: 'GW_FHIR_BAD_RETRIEVE_LOCATION', path: `ImagingStudy.series.where(uid='${s.uid}').endpoint`, message: `Retrieve Location UID "${s.retrieveLocationUid}" is not a DICOM UID and is left out of the KOS (digest Q19)` });
+        issues.push({ severity: 'warning', code: 'GW_FHIR_BAD_RETRIEVE_LOCATION', path: `ImagingStudy.series.where(uid='${s.uid}').endpoint`, message: `Retrieve Location UID "${s.retrieveLocationUid}" is not a DICOM UID and is left out of the KOS (decisions.md D19)` });
       }
     }),
   );

@@ -58,7 +58,7 @@ function patientIds(m: Manifest): PatientIdentifier[] {
   return out;
 }
 
-/** Study modalities as the docref shows them (Image Library, else union of series, digest Q35). */
+/** Study modalities as the docref shows them (Image Library, else union of series, decisions.md D35). */
 export function studyModalities(m: Manifest): string[] {
   if (m.study.modalities.length) return [...m.study.modalities];
   const out: string[] = [];

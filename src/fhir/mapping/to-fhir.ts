@@ -1,14 +1,16 @@
 /**
- * Manifest model → MADO FHIR document Bundle (digest §1.6, mapping table §1.9) and the two MHD
- * DocumentReferences (digest §1.7, §3.5). Pure and deterministic: ids come from src/model/ids.ts
+ * Manifest model → MADO FHIR document Bundle (IG FHIR manifest, mapping table IG KOS→FHIR mapping) and the two MHD
+ * DocumentReferences (IG MHD envelope, MHD DocumentReference profiles). Pure and deterministic: ids come from src/model/ids.ts
  * and no clock is read, so the same manifest and context give byte-identical JSON.
  */
 import type { Bundle, DocumentReference } from '@medplum/fhirtypes';
 import type { DocumentDefaults } from '../../config.js';
-import type { Manifest, Series, StudyReference } from '../../model/manifest.js';
-import { endpointId, fullUrlFor, manifestResourceIds, patientId, uuidV5 } from '../../model/ids.js';
+import { primaryEvidence, type Manifest, type Series, type StudyReference } from '../../model/manifest.js';
+
+export { primaryEvidence };
+import { dimseEndpointId, endpointId, fullUrlFor, imagingStudyId, manifestResourceIds, patientId, uuidV5, viewerEndpointId } from '../../model/ids.js';
 import { codeToCoding, codeToConcept, EXT, FHIR_FORMAT, KOS_FORMAT, modalityCoding, PROFILE, SYS } from './codes.js';
-import { ACCESSION_TYPE, esc, GENDER, identifierFor, type Json, patientIdentifier, pnToHumanName, studyUidIdentifier } from './common.js';
+import { ACCESSION_TYPE, esc, GENDER, identifierFor, type Json, patientIdentifier, pnToHumanName, pnToHumanNames, studyUidIdentifier } from './common.js';
 import { dicomToFhirDate, dicomToFhirDateTime } from './datetime.js';
 
 export interface MappingContext {
@@ -21,20 +23,16 @@ export interface DocRefOptions {
   status: 'current' | 'superseded' | 'entered-in-error';
   /** The form the manifest was submitted in (informative; both docrefs are always produced) */
   nativeFormat: 'kos' | 'fhir';
-  /** DocumentReference creation instant (MHD `date`, digest Q29) */
+  /** DocumentReference creation instant (MHD `date`, decisions.md D29) */
   date?: string;
   lastUpdated?: string;
 }
 
-/** Placeholder address of a MadoWadoEndpoint whose URL is unknown (digest §1.6.3, Q18). */
+/** Placeholder address of a MadoWadoEndpoint whose URL is unknown (IG MADO profiles, D18). */
 export const NOT_SPECIFIED = 'http://notspecified';
 
 const DAR_UNKNOWN = { extension: [{ url: EXT.dataAbsentReason, valueCode: 'unknown' }] };
 
-/** The evidence item of the manifest's own study (SUPPL 6.X.2.2: normally the only one). */
-export function primaryEvidence(m: Manifest): StudyReference | undefined {
-  return m.evidence.find((e) => e.studyInstanceUid === m.study.studyInstanceUid) ?? m.evidence[0];
-}
 
 function splitXon(m: Manifest): { name?: string; id?: string } {
   const raw = m.document.institutionName;
@@ -54,16 +52,64 @@ function meta(profile: string): Json {
   return { profile: [profile] };
 }
 
+/** One Endpoint of the Bundle: a MadoWadoEndpoint (Retrieve URL / Location UID) or a DIMSE one (Retrieve AE Title). */
+export interface EndpointInfo { kind: 'wado' | 'dimse'; id: string; url?: string; location?: string; ae?: string }
+
+/** One ImagingStudy of the Bundle: one per study the evidence references (PS3.3 C.17.2.1 allows several). */
+interface StudyView {
+  ev: StudyReference;
+  id: string;
+  primary: boolean;
+  /** ImagingStudy.modality */
+  modalities: string[];
+  viewerId?: string;
+}
+
 interface Derived {
   ids: ReturnType<typeof manifestResourceIds>;
   patientId: string;
   tz: string;
   started?: string;
   created: string;
+  /** the primary study's evidence (SUPPL 6.X.2.2) */
   evidence?: StudyReference;
+  /** study modalities as the docrefs show them (Image Library, else all series) */
   modalities: string[];
-  endpoints: Map<string, { id: string; url?: string; location?: string }>;
-  seriesEndpoint: (s: Series) => string;
+  studies: StudyView[];
+  endpoints: Map<string, EndpointInfo>;
+  seriesEndpoints: (s: Series) => string[];
+}
+
+const seriesModalities = (series: Series[]): string[] => [...new Set(series.map((s) => s.modality).filter((x): x is string => !!x))];
+const wadoKey = (s: Series): string => `wado\u0000${s.retrieveUrl ?? ''}\u0000${s.retrieveLocationUid ?? ''}`;
+const dimseKey = (s: Series): string => `dimse\u0000${s.retrieveAeTitle}`;
+/**
+ * A MadoWadoEndpoint unless only a Retrieve AE Title locates the series: then only the DIMSE one (a
+ * placeholder WADO Endpoint would have neither address nor Retrieve Location UID, which MADO requires).
+ */
+const hasWado = (s: Series): boolean => !!(s.retrieveUrl || s.retrieveLocationUid || !s.retrieveAeTitle);
+
+function endpointMap(m: Manifest): Map<string, EndpointInfo> {
+  const endpoints = new Map<string, EndpointInfo>();
+  for (const e of m.evidence) for (const s of e.series) {
+    const k = wadoKey(s);
+    if (hasWado(s) && !endpoints.has(k)) endpoints.set(k, { kind: 'wado', id: endpointId(s.retrieveUrl, s.retrieveLocationUid), url: s.retrieveUrl, location: s.retrieveLocationUid });
+    if (s.retrieveAeTitle && !endpoints.has(dimseKey(s))) endpoints.set(dimseKey(s), { kind: 'dimse', id: dimseEndpointId(s.retrieveAeTitle), ae: s.retrieveAeTitle });
+  }
+  return endpoints;
+}
+
+function studyViews(m: Manifest, evidence: StudyReference | undefined): StudyView[] {
+  const sop = m.document.sopInstanceUid;
+  const ordered = evidence ? [evidence, ...m.evidence.filter((e) => e !== evidence)] : [];
+  return ordered.map((ev, i) => {
+    const primary = i === 0;
+    // Q35: study modalities from the Image Library (it describes the manifest's study), else the union of series modalities.
+    const modalities = primary && m.study.modalities.length ? [...m.study.modalities] : seriesModalities(ev.series);
+    const v: StudyView = { ev, id: imagingStudyId(sop, ev.studyInstanceUid, primary), primary, modalities };
+    if (ev.displayUri) v.viewerId = viewerEndpointId(sop, ev.studyInstanceUid, primary);
+    return v;
+  });
 }
 
 function derive(m: Manifest, ctx: MappingContext): Derived {
@@ -73,16 +119,15 @@ function derive(m: Manifest, ctx: MappingContext): Derived {
   const created =
     dicomToFhirDateTime(m.document.contentDate, m.document.contentTime, tz, tz) ?? started ?? '1970-01-01T00:00:00+00:00';
   const evidence = primaryEvidence(m);
-  const series = evidence?.series ?? [];
-  // Q35: study modalities from the Image Library, else the union of series modalities.
-  const modalities = m.study.modalities.length ? [...m.study.modalities] : [...new Set(series.map((s) => s.modality).filter((x): x is string => !!x))];
-  const endpoints = new Map<string, { id: string; url?: string; location?: string }>();
-  const key = (s: Series) => `${s.retrieveUrl ?? ''}\u0000${s.retrieveLocationUid ?? ''}`;
-  for (const s of series) {
-    const k = key(s);
-    if (!endpoints.has(k)) endpoints.set(k, { id: endpointId(s.retrieveUrl, s.retrieveLocationUid), url: s.retrieveUrl, location: s.retrieveLocationUid });
-  }
-  return { ids, patientId: patientId(m.patient), tz, started, created, evidence, modalities, endpoints, seriesEndpoint: (s) => endpoints.get(key(s))!.id };
+  const modalities = m.study.modalities.length ? [...m.study.modalities] : seriesModalities(m.evidence.flatMap((e) => e.series));
+  const endpoints = endpointMap(m);
+  const seriesEndpoints = (s: Series): string[] => {
+    const out: string[] = [];
+    if (hasWado(s)) out.push(endpoints.get(wadoKey(s))!.id);
+    if (s.retrieveAeTitle) out.push(endpoints.get(dimseKey(s))!.id);
+    return out;
+  };
+  return { ids, patientId: patientId(m.patient), tz, started, created, evidence, modalities, studies: studyViews(m, evidence), endpoints, seriesEndpoints };
 }
 
 /** A FHIR instant from a dateTime (Bundle.timestamp needs seconds and an offset). */
@@ -104,15 +149,34 @@ function patientResource(m: Manifest, d: Derived): Json {
   }
   const r: Json = { resourceType: 'Patient', id: d.patientId, meta: meta(PROFILE.patient) };
   if (identifiers.length) r.identifier = identifiers;
-  const name = pnToHumanName(p.name);
-  if (name) r.name = [name];
+  const names = pnToHumanNames(p.name);
+  if (names.length) r.name = names;
   if (p.sex) r.gender = GENDER[p.sex.toUpperCase()] ?? 'unknown';
   const bd = dicomToFhirDate(p.birthDate);
   if (bd) r.birthDate = bd;
   return r;
 }
 
-function wadoEndpoint(e: { id: string; url?: string; location?: string }): Json {
+/**
+ * A Retrieve AE Title (0008,0054) as an Endpoint: connection type dicom-dimse (IHE RO SMRT code
+ * system, the published code for DIMSE), the AE Title as Endpoint.name; host and port are not in a
+ * KOS, so the address is the placeholder with data-absent-reason, as for a WADO Endpoint without URL.
+ */
+function dimseEndpoint(e: EndpointInfo): Json {
+  return {
+    resourceType: 'Endpoint',
+    id: e.id,
+    status: 'active',
+    connectionType: { system: SYS.dicomConnType, code: 'dicom-dimse', display: 'DICOM DIMSE' },
+    name: e.ae,
+    payloadType: [{ coding: [{ system: SYS.payloadType, code: 'none', display: 'None' }], text: 'DICOM DIMSE' }],
+    payloadMimeType: ['application/dicom'],
+    address: NOT_SPECIFIED,
+    _address: DAR_UNKNOWN,
+  };
+}
+
+function wadoEndpoint(e: EndpointInfo): Json {
   const r: Json = { resourceType: 'Endpoint', id: e.id, meta: meta(PROFILE.wadoEndpoint) };
   if (e.location) r.extension = [{ url: EXT.retrieveLocationUid, valueString: e.location }];
   r.status = 'active';
@@ -170,28 +234,41 @@ function serviceRequests(m: Manifest, d: Derived): Json[] {
   });
 }
 
-function imagingStudy(m: Manifest, d: Derived, srs: Json[], viewerId?: string): Json {
+/** The study view each ServiceRequest belongs to: its request's Study Instance UID, else the primary study. */
+function requestStudies(m: Manifest, d: Derived, srs: Json[]): StudyView[] {
+  const reqs = m.study.requests;
+  return srs.map((_, i) => d.studies.find((v) => !v.primary && v.ev.studyInstanceUid === reqs[i]?.studyInstanceUid) ?? d.studies[0]!);
+}
+
+/**
+ * The ImagingStudy of one referenced study. Study-level attributes of the KOS (General Study
+ * module, TID 2010 procedure codes, Image Library regions) describe the manifest's own study, so
+ * only its (primary) ImagingStudy carries them; another study gets its identifier, series and requests.
+ */
+function imagingStudy(m: Manifest, d: Derived, srs: Json[], v: StudyView): Json {
   const st = m.study;
-  const series = d.evidence?.series ?? [];
-  const r: Json = { resourceType: 'ImagingStudy', id: d.ids.imagingStudy, meta: meta(PROFILE.imagingStudy) };
-  if (st.anatomicalRegions.length) r.extension = st.anatomicalRegions.map((c) => ({ url: EXT.anatomicalRegion, valueCodeableConcept: codeToConcept(c) }));
-  r.identifier = [studyUidIdentifier(st.studyInstanceUid)];
+  const series = v.ev.series;
+  const r: Json = { resourceType: 'ImagingStudy', id: v.id, meta: meta(PROFILE.imagingStudy) };
+  if (v.primary && st.anatomicalRegions.length) r.extension = st.anatomicalRegions.map((c) => ({ url: EXT.anatomicalRegion, valueCodeableConcept: codeToConcept(c) }));
+  r.identifier = [studyUidIdentifier(v.primary ? st.studyInstanceUid : v.ev.studyInstanceUid)];
   r.status = 'available';
-  if (d.modalities.length) r.modality = d.modalities.map(modalityCoding);
+  if (v.modalities.length) r.modality = v.modalities.map(modalityCoding);
   r.subject = ref('Patient', d.patientId);
-  if (d.started) r.started = d.started;
-  if (srs.length) {
-    r.basedOn = srs.map((sr) => {
+  if (v.primary && d.started) r.started = d.started;
+  const owners = requestStudies(m, d, srs);
+  const mine = srs.filter((_, i) => owners[i] === v);
+  if (mine.length) {
+    r.basedOn = mine.map((sr) => {
       const b = ref('ServiceRequest', sr.id);
       const acc = (sr.identifier as Json[] | undefined)?.find((x) => x.type === ACCESSION_TYPE);
       if (acc) b.identifier = acc;
       return b;
     });
   }
-  if (viewerId) r.endpoint = [ref('Endpoint', viewerId)];
-  r.numberOfSeries = st.numberOfSeries ?? series.length;
+  if (v.viewerId) r.endpoint = [ref('Endpoint', v.viewerId)];
+  r.numberOfSeries = v.primary ? (st.numberOfSeries ?? series.length) : series.length;
   r.numberOfInstances = series.reduce((n, s) => n + (s.numberOfInstances ?? s.instances.length), 0);
-  if (st.procedureCodes.length) {
+  if (v.primary && st.procedureCodes.length) {
     // mado-reqproc-1: text or display must exist → text = meaning.
     r.procedureCode = st.procedureCodes.map((c) => {
       const cc = codeToConcept(c);
@@ -199,15 +276,15 @@ function imagingStudy(m: Manifest, d: Derived, srs: Json[], viewerId?: string): 
       return cc;
     });
   }
-  if (st.description) r.description = st.description;
+  if (v.primary && st.description) r.description = st.description;
   r.series = series.map((s) => {
     const x: Json = { uid: s.uid };
     if (s.number !== undefined) x.number = s.number;
-    // R4 series.modality is 1..1: OT ("Other") when the KOS gives none.
-    x.modality = modalityCoding(s.modality || 'OT');
+    // R4 series.modality is 1..1: OT ("Other") when the KOS gives none, marked data-absent so FHIR → KOS leaves it out again.
+    x.modality = s.modality ? modalityCoding(s.modality) : { ...DAR_UNKNOWN, ...modalityCoding('OT') };
     if (s.description) x.description = s.description;
     x.numberOfInstances = s.numberOfInstances ?? s.instances.length;
-    x.endpoint = [ref('Endpoint', d.seriesEndpoint(s))];
+    x.endpoint = d.seriesEndpoints(s).map((id) => ref('Endpoint', id));
     if (s.bodySite) x.bodySite = codeToCoding(s.bodySite);
     if (s.laterality) x.laterality = codeToCoding(s.laterality);
     const started = dicomToFhirDateTime(s.date, s.time, d.tz, d.tz);
@@ -243,7 +320,7 @@ function studyNarrative(m: Manifest, d: Derived, orgName?: string): string {
   const series = d.evidence?.series ?? [];
   return (
     '<div xmlns="http://www.w3.org/1999/xhtml"><h1>Imaging manifest</h1><table>' +
-    row('Patient', pnToHumanName(p.name)?.text) +
+    row('Patient', pnToHumanNames(p.name).map((n) => n.text).filter(Boolean).join(' = ') || undefined) +
     row('Patient ID', pid) +
     row('Study Instance UID', m.study.studyInstanceUid) +
     row('Study started', d.started) +
@@ -270,6 +347,7 @@ function seriesNarrative(s: Series, d: Derived): string {
     row('Number of instances', String(s.numberOfInstances ?? s.instances.length)) +
     row('WADO-RS', s.retrieveUrl) +
     row('Retrieve Location UID', s.retrieveLocationUid) +
+    row('Retrieve AE Title', s.retrieveAeTitle) +
     '</table></div>'
   );
 }
@@ -278,10 +356,10 @@ function bundleIdentifier(uid: string): Json {
   return { system: SYS.rfc3986, value: `urn:oid:${uid}` };
 }
 
-/** The Bundle's Endpoints: one MadoWadoEndpoint per retrieve location of the primary study, then the viewer. */
+/** The Bundle's Endpoints: one per retrieve location (WADO) or Retrieve AE Title (DIMSE), then one web viewer per study with a Display URI. */
 function endpointsOf(d: Derived): Json[] {
-  const out = [...d.endpoints.values()].map(wadoEndpoint);
-  if (d.evidence?.displayUri) out.push(viewerEndpoint(d.ids.webViewerEndpoint, d.evidence.displayUri));
+  const out = [...d.endpoints.values()].map((e) => (e.kind === 'wado' ? wadoEndpoint(e) : dimseEndpoint(e)));
+  for (const v of d.studies) if (v.viewerId && v.ev.displayUri) out.push(viewerEndpoint(v.viewerId, v.ev.displayUri));
   return out;
 }
 
@@ -290,15 +368,14 @@ export function manifestEndpoints(m: Manifest, ctx: MappingContext): Json[] {
   return endpointsOf(derive(m, ctx));
 }
 
-/** MadoFhirBundle (document) for a manifest (digest §1.6, §1.9). */
+/** MadoFhirBundle (document) for a manifest (IG FHIR manifest, IG KOS→FHIR mapping). */
 export function manifestToFhirBundle(m: Manifest, ctx: MappingContext): Bundle {
   const d = derive(m, ctx);
   const ids = d.ids;
   const doc = m.document;
   const xon = splitXon(m);
-  const viewerUri = d.evidence?.displayUri;
   const srs = serviceRequests(m, d);
-  const study = imagingStudy(m, d, srs, viewerUri ? ids.webViewerEndpoint : undefined);
+  const studies = d.studies.map((v) => imagingStudy(m, d, srs, v));
   const patient = patientResource(m, d);
 
   const org: Json = { resourceType: 'Organization', id: ids.organization, meta: meta(PROFILE.organization) };
@@ -334,10 +411,10 @@ export function manifestToFhirBundle(m: Manifest, ctx: MappingContext): Bundle {
     // Key Object Description when present, else the title meaning (R4 title is 1..1).
     title: doc.description ?? doc.title.meaning ?? 'Imaging manifest',
     custodian: ref('Organization', ids.organization),
-    event: [{ detail: [ref('ImagingStudy', ids.imagingStudy)] }],
+    event: [{ detail: studies.map((st) => ref('ImagingStudy', st.id)) }],
   };
   if (d.started) composition.event[0].period = { start: d.started };
-  const series = d.evidence?.series ?? [];
+  const series = d.studies.flatMap((v) => v.ev.series);
   if (series.length) {
     composition.section = series.map((s, i) => ({
       title: `Series ${s.number ?? i + 1}${s.description ? `: ${s.description}` : ''}`,
@@ -345,7 +422,7 @@ export function manifestToFhirBundle(m: Manifest, ctx: MappingContext): Bundle {
     }));
   }
 
-  const resources: Json[] = [composition, study, patient, device, org, ...srs, ...endpointsOf(d)];
+  const resources: Json[] = [composition, ...studies, patient, device, org, ...srs, ...endpointsOf(d)];
   return {
     resourceType: 'Bundle',
     id: ids.bundle,
@@ -440,7 +517,8 @@ export function manifestToDocumentReferences(m: Manifest, ctx: MappingContext, o
     context.facilityType = { coding: [defaultCoding(ctx.defaults.facilityType)] };
     context.practiceSetting = { coding: [defaultCoding(ctx.defaults.practiceSetting)] };
     context.sourcePatientInfo = { reference: '#src-patient', type: 'Patient' };
-    const related: Json[] = [{ type: 'ImagingStudy', identifier: studyUidIdentifier(st.studyInstanceUid) }];
+    const related: Json[] = d.studies.map((v) => ({ type: 'ImagingStudy', identifier: studyUidIdentifier(v.primary ? st.studyInstanceUid : v.ev.studyInstanceUid) }));
+    if (!related.length) related.push({ type: 'ImagingStudy', identifier: studyUidIdentifier(st.studyInstanceUid) });
     if (accession?.value) related.push({ type: 'ServiceRequest', identifier: { type: ACCESSION_TYPE, ...identifierFor(accession.value, accession.issuer) } });
     context.related = related;
     r.context = context;

@@ -5,6 +5,7 @@
 import type { Resource } from '@medplum/fhirtypes';
 import type { Request, Response, Router } from 'express';
 import type { AppDeps } from '../../deps.js';
+import { notModified } from '../../http/conditional.js';
 import { sendResource } from '../format.js';
 import { handleSearch, type SearchHandler } from '../search/execute.js';
 
@@ -12,14 +13,6 @@ export function weakEtag(versionId: string | number): string {
   return `W/"${versionId}"`;
 }
 
-/** true when If-None-Match names this version (or *): the caller's copy is current. */
-export function notModified(req: Request, etag: string): boolean {
-  const inm = req.get('if-none-match');
-  if (!inm) return false;
-  const strip = (s: string) => s.trim().replace(/^W\//, '');
-  const mine = strip(etag);
-  return inm.split(',').some((t) => t.trim() === '*' || strip(t) === mine);
-}
 
 /** Versioned metadata for a stored resource (tables without a version column use the last update). */
 export function withMeta<T extends Resource>(r: T, versionId: string, lastUpdated: Date): T {
@@ -42,7 +35,7 @@ export function sendRead(req: Request, res: Response, resource: Resource, versio
   const etag = weakEtag(versionId);
   res.setHeader('ETag', etag);
   res.setHeader('Last-Modified', lastUpdated.toUTCString());
-  if (notModified(req, etag)) {
+  if (notModified(req.get('if-none-match'), etag)) {
     res.status(304).end();
     return;
   }

@@ -1,5 +1,5 @@
 /**
- * DocumentReference read and ITI-67 Find Document References (digest §3.1): both docrefs of each
+ * DocumentReference read and ITI-67 Find Document References (MHD ITI-67): both docrefs of each
  * manifest (KOS and FHIR form, `format` selects), every MHD parameter plus the four MADO ones.
  */
 import type { DocumentReference, Resource } from '@medplum/fhirtypes';

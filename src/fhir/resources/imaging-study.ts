@@ -35,15 +35,29 @@ function rewriteRefs(v: unknown, map: Map<string, string>): unknown {
 const cache = new Map<string, ImagingStudy>();
 const CACHE_MAX = 2000;
 
-export function imagingStudyOf(model: Manifest, ctx: MappingContext, status: string, cacheKey?: string): ImagingStudy {
-  if (cacheKey) cacheKey = `${ctx.publicBaseUrl}\u0000${cacheKey}`;
+/** Which ImagingStudy of a manifest: by id (read), by Study Instance UID (a search row), else its own study's. */
+export interface StudySelector { id?: string; studyUid?: string }
+
+function selected(r: { id?: string; identifier?: Array<{ value?: string }> }, sel: StudySelector): boolean {
+  if (sel.id !== undefined) return r.id === sel.id;
+  if (sel.studyUid !== undefined) return r.identifier?.[0]?.value === `urn:oid:${sel.studyUid}`;
+  return true;
+}
+
+/**
+ * One ImagingStudy of a manifest (one per referenced study, ids.ts imagingStudyId); undefined when
+ * the manifest has no such ImagingStudy. A search row's study that matches none is its own study's.
+ */
+export function imagingStudyOf(model: Manifest, ctx: MappingContext, status: string, cacheKey?: string, sel: StudySelector = {}): ImagingStudy | undefined {
+  if (cacheKey) cacheKey = `${ctx.publicBaseUrl}\u0000${cacheKey}\u0000${sel.id ?? ''}\u0000${sel.studyUid ?? ''}`;
   const hit = cacheKey ? cache.get(cacheKey) : undefined;
   if (hit) return hit; // shared: callers copy (withMeta, applyElements), never mutate
   const bundle = manifestToFhirBundle(model, ctx);
   const map = new Map<string, string>();
   for (const e of bundle.entry ?? []) if (e.fullUrl && e.resource) map.set(e.fullUrl, `${e.resource.resourceType}/${e.resource.id}`);
-  const study = bundle.entry?.find((e) => e.resource?.resourceType === 'ImagingStudy')?.resource;
-  if (!study) throw new Error('mapping produced no ImagingStudy');
+  const studies = (bundle.entry ?? []).map((e) => e.resource).filter((r): r is ImagingStudy => r?.resourceType === 'ImagingStudy');
+  const study = studies.find((r) => selected(r, sel)) ?? (sel.id === undefined ? studies[0] : undefined);
+  if (!study) return undefined;
   const out = rewriteRefs(study, map) as ImagingStudy;
   if (status === 'entered-in-error') out.status = 'entered-in-error';
   if (cacheKey) {
@@ -62,8 +76,11 @@ export function mountImagingStudy(router: Router, deps: AppDeps): void {
     searchParams: registryParams('ImagingStudy'),
     searchInclude: INCLUDES.ImagingStudy,
   });
-  const render = (row: SearchRow): Resource =>
-    withMeta(imagingStudyOf(row.model as Manifest, ctx, row.status as string, `${row.id}:${row.version_id}`), String(row.version_id), row.last_updated as Date);
+  const render = (row: SearchRow): Resource => {
+    const r = imagingStudyOf(row.model as Manifest, ctx, row.status as string, `${row.id}:${row.version_id}`, { studyUid: row.study_uid as string });
+    if (!r) throw new Error('indexed ImagingStudy missing from its manifest');
+    return withMeta(r, String(row.version_id), row.last_updated as Date);
+  };
   mountSearch(router, deps, 'ImagingStudy', {
     table: 'ImagingStudy',
     subtype: 'search',
@@ -82,11 +99,13 @@ export function mountImagingStudy(router: Router, deps: AppDeps): void {
   router.get('/ImagingStudy/:id', async (req, res) => {
     const id = req.params.id;
     res.locals.audit = { subtype: 'read', action: 'R', entities: [`ImagingStudy/${id}`], count: 0 };
-    // study-<h> shares <h> with the manifest's docrefs (src/model/ids.ts).
-    const m = id.startsWith('study-') ? await readManifestByDocRef(deps.db, `kos-docref-${id.slice(6)}`, patientFilter(principalOf(req)), false) : undefined;
+    // study-<h>[-<k>] shares <h> with the manifest's docrefs (src/model/ids.ts).
+    const h = /^study-([0-9a-f]{32})(-[0-9a-f]{16})?$/.exec(id)?.[1];
+    const m = h ? await readManifestByDocRef(deps.db, `kos-docref-${h}`, patientFilter(principalOf(req)), false) : undefined;
     // A superseded manifest's study view is replaced by the current one: not found here.
-    if (!m || m.status === 'superseded') throw notFound('ImagingStudy');
+    const study = m && m.status !== 'superseded' ? imagingStudyOf(m.model as Manifest, ctx, m.status, `${m.id}:${m.version_id}`, { id }) : undefined;
+    if (!m || !study) throw notFound('ImagingStudy');
     res.locals.audit = { subtype: 'read', action: 'R', entities: [`ImagingStudy/${id}`], patientIds: m.patient_id ? [m.patient_id] : [], count: 1 };
-    sendRead(req, res, imagingStudyOf(m.model as Manifest, ctx, m.status, `${m.id}:${m.version_id}`), String(m.version_id), m.last_updated);
+    sendRead(req, res, study, String(m.version_id), m.last_updated);
   });
 }

@@ -1,4 +1,4 @@
-/** The FHIR query API (issue 6): ITI-66/67/68 plus ImagingStudy, Endpoint, Patient. */
+/** The FHIR query API: ITI-66/67/68 plus ImagingStudy, Endpoint, Patient. */
 import type { FhirModule } from '../routes.js';
 import { mountDocumentReference } from './document-reference.js';
 import { mountEndpoint } from './endpoint.js';

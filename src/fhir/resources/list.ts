@@ -1,4 +1,4 @@
-/** List read and ITI-66 Find Document Lists (SubmissionSets, digest §3.2). */
+/** List read and ITI-66 Find Document Lists (SubmissionSets, MHD ITI-66). */
 import type { Resource } from '@medplum/fhirtypes';
 import type { Router } from 'express';
 import type { AppDeps } from '../../deps.js';

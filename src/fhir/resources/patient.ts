@@ -43,7 +43,10 @@ export function mountPatient(router: Router, deps: AppDeps): void {
       }
       if (studies) {
         const r = await runSearch(deps.db, { table: 'ImagingStudy', conds: [{ k: 'column-in', column: 'patient', values: ids, not: false }, notEie], sort: [{ column: 'lastUpdated', desc: true }], limit: MAX_INCLUDES }, pf);
-        out.push(...r.rows.map((row) => withMeta(imagingStudyOf(row.model as Manifest, ctx, row.status as string, `${row.id}:${row.version_id}`), String(row.version_id), row.last_updated as Date)));
+        for (const row of r.rows) {
+          const st = imagingStudyOf(row.model as Manifest, ctx, row.status as string, `${row.id}:${row.version_id}`, { studyUid: row.study_uid as string });
+          if (st) out.push(withMeta(st, String(row.version_id), row.last_updated as Date));
+        }
         capped ||= r.more;
       }
       return { resources: out, capped };

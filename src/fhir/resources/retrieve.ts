@@ -1,5 +1,5 @@
 /**
- * ITI-68 Retrieve Document (digest §3.3): GET of a DocumentReference's attachment.url —
+ * ITI-68 Retrieve Document (MHD ITI-68): GET of a DocumentReference's attachment.url —
  * /fhir/Binary/{kos-…} (contentType application/dicom) and /fhir/Bundle/{mado-…}
  * (application/fhir+json) — with Accept negotiation and the MADO mapping function (SUPPL X.6.1):
  * - the native form is returned byte-identical (manifest.content, verbatim);
@@ -19,7 +19,8 @@ import { readManifestByDocRef, type ManifestRead } from '../../store/resource-re
 import { parseAccept, serialize } from '../format.js';
 import { manifestToFhirBundle } from '../mapping/index.js';
 import { addInteractions } from '../registry.js';
-import { notModified, weakEtag } from './common.js';
+import { notModified } from '../../http/conditional.js';
+import { weakEtag } from './common.js';
 
 type Want = 'dicom' | 'json' | 'xml';
 
@@ -81,7 +82,7 @@ async function retrieve(req: Request, res: Response, deps: AppDeps, kind: 'Binar
   res.setHeader('ETag', etag);
   res.setHeader('Last-Modified', m.last_updated.toUTCString());
   res.setHeader('Vary', 'Accept');
-  if (notModified(req, etag)) {
+  if (notModified(req.get('if-none-match'), etag)) {
     res.status(304).end();
     return;
   }

@@ -1,6 +1,6 @@
 /**
  * The search parameters the gateway implements, per resource type, and where each is answered
- * (style.md §5.4: one explicit table). The route modules register these in src/fhir/registry.ts,
+ * (one explicit table, decisions.md D44). The route modules register these in src/fhir/registry.ts,
  * so the CapabilityStatement and CONFORMANCE.md list exactly what this table supports.
  */
 import type { SearchParamDef, UnsupportedSearchParam } from '../registry.js';
@@ -35,11 +35,11 @@ export type Target =
 
 export interface SearchParamImpl extends SearchParamDef {
   target: Target;
-  /** Other names accepted for this parameter (digest Q16) */
+  /** Other names accepted for this parameter (decisions.md D16) */
   aliases?: string[];
 }
 
-/** Format codes (digest §1.4, Q3, Q4): matched on code regardless of system. */
+/** Format codes (SUPPL format codes, D3, D4): matched on code regardless of system. */
 const FORMAT_CODES: Record<string, string> = {
   '1.2.840.10008.5.1.4.1.1.88.59': 'kos',
   'urn:oid:1.2.840.10008.5.1.4.1.1.88.59': 'kos',
@@ -108,21 +108,21 @@ export const DOCUMENT_REFERENCE_PARAMS: SearchParamImpl[] = [
     target: { t: 'column-token', column: 'status', map: (_s, v) => (DOCREF_STATUS.has(v) ? [v] : undefined) },
   },
   { name: 'creation', type: 'date', definition: `${MHD_SP}/DocumentReference-Creation`, documentation: 'content.attachment.creation.', modifiers: ['missing'], target: { t: 'date', column: 'creation' } },
-  { name: 'date', type: 'date', definition: `${FHIR_SP}/DocumentReference-date`, documentation: 'When the DocumentReference was created (digest Q29).', target: { t: 'date', column: 'date' } },
-  { name: 'author.given', type: 'string', definition: 'chained: author.given', documentation: `Given name of an author: ${PERSON_NAME_DOC} DocumentReferences rendered from MADO manifests name a Device and an Organization (digest Q30) and do not match.`, modifiers: ['exact'], target: { t: 'name-terms', column: 'authorTerms', part: 'given' } },
-  { name: 'author.family', type: 'string', definition: 'chained: author.family', documentation: `Family name of an author: ${PERSON_NAME_DOC} DocumentReferences rendered from MADO manifests name a Device and an Organization (digest Q30) and do not match.`, modifiers: ['exact'], target: { t: 'name-terms', column: 'authorTerms', part: 'family' } },
+  { name: 'date', type: 'date', definition: `${FHIR_SP}/DocumentReference-date`, documentation: 'When the DocumentReference was created (decisions.md D29).', target: { t: 'date', column: 'date' } },
+  { name: 'author.given', type: 'string', definition: 'chained: author.given', documentation: `Given name of an author: ${PERSON_NAME_DOC} DocumentReferences rendered from MADO manifests name a Device and an Organization (decisions.md D30) and do not match.`, modifiers: ['exact'], target: { t: 'name-terms', column: 'authorTerms', part: 'given' } },
+  { name: 'author.family', type: 'string', definition: 'chained: author.family', documentation: `Family name of an author: ${PERSON_NAME_DOC} DocumentReferences rendered from MADO manifests name a Device and an Organization (decisions.md D30) and do not match.`, modifiers: ['exact'], target: { t: 'name-terms', column: 'authorTerms', part: 'family' } },
   tok('category', ['category'], `${FHIR_SP}/DocumentReference-category`, 'classCode.'),
   tok('type', ['type'], `${FHIR_SP}/clinical-type`, 'typeCode.'),
   tok('setting', ['setting'], `${FHIR_SP}/DocumentReference-setting`, 'practiceSettingCode.'),
   { name: 'period', type: 'date', definition: `${FHIR_SP}/DocumentReference-period`, documentation: 'context.period, interval overlap (ge = serviceStopTimeFrom, lt = serviceStartTimeTo); a period without end is the instant of its start.', target: { t: 'period' } },
   tok('facility', ['facility'], `${FHIR_SP}/DocumentReference-facility`, 'healthcareFacilityTypeCode.'),
-  tok('event', ['event'], `${FHIR_SP}/DocumentReference-event`, 'eventCodeList (modality and anatomic region codes, digest Q28).'),
+  tok('event', ['event'], `${FHIR_SP}/DocumentReference-event`, 'eventCodeList (modality and anatomic region codes, decisions.md D28).'),
   tok('security-label', ['security-label'], `${FHIR_SP}/DocumentReference-security-label`, 'confidentialityCode.'),
   {
     name: 'format',
     type: 'token',
     definition: `${FHIR_SP}/DocumentReference-format`,
-    documentation: 'KOS 1.2.840.10008.5.1.4.1.1.88.59 or FHIR urn:ihe:rad:MADO:fhir-manifest:2026, matched on the code whatever the system (digest Q4).',
+    documentation: 'KOS 1.2.840.10008.5.1.4.1.1.88.59 or FHIR urn:ihe:rad:MADO:fhir-manifest:2026, matched on the code whatever the system (decisions.md D4).',
     modifiers: ['not'],
     target: { t: 'column-token', column: 'format', map: (_s, v) => (FORMAT_CODES[v] ? [FORMAT_CODES[v]!] : undefined) },
   },
@@ -134,15 +134,15 @@ export const DOCUMENT_REFERENCE_PARAMS: SearchParamImpl[] = [
     modifiers: ['identifier'],
     target: { t: 'related', identifierCodes: ['study-instance-uid', 'accession-number', 'related'] },
   },
-  tok('identifier', ['identifier'], `${FHIR_SP}/clinical-identifier`, 'masterIdentifier and identifier: the uniqueId (urn:ietf:rfc:3986|urn:oid:<SOP Instance UID>, shared by the KOS and FHIR docref) and the entryUUID of each docref (urn:ietf:rfc:3986|urn:uuid:<uuid>). urn:oid:/urn:uuid: values also match bare (digest Q13, Q14); |value matches identifiers without a system, which these docrefs do not carry.', {
+  tok('identifier', ['identifier'], `${FHIR_SP}/clinical-identifier`, 'masterIdentifier and identifier: the uniqueId (urn:ietf:rfc:3986|urn:oid:<SOP Instance UID>, shared by the KOS and FHIR docref) and the entryUUID of each docref (urn:ietf:rfc:3986|urn:uuid:<uuid>). urn:oid:/urn:uuid: values also match bare (decisions.md D13, D14); |value matches identifiers without a system, which these docrefs do not carry.', {
     target: { t: 'docref-identifier' },
   }),
-  tok('study-instance-uid', ['study-instance-uid'], `${MADO_SP}/SearchParameterDocumentReferenceStudyInstanceUid`, 'MADO: Study Instance UID (urn:oid: or bare, digest Q14).', {
+  tok('study-instance-uid', ['study-instance-uid'], `${MADO_SP}/SearchParameterDocumentReferenceStudyInstanceUid`, 'MADO: Study Instance UID (urn:oid: or bare, decisions.md D14).', {
     target: { t: 'token', codes: ['study-instance-uid'], uid: true },
   }),
   tok('accession-number', ['accession-number'], `${MADO_SP}/SearchParameterDocumentReferenceAccessionNumber`, 'MADO: Accession Number (system = issuer).'),
   tok('modality', ['modality'], `${MADO_SP}/SearchParameterDocumentReferenceModality`, 'MADO: modality (DCM codes).'),
-  tok('anatomical-region', ['anatomical-region'], `${MADO_SP}/SearchParameterDocumentReferenceBodySite`, 'MADO: anatomic region; also accepted as bodysite (digest Q16).', { aliases: ['bodysite'] }),
+  tok('anatomical-region', ['anatomical-region'], `${MADO_SP}/SearchParameterDocumentReferenceBodySite`, 'MADO: anatomic region; also accepted as bodysite (decisions.md D16).', { aliases: ['bodysite'] }),
 ];
 
 export const IMAGING_STUDY_PARAMS: SearchParamImpl[] = [
@@ -224,7 +224,7 @@ const TARGET_COMMUNITY: UnsupportedSearchParam = {
 };
 
 /**
- * Parameters of the MHD transactions this server does not implement (digest §3.1, §3.2). Listed in
+ * Parameters of the MHD transactions this server does not implement (MHD ITI-67, MHD ITI-66). Listed in
  * the CapabilityStatement (resource documentation) and CONFORMANCE.md; a request using one gets
  * the unknown-parameter warning, or 400 with Prefer: handling=strict.
  */
@@ -274,7 +274,7 @@ export function registryParams(type: string): SearchParamDef[] {
   const out: SearchParamDef[] = [];
   for (const p of PARAMS[type] ?? []) {
     out.push({ name: p.name, type: p.type, definition: p.definition?.startsWith('chained') ? undefined : p.definition, documentation: p.documentation, modifiers: p.modifiers });
-    for (const a of p.aliases ?? []) out.push({ name: a, type: p.type, definition: p.definition, documentation: `Alias of ${p.name} (digest Q16).`, modifiers: p.modifiers });
+    for (const a of p.aliases ?? []) out.push({ name: a, type: p.type, definition: p.definition, documentation: `Alias of ${p.name} (decisions.md D16).`, modifiers: p.modifiers });
   }
   return out;
 }

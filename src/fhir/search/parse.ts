@@ -1,7 +1,7 @@
 /**
  * Search syntax, parsed from the raw query string ourselves (not from express's extended parser
  * and not with @medplum/core's parseSearchRequest, which guesses prefixes on values such as
- * "ap123456" — style.md §8 trap 1). FHIR R4 3.1.1.4 (search syntax), 2.21.0.7 (escaping).
+ * "ap123456", decisions.md D45). FHIR R4 3.1.1.4 (search syntax), 2.21.0.7 (escaping).
  */
 import { GatewayError } from '../../http/errors.js';
 
@@ -69,7 +69,7 @@ export interface TokenValue {
   value?: string;
 }
 
-/** Strip surrounding double quotes: IG examples write related:identifier="12345" (digest Q17). */
+/** Strip surrounding double quotes: IG examples write related:identifier="12345" (decisions.md D17). */
 function unquote(s: string): string {
   return s.length >= 2 && s.startsWith('"') && s.endsWith('"') ? s.slice(1, -1) : s;
 }

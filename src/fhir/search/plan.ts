@@ -1,6 +1,6 @@
 /**
  * Raw search parameters → an AND-of-OR plan of SQL conditions plus the result-shaping options
- * (style.md §5.4). Parameters outside our table: ignored and reported as a warning, or 400 with
+ * (decisions.md D44). Parameters outside our table: ignored and reported as a warning, or 400 with
  * `Prefer: handling=strict` (FHIR R4 3.1.1.4 "handling"); unsupported chains are always 400.
  */
 import type { OperationOutcomeIssue } from '@medplum/fhirtypes';
@@ -48,7 +48,7 @@ function warning(text: string, param: string, code: OperationOutcomeIssue['code'
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
- * Both spellings of a UID (digest Q14): "urn:oid:1.2.3" and "1.2.3"; likewise of a UUID
+ * Both spellings of a UID (decisions.md D14): "urn:oid:1.2.3" and "1.2.3"; likewise of a UUID
  * ("urn:uuid:…" and bare, compared in lower case as RFC 4122 §3 outputs it).
  */
 function uidForms(v: string): string[] {
@@ -156,9 +156,9 @@ function compileParam(type: string, def: SearchParamImpl, p: RawParam, label: st
       return { k: 'column-in', column: t.column, values: [...vals], not };
     }
     case 'imaging-study-id': {
-      const ids = parseTokens(p, label).map((tv) => tv.value ?? '');
-      const docrefIds = ids.filter((x) => x.startsWith('study-')).map((x) => `kos-docref-${x.slice(6)}`);
-      return { k: 'by-docref-id', ids: docrefIds, not };
+      // the ImagingStudy id is its imaging_study row's (migration 0011)
+      const ids = parseTokens(p, label).map((tv) => tv.value ?? '').filter((x) => x.startsWith('study-'));
+      return { k: 'column-in', column: 'id', values: ids, not };
     }
     case 'date':
       return { k: 'date', column: t.column, or: splitOr(p.value).map((v) => parseDate(v, label)) };
@@ -175,7 +175,7 @@ function compileParam(type: string, def: SearchParamImpl, p: RawParam, label: st
     }
     case 'related': {
       if (mod === 'identifier') return { k: 'token', codes: t.identifierCodes, or: tokenMatches(parseTokens(p, label), true), not: false };
-      // context.related holds logical references (digest §1.7): an ImagingStudy reference stands
+      // context.related holds logical references (IG MHD envelope): an ImagingStudy reference stands
       // for its study; other targets (ServiceRequest, unknown ids) match nothing.
       const ids = splitOr(p.value).map((v) => parseReference(v, label, 'ImagingStudy')).filter((x): x is string => x !== undefined && x.startsWith('study-'));
       return ids.length ? { k: 'related-study', ids } : { k: 'false' };
