@@ -1,6 +1,6 @@
 /**
  * Index floor of bench/ingest.ts: a bare node:http server in its own process that does, per KOS,
- * only the work issue 5 cannot skip — SHA-256, our KOS parser (readKos: parse + validate + model),
+ * only the work ingest cannot skip — SHA-256, our KOS parser (readKos: parse + validate + model),
  * and ONE autocommitted statement (fsync on) that keeps the bytes verbatim plus the instance index
  * (one row per series with its instances as arrays, as migration 0006) and the search tokens
  * (manifestTokens, the rows the FHIR searches use), in tables with the same indexes as ours.

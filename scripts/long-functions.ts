@@ -118,7 +118,7 @@ export function longFunctionsIn(src: string, file: string, max: number): LongFun
     if (text[i] === '\n') ln++;
   }
   const out: LongFunction[] = [];
-  const open: Array<{ at: number; name?: string; parens: number; stmtStart: number }> = [];
+  const open: Array<{ at: number; name?: string; parens: number; stmtStart: number; typeLiteral: boolean }> = [];
   let stmtStart = 0; // start of the current statement/member (top level of parentheses)
   let piece = 0; // start of the current argument (inside parentheses)
   let parens = 0;
@@ -130,8 +130,10 @@ export function longFunctionsIn(src: string, file: string, max: number): LongFun
     } else if (c === ')') parens--;
     else if (c === '{') {
       const head = parens === 0 ? text.slice(stmtStart, i) : text.slice(piece, i);
-      const name = parens === 0 || /=>\s*$/.test(head) ? nameOf(head, lineAt[i]!) : undefined;
-      open.push({ at: i, name, parens, stmtStart });
+      // `): { a: T } {` — a type literal after a colon is part of the head, not a body
+      const typeLiteral = /:\s*$/.test(head);
+      const name = !typeLiteral && (parens === 0 || /=>\s*$/.test(head)) ? nameOf(head, lineAt[i]!) : undefined;
+      open.push({ at: i, name, parens, stmtStart, typeLiteral });
       parens = 0;
       stmtStart = piece = i + 1;
     } else if (c === '}') {
@@ -141,8 +143,8 @@ export function longFunctionsIn(src: string, file: string, max: number): LongFun
         if (lines > max) out.push({ file, name: o.name, line: lineAt[o.at]!, lines });
       }
       parens = o?.parens ?? 0;
-      // a `{…}` inside parentheses (a type or default value) does not end the statement
-      stmtStart = parens > 0 ? (o?.stmtStart ?? 0) : i + 1;
+      // a `{…}` inside parentheses (a type or default value) or a type literal does not end the statement
+      stmtStart = parens > 0 || o?.typeLiteral ? (o?.stmtStart ?? 0) : i + 1;
       piece = i + 1;
     } else if (c === ';' && parens === 0) stmtStart = piece = i + 1;
   }

@@ -2,7 +2,7 @@
  * Manifest model → MADO KOS, PS3.10 file, Explicit VR Little Endian, ISO_IR 192 or, for CJK person names, the ISO 2022 / GB18030 set they were given in (PS3.5 Annexes H, I, K).
  * TID 2010 root + TID 1600 Image Library with the final DCM descriptor codes (131561–131565,
  * decisions.md D7), instance descriptors as children (D11), NUM counts with UCUM units (D10), Display URI
- * at (0040,E012) in the evidence item (Q8).
+ * at (0040,E012) in the evidence item (decisions.md D8).
  *
  * Encoded here rather than through dcmjs: values longer than the VR maximum must be rejected, never
  * truncated or logged (decisions.md D47); our own encoder checks every value and never mutates
@@ -357,18 +357,19 @@ function kosCharset(n: Manifest): TextCharset {
 export function writeKos(m: Manifest, opts: WriteKosOptions = {}): Uint8Array {
   const pre = validateManifestModel(m).filter((i) => i.severity === 'error' && i.code !== 'GW_KOS_TITLE_NOT_MANIFEST');
   if (pre.length) throw new KosWriteError(pre);
-  const titleIssue: ValidationIssue[] = [];
   if (opts.title && classifyTitle(opts.title).kind !== 'manifest') {
-    titleIssue.push({ severity: 'error', code: 'GW_KOS_TITLE_NOT_MANIFEST', path: '(0040,A043)', message: 'requested document title is not a manifest title' });
-    throw new KosWriteError(titleIssue);
+    throw new KosWriteError([{ severity: 'error', code: 'GW_KOS_TITLE_NOT_MANIFEST', path: '(0040,A043)', message: 'requested document title is not a manifest title' }]);
   }
   const n = normalizeForWrite(m, opts);
-  const d = n.document, p = n.patient, st = n.study;
+  return encodePart10(n.document, kosDataset(n));
+}
 
-  // Root content (TID 2010): concept modifiers, description, flat reference list, then TID 1600.
+/** Root content (TID 2010): concept modifiers, description, flat reference list, then TID 1600. */
+function contentTree(n: Manifest): Elem[][] {
+  const st = n.study;
   const content: Elem[][] = [];
   for (const c of st.procedureCodes) content.push(codeCi('HAS CONCEPT MOD', C.procedureCode, c));
-  if (d.description !== undefined) content.push(textItem('CONTAINS', C.keyObjectDescription, d.description));
+  if (n.document.description !== undefined) content.push(textItem('CONTAINS', C.keyObjectDescription, n.document.description));
   for (const e of n.evidence) for (const s of e.series) for (const inst of s.instances) {
     content.push([[0x0040a010, 'CS', 'CONTAINS'], [0x0040a040, 'CS', valueTypeFor(inst.sopClassUid)], [0x00081199, 'SQ', [refSop(inst)]]]);
   }
@@ -378,8 +379,12 @@ export function writeKos(m: Manifest, opts: WriteKosOptions = {}): Uint8Array {
   lib.push(numItem(ACQ, C.numberOfStudySeries, st.numberOfSeries!, C.unitSeries));
   for (const e of n.evidence) for (const s of e.series) lib.push(seriesGroup(s));
   content.push(ci('CONTAINS', 'CONTAINER', C.imageLibrary, [[0x0040a050, 'CS', 'SEPARATE'], [0x0040a730, 'SQ', lib]]));
+  return content;
+}
 
-  const evidence: Elem[][] = n.evidence.map((e) => {
+/** Current Requested Procedure Evidence Sequence (0040,A375) with the retrieve location of each series. */
+function evidenceSequence(n: Manifest): Elem[][] {
+  return n.evidence.map((e) => {
     const item: Elem[] = [[0x0020000d, 'UI', e.studyInstanceUid], [0x00081115, 'SQ', e.series.map((s) => {
       const si: Elem[] = [[0x0020000e, 'UI', s.uid], [0x00081199, 'SQ', s.instances.map(refSop)]];
       if (s.retrieveAeTitle !== undefined) si.push([0x00080054, 'AE', s.retrieveAeTitle]);
@@ -390,7 +395,11 @@ export function writeKos(m: Manifest, opts: WriteKosOptions = {}): Uint8Array {
     if (e.displayUri !== undefined) item.push([0x0040e012, 'UR', e.displayUri]);
     return item;
   });
+}
 
+/** The KOS data set (a flat table of attributes; optional ones appended when present). */
+function kosDataset(n: Manifest): Elem[] {
+  const d = n.document, p = n.patient, st = n.study;
   const ds: Elem[] = [
     [0x00080005, 'CS', d.specificCharacterSet!],
     [0x00080016, 'UI', KOS_SOP_CLASS_UID],
@@ -415,9 +424,9 @@ export function writeKos(m: Manifest, opts: WriteKosOptions = {}): Uint8Array {
     [0x0040a040, 'CS', 'CONTAINER'],
     codeSeq(0x0040a043, d.title),
     [0x0040a050, 'CS', 'SEPARATE'],
-    [0x0040a375, 'SQ', evidence],
+    [0x0040a375, 'SQ', evidenceSequence(n)],
     [0x0040a504, 'SQ', [[[0x00080105, 'CS', 'DCMR'], [0x0040db00, 'CS', '2010']]]],
-    [0x0040a730, 'SQ', content],
+    [0x0040a730, 'SQ', contentTree(n)],
   ];
   // Referenced Request Sequence is Type 1C (PS3.3 C.17.6.2.1): written only when there are
   // requests, since an empty Type 1C sequence is invalid (MADO R+ is reported by validation).
@@ -428,14 +437,17 @@ export function writeKos(m: Manifest, opts: WriteKosOptions = {}): Uint8Array {
   if (st.description !== undefined) ds.push([0x00081030, 'LO', st.description]);
   if (p.id) ds.push(...patientIdElems(p.id)); else ds.push([0x00100020, 'LO', '']);
   if (p.otherIds.length) ds.push([0x00101002, 'SQ', p.otherIds.map(patientIdElems)]);
+  return ds;
+}
 
+/** PS3.10 file: preamble, DICM, file meta (group length back-patched), then the data set. */
+function encodePart10(d: Manifest['document'], ds: Elem[]): Uint8Array {
   const out = new Out();
   out.ensure(132);
   out.buf.fill(0, 0, 128);
   out.pos = 128;
   out.ascii('DICM');
   const enc = new Enc(out, d.specificCharacterSet as TextCharset);
-  // File meta (PS3.10 §7.1): group length back-patched.
   const metaStart = out.pos;
   enc.element(0x00020000, 'UL', Buffer.alloc(4), '');
   const metaBody = out.pos;

@@ -115,87 +115,98 @@ export class MultipartParser {
     }
   }
 
+  /** Run the state machine over buf; each step returns where it stopped, or -1 when it needs more input. */
   private consume(buf: Buffer): void {
     let pos = 0;
     this.carry = EMPTY;
-    for (;;) {
+    while (pos >= 0 && this.state !== 'done') {
       switch (this.state) {
-        case 'preamble': {
-          const idx = buf.indexOf(this.delim, pos);
-          if (idx < 0) {
-            const at = this.partialAt(buf, pos);
-            if (at < buf.length) this.carry = Buffer.from(buf.subarray(at));
-            return;
-          }
-          pos = idx + this.delim.length;
-          this.state = 'afterDelim';
+        case 'preamble':
+          pos = this.preamble(buf, pos);
           break;
-        }
-        case 'afterDelim': {
-          if (buf.length - pos < 2) {
-            this.carry = Buffer.from(buf.subarray(pos));
-            return;
-          }
-          if (buf[pos] === 0x2d && buf[pos + 1] === 0x2d) {
-            this.state = 'done'; // close delimiter; the epilogue is ignored
-            return;
-          }
-          const eol = buf.indexOf(CRLF, pos);
-          if (eol < 0) {
-            if (buf.length - pos > 256) throw new MultipartError('malformed multipart delimiter line');
-            this.carry = Buffer.from(buf.subarray(pos));
-            return;
-          }
-          // only transport padding (LWSP) may follow the boundary on its line
-          if (!/^[ \t]*$/.test(buf.toString('latin1', pos, eol))) throw new MultipartError('malformed multipart delimiter line');
-          pos = eol + 2;
-          this.state = 'headers';
+        case 'afterDelim':
+          pos = this.delimiterLine(buf, pos);
           break;
-        }
-        case 'headers': {
-          let end: number;
-          let next: number;
-          if (buf.length - pos >= 2 && buf[pos] === 0x0d && buf[pos + 1] === 0x0a) {
-            end = pos;
-            next = pos + 2; // part without headers
-          } else {
-            const idx = buf.indexOf(CRLFCRLF, pos);
-            if (idx < 0) {
-              if (buf.length - pos > this.maxHeader) throw new MultipartError('multipart part headers too large');
-              this.carry = Buffer.from(buf.subarray(pos));
-              return;
-            }
-            end = idx;
-            next = idx + 4;
-          }
-          this.rawHeaders = Buffer.from(buf.subarray(pos, end));
-          pos = next;
-          this.state = 'body';
-          this.partsIn++;
-          this.decided = null;
-          this.peek = [];
-          this.peekLen = 0;
+        case 'headers':
+          pos = this.partHeaders(buf, pos);
           break;
-        }
-        case 'body': {
-          const idx = buf.indexOf(this.delim, pos);
-          if (idx < 0) {
-            // all of it is part data but a tail that may start the next delimiter (usually none)
-            const end = this.partialAt(buf, pos);
-            if (end > pos) this.body(pos === 0 && end === buf.length ? buf : buf.subarray(pos, end));
-            if (end < buf.length) this.carry = Buffer.from(buf.subarray(end));
-            return;
-          }
-          if (idx > pos) this.body(buf.subarray(pos, idx));
-          this.endPart();
-          pos = idx + this.delim.length;
-          this.state = 'afterDelim';
+        case 'body':
+          pos = this.partBody(buf, pos);
           break;
-        }
-        case 'done':
-          return;
       }
     }
+  }
+
+  /** Keep the unfinished rest for the next chunk (copied: the chunk may be reused). */
+  private keepRest(buf: Buffer, from: number): number {
+    if (from < buf.length) this.carry = Buffer.from(buf.subarray(from));
+    return -1;
+  }
+
+  /** Everything before the first delimiter is preamble (RFC 2046 §5.1.1), ignored. */
+  private preamble(buf: Buffer, pos: number): number {
+    const idx = buf.indexOf(this.delim, pos);
+    if (idx < 0) return this.keepRest(buf, this.partialAt(buf, pos));
+    this.state = 'afterDelim';
+    return idx + this.delim.length;
+  }
+
+  /** After "--boundary": "--" closes the body; else only transport padding, then CRLF. */
+  private delimiterLine(buf: Buffer, pos: number): number {
+    if (buf.length - pos < 2) return this.keepRest(buf, pos);
+    if (buf[pos] === 0x2d && buf[pos + 1] === 0x2d) {
+      this.state = 'done'; // close delimiter; the epilogue is ignored
+      return -1;
+    }
+    const eol = buf.indexOf(CRLF, pos);
+    if (eol < 0) {
+      if (buf.length - pos > 256) throw new MultipartError('malformed multipart delimiter line');
+      return this.keepRest(buf, pos);
+    }
+    // only transport padding (LWSP) may follow the boundary on its line
+    if (!/^[ \t]*$/.test(buf.toString('latin1', pos, eol))) throw new MultipartError('malformed multipart delimiter line');
+    this.state = 'headers';
+    return eol + 2;
+  }
+
+  /** Part headers up to the empty line (a part may have none). */
+  private partHeaders(buf: Buffer, pos: number): number {
+    let end: number;
+    let next: number;
+    if (buf.length - pos >= 2 && buf[pos] === 0x0d && buf[pos + 1] === 0x0a) {
+      end = pos;
+      next = pos + 2; // part without headers
+    } else {
+      const idx = buf.indexOf(CRLFCRLF, pos);
+      if (idx < 0) {
+        if (buf.length - pos > this.maxHeader) throw new MultipartError('multipart part headers too large');
+        return this.keepRest(buf, pos);
+      }
+      end = idx;
+      next = idx + 4;
+    }
+    this.rawHeaders = Buffer.from(buf.subarray(pos, end));
+    this.state = 'body';
+    this.partsIn++;
+    this.decided = null;
+    this.peek = [];
+    this.peekLen = 0;
+    return next;
+  }
+
+  /** Part data up to the next delimiter; a tail that may start the delimiter is carried over. */
+  private partBody(buf: Buffer, pos: number): number {
+    const idx = buf.indexOf(this.delim, pos);
+    if (idx < 0) {
+      // all of it is part data but a tail that may start the next delimiter (usually none)
+      const end = this.partialAt(buf, pos);
+      if (end > pos) this.body(pos === 0 && end === buf.length ? buf : buf.subarray(pos, end));
+      return this.keepRest(buf, end);
+    }
+    if (idx > pos) this.body(buf.subarray(pos, idx));
+    this.endPart();
+    this.state = 'afterDelim';
+    return idx + this.delim.length;
   }
 
   private body(data: Buffer): void {

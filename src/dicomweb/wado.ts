@@ -177,6 +177,7 @@ const PREFETCH_BYTES = 8 * 1024 * 1024;
 /** Prefetch the next upstream's response while the current one streams (multi-upstream studies). */
 const PREFETCH = true;
 
+/** One request of a filtered retrieval: an upstream, the resource asked of it, the SOP Instance UIDs kept. */
 interface RetrieveUnit {
   upstream: Upstream;
   path: string;
@@ -184,25 +185,76 @@ interface RetrieveUnit {
 }
 
 /**
- * One upstream request of a filtered retrieval. The upstream body arrives in slices of a reused
- * read buffer (src/dicomweb/http1.ts); the parser passes kept part data through by reference and
- * this run writes it to the response, then lets the upstream read on only once those writes have
- * been flushed to the client's socket (backpressure and buffer reuse in one rule; memory stays at
- * one read buffer). While another run is the active one, output is copied into a bounded prefetch
- * buffer instead (reading stops beyond PREFETCH_BYTES), so the next upstream's answer is already
- * coming while the current one streams.
+ * Stage 1, plan: one request per upstream — its series resource when it holds one series, else
+ * the study resource (measured: per-series requests with prefetch were slower on a busy 2-core
+ * host). Each keeps exactly the visible instances it serves.
  */
-class RetrieveRun {
-  private chunks: Buffer[] = [];
-  private bytes = 0;
-  private active = false;
-  /** Writes to the response not yet flushed that may reference the upstream's read buffer */
-  private unflushed = 0;
-  private up?: StreamResponse;
+function retrievalPlan(ctx: WadoContext, study: string, series: string | undefined, rows: VisibleInstance[]): RetrieveUnit[] {
+  return groupByUpstream(ctx, rows).map((g) => {
+    const seriesUids = new Set(g.rows.map((r) => r.series));
+    const only = seriesUids.size === 1 ? [...seriesUids][0] : undefined;
+    return { upstream: g.upstream, path: studyPath(study, series ?? only), keep: new Set(g.rows.map((r) => r.sop)) };
+  });
+}
+
+/**
+ * Stage 4, frame: the one multipart body the client receives. Headers go out with the first kept
+ * part (so "nothing visible at the upstream" is still a clean 404); each part is framed with the
+ * body's boundary — the upstream's own when a single request serves the retrieval (its
+ * Content-Type passed through), a gateway boundary otherwise. content-length is never copied.
+ */
+class MultipartBody {
+  boundary: string | undefined;
+  contentType: string | undefined;
+  parts = 0;
+  headersSent = false;
+
+  constructor(private readonly res: Response, single: boolean) {
+    if (single) return;
+    this.boundary = 'gw-' + randomBytes(12).toString('hex');
+    this.contentType = `multipart/related; type="application/dicom"; boundary=${this.boundary}`;
+  }
+
+  /** A single upstream's body keeps its own boundary and Content-Type. */
+  adopt(source: PartSource): void {
+    this.boundary = source.boundary;
+    this.contentType = source.contentType;
+  }
+
+  readonly write = (b: Buffer, cb?: () => void): void => {
+    if (!this.headersSent) {
+      this.res.status(200);
+      this.res.setHeader('Content-Type', this.contentType!);
+      this.headersSent = true;
+    }
+    if (b === PART_HEAD) b = Buffer.from((this.parts++ > 0 ? '\r\n--' : '--') + this.boundary + '\r\n', 'latin1');
+    this.res.write(b, cb);
+  };
+
+  end(): void {
+    this.res.end(`\r\n--${this.boundary}--\r\n`);
+  }
+}
+
+/**
+ * Stages 2 and 3, open and filter: one upstream response, its parts filtered by SOP Instance UID
+ * as they arrive. The body arrives in slices of a reused read buffer (src/dicomweb/http1.ts).
+ * Before this source is the one writing to the client (prefetch), kept output is copied into a
+ * bounded buffer and reading stops beyond PREFETCH_BYTES. Once it writes (streamTo), kept data
+ * goes to the client by reference and the upstream reads on only when those writes have been
+ * flushed to the client's socket: backpressure and buffer reuse in one rule, memory one buffer.
+ */
+class PartSource {
   contentType?: string;
   boundary?: string;
-  done?: Promise<void>;
-  partsDropped: () => number = () => 0;
+  private prefetched: Buffer[] = [];
+  private prefetchedBytes = 0;
+  private write?: (b: Buffer, cb?: () => void) => void;
+  /** Client writes not yet flushed that may reference the upstream's read buffer */
+  private unflushed = 0;
+  private up?: StreamResponse;
+  private parser?: MultipartParser;
+  private done?: Promise<void>;
   private readonly flushed = () => {
     if (--this.unflushed === 0) this.up?.resume();
   };
@@ -210,11 +262,14 @@ class RetrieveRun {
   constructor(
     readonly unit: RetrieveUnit,
     private readonly res: Response,
-    private readonly writeOut: (b: Buffer, cb?: () => void) => void,
   ) {}
 
+  get partsDropped(): number {
+    return this.parser?.partsDropped ?? 0;
+  }
+
   /** Request + status check. false = upstream 404 tolerated (skip); throws GatewayError otherwise. */
-  async start(req: Request, accept: string, signal: AbortSignal, tolerate404: boolean): Promise<boolean> {
+  async open(req: Request, accept: string, signal: AbortSignal, tolerate404: boolean): Promise<boolean> {
     const { upstream } = this.unit;
     const up = await upstream.stream(this.unit.path, { accept, ...trace(req) }, signal);
     if (up.status !== 200 && up.status !== 206) {
@@ -231,32 +286,33 @@ class RetrieveRun {
     }
     this.up = up;
     const keep = this.unit.keep;
-    const parser = new MultipartParser({ boundary: this.boundary, outBoundary: '', keep: (uid) => keep.has(uid), writeClose: false, headSentinel: true }, (b) => this.emit(b));
-    const res = this.res;
-    this.done = new Promise<void>((resolve, reject) => {
+    this.parser = new MultipartParser({ boundary: this.boundary, outBoundary: '', keep: (uid) => keep.has(uid), writeClose: false, headSentinel: true }, (b) => this.emit(b));
+    this.done = this.readUpstream(up, this.parser);
+    this.done.catch(() => {});
+    return true;
+  }
+
+  /** Feed the upstream body to the parser; resolves at its end, rejects on a broken body. */
+  private readUpstream(up: StreamResponse, parser: MultipartParser): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
       let settled = false;
       const finish = (err?: Error) => {
         if (settled) return;
         settled = true;
-        if (err) {
-          up.destroy();
-          reject(err);
-        } else resolve();
+        if (!err) return resolve();
+        up.destroy();
+        reject(err);
       };
       up.read({
         data: (chunk) => {
           if (settled) return true;
-          // the parser's writes for one read leave in one writev
-          res.cork();
           try {
-            parser.write(chunk);
+            this.feed(parser, chunk);
           } catch (err) {
             finish(err as Error);
             return true;
-          } finally {
-            res.uncork();
           }
-          if (!this.active) return this.bytes <= PREFETCH_BYTES; // beyond: paused until activate()
+          if (!this.write) return this.prefetchedBytes <= PREFETCH_BYTES; // beyond: paused until streamTo()
           return this.unflushed === 0;
         },
         end: () => {
@@ -270,32 +326,39 @@ class RetrieveRun {
         error: (err) => finish(err),
       });
     });
-    this.done.catch(() => {});
-    this.partsDropped = () => parser.partsDropped;
-    return true;
+  }
+
+  /** The parser's writes for one read leave in one writev. */
+  private feed(parser: MultipartParser, chunk: Buffer): void {
+    this.res.cork();
+    try {
+      parser.write(chunk);
+    } finally {
+      this.res.uncork();
+    }
   }
 
   private emit(b: Buffer): void {
-    if (this.active) {
+    if (this.write) {
       this.unflushed++;
-      this.writeOut(b, this.flushed);
+      this.write(b, this.flushed);
       return;
     }
     const own = b === PART_HEAD ? b : Buffer.from(b); // b may be a view of the read buffer
-    this.chunks.push(own);
-    this.bytes += own.length;
+    this.prefetched.push(own);
+    this.prefetchedBytes += own.length;
   }
 
-  /** Become the unit writing to the response: flush what was prefetched, then stream. */
-  activate(): Promise<void> {
-    this.active = true;
-    const chunks = this.chunks;
-    this.chunks = [];
-    this.bytes = 0;
+  /** Become the source writing to the client: flush what was prefetched, then stream to the end. */
+  streamTo(body: MultipartBody): Promise<void> {
+    this.write = body.write;
+    const chunks = this.prefetched;
+    this.prefetched = [];
+    this.prefetchedBytes = 0;
     this.unflushed++; // held while the prefetched chunks are written
     for (const c of chunks) {
       this.unflushed++;
-      this.writeOut(c, this.flushed);
+      this.write(c, this.flushed);
     }
     this.flushed();
     return this.done!;
@@ -307,76 +370,47 @@ class RetrieveRun {
 }
 
 /**
- * Study / series retrieval filtered to `rows`, streaming. One request per upstream (the next
- * upstream's response prefetched, bounded, while the current one streams), parts filtered by SOP
- * Instance UID and framed into one multipart body: the upstream's own boundary and Content-Type
- * when a single request serves it, a gateway boundary otherwise. content-length is never copied (the
- * body changes). Headers go out with the first kept part, so "nothing visible at the upstream"
- * is still a clean 404.
+ * Study / series retrieval filtered to `rows`, streaming, as a pipeline:
+ *   plan (one request per upstream) → open each upstream response, the next one opened early and
+ *   prefetched (bounded) while the current one streams → filter its parts by SOP Instance UID →
+ *   frame the kept parts into one multipart body (SUPPL §X.1.1.3: only published instances).
+ * A failure before the first byte is an HTTP error; after it the connection is destroyed, never a
+ * clean-looking truncated multipart (decisions.md D41).
  */
 async function filteredRetrieve(ctx: WadoContext, req: Request, res: Response, study: string, series: string | undefined, rows: VisibleInstance[], accept: string): Promise<void> {
-  const units: RetrieveUnit[] = [];
-  for (const g of groupByUpstream(ctx, rows)) {
-    const bySeries = new Map<string, Set<string>>();
-    for (const r of g.rows) {
-      let set = bySeries.get(r.series);
-      if (!set) bySeries.set(r.series, (set = new Set()));
-      set.add(r.sop);
-    }
-    // one request per upstream: its series resource when it holds one series, else the study
-    // resource (measured: per-series requests with prefetch were slower on a busy 2-core host)
-    const keep = new Set(g.rows.map((r) => r.sop));
-    units.push({ upstream: g.upstream, path: studyPath(study, series ?? (bySeries.size === 1 ? [...bySeries.keys()][0] : undefined)), keep });
-  }
+  const sources = retrievalPlan(ctx, study, series, rows).map((u) => new PartSource(u, res));
+  const single = sources.length === 1;
+  const body = new MultipartBody(res, single);
   const signal = clientSignal(res);
-  const single = units.length === 1;
-  let outBoundary = single ? undefined : 'gw-' + randomBytes(12).toString('hex');
-  let contentType = single ? undefined : `multipart/related; type="application/dicom"; boundary=${outBoundary}`;
-  let written = 0;
-  let headersSent = false;
-  const writeOut = (b: Buffer, cb?: () => void): void => {
-    if (!headersSent) {
-      res.status(200);
-      res.setHeader('Content-Type', contentType!);
-      headersSent = true;
-    }
-    if (b === PART_HEAD) b = Buffer.from((written++ > 0 ? '\r\n--' : '--') + outBoundary + '\r\n', 'latin1');
-    res.write(b, cb);
-  };
-  const runs = units.map((u) => new RetrieveRun(u, res, writeOut));
-  const starts: Array<Promise<boolean> | undefined> = [];
-  const startAt = (i: number) => {
-    if (i < runs.length && !starts[i]) {
-      starts[i] = runs[i]!.start(req, accept, signal, !single);
-      starts[i]!.catch(() => {});
-    }
+  const opened: Array<Promise<boolean> | undefined> = [];
+  const openAt = (i: number) => {
+    if (i >= sources.length || opened[i]) return;
+    opened[i] = sources[i]!.open(req, accept, signal, !single);
+    opened[i]!.catch(() => {});
   };
   const clientGone = new Promise<never>((_, reject) => res.once('close', () => reject(new Error('client closed'))));
   clientGone.catch(() => {});
   let current = '';
   try {
-    for (let i = 0; i < runs.length; i++) {
-      const run = runs[i]!;
-      current = run.unit.upstream.name;
-      startAt(i);
-      const ok = await Promise.race([starts[i]!, clientGone]);
-      if (PREFETCH) startAt(i + 1); // the next upstream's response buffers (bounded) while this one streams
+    for (let i = 0; i < sources.length; i++) {
+      const source = sources[i]!;
+      current = source.unit.upstream.name;
+      openAt(i);
+      const ok = await Promise.race([opened[i]!, clientGone]);
+      if (PREFETCH) openAt(i + 1); // the next upstream's response buffers (bounded) while this one streams
       if (!ok) continue;
-      if (single) {
-        outBoundary = run.boundary;
-        contentType = run.contentType;
-      }
-      await Promise.race([run.activate(), clientGone]);
-      if (run.partsDropped()) req.log.debug({ upstream: current, dropped: run.partsDropped() }, 'wado: unreferenced parts filtered out');
+      if (single) body.adopt(source);
+      await Promise.race([source.streamTo(body), clientGone]);
+      if (source.partsDropped) req.log.debug({ upstream: current, dropped: source.partsDropped }, 'wado: unreferenced parts filtered out');
     }
   } catch (err) {
-    for (const r of runs) r.abort();
-    if (!headersSent) throw err instanceof GatewayError ? err : upstreamFailure(err, current);
+    for (const s of sources) s.abort();
+    if (!body.headersSent) throw err instanceof GatewayError ? err : upstreamFailure(err, current);
     streamFailed(req, res, current, err);
     return;
   }
-  if (!headersSent || written === 0) throw new GatewayError(404, 'GW_DICOMWEB_NOT_AT_UPSTREAM', 'None of the referenced instances is available at the upstream archive');
-  res.end(`\r\n--${outBoundary}--\r\n`);
+  if (!body.headersSent || body.parts === 0) throw new GatewayError(404, 'GW_DICOMWEB_NOT_AT_UPSTREAM', 'None of the referenced instances is available at the upstream archive');
+  body.end();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -429,10 +463,17 @@ async function seriesEntries(ctx: WadoContext, req: Request, res: Response, stud
 // ---------------------------------------------------------------------------------------------
 // Routes
 
+/** WADO-RS resources (PS3.18 §10.4) of RAD-107, each authorised against the manifest index. */
 export function mountWado(router: Router, ctx: WadoContext): void {
-  const { config } = ctx.deps;
+  mountInstances(router, ctx);
+  mountFrames(router, ctx);
+  mountRendered(router, ctx);
+  mountBulkdata(router, ctx);
+  mountMetadata(router, ctx);
+}
 
-  // Study / series / instance (MADO "Get Instances", RAD-107 §4.107.4.0.x)
+/** Study / series / instance (MADO "Get Instances", RAD-107 §4.107.4.0.x) */
+function mountInstances(router: Router, ctx: WadoContext): void {
   router.get('/studies/:study', async (req, res) => {
     const study = uidParam(req, 'study');
     const accept = negotiate('instances', req.get('accept'));
@@ -460,7 +501,10 @@ export function mountWado(router: Router, ctx: WadoContext): void {
     await passThrough(ctx, req, res, routeOf(ctx, rows[0]!), studyPath(study, series, sop), accept, 'instances');
   });
 
-  // Frames (Frame Pixel Data) — bodies pass through unchanged
+}
+
+/** Frames (Frame Pixel Data) — bodies pass through unchanged */
+function mountFrames(router: Router, ctx: WadoContext): void {
   router.get('/studies/:study/series/:series/instances/:instance/frames/:frames', async (req, res) => {
     const study = uidParam(req, 'study');
     const series = uidParam(req, 'series');
@@ -474,7 +518,10 @@ export function mountWado(router: Router, ctx: WadoContext): void {
     await passThrough(ctx, req, res, routeOf(ctx, rows[0]!), `${studyPath(study, series, sop)}/frames/${frames.join(',')}`, accept, 'frames');
   });
 
-  // Rendered and thumbnail (instance, series, study, frames): pass through, upstream 404/406 mapped
+}
+
+/** Rendered and thumbnail (instance, series, study, frames): pass through, upstream 404/406 mapped */
+function mountRendered(router: Router, ctx: WadoContext): void {
   for (const what of ['rendered', 'thumbnail'] as const) {
     const handler = (level: 'study' | 'series' | 'instance' | 'frames') => async (req: Request, res: Response) => {
       const study = uidParam(req, 'study');
@@ -504,7 +551,10 @@ export function mountWado(router: Router, ctx: WadoContext): void {
     router.get(`/studies/:study/series/:series/instances/:instance/frames/:frames/${what}`, handler('frames'));
   }
 
-  // Bulkdata: the URIs handed out in rewritten metadata (…/bulk/{tag path} or …/bulk/~{token})
+}
+
+/** Bulkdata: the URIs handed out in rewritten metadata (…/bulk/{tag path} or …/bulk/~{token}) */
+function mountBulkdata(router: Router, ctx: WadoContext): void {
   router.get('/studies/:study/series/:series/instances/:instance/bulk/*rest', async (req, res) => {
     const study = uidParam(req, 'study');
     const series = uidParam(req, 'series');
@@ -523,7 +573,10 @@ export function mountWado(router: Router, ctx: WadoContext): void {
     await passThrough(ctx, req, res, routeOf(ctx, rows[0]!), studyPath(study, series, sop) + suffix, accept, 'bulkdata', range ? { range } : {});
   });
 
-  // Metadata (study = concatenation of the visible series, PS3.18 §10.4.1.2)
+}
+
+/** Metadata (study = concatenation of the visible series, PS3.18 §10.4.1.2) */
+function mountMetadata(router: Router, ctx: WadoContext): void {
   router.get('/studies/:study/metadata', async (req, res) => {
     const study = uidParam(req, 'study');
     negotiate('metadata', req.get('accept'));
@@ -556,6 +609,4 @@ export function mountWado(router: Router, ctx: WadoContext): void {
     if (!e!.entry.instances.has(sop)) throw new GatewayError(404, 'GW_DICOMWEB_NOT_AT_UPSTREAM', 'The upstream archive does not hold this instance');
     await sendMetadata(req, res, ctx.cache.view(e!.entry, [sop], sop));
   });
-
-  void config;
 }

@@ -396,24 +396,13 @@ function imagingStudyPart(m: Manifest, rd: ManifestRendering, r: StudyRowInput):
 }
 
 /**
- * Insert one manifest version with everything derived from it, as ONE statement (data-modifying
- * CTEs: one round trip; foreign keys are checked at the end of the statement). The caller holds the
- * study lock, has checked idempotency and has already superseded the previous current manifest.
+ * The imaging_series rows of a manifest as parallel arrays, and its instances flattened with the
+ * ordinal of their series row (grouped into the series' arrays in SQL). De-duplicated: a KOS may
+ * list one SOP twice; the index holds it once.
  */
-export async function insertManifest(tx: Tx, n: NewManifest, r: ManifestRendering, replacesSop?: string): Promise<StoredManifest> {
-  const m = n.model;
-  const sop = m.document.sopInstanceUid;
-  const ids = manifestResourceIds(sop);
-  const id = manifestIdFor(sop);
-  const pid = patientIdOf(m.patient);
-  const now = new Date();
-  if (n.replaces && replacesSop === undefined) replacesSop = (await findManifestById(tx, n.replaces))?.sop_instance_uid;
-  const docs = r.docRefs(m, { status: 'current', nativeFormat: n.nativeFormat, date: now, lastUpdated: now, versionId: 1, replacesSop, metadata: n.metadata });
-
-  // Flattened, de-duplicated index rows (a KOS may list one SOP twice; the index holds it once).
+function seriesRows(m: Manifest) {
   const seriesSeen = new Map<string, number>();
   const se = { study: [] as string[], uid: [] as string[], modality: [] as (string | null)[], num: [] as (number | null)[], desc: [] as (string | null)[], date: [] as (string | null)[], time: [] as (string | null)[], body: [] as (string | null)[], url: [] as (string | null)[], loc: [] as (string | null)[], ae: [] as (string | null)[], count: [] as number[] };
-  // Instances flattened with the index of their series row; grouped into the series' arrays in SQL.
   const inst = { si: [] as number[], sop: [] as string[], cls: [] as string[], num: [] as (number | null)[], frames: [] as (number | null)[] };
   const sopSeen = new Set<string>();
   for (const e of m.evidence) for (const s of e.series) {
@@ -439,6 +428,25 @@ export async function insertManifest(tx: Tx, n: NewManifest, r: ManifestRenderin
     const si = seriesSeen.get(s.uid)!;
     if (s.numberOfInstances !== undefined && s.numberOfInstances > se.count[si]!) se.count[si] = s.numberOfInstances;
   }
+  return { se, inst };
+}
+
+/**
+ * Insert one manifest version with everything derived from it, as ONE statement (data-modifying
+ * CTEs: one round trip; foreign keys are checked at the end of the statement). The caller holds the
+ * study lock, has checked idempotency and has already superseded the previous current manifest.
+ */
+export async function insertManifest(tx: Tx, n: NewManifest, r: ManifestRendering, replacesSop?: string): Promise<StoredManifest> {
+  const m = n.model;
+  const sop = m.document.sopInstanceUid;
+  const ids = manifestResourceIds(sop);
+  const id = manifestIdFor(sop);
+  const pid = patientIdOf(m.patient);
+  const now = new Date();
+  if (n.replaces && replacesSop === undefined) replacesSop = (await findManifestById(tx, n.replaces))?.sop_instance_uid;
+  const docs = r.docRefs(m, { status: 'current', nativeFormat: n.nativeFormat, date: now, lastUpdated: now, versionId: 1, replacesSop, metadata: n.metadata });
+
+  const { se, inst } = seriesRows(m);
   const referenceCount = inst.sop.length;
   const eps = r.endpoints(m);
   const tokens = r.tokens(m, eps.map((e) => e.id as string), n.metadata);

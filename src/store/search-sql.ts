@@ -279,18 +279,60 @@ function ownStudyOnly(sql: string, tk: NonNullable<TableDef['tokens']>, c: Extra
   return `(${sql} AND (${own} OR ${tk.owner} IN (SELECT t.${tk.fk} FROM ${tk.table} t WHERE ${codeSql} AND (${ors}))))`;
 }
 
+type Cond<K extends SqlCond['k']> = Extract<SqlCond, { k: K }>;
+
+function tokenSql(t: TableDef, c: Cond<'token'>, b: unknown[]): string {
+  const tk = t.tokens!;
+  const codeSql = anyOf('t.code', c.codes, b);
+  const ors = c.or.map((m) => `(${tokenMatchSql(m, 't', b)})`).join(' OR ');
+  // IN (subquery) lets the planner start from the token index (manifest_token_lookup).
+  const sql = `${tk.owner} ${c.not ? 'NOT IN' : 'IN'} (SELECT t.${tk.fk} FROM ${tk.table} t WHERE ${codeSql} AND (${ors}))`;
+  return t === TABLES.ImagingStudy && !c.not && c.codes.includes('study-instance-uid') ? ownStudyOnly(sql, tk, c, b) : sql;
+}
+
+/** FHIR string search: case-insensitive "starts with" on any word; :exact = whole value, case-sensitive. */
+function stringSql(t: TableDef, c: Cond<'string'>, b: unknown[]): string {
+  const cc = col(t, c.column);
+  const ors = c.or.map((v) => {
+    if (c.exact) {
+      b.push(v);
+      return `${cc} = lower(?)`;
+    }
+    const p = likeEscape(v.toLowerCase());
+    b.push(`${p}%`, `% ${p}%`);
+    return `(${cc} LIKE ? OR ${cc} LIKE ?)`;
+  });
+  return `(${ors.join(' OR ')})`;
+}
+
+function docrefIdentifierSql(t: TableDef, c: Cond<'docref-identifier'>, b: unknown[]): string {
+  const parts: string[] = [];
+  if (c.tokens.length) parts.push(tokenSql(t, { k: 'token', codes: ['identifier'], or: c.tokens, not: false }, b));
+  if (c.uuids.length) parts.push(anyOf('d.entry_uuid', c.uuids, b)); // docref_entry_uuid
+  const any = parts.length ? (parts.length === 1 ? parts[0]! : `(${parts.join(' OR ')})`) : 'FALSE';
+  return c.not ? `NOT COALESCE(${any}, FALSE)` : any;
+}
+
+/**
+ * Terms 'given:<folded prefix>' / 'given=<exact>' (migration 0005); the query value is folded by
+ * the same SQL function as the stored one. The cardinality predicate selects the partial GIN index
+ * (docref_author_terms / submission_set_source_terms).
+ */
+function nameTermsSql(t: TableDef, c: Cond<'name-terms'>, b: unknown[]): string {
+  const cc = col(t, c.column);
+  const terms = c.or.map((v) => {
+    b.push(v);
+    return c.exact ? `'${c.part}=' || ?::text` : `'${c.part}:' || mado_fold(?::text)`;
+  });
+  return `(${cc} && ARRAY[${terms.join(', ')}] AND cardinality(${cc}) > 0)`;
+}
+
 function condSql(t: TableDef, c: SqlCond, b: unknown[]): string {
   switch (c.k) {
     case 'false':
       return 'FALSE';
-    case 'token': {
-      const tk = t.tokens!;
-      const codeSql = anyOf('t.code', c.codes, b);
-      const ors = c.or.map((m) => `(${tokenMatchSql(m, 't', b)})`).join(' OR ');
-      // IN (subquery) lets the planner start from the token index (manifest_token_lookup).
-      const sql = `${tk.owner} ${c.not ? 'NOT IN' : 'IN'} (SELECT t.${tk.fk} FROM ${tk.table} t WHERE ${codeSql} AND (${ors}))`;
-      return t === TABLES.ImagingStudy && !c.not && c.codes.includes('study-instance-uid') ? ownStudyOnly(sql, tk, c, b) : sql;
-    }
+    case 'token':
+      return tokenSql(t, c, b);
     case 'token-missing': {
       const tk = t.tokens!;
       return `${c.missing ? 'NOT ' : ''}EXISTS (SELECT 1 FROM ${tk.table} t WHERE t.${tk.fk} = ${tk.owner} AND ${anyOf('t.code', c.codes, b)})`;
@@ -308,38 +350,12 @@ function condSql(t: TableDef, c: SqlCond, b: unknown[]): string {
     }
     case 'period':
       return `(${c.or.map((v) => periodSql(v, b)).join(' OR ')})`;
-    case 'string': {
-      // FHIR string search: case-insensitive "starts with" on any word; :exact = whole value, case-sensitive.
-      const cc = col(t, c.column);
-      const ors = c.or.map((v) => {
-        if (c.exact) {
-          b.push(v);
-          return `${cc} = lower(?)`;
-        }
-        const p = likeEscape(v.toLowerCase());
-        b.push(`${p}%`, `% ${p}%`);
-        return `(${cc} LIKE ? OR ${cc} LIKE ?)`;
-      });
-      return `(${ors.join(' OR ')})`;
-    }
-    case 'docref-identifier': {
-      const parts: string[] = [];
-      if (c.tokens.length) parts.push(condSql(t, { k: 'token', codes: ['identifier'], or: c.tokens, not: false }, b));
-      if (c.uuids.length) parts.push(anyOf('d.entry_uuid', c.uuids, b)); // docref_entry_uuid
-      const any = parts.length ? (parts.length === 1 ? parts[0]! : `(${parts.join(' OR ')})`) : 'FALSE';
-      return c.not ? `NOT COALESCE(${any}, FALSE)` : any;
-    }
-    case 'name-terms': {
-      // Terms 'given:<folded prefix>' / 'given=<exact>' (migration 0005); the query value is folded
-      // by the same SQL function as the stored one. The cardinality predicate selects the partial
-      // GIN index (docref_author_terms / submission_set_source_terms).
-      const cc = col(t, c.column);
-      const terms = c.or.map((v) => {
-        b.push(v);
-        return c.exact ? `'${c.part}=' || ?::text` : `'${c.part}:' || mado_fold(?::text)`;
-      });
-      return `(${cc} && ARRAY[${terms.join(', ')}] AND cardinality(${cc}) > 0)`;
-    }
+    case 'string':
+      return stringSql(t, c, b);
+    case 'docref-identifier':
+      return docrefIdentifierSql(t, c, b);
+    case 'name-terms':
+      return nameTermsSql(t, c, b);
     case 'related-study': {
       // context.related names the manifest's studies by identifier: documents of every manifest
       // referencing the study of these ImagingStudy resources (only ImagingStudy ids that resolve:

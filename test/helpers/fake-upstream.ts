@@ -1,5 +1,5 @@
 /**
- * A fake DICOMweb upstream that is really HTTP (style §5.7): http.createServer on port 0, serving
+ * A fake DICOMweb upstream that is really HTTP (real sockets; used only for fault injection): http.createServer on port 0, serving
  * multipart DICOM bodies built here, and misbehaving on cue (slow headers, failure after N bytes,
  * any status). It records every request (method, url, headers) and counts requests whose
  * connection closed before the response finished (client abort propagated upstream).

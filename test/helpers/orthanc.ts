@@ -1,7 +1,7 @@
 /**
  * A throwaway Orthanc (Debian packages orthanc + orthanc-dicomweb) on a free loopback port, after
- * /work/shared/tools/start-orthanc.sh: no auth, no DIMSE listener, storage in a temp dir, and
- * DicomWeb.Host set to the real host:port (toolchain §2: otherwise RetrieveURL/BulkDataURI name
+ * the Debian package: no auth, no DIMSE listener, storage in a temp dir, and
+ * DicomWeb.Host set to the real host:port (otherwise RetrieveURL/BulkDataURI name
  * "localhost" and the default port). Under CI=true a missing Orthanc is a failure; elsewhere the
  * caller skips with the reason returned here.
  */

@@ -1,5 +1,5 @@
 /**
- * The audit trail (issue 8, product ask 14): exactly one BALP-shaped AuditEvent per request with
+ * The audit trail: exactly one BALP-shaped AuditEvent per request with
  * the right type, subtype, action and outcome; no raw query or token stored; searchable by
  * administrators; survives a restart (a new app on the same database sees old events).
  */

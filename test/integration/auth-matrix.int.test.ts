@@ -1,5 +1,5 @@
 /**
- * Authorisation matrix (issue 8 acceptance): roles × endpoints × own/foreign patient, every cell
+ * Authorisation matrix: roles × endpoints × own/foreign patient, every cell
  * asserted. "Own" = the patient in the caller's launch context / care relationship; "foreign" =
  * another patient. A foreign resource is a 404 (reads) or absent with total 0 (searches), never a
  * 403; type-level refusals are 403; anonymous is 401. A cell whose route is not mounted fails

@@ -1,5 +1,5 @@
 /**
- * WADO-RS proxy against fake upstreams on port 0 (style §5.7): streaming, filtering, routing,
+ * WADO-RS proxy against fake upstreams on port 0 (fault injection): streaming, filtering, routing,
  * credentials, faults (slow headers, mid-stream failure, client abort, upstream 401) and the
  * security rules (bad UIDs / traversal never reach an upstream; only configured hosts are
  * contacted; the caller's Authorization is never forwarded).

@@ -1,5 +1,5 @@
 /**
- * WADO-RS retrievals from https: upstreams (style §5.7: real sockets, a fake archive over TLS on
+ * WADO-RS retrievals from https: upstreams (real sockets, a fake archive over TLS on
  * port 0, certificates made with openssl at test time). They stream through the gateway's own
  * HTTP/1.1 exchange over tls.connect, not undici: undici 7.30 crashes the process when a
  * close-delimited body ends while a slow client holds the response paused (nodejs/undici#5360).

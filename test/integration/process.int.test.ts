@@ -1,5 +1,5 @@
 /**
- * Start-up, shutdown and crash recovery of the real process (issue 2 acceptance):
+ * Start-up, shutdown and crash recovery of the real process:
  * non-loopback refusal, embedded PostgreSQL reuse and kill -9 recovery, concurrent start-up of
  * two replicas on one DATABASE_URL with migrations run once.
  */

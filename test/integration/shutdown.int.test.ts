@@ -1,5 +1,5 @@
 /**
- * Graceful shutdown (issue 2 scope): close() stops accepting new connections, lets an in-flight
+ * Graceful shutdown: close() stops accepting new connections, lets an in-flight
  * request finish, and is bounded by limits.shutdownGraceMs for requests that would not finish.
  * The in-flight request is a WADO-RS retrieve held open by a slow fake upstream.
  */

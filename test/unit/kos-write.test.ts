@@ -99,7 +99,7 @@ describe('writeKos refuses instead of truncating', () => {
 
 // ---- validators -----------------------------------------------------------------------------
 /** dciodvfy "Error" lines tolerated for MADO CP-2595 content the 2022 dicom3tools tables do not know
- * (toolchain.md "Later findings"). Anything else is a failure. */
+ * (the 2022 dicom3tools tables predate CP-2595). Anything else is a failure. */
 const TOLERATED = [
   /^Error - Unrecognized enumerated value <(NUM|DATE|TIME)> for value 1 of attribute <Value Type>$/, // TID 1600/1602 NUM/DATE/TIME
   /^Error - Attribute with an even group number is not a recognized standard attribute - \(0x0040,0xe012\)/, // Display URI (0040,E012)

@@ -38,7 +38,7 @@ function refs(m: Manifest): Record<string, Record<string, string[]>> {
 }
 
 // ---- dciodvfy: the same tolerated list as test/unit/kos-write.test.ts (the codec's rule): only the
-// CP-2595 content the 2022 dicom3tools tables do not know (toolchain.md "Later findings").
+// CP-2595 content the 2022 dicom3tools tables do not know .
 const TOLERATED = [
   /^Error - Unrecognized enumerated value <(NUM|DATE|TIME)> for value 1 of attribute <Value Type>$/, // TID 1600/1602 NUM/DATE/TIME
   /^Error - Attribute with an even group number is not a recognized standard attribute - \(0x0040,0xe012\)/, // Display URI (0040,E012), decisions.md D8

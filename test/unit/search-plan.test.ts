@@ -13,7 +13,7 @@ const O = { strict: false, defaultCount: 20, maxCount: 100 };
 const plan = (qs: string, o = O) => planSearch('DocumentReference', parseQueryString(qs), o);
 
 test('token forms: value, system|value, |value, system|, escapes and quotes (Q17)', () => {
-  assert.deepEqual(parseToken('ap123456', 'x'), { value: 'ap123456' }); // no prefix guessing (style §8 trap 1)
+  assert.deepEqual(parseToken('ap123456', 'x'), { value: 'ap123456' }); // no prefix guessing (decisions.md D45)
   assert.deepEqual(parseToken('urn:oid:1.2|MRN42', 'x'), { system: 'urn:oid:1.2', value: 'MRN42' });
   assert.deepEqual(parseToken('|MRN42', 'x'), { system: '', value: 'MRN42' });
   assert.deepEqual(parseToken('http://loinc.org|', 'x'), { system: 'http://loinc.org' });

@@ -95,133 +95,78 @@ export function fhirToManifest(input: unknown, opts: FhirToManifestOptions = {})
   }
 }
 
-function convert(input: unknown, c: Ctx, opts: FhirToManifestOptions): { manifest?: Manifest; issues: ValidationIssue[] } {
-  if (!isObj(input) || typeof input.resourceType !== 'string') {
-    c.err('', 'GW_FHIR_INVALID', 'input is not a FHIR resource (no resourceType)');
-    return { issues: c.issues };
-  }
-  let bundle: Json | undefined;
+/** Register the resources of the input (a Bundle's entries, or a bare List / ImagingStudy); false when it is no manifest form. */
+function collectEntries(input: Json, c: Ctx): boolean {
   if (input.resourceType === 'Bundle') {
-    bundle = input;
     if (!['document', 'collection', 'transaction'].includes(input.type)) {
       c.err('Bundle.type', 'GW_FHIR_UNSUPPORTED_BUNDLE', `Bundle.type "${String(input.type)}" is not a manifest form (expected document, collection or transaction)`);
-      return { issues: c.issues };
+      return false;
     }
     arr(input.entry).forEach((e, i) => {
       if (isObj(e.resource) && typeof e.resource.resourceType === 'string') c.add({ resource: e.resource, path: `Bundle.entry[${i}].resource`, fullUrl: str(e.fullUrl) });
     });
-  } else if (input.resourceType === 'ImagingStudy' || input.resourceType === 'List') {
+    return true;
+  }
+  if (input.resourceType === 'ImagingStudy' || input.resourceType === 'List') {
     c.add({ resource: input, path: input.resourceType });
-  } else {
-    c.err(input.resourceType, 'GW_FHIR_INVALID', `a ${input.resourceType} is not a MADO manifest (expected a Bundle, List or ImagingStudy)`);
-    return { issues: c.issues };
+    return true;
   }
+  c.err(input.resourceType, 'GW_FHIR_INVALID', `a ${input.resourceType} is not a MADO manifest (expected a Bundle, List or ImagingStudy)`);
+  return false;
+}
 
-  const composition = c.ofType('Composition')[0];
-  const list = c.ofType('List')[0];
-  if (list) c.info(list.path, 'GW_FHIR_LEGACY_FORM', 'legacy List-based manifest (first MADO draft) accepted; the current form is a MadoFhirBundle document (decisions.md D1)');
-
-  // ---- ImagingStudy: one per referenced study (PS3.3 C.17.2.1); the first is the manifest's own
-  const studyEntries = imagingStudyEntries(c, composition, list);
-  const isEntry = studyEntries[0];
-  if (!isEntry) {
-    if (!c.issues.some((i) => i.severity === 'error')) c.err(bundle ? 'Bundle.entry' : input.resourceType, 'GW_FHIR_NO_IMAGING_STUDY', 'no ImagingStudy: a manifest needs at least one (MadoImagingStudy)');
-    return { issues: c.issues };
-  }
-  const is = isEntry.resource;
-  const P = isEntry.path;
-
-  // ---- time zone: offset of ImagingStudy.started (IG FHIR→KOS mapping: Timezone Offset R+), else the first one found
-  const tz =
+/** Time zone: offset of ImagingStudy.started (IG FHIR→KOS mapping: Timezone Offset R+), else the first one found. */
+function timezoneOf(is: Json, composition: Entry | undefined, list: Entry | undefined, bundle: Json | undefined): string | undefined {
+  return (
     offsetOf(str(is.started)) ??
     offsetOf(str(composition?.resource.date)) ??
     offsetOf(str(bundle?.timestamp)) ??
     offsetOf(str(list?.resource.date)) ??
-    arr(is.series).map((s) => offsetOf(str(s.started))).find(Boolean);
-  const dt = (v: unknown, path: string) => {
-    const s = str(v);
-    if (!s) return undefined;
-    const r = fhirToDicomDateTime(s, tz ?? '+0000');
-    if (!r) c.err(path, 'GW_FHIR_BAD_DATE', `"${s}" is not a FHIR dateTime`);
-    return r;
-  };
+    arr(is.series).map((s) => offsetOf(str(s.started))).find(Boolean)
+  );
+}
 
-  // ---- Patient
+/** The subject Patient: identifiers, name, birth date, sex (the KOS needs them, SUPPL 6.X.2.5). */
+function patientOf(c: Ctx, is: Json, P: string, composition: Entry | undefined, list: Entry | undefined): Patient {
   const patient: Patient = { otherIds: [] };
   const subjRef = isObj(is.subject) ? is.subject : isObj(composition?.resource.subject) ? composition!.resource.subject : isObj(list?.resource.subject) ? list!.resource.subject : undefined;
-  if (!subjRef) c.err(`${P}.subject`, 'GW_FHIR_MISSING_ELEMENT', 'ImagingStudy.subject is missing: the KOS needs the Patient (Patient ID is R+, SUPPL 6.X.2.5)');
-  else {
-    const pe = c.resolve(subjRef);
-    if (!pe || pe.resource.resourceType !== 'Patient') {
-      if (isObj(subjRef.identifier) && str(subjRef.identifier.value)) {
-        const pid = toPatientIdentifier(subjRef.identifier);
-        patient.id = pid;
-        patient.otherIds.push(pid);
-        c.warn(`${P}.subject`, 'GW_FHIR_PATIENT_BY_IDENTIFIER', 'Patient resource not in the Bundle; only its identifier is used');
-      } else c.err(`${P}.subject`, 'GW_FHIR_UNRESOLVED_REFERENCE', `Patient "${refText(subjRef)}" is not in the Bundle: the KOS needs the Patient's identifier, name, birth date and sex`);
-    } else {
-      const pr = pe.resource;
-      const idents = arr(pr.identifier).filter((x) => str(x.value));
-      if (!idents.length) c.err(`${pe.path}.identifier`, 'GW_FHIR_MISSING_ELEMENT', 'Patient.identifier is missing: Patient ID is R+ (SUPPL 6.X.2.5)');
-      const ids = idents.map(toPatientIdentifier);
-      if (ids.length) {
-        patient.id = ids[0];
-        patient.otherIds = ids;
-      }
-      const { pn, dropped } = humanNamesToPn(arr(pr.name));
-      if (pn) patient.name = pn;
-      if (dropped) c.warn(`${pe.path}.name`, 'GW_CONVERT_DROPPED', `${dropped} more Patient.name value(s) have no place in a DICOM PN (one alphabetic, one ideographic, one phonetic group) and are not carried over`);
-      const bd = fhirToDicomDate(str(pr.birthDate));
-      if (bd) patient.birthDate = bd;
-      const g = str(pr.gender);
-      if (g && SEX[g]) patient.sex = SEX[g];
-    }
+  if (!subjRef) {
+    c.err(`${P}.subject`, 'GW_FHIR_MISSING_ELEMENT', 'ImagingStudy.subject is missing: the KOS needs the Patient (Patient ID is R+, SUPPL 6.X.2.5)');
+    return patient;
   }
-
-  // ---- Study
-  const studyUid = studyUidOf(c, isEntry);
-  const started = dt(is.started, `${P}.started`);
-  if (!started) c.warn(`${P}.started`, 'GW_FHIR_MISSING_ELEMENT', 'ImagingStudy.started is missing: Study Date/Time are R+ (SUPPL 6.X.2.6)');
-
-  const others = studyEntries.slice(1).map((e) => ({ entry: e, uid: studyUidOf(c, e) }));
-  const claimed = new Set<Entry>();
-  for (const o of others) for (const b of arr(o.entry.resource.basedOn)) { const e = c.resolve(b); if (e) claimed.add(e); }
-  const requests = requestsOf(c, isEntry, studyUid, [...c.ofType('ServiceRequest')].filter((e) => !claimed.has(e)));
-  const accessions = [...new Map(requests.filter((r) => r.accession?.value).map((r) => [JSON.stringify(r.accession), r.accession!])).values()];
-
-  const modalities = arr(is.modality).map((m) => str(m.code)).filter((x): x is string => !!x);
-  const regions = arr(is.extension).filter((e) => e.url === EXT.anatomicalRegion).map((e) => conceptToCode(e.valueCodeableConcept)).filter((x): x is Code => !!x);
-  const procedureCodes = arr(is.procedureCode).map((cc) => conceptToCode(cc as Json)).filter((x): x is Code => !!x);
-
-  const { series, displayUri } = studySeries(c, isEntry, dt);
-  const otherEvidence: StudyReference[] = others.map((o) => {
-    const r = studySeries(c, o.entry, dt);
-    requests.push(...requestsOf(c, o.entry, o.uid, []));
-    const ev: StudyReference = { studyInstanceUid: o.uid ?? '', series: r.series };
-    if (r.displayUri) ev.displayUri = r.displayUri;
-    return ev;
-  });
-
-  // ---- Document
-  const comp = composition?.resource;
-  const bIdent = isObj(bundle?.identifier) ? bundle!.identifier : isObj(comp?.identifier) ? comp!.identifier : arr(list?.resource.identifier)[0];
-  let sop = stripOid(str(bIdent?.value));
-  if (sop && !isOid(sop)) {
-    c.warn(bundle ? 'Bundle.identifier' : `${list?.path ?? P}.identifier`, 'GW_FHIR_IDENTIFIER_NOT_OID', `manifest identifier "${sop}" is not an OID (MadoFhirBundle.identifier, decisions.md D20); a SOP Instance UID was derived from it`);
-    sop = derivedUid(`fhir-identifier:${str(bIdent?.system) ?? ''}|${sop}`);
+  const pe = c.resolve(subjRef);
+  if (!pe || pe.resource.resourceType !== 'Patient') {
+    if (isObj(subjRef.identifier) && str(subjRef.identifier.value)) {
+      const pid = toPatientIdentifier(subjRef.identifier);
+      patient.id = pid;
+      patient.otherIds.push(pid);
+      c.warn(`${P}.subject`, 'GW_FHIR_PATIENT_BY_IDENTIFIER', 'Patient resource not in the Bundle; only its identifier is used');
+    } else c.err(`${P}.subject`, 'GW_FHIR_UNRESOLVED_REFERENCE', `Patient "${refText(subjRef)}" is not in the Bundle: the KOS needs the Patient's identifier, name, birth date and sex`);
+    return patient;
   }
-  if (!sop) sop = derivedUid(`fhir-content:${hash('sha256', JSON.stringify(input))}`);
+  const pr = pe.resource;
+  const idents = arr(pr.identifier).filter((x) => str(x.value));
+  if (!idents.length) c.err(`${pe.path}.identifier`, 'GW_FHIR_MISSING_ELEMENT', 'Patient.identifier is missing: Patient ID is R+ (SUPPL 6.X.2.5)');
+  const ids = idents.map(toPatientIdentifier);
+  if (ids.length) {
+    patient.id = ids[0];
+    patient.otherIds = ids;
+  }
+  const { pn, dropped } = humanNamesToPn(arr(pr.name));
+  if (pn) patient.name = pn;
+  if (dropped) c.warn(`${pe.path}.name`, 'GW_CONVERT_DROPPED', `${dropped} more Patient.name value(s) have no place in a DICOM PN (one alphabetic, one ideographic, one phonetic group) and are not carried over`);
+  const bd = fhirToDicomDate(str(pr.birthDate));
+  if (bd) patient.birthDate = bd;
+  const g = str(pr.gender);
+  if (g && SEX[g]) patient.sex = SEX[g];
+  return patient;
+}
 
-  const typeCodings = arr(comp?.type?.coding);
-  const titleCoding = typeCodings.map((k) => codingToCode(k as FhirCoding)).find((k) => KOS_TITLES.has(`${k.value}|${k.scheme}`));
-  const title = titleCoding ?? opts.defaultTitle ?? DEFAULT_KOS_TITLE;
-  const compTitle = str(comp?.title) ?? str(list?.resource.title);
-  const created = dt(comp?.date ?? bundle?.timestamp ?? list?.resource.date, composition ? `${composition.path}.date` : 'Bundle.timestamp');
-
-  // Creator device + organization (Composition.author, List.source, Device.owner, or any in the Bundle)
+/** Creator device + organization (Composition.author, List.source, Device.owner, or any in the Bundle). */
+function creatorOf(c: Ctx, composition: Entry | undefined, list: Entry | undefined): { device?: Entry; org?: Entry } {
   let device: Entry | undefined;
   let org: Entry | undefined;
-  for (const a of [...arr(comp?.author), ...(isObj(list?.resource.source) ? [list!.resource.source] : [])]) {
+  for (const a of [...arr(composition?.resource.author), ...(isObj(list?.resource.source) ? [list!.resource.source] : [])]) {
     const e = c.resolve(a);
     if (!e) {
       c.warn(composition ? `${composition.path}.author` : `${list!.path}.source`, 'GW_FHIR_UNRESOLVED_REFERENCE', `author "${refText(a)}" is not in the Bundle: Manufacturer and Institution Name (R+, SUPPL 6.X.2.7) stay empty`);
@@ -233,13 +178,30 @@ function convert(input: unknown, c: Ctx, opts: FhirToManifestOptions): { manifes
   device ??= c.ofType('Device')[0];
   if (!org && device && isObj(device.resource.owner)) org = c.resolve(device.resource.owner);
   org ??= c.ofType('Organization')[0];
+  return { device, org };
+}
 
-  const document: Manifest['document'] = {
-    sopInstanceUid: sop,
-    sopClassUid: KOS_SOP_CLASS_UID,
-    seriesInstanceUid: kosSeriesUid(sop),
-    title,
-  };
+/** The KOS SOP Instance UID: the manifest identifier when it is an OID, else derived from it (or from the content). */
+function manifestSop(c: Ctx, input: Json, bundle: Json | undefined, composition: Entry | undefined, list: Entry | undefined, P: string): string {
+  const comp = composition?.resource;
+  const bIdent = isObj(bundle?.identifier) ? bundle!.identifier : isObj(comp?.identifier) ? comp!.identifier : arr(list?.resource.identifier)[0];
+  let sop = stripOid(str(bIdent?.value));
+  if (sop && !isOid(sop)) {
+    c.warn(bundle ? 'Bundle.identifier' : `${list?.path ?? P}.identifier`, 'GW_FHIR_IDENTIFIER_NOT_OID', `manifest identifier "${sop}" is not an OID (MadoFhirBundle.identifier, decisions.md D20); a SOP Instance UID was derived from it`);
+    sop = derivedUid(`fhir-identifier:${str(bIdent?.system) ?? ''}|${sop}`);
+  }
+  return sop || derivedUid(`fhir-content:${hash('sha256', JSON.stringify(input))}`);
+}
+
+/** The KOS document attributes: identity, title, content date, creator (Manufacturer, Institution). */
+function documentOf(c: Ctx, sop: string, f: { bundle?: Json; composition?: Entry; list?: Entry }, opts: FhirToManifestOptions, dt: DateTimeOf, tz: string | undefined): Manifest['document'] {
+  const comp = f.composition?.resource;
+  const titleCoding = arr(comp?.type?.coding).map((k) => codingToCode(k as FhirCoding)).find((k) => KOS_TITLES.has(`${k.value}|${k.scheme}`));
+  const title = titleCoding ?? opts.defaultTitle ?? DEFAULT_KOS_TITLE;
+  const compTitle = str(comp?.title) ?? str(f.list?.resource.title);
+  const created = dt(comp?.date ?? f.bundle?.timestamp ?? f.list?.resource.date, f.composition ? `${f.composition.path}.date` : 'Bundle.timestamp');
+  const { device, org } = creatorOf(c, f.composition, f.list);
+  const document: Manifest['document'] = { sopInstanceUid: sop, sopClassUid: KOS_SOP_CLASS_UID, seriesInstanceUid: kosSeriesUid(sop), title };
   if (compTitle && compTitle !== title.meaning) document.description = compTitle;
   if (created) {
     document.contentDate = created.date;
@@ -257,18 +219,73 @@ function convert(input: unknown, c: Ctx, opts: FhirToManifestOptions): { manifes
     // SUPPL 6.X.2.7 recommends the HL7 v2 XON form (name + organization identifier in XON.10).
     if (name) document.institutionName = document.institutionId ? `${name}^^^^^^^^^${document.institutionId}` : name;
   }
+  return document;
+}
+
+/** The study: its requests (those of other studies' ImagingStudies excluded), codes, series, and the other studies' evidence. */
+function studyOf(c: Ctx, studyEntries: Entry[], studyUid: string | undefined, dt: DateTimeOf) {
+  const isEntry = studyEntries[0]!;
+  const is = isEntry.resource;
+  const others = studyEntries.slice(1).map((e) => ({ entry: e, uid: studyUidOf(c, e) }));
+  const claimed = new Set<Entry>();
+  for (const o of others) for (const b of arr(o.entry.resource.basedOn)) { const e = c.resolve(b); if (e) claimed.add(e); }
+  const requests = requestsOf(c, isEntry, studyUid, [...c.ofType('ServiceRequest')].filter((e) => !claimed.has(e)));
+  const accessions = [...new Map(requests.filter((r) => r.accession?.value).map((r) => [JSON.stringify(r.accession), r.accession!])).values()];
+  const modalities = arr(is.modality).map((m) => str(m.code)).filter((x): x is string => !!x);
+  const regions = arr(is.extension).filter((e) => e.url === EXT.anatomicalRegion).map((e) => conceptToCode(e.valueCodeableConcept)).filter((x): x is Code => !!x);
+  const procedureCodes = arr(is.procedureCode).map((cc) => conceptToCode(cc as Json)).filter((x): x is Code => !!x);
+  const { series, displayUri } = studySeries(c, isEntry, dt);
+  const otherEvidence: StudyReference[] = others.map((o) => {
+    const r = studySeries(c, o.entry, dt);
+    requests.push(...requestsOf(c, o.entry, o.uid, []));
+    const ev: StudyReference = { studyInstanceUid: o.uid ?? '', series: r.series };
+    if (r.displayUri) ev.displayUri = r.displayUri;
+    return ev;
+  });
+  return { studyUid, requests, accessions, modalities, regions, procedureCodes, series, displayUri, otherEvidence };
+}
+
+function convert(input: unknown, c: Ctx, opts: FhirToManifestOptions): { manifest?: Manifest; issues: ValidationIssue[] } {
+  if (!isObj(input) || typeof input.resourceType !== 'string') {
+    c.err('', 'GW_FHIR_INVALID', 'input is not a FHIR resource (no resourceType)');
+    return { issues: c.issues };
+  }
+  if (!collectEntries(input, c)) return { issues: c.issues };
+  const bundle = input.resourceType === 'Bundle' ? input : undefined;
+  const composition = c.ofType('Composition')[0];
+  const list = c.ofType('List')[0];
+  if (list) c.info(list.path, 'GW_FHIR_LEGACY_FORM', 'legacy List-based manifest (first MADO draft) accepted; the current form is a MadoFhirBundle document (decisions.md D1)');
+
+  // ImagingStudy: one per referenced study (PS3.3 C.17.2.1); the first is the manifest's own
+  const studyEntries = imagingStudyEntries(c, composition, list);
+  const isEntry = studyEntries[0];
+  if (!isEntry) {
+    if (!c.issues.some((i) => i.severity === 'error')) c.err(bundle ? 'Bundle.entry' : input.resourceType, 'GW_FHIR_NO_IMAGING_STUDY', 'no ImagingStudy: a manifest needs at least one (MadoImagingStudy)');
+    return { issues: c.issues };
+  }
+  const is = isEntry.resource;
+  const P = isEntry.path;
+  const tz = timezoneOf(is, composition, list, bundle);
+  const dt: DateTimeOf = (v, path) => {
+    const s = str(v);
+    if (!s) return undefined;
+    const r = fhirToDicomDateTime(s, tz ?? '+0000');
+    if (!r) c.err(path, 'GW_FHIR_BAD_DATE', `"${s}" is not a FHIR dateTime`);
+    return r;
+  };
+
+  const patient = patientOf(c, is, P, composition, list);
+  const studyUid = studyUidOf(c, isEntry);
+  const started = dt(is.started, `${P}.started`);
+  if (!started) c.warn(`${P}.started`, 'GW_FHIR_MISSING_ELEMENT', 'ImagingStudy.started is missing: Study Date/Time are R+ (SUPPL 6.X.2.6)');
+  const s = studyOf(c, studyEntries, studyUid, dt);
+  const document = documentOf(c, manifestSop(c, input, bundle, composition, list, P), { bundle, composition, list }, opts, dt, tz);
 
   const manifest: Manifest = {
     document,
     patient,
-    study: {
-      studyInstanceUid: studyUid ?? '',
-      requests,
-      procedureCodes,
-      modalities,
-      anatomicalRegions: regions,
-    },
-    evidence: [{ studyInstanceUid: studyUid ?? '', series }, ...otherEvidence],
+    study: { studyInstanceUid: s.studyUid ?? '', requests: s.requests, procedureCodes: s.procedureCodes, modalities: s.modalities, anatomicalRegions: s.regions },
+    evidence: [{ studyInstanceUid: s.studyUid ?? '', series: s.series }, ...s.otherEvidence],
   };
   const st = manifest.study;
   if (started) {
@@ -277,9 +294,9 @@ function convert(input: unknown, c: Ctx, opts: FhirToManifestOptions): { manifes
   }
   const d = str(is.description);
   if (d) st.description = d;
-  if (accessions.length === 1) st.accession = accessions[0]; // SUPPL 6.X.2.6.1 "Simple" case; group → only in requests
+  if (s.accessions.length === 1) st.accession = s.accessions[0]; // SUPPL 6.X.2.6.1 "Simple" case; group → only in requests
   if (Number.isInteger(is.numberOfSeries)) st.numberOfSeries = is.numberOfSeries;
-  if (displayUri) manifest.evidence[0]!.displayUri = displayUri;
+  if (s.displayUri) manifest.evidence[0]!.displayUri = s.displayUri;
 
   return c.issues.some((i) => i.severity === 'error') ? { issues: c.issues } : { manifest, issues: c.issues };
 }
@@ -461,7 +478,7 @@ function seriesRetrieve(c: Ctx, out: Series, eps: Array<{ r: Json; path: string 
     if (!isWado(ep) || wado) continue;
     wado = true;
     const addr = str(ep.address);
-    // Q18: detect the placeholder by the data-absent-reason extension, not by the URL value.
+    // decisions.md D18: detect the placeholder by the data-absent-reason extension, not by the URL value.
     if (addr && !hasDar(ep._address) && addr !== 'http://notspecified') out.retrieveUrl = addr.replace(/\/+$/, '');
     const loc = arr(ep.extension).find((x) => x.url === EXT.retrieveLocationUid);
     const locVal = str(loc?.valueString) ?? str(loc?.valueOid) ?? str(loc?.valueUri);

@@ -104,7 +104,7 @@ function studyViews(m: Manifest, evidence: StudyReference | undefined): StudyVie
   const ordered = evidence ? [evidence, ...m.evidence.filter((e) => e !== evidence)] : [];
   return ordered.map((ev, i) => {
     const primary = i === 0;
-    // Q35: study modalities from the Image Library (it describes the manifest's study), else the union of series modalities.
+    // decisions.md D35: study modalities from the Image Library (it describes the manifest's study), else the union of series modalities.
     const modalities = primary && m.study.modalities.length ? [...m.study.modalities] : seriesModalities(ev.series);
     const v: StudyView = { ev, id: imagingStudyId(sop, ev.studyInstanceUid, primary), primary, modalities };
     if (ev.displayUri) v.viewerId = viewerEndpointId(sop, ev.studyInstanceUid, primary);
@@ -199,7 +199,7 @@ function viewerEndpoint(id: string, uri: string): Json {
     id,
     meta: meta(PROFILE.viewerEndpoint),
     status: 'active',
-    // Q26: connectionType is unconstrained by MADO but 1..1 in R4; ihe-iid follows IHE RAD IMR.
+    // decisions.md D26: connectionType is unconstrained by MADO but 1..1 in R4; ihe-iid follows IHE RAD IMR.
     connectionType: { system: SYS.connType, code: 'ihe-iid', display: 'IHE IID' },
     name: 'Web viewer',
     payloadType: [{ coding: [{ system: SYS.payloadType, code: 'none', display: 'None' }] }],
@@ -442,6 +442,24 @@ function defaultCoding(c: { system: string; code: string; display?: string }): J
   return c.display ? { system: c.system, code: c.code, display: c.display } : { system: c.system, code: c.code };
 }
 
+/**
+ * The docref's contained Organization, creator Device and source Patient: authors are contained
+ * (MHD Comprehensive), so the DocumentReference stands alone.
+ */
+function containedResources(m: Manifest, d: Derived, xon: ReturnType<typeof splitXon>): [Json, Json, Json] {
+  const org: Json = { resourceType: 'Organization', id: 'org' };
+  if (xon.id) org.identifier = [isOidLike(xon.id) ? { system: SYS.rfc3986, value: `urn:oid:${xon.id}` } : { value: xon.id }];
+  org.name = xon.name ?? 'unknown';
+  if (!xon.name) org._name = DAR_UNKNOWN;
+  const device: Json = { resourceType: 'Device', id: 'creator', type: { coding: [{ system: SYS.deviceType, code: 'mado-creator', display: 'MADO Creator' }] } };
+  if (m.document.manufacturer) device.manufacturer = m.document.manufacturer;
+  device.owner = { reference: '#org' };
+  const src: Json = { resourceType: 'Patient', id: 'src-patient' };
+  const srcPat = patientResource(m, d);
+  for (const k of ['identifier', 'name', 'gender', 'birthDate']) if (srcPat[k] !== undefined) src[k] = srcPat[k];
+  return [org, device, src];
+}
+
 /** Both MHD DocumentReferences of a manifest, linked by relatesTo = transforms (contract "Manifest identity"). */
 export function manifestToDocumentReferences(m: Manifest, ctx: MappingContext, o: DocRefOptions): { kos: DocumentReference; fhir: DocumentReference } {
   const d = derive(m, ctx);
@@ -450,7 +468,7 @@ export function manifestToDocumentReferences(m: Manifest, ctx: MappingContext, o
   const xon = splitXon(m);
   const base = ctx.publicBaseUrl.replace(/\/+$/, '');
   const uid = doc.sopInstanceUid;
-  // Q13: MHD UniqueIdIdentifier form, copied into identifier (mado-docref-1).
+  // decisions.md D13: MHD UniqueIdIdentifier form, copied into identifier (mado-docref-1).
   const master = {
     type: { coding: [{ system: SYS.mhdIdType, code: 'uniqueId', display: 'UniqueId' }] },
     system: SYS.rfc3986,
@@ -461,17 +479,7 @@ export function manifestToDocumentReferences(m: Manifest, ctx: MappingContext, o
   const subject: Json = { reference: `Patient/${d.patientId}`, type: 'Patient' };
   if (primaryId) subject.identifier = patientIdentifier(primaryId);
 
-  // Authors are contained (MHD Comprehensive: author contained), so the docref stands alone.
-  const org: Json = { resourceType: 'Organization', id: 'org' };
-  if (xon.id) org.identifier = [isOidLike(xon.id) ? { system: SYS.rfc3986, value: `urn:oid:${xon.id}` } : { value: xon.id }];
-  org.name = xon.name ?? 'unknown';
-  if (!xon.name) org._name = DAR_UNKNOWN;
-  const device: Json = { resourceType: 'Device', id: 'creator', type: { coding: [{ system: SYS.deviceType, code: 'mado-creator', display: 'MADO Creator' }] } };
-  if (doc.manufacturer) device.manufacturer = doc.manufacturer;
-  device.owner = { reference: '#org' };
-  const src: Json = { resourceType: 'Patient', id: 'src-patient' };
-  const srcPat = patientResource(m, d);
-  for (const k of ['identifier', 'name', 'gender', 'birthDate']) if (srcPat[k] !== undefined) src[k] = srcPat[k];
+  const [org, device, src] = containedResources(m, d, xon);
 
   const st = m.study;
   const modCodings = d.modalities.map(modalityCoding);
@@ -506,11 +514,11 @@ export function manifestToDocumentReferences(m: Manifest, ctx: MappingContext, o
     attachment.title = doc.description ?? doc.title.meaning ?? 'Imaging manifest';
     attachment.creation = d.created;
     const content: Json = { attachment, format: kind === 'kos' ? KOS_FORMAT : FHIR_FORMAT };
-    // Q25: content.profile only on the FHIR docref, as valueCanonical.
+    // decisions.md D25: content.profile only on the FHIR docref, as valueCanonical.
     if (kind === 'fhir') content.extension = [{ url: EXT.r5ContentProfile, extension: [{ url: 'value[x]', valueCanonical: PROFILE.bundle }] }];
     r.content = [content];
     const context: Json = {};
-    // Q28: modality and region also as context.event (SUPPL App. A / XDS eventCodeList).
+    // decisions.md D28: modality and region also as context.event (SUPPL App. A / XDS eventCodeList).
     const events = [...modCodings.map((c) => ({ coding: [c] })), ...regionCodings.map((c) => ({ coding: [c] }))];
     if (events.length) context.event = events;
     if (d.started) context.period = { start: d.started };

@@ -107,30 +107,37 @@ function missingFlag(p: RawParam, label: string): boolean {
   throw badParam(label, `:missing takes true or false, got "${p.value}"`);
 }
 
+/** A modifier the parameter does not declare → 400 (FHIR allows a [type] modifier on references: patient:Patient=…). */
+function checkModifier(def: SearchParamImpl, mod: string | undefined, label: string): void {
+  if (mod === undefined || mod === 'missing' || (def.modifiers ?? []).includes(mod)) return;
+  const t = def.target;
+  if (def.type === 'reference' && t.t === 'reference' && mod === t.targetType) return;
+  throw badParam(label, `Modifier ":${mod}" is not supported on "${def.name}"`, 'GW_SEARCH_MODIFIER');
+}
+
+/** [param]:missing=true|false */
+function missingCond(def: SearchParamImpl, p: RawParam, label: string): SqlCond {
+  const t = def.target;
+  if (!(def.modifiers ?? []).includes('missing')) throw badParam(label, `Modifier ":missing" is not supported on "${def.name}"`, 'GW_SEARCH_MODIFIER');
+  const missing = missingFlag(p, label);
+  switch (t.t) {
+    case 'token':
+      return { k: 'token-missing', codes: t.codes, missing };
+    case 'docref-identifier':
+      return { k: 'token-missing', codes: ['identifier'], missing };
+    case 'reference':
+    case 'date':
+      return { k: 'column-missing', column: t.column, missing };
+    default:
+      throw badParam(label, `Modifier ":missing" is not supported on "${def.name}"`, 'GW_SEARCH_MODIFIER');
+  }
+}
+
 function compileParam(type: string, def: SearchParamImpl, p: RawParam, label: string): SqlCond {
   const t = def.target;
   const mod = p.modifier;
-  if (mod !== undefined && mod !== 'missing' && !(def.modifiers ?? []).includes(mod)) {
-    // FHIR allows a [type] modifier on references: patient:Patient=…
-    if (!(def.type === 'reference' && t.t === 'reference' && mod === t.targetType)) {
-      throw badParam(label, `Modifier ":${mod}" is not supported on "${def.name}"`, 'GW_SEARCH_MODIFIER');
-    }
-  }
-  if (mod === 'missing') {
-    if (!(def.modifiers ?? []).includes('missing')) throw badParam(label, `Modifier ":missing" is not supported on "${def.name}"`, 'GW_SEARCH_MODIFIER');
-    const missing = missingFlag(p, label);
-    switch (t.t) {
-      case 'token':
-        return { k: 'token-missing', codes: t.codes, missing };
-      case 'docref-identifier':
-        return { k: 'token-missing', codes: ['identifier'], missing };
-      case 'reference':
-      case 'date':
-        return { k: 'column-missing', column: t.column, missing };
-      default:
-        throw badParam(label, `Modifier ":missing" is not supported on "${def.name}"`, 'GW_SEARCH_MODIFIER');
-    }
-  }
+  checkModifier(def, mod, label);
+  if (mod === 'missing') return missingCond(def, p, label);
   if (p.value === '') throw badParam(label, `Empty value for search parameter "${label}"`);
   if (splitOr(p.value).length > MAX_OR) throw badParam(label, `At most ${MAX_OR} comma-separated values per parameter`, 'GW_SEARCH_TOO_COSTLY');
   const not = mod === 'not';
@@ -252,18 +259,88 @@ export function encodeCursor(c: Cursor, sortKey: string): string {
   return Buffer.from(JSON.stringify({ v: c.v, id: c.id, s: sortKey }), 'utf8').toString('base64url');
 }
 
+/** What the control parameters (_count, _sort, _include, …) of one search say. */
+interface Controls {
+  count: number;
+  summaryCount: boolean;
+  total: SearchPlan['total'];
+  sortParam?: string;
+  cursorRaw?: string;
+  elements?: string[];
+  include: string[];
+  revinclude: string[];
+}
+
+function applyInclude(c: Controls, resourceType: string, p: RawParam, o: PlanOptions, warnings: OperationOutcomeIssue[]): void {
+  const allowed = (p.name === '_include' ? INCLUDES : REVINCLUDES)[resourceType] ?? [];
+  const v = p.value.replace(/:iterate$|:recurse$/, '');
+  if (allowed.includes(v)) {
+    (p.name === '_include' ? c.include : c.revinclude).push(v);
+    return;
+  }
+  if (o.strict) throw badParam(p.name, `${p.name}=${p.value} is not supported on ${resourceType}`, 'GW_SEARCH_NOT_SUPPORTED');
+  warnings.push(warning(`${p.name}=${p.value} is not supported on ${resourceType} and was ignored`, p.name));
+}
+
+function applyControl(c: Controls, resourceType: string, p: RawParam, o: PlanOptions, warnings: OperationOutcomeIssue[]): void {
+  switch (p.name) {
+    case '_count':
+      c.count = parseCount(p.value, o, warnings);
+      if (c.count === 0) c.summaryCount = true;
+      break;
+    case '_total':
+      if (p.value !== 'none' && p.value !== 'estimate' && p.value !== 'accurate') throw badParam('_total', '_total must be none, estimate or accurate');
+      c.total = p.value;
+      break;
+    case '_summary':
+      if (p.value === 'count') c.summaryCount = true;
+      else if (p.value !== 'false') throw badParam('_summary', `_summary=${p.value} is not supported (count or false)`, 'GW_SEARCH_NOT_SUPPORTED');
+      break;
+    case '_sort':
+      c.sortParam = p.value;
+      break;
+    case '_cursor':
+      c.cursorRaw = p.value;
+      break;
+    case '_elements':
+      c.elements = p.value.split(',').map((s) => s.trim()).filter(Boolean);
+      for (const e of c.elements) if (!/^[a-zA-Z][a-zA-Z0-9]*$/.test(e)) throw badParam('_elements', `Invalid element name "${e}" in _elements`);
+      break;
+    case '_include':
+    case '_revinclude':
+      applyInclude(c, resourceType, p, o, warnings);
+      break;
+  }
+}
+
+/** A search parameter outside the table: warning (lenient) or 400; chains and _has always 400. */
+function unknownParam(resourceType: string, p: RawParam, label: string, o: PlanOptions, warnings: OperationOutcomeIssue[]): void {
+  const unsupported = findUnsupported(resourceType, p.name);
+  if (unsupported) {
+    // A parameter of the transaction this server does not implement (params.ts UNSUPPORTED).
+    if (o.strict) throw badParam(label, `Search parameter "${label}" is not supported by this server: ${unsupported.reason}`, 'GW_SEARCH_UNKNOWN_PARAM');
+    warnings.push(warning(`Search parameter "${label}" is not supported by this server and was ignored: ${unsupported.reason}`, label));
+    return;
+  }
+  // Unsupported chains and _has are refused outright: ignoring them would widen the result.
+  if (p.name.includes('.') || p.name === '_has') throw badParam(label, `Chained search "${label}" is not supported`, 'GW_SEARCH_CHAIN');
+  if (o.strict) throw badParam(label, `Unknown search parameter "${label}" for ${resourceType}`, 'GW_SEARCH_UNKNOWN_PARAM');
+  warnings.push(warning(`Unknown search parameter "${label}" was ignored`, label));
+}
+
+/** The keyset cursor of a _cursor value, checked against the search's sort. */
+function cursorFor(cursorRaw: string | undefined, sort: SortSpec): Cursor | undefined {
+  if (cursorRaw === undefined) return undefined;
+  const c = decodeCursor(cursorRaw);
+  if (c.s !== sortKeyOf(sort) || c.v.length !== sort.length) throw badParam('_cursor', 'Paging cursor does not belong to this search; restart the search');
+  return { v: c.v, id: c.id };
+}
+
 export function planSearch(resourceType: string, params: RawParam[], o: PlanOptions): SearchPlan {
   const warnings: OperationOutcomeIssue[] = [];
   const conds: SqlCond[] = [];
   const linkParams: Array<[string, string]> = [];
-  let count = o.defaultCount;
-  let summaryCount = false;
-  let total: SearchPlan['total'] = 'none';
-  let sortParam: string | undefined;
-  let cursorRaw: string | undefined;
-  let elements: string[] | undefined;
-  const include: string[] = [];
-  const revinclude: string[] = [];
+  const c: Controls = { count: o.defaultCount, summaryCount: false, total: 'none', include: [], revinclude: [] };
   let statusGiven = false;
 
   for (const p of params) {
@@ -271,56 +348,12 @@ export function planSearch(resourceType: string, params: RawParam[], o: PlanOpti
     if (CONTROL.has(p.name)) {
       // _format stays in the links so a client paging in XML keeps getting XML.
       if (p.name !== '_cursor' && p.name !== '_pretty') linkParams.push([label, p.value]);
-      switch (p.name) {
-        case '_count': {
-          count = parseCount(p.value, o, warnings);
-          if (count === 0) summaryCount = true;
-          break;
-        }
-        case '_total':
-          if (p.value !== 'none' && p.value !== 'estimate' && p.value !== 'accurate') throw badParam('_total', '_total must be none, estimate or accurate');
-          total = p.value;
-          break;
-        case '_summary':
-          if (p.value === 'count') summaryCount = true;
-          else if (p.value !== 'false') throw badParam('_summary', `_summary=${p.value} is not supported (count or false)`, 'GW_SEARCH_NOT_SUPPORTED');
-          break;
-        case '_sort':
-          sortParam = p.value;
-          break;
-        case '_cursor':
-          cursorRaw = p.value;
-          break;
-        case '_elements':
-          elements = p.value.split(',').map((s) => s.trim()).filter(Boolean);
-          for (const e of elements) if (!/^[a-zA-Z][a-zA-Z0-9]*$/.test(e)) throw badParam('_elements', `Invalid element name "${e}" in _elements`);
-          break;
-        case '_include':
-        case '_revinclude': {
-          const allowed = (p.name === '_include' ? INCLUDES : REVINCLUDES)[resourceType] ?? [];
-          const v = p.value.replace(/:iterate$|:recurse$/, '');
-          if (!allowed.includes(v)) {
-            if (o.strict) throw badParam(p.name, `${p.name}=${p.value} is not supported on ${resourceType}`, 'GW_SEARCH_NOT_SUPPORTED');
-            warnings.push(warning(`${p.name}=${p.value} is not supported on ${resourceType} and was ignored`, p.name));
-          } else (p.name === '_include' ? include : revinclude).push(v);
-          break;
-        }
-      }
+      applyControl(c, resourceType, p, o, warnings);
       continue;
     }
     const def = findParam(resourceType, p.name);
-    const unsupported = def ? undefined : findUnsupported(resourceType, p.name);
-    if (unsupported) {
-      // A parameter of the transaction this server does not implement (params.ts UNSUPPORTED).
-      if (o.strict) throw badParam(label, `Search parameter "${label}" is not supported by this server: ${unsupported.reason}`, 'GW_SEARCH_UNKNOWN_PARAM');
-      warnings.push(warning(`Search parameter "${label}" is not supported by this server and was ignored: ${unsupported.reason}`, label));
-      continue;
-    }
     if (!def) {
-      // Unsupported chains and _has are refused outright: ignoring them would widen the result.
-      if (p.name.includes('.') || p.name === '_has') throw badParam(label, `Chained search "${label}" is not supported`, 'GW_SEARCH_CHAIN');
-      if (o.strict) throw badParam(label, `Unknown search parameter "${label}" for ${resourceType}`, 'GW_SEARCH_UNKNOWN_PARAM');
-      warnings.push(warning(`Unknown search parameter "${label}" was ignored`, label));
+      unknownParam(resourceType, p, label, o, warnings);
       continue;
     }
     linkParams.push([label, p.value]);
@@ -333,12 +366,7 @@ export function planSearch(resourceType: string, params: RawParam[], o: PlanOpti
     conds.push({ k: 'column-in', column: 'status', values: ['entered-in-error'], not: true });
   }
 
-  const sort: SortSpec = sortParam !== undefined ? parseSort(resourceType, sortParam) : [{ column: 'lastUpdated', desc: true }];
-  let cursor: Cursor | undefined;
-  if (cursorRaw !== undefined) {
-    const c = decodeCursor(cursorRaw);
-    if (c.s !== sortKeyOf(sort) || c.v.length !== sort.length) throw badParam('_cursor', 'Paging cursor does not belong to this search; restart the search');
-    cursor = { v: c.v, id: c.id };
-  }
-  return { resourceType, conds, count, summaryCount, sort, sortParam, cursor, total, elements, include, revinclude, warnings, linkParams };
+  const sort: SortSpec = c.sortParam !== undefined ? parseSort(resourceType, c.sortParam) : [{ column: 'lastUpdated', desc: true }];
+  const { count, summaryCount, sortParam, total, elements, include, revinclude } = c;
+  return { resourceType, conds, count, summaryCount, sort, sortParam, cursor: cursorFor(c.cursorRaw, sort), total, elements, include, revinclude, warnings, linkParams };
 }
