@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { Config } from './config.js';
 import { createSecurity, type SecurityParts } from './auth/index.js';
+import { smartConfigurationHandler } from './auth/smart.js';
 import type { AppDeps } from './deps.js';
 import { createDicomwebRouter } from './dicomweb/routes.js';
 import { createFhirRouter } from './fhir/routes.js';
@@ -88,6 +89,9 @@ export function buildApp(deps: AppDeps, parts: SecurityParts = {}): { app: Expre
   app.get('/openapi.yaml', (_req, res) => {
     res.type('application/yaml').send(openapi);
   });
+
+  // SMART App Launch discovery: public, like the CapabilityStatement (not audited: no data).
+  app.get(['/.well-known/smart-configuration', '/fhir/.well-known/smart-configuration'], smartConfigurationHandler(config.auth));
 
   // Security chain (src/auth/index.ts): audit → authentication → rate limit → policy → time
   // limit. Everything above (probes, metrics, openapi) is public and not audited.

@@ -33,6 +33,8 @@ export type AuthConfig = ParsedConfig['auth'] & {
 };
 export type JwtAuthConfig = NonNullable<AuthConfig['jwt']>;
 export type BasicUser = AuthConfig['basic'][number];
+export type IntrospectionConfig = NonNullable<AuthConfig['introspection']>;
+export type ConfidentialityConfig = AuthConfig['confidentiality'];
 export type AuditConfig = ParsedConfig['audit'];
 
 export type RecipientConfig = Omit<ParsedConfig['publish']['recipients'][number], 'name'> & { name: string };
@@ -133,7 +135,7 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     const d = configSchema.shape.upstreams.parse([{ name: 'default', url: p.dicomwebUpstreamUrl }])[0]!;
     upstreams.push({ ...d, name: 'default' });
   }
-  const auth: AuthConfig = { enabled: Boolean(p.auth.jwt || p.auth.basic.length || p.auth.mtls), ...p.auth };
+  const auth: AuthConfig = { enabled: Boolean(p.auth.jwt || p.auth.basic.length || p.auth.mtls || p.auth.introspection), ...p.auth };
   // Secure by default: no unauthenticated non-loopback listener.
   if (!isLoopback(p.host) && !auth.enabled) {
     throw new ConfigError('HOST', `"${p.host}" is not a loopback address and no authentication is configured (set auth in GATEWAY_CONFIG, or HOST=127.0.0.1)`);

@@ -1,55 +1,33 @@
 /**
- * One FHIR AuditEvent per request, shaped after IHE BALP and the RAD-107 audit rules:
- * - ITI-67 / ITI-66 / other searches: type rest, subtype restful-interaction#search-type (+ IHE
- *   event code), action E, agents client=110153 (Source) / server=110152 (Destination).
- *   BALP wants one event per patient in the results; the gateway writes one event per request
- *   with one entity[patient] per patient (searchable by each, audit_event.entity_refs).
- * - ITI-68 / reads: type rest, subtype read (+ ITI-68), action R, client=110152 / server=110153.
- * - ITI-65 / STOW-RS: type DCM#110107 "Import" (MHD audit-65 Recipient), action C.
- * - RAD-107 (WADO-RS): type DCM#110104 "DICOM Instances Transferred", subtype RAD-107, action R;
- *   study UIDs as entity.what.identifier (type DCM#110180); 206 → outcome 4 (RAD-107 audit).
- * - RAD-129 (QIDO-RS): type DCM#110112 "Query", action E.
- * - 401 / 403: type DCM#110113 "Security Alert", subtype = the transaction attempted, outcome 4.
- * Outcome: 0 success, 4 minor failure (4xx, partial content), 8 serious failure (5xx),
- * 12 major failure (response aborted before it was complete).
+ * AuditEvents for one request, shaped after the IHE MHD audit profiles and BALP (src/audit/profiles.ts
+ * says which applies): type, subtypes, agents (agents.ts), entities (entities.ts), `meta.profile`.
  *
- * Deliberate deviation from BALP: entity[query].query (base64 of the raw request) is NOT stored.
- * Query strings carry patient business identifiers and names; the gateway keeps only their
- * SHA-256 (entity[query].what.identifier, system urn:mado-gateway:query-sha256), which still lets
- * an auditor prove which query was run when given the candidate query, without a PHI copy.
+ * One AuditEvent per patient the response concerns (BALP PatientQuery: "one AuditEvent is created
+ * for every Patient identified in the resulting search set"; the MHD profiles allow one patient
+ * entity per event). A request concerning no identified patient gets one event (BALP Query / Read).
+ * Outcome: 0 success, 4 minor failure (4xx, partial content), 8 serious failure (5xx), 12 major
+ * failure (response aborted before it was complete). 401 / 403: DCM 110113 Security Alert.
  */
-import { hash } from 'node:crypto';
-import type { AuditRow } from '../store/audit-store.js';
-import type { AuditEvent, AuditEventAgent, AuditEventEntity, Coding } from '@medplum/fhirtypes';
+import { randomUUID } from 'node:crypto';
+import type { AuditEvent, AuditEventEntity, Extension } from '@medplum/fhirtypes';
 import type { Principal } from '../model/access.js';
+import type { AuditRow } from '../store/audit-store.js';
+import { auditAgents, serverWho } from './agents.js';
+import { patientEntity, queryEntity, requestEntity, resourceEntities, type StoreQuery } from './entities.js';
+import { actionFor, eventShape, type ActionCode, type EventShape } from './profiles.js';
 import type { AuditedAction as Action, AuditInfo, AuditSubtype } from './types.js';
 
-const DCM = 'http://dicom.nema.org/resources/ontology/DCM';
-const AUDIT_TYPE = 'http://terminology.hl7.org/CodeSystem/audit-event-type';
-const RESTFUL = 'http://hl7.org/fhir/restful-interaction';
-const IHE_EVENT = 'urn:ihe:event-type-code';
-const ENTITY_TYPE = 'http://terminology.hl7.org/CodeSystem/audit-entity-type';
-const OBJECT_ROLE = 'http://terminology.hl7.org/CodeSystem/object-role';
-const BALP_ENTITY = 'https://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAuditEntityType';
-export const QUERY_HASH_SYSTEM = 'urn:mado-gateway:query-sha256';
-export const ROLE_SYSTEM = 'urn:mado-gateway:role';
-const USER_AGENT_EXT = 'urn:mado-gateway:StructureDefinition:user-agent';
-
-const IHE_NAMES: Partial<Record<AuditSubtype, string>> = {
-  'ITI-65': 'Provide Document Bundle',
-  'ITI-66': 'Find Document Lists',
-  'ITI-67': 'Find Document References',
-  'ITI-68': 'Retrieve Document',
-  'RAD-107': 'WADO-RS Retrieve',
-  'RAD-129': 'QIDO-RS Query',
-  'STOW-RS': 'Store Over the Web',
-};
+export { ROLE_SYSTEM } from './agents.js';
+const ACT_REASON = 'http://terminology.hl7.org/CodeSystem/v3-ActReason';
+const COUNT_EXT = 'urn:mado-gateway:StructureDefinition:result-count';
 
 export interface AuditInput {
   id: string;
   recorded: Date;
   requestId: string;
   method: string;
+  /** request path, e.g. /fhir/DocumentReference (the raw query of BALP entity[query]) */
+  path?: string;
   status: number;
   /** the response did not complete (client gone, stream broken) */
   aborted: boolean;
@@ -59,9 +37,11 @@ export interface AuditInput {
   breakGlass: boolean;
   clientIp?: string;
   userAgent?: string;
-  /** raw query string (hashed here, never stored) */
+  /** raw query string of the request */
   rawQuery?: string;
   serverUrl: string;
+  /** how entity[query].query keeps the request (default full, as BALP asks) */
+  storeQuery?: StoreQuery;
 }
 
 /** The audit_event row and its resource (one definition, owned by the store). */
@@ -75,131 +55,59 @@ export function outcomeCode(status: number, aborted: boolean, subtype?: string):
   return '0';
 }
 
+/** One record per patient concerned (at least one). */
+export function buildAuditEvents(a: AuditInput): AuditRecord[] {
+  const subtype: AuditSubtype | undefined = a.info?.subtype ?? a.action?.subtype;
+  const actionCode = a.info?.action ?? actionFor(a.action, a.method);
+  const shape = eventShape(subtype, actionCode, a.status, a.method, a.action);
+  const patientIds = [...new Set(a.info?.patientIds ?? [])];
+  // QIDO-RS / WADO-RS keep one event per request naming every patient (DICOM PS3.15 A.5.3.2 has
+  // one Participant Object per patient); the FHIR profiles allow one patient per event.
+  const perPatient = shape.kind !== 'retrieve-images' && shape.kind !== 'query-images' && patientIds.length > 1;
+  const groups = perPatient ? patientIds.map((p) => [p]) : [patientIds];
+  return groups.map((pids, i) => buildOne(a, shape, actionCode, subtype, pids, i === 0 ? a.id : randomUUID()));
+}
+
+/** The first (or only) record: kept for callers that build a single event. */
 export function buildAuditEvent(a: AuditInput): AuditRecord {
-  const info = a.info;
-  const subtype: AuditSubtype | undefined = info?.subtype ?? a.action?.subtype;
-  const denied = a.status === 401 || a.status === 403;
-  const actionCode = info?.action ?? actionFor(a.action, a.method);
+  return buildAuditEvents(a)[0]!;
+}
+
+function buildOne(a: AuditInput, shape: EventShape, actionCode: ActionCode, subtype: AuditSubtype | undefined, patientIds: string[], id: string): AuditRecord {
   const outcome = outcomeCode(a.status, a.aborted, subtype);
-
-  // type
-  let type: Coding;
-  if (denied) type = { system: DCM, code: '110113', display: 'Security Alert' };
-  else if (subtype === 'RAD-107') type = { system: DCM, code: '110104', display: 'DICOM Instances Transferred' };
-  else if (subtype === 'RAD-129') type = { system: DCM, code: '110112', display: 'Query' };
-  else if (subtype === 'ITI-65' || subtype === 'STOW-RS' || subtype === 'publish') type = { system: DCM, code: '110107', display: 'Import' };
-  else type = { system: AUDIT_TYPE, code: 'rest', display: 'Restful Operation' };
-
-  // subtype: restful interaction + IHE transaction
-  const subtypes: Coding[] = [];
-  const restful = restfulInteraction(actionCode, subtype, a.action);
-  if (restful) subtypes.push({ system: RESTFUL, code: restful, display: restful });
-  if (subtype && IHE_NAMES[subtype]) subtypes.push({ system: IHE_EVENT, code: subtype, display: IHE_NAMES[subtype] });
-  if (!subtypes.length) subtypes.push({ system: 'urn:mado-gateway:http-method', code: a.method, display: a.method });
-  const subtypeCode = subtype && IHE_NAMES[subtype] ? subtype : (restful ?? a.method);
-
-  // agents (BALP): for a read the client receives data (Destination 110152, server Source 110153);
-  // for a query or a create the client is the Source (110153) and the server the Destination.
-  const clientIsDestination = actionCode === 'R';
-  const p = a.principal;
-  const clientAgent: AuditEventAgent = {
-    type: { coding: [clientIsDestination ? { system: DCM, code: '110152', display: 'Destination Role ID' } : { system: DCM, code: '110153', display: 'Source Role ID' }] },
-    who: p?.clientId ? { identifier: { system: p.issuer, value: p.clientId } } : { display: a.clientIp ?? 'unknown' },
-    requestor: false,
-    network: a.clientIp ? { address: a.clientIp, type: isIp(a.clientIp) ? '2' : '1' } : undefined,
+  const refs = [...new Set(a.info?.entities ?? [])];
+  const entity = eventEntities(a, shape, patientIds, refs, subtype);
+  const profile = outcome === '0' && shape.profile ? (patientIds.length ? shape.profile.withPatient : shape.profile.withoutPatient) : undefined;
+  const meta: AuditEvent['meta'] = {
+    ...(profile ? { profile: [profile] } : {}),
+    ...(a.breakGlass ? { security: [{ system: ACT_REASON, code: 'BTG' }] } : {}),
   };
-  if (a.userAgent) clientAgent.extension = [{ url: USER_AGENT_EXT, valueString: a.userAgent.slice(0, 256) }];
-  const serverAgent: AuditEventAgent = {
-    type: { coding: [clientIsDestination ? { system: DCM, code: '110153', display: 'Source Role ID' } : { system: DCM, code: '110152', display: 'Destination Role ID' }] },
-    who: { display: 'mado-gateway', identifier: { value: a.serverUrl } },
-    requestor: false,
-    network: { address: hostOf(a.serverUrl), type: '1' },
-  };
-  const purposeOfUse = [
-    ...(a.breakGlass ? [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'BTG', display: 'break the glass' }] }] : []),
-    ...(p?.purposeOfUse ?? []).map((code) => ({ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code }] })),
-  ];
-  const userAgent: AuditEventAgent = {
-    type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ParticipationType', code: 'IRCP', display: 'information recipient' }] },
-    who: p ? { identifier: { system: p.issuer, value: p.subject } } : { display: 'anonymous' },
-    requestor: true,
-    role: p?.roles.length ? [{ coding: p.roles.map((r) => ({ system: ROLE_SYSTEM, code: r })) }] : undefined,
-    purposeOfUse: purposeOfUse.length ? purposeOfUse : undefined,
-    // BALP OAUTHaccessTokenUse: the token is identified by its jti, never copied
-    policy: p?.jti ? [`urn:ietf:params:oauth:jti:${p.jti}`] : undefined,
-    extension: p?.authMethod ? [{ url: 'urn:mado-gateway:StructureDefinition:auth-method', valueCode: p.authMethod }] : undefined,
-  };
-  const agent: AuditEventAgent[] = [clientAgent, serverAgent, userAgent];
-
-  // entities
-  const entity: AuditEventEntity[] = [
-    { what: { identifier: { value: a.requestId } }, type: { system: BALP_ENTITY, code: 'XrequestId', display: 'X-Request-Id' } },
-  ];
-  const patientIds = [...new Set(info?.patientIds ?? [])];
-  for (const pid of patientIds) {
-    entity.push({ what: { reference: `Patient/${pid}` }, type: { system: ENTITY_TYPE, code: '1', display: 'Person' }, role: { system: OBJECT_ROLE, code: '1', display: 'Patient' } });
-  }
-  const isQuery = actionCode === 'E';
-  if (isQuery && (a.rawQuery !== undefined || info?.query !== undefined)) {
-    const q = info?.query ?? a.rawQuery ?? '';
-    entity.push({
-      what: { identifier: { system: QUERY_HASH_SYSTEM, value: hash('sha256', q) } },
-      type: { system: ENTITY_TYPE, code: '2', display: 'System Object' },
-      role: { system: OBJECT_ROLE, code: '24', display: 'Query' },
-      description: a.action?.resourceType && a.action.resourceType !== '*' ? `${a.action.resourceType} search` : undefined,
-      detail: info?.count !== undefined ? [{ type: 'count', valueString: String(info.count) }] : undefined,
-    });
-  }
-  const refs = [...new Set(info?.entities ?? [])];
-  const uidDetails: Array<{ type: string; valueString: string }> = [];
-  let studyEntity: AuditEventEntity | undefined;
-  for (const e of refs) {
-    const m = /^(study|series|instance):(.+)$/.exec(e);
-    if (m) {
-      if (m[1] === 'study') {
-        studyEntity = {
-          what: { identifier: { type: { coding: [{ system: DCM, code: '110180', display: 'Study Instance UID' }] }, value: m[2] } },
-          type: { system: ENTITY_TYPE, code: '2', display: 'System Object' },
-          role: { system: OBJECT_ROLE, code: '3', display: 'Report' },
-        };
-        entity.push(studyEntity);
-      } else uidDetails.push({ type: m[1] === 'series' ? 'SeriesInstanceUID' : 'SOPInstanceUID', valueString: m[2]! });
-    } else if (!isQuery) {
-      // BALP Query events carry patient + query only, not the resources a search returned.
-      entity.push({ what: { reference: e }, type: { system: ENTITY_TYPE, code: '2', display: 'System Object' }, role: { system: OBJECT_ROLE, code: subtype === 'ITI-68' ? '3' : '4', display: subtype === 'ITI-68' ? 'Report' : 'Domain Resource' } });
-    }
-  }
-  if (uidDetails.length) {
-    const holder = studyEntity ?? (entity.push({ type: { system: ENTITY_TYPE, code: '2', display: 'System Object' }, role: { system: OBJECT_ROLE, code: '3', display: 'Report' } }), entity[entity.length - 1]!);
-    holder.detail = [...(holder.detail ?? []), ...uidDetails.slice(0, 1000)];
-  }
-  if (!isQuery && info?.count !== undefined) {
-    entity.push({ type: { system: ENTITY_TYPE, code: '2', display: 'System Object' }, description: 'count', detail: [{ type: 'count', valueString: String(info.count) }] });
-  }
-
+  const extension: Extension[] | undefined = a.info?.count !== undefined ? [{ url: COUNT_EXT, valueInteger: a.info.count }] : undefined;
   const resource: AuditEvent = {
     resourceType: 'AuditEvent',
-    id: a.id,
-    meta: a.breakGlass ? { security: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'BTG' }] } : undefined,
-    type,
-    subtype: subtypes,
+    id,
+    meta: Object.keys(meta).length ? meta : undefined,
+    extension,
+    type: shape.type,
+    subtype: shape.subtypes,
     action: actionCode,
     recorded: a.recorded.toISOString(),
     outcome,
     outcomeDesc: a.status >= 400 || a.aborted ? `HTTP ${a.status}${a.aborted ? ' (aborted)' : ''}` : undefined,
-    purposeOfEvent: a.breakGlass ? [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'BTG', display: 'break the glass' }] }] : undefined,
-    agent,
-    source: { observer: { display: 'mado-gateway' }, type: [{ system: 'http://terminology.hl7.org/CodeSystem/security-source-type', code: '4', display: 'Application Server' }] },
+    purposeOfEvent: a.breakGlass ? [{ coding: [{ system: ACT_REASON, code: 'BTG', display: 'break the glass' }] }] : undefined,
+    agent: auditAgents(a, actionCode === 'R'),
+    source: { observer: serverWho(a.serverUrl), type: [{ system: 'http://terminology.hl7.org/CodeSystem/security-source-type', code: '4', display: 'Application Server' }] },
     entity,
   };
+  const isQuery = shape.kind === 'query' || shape.kind === 'query-images';
   return {
-    id: a.id,
+    id,
     recorded: a.recorded,
-    typeCode: type.code!,
-    subtypeCode: subtypeCode ?? null,
+    typeCode: shape.type.code!,
+    subtypeCode: shape.subtypeCode,
     action: actionCode,
     outcome,
-    agentWho: p?.subject ?? null,
+    agentWho: a.principal?.subject ?? null,
     patientRef: patientIds[0] ? `Patient/${patientIds[0]}` : null,
     // Queries index their patients only (BALP query events name patient + query, not results;
     // each extra GIN entry costs on every search). Reads, retrievals and creates index what they
@@ -211,55 +119,15 @@ export function buildAuditEvent(a: AuditInput): AuditRecord {
   };
 }
 
-function actionFor(action: Action | undefined, method: string): 'C' | 'R' | 'U' | 'D' | 'E' {
-  switch (action?.kind) {
-    case 'search':
-    case 'query-images':
-      return 'E';
-    case 'create':
-      return 'C';
-    case 'update':
-      return method === 'DELETE' ? 'D' : 'U';
-    case 'read':
-    case 'retrieve-images':
-    case 'public':
-      return 'R';
-    case 'audit-read':
-      return action.interaction === 's' ? 'E' : 'R';
-    default:
-      return method === 'POST' ? 'C' : method === 'PUT' || method === 'PATCH' ? 'U' : method === 'DELETE' ? 'D' : 'R';
+function eventEntities(a: AuditInput, shape: EventShape, patientIds: string[], refs: string[], subtype: AuditSubtype | undefined): AuditEventEntity[] {
+  const entity: AuditEventEntity[] = [requestEntity(a.requestId), ...patientIds.map(patientEntity)];
+  const isQuery = shape.kind === 'query' || shape.kind === 'query-images';
+  if (isQuery && (a.rawQuery !== undefined || a.info?.query !== undefined)) {
+    // GET: the query string as sent; POST _search: the form body (the search module's AuditInfo.query)
+    const q = a.method === 'GET' || a.method === 'HEAD' ? (a.rawQuery ?? a.info?.query ?? '') : (a.info?.query ?? a.rawQuery ?? '');
+    const raw = `${a.serverUrl.replace(/\/+$/, '')}${a.path ?? ''}${q ? `?${q}` : ''}`;
+    entity.push(queryEntity(raw, a.storeQuery ?? 'full', a.action?.resourceType));
   }
-}
-
-function restfulInteraction(actionCode: string, subtype: AuditSubtype | undefined, action: Action | undefined): string | undefined {
-  if (subtype === 'metadata') return 'capabilities';
-  if (subtype === 'publish') return 'operation';
-  if (subtype === 'RAD-107' || subtype === 'RAD-129' || subtype === 'STOW-RS') return undefined; // not FHIR interactions
-  if (subtype === 'ITI-65' && action?.resourceType === 'Bundle' && action.kind === 'create') return 'transaction';
-  switch (actionCode) {
-    case 'E':
-      return action?.resourceType === '*' ? 'search-system' : 'search-type';
-    case 'R':
-      return 'read';
-    case 'C':
-      return 'create';
-    case 'U':
-      return 'update';
-    case 'D':
-      return 'delete';
-    default:
-      return undefined;
-  }
-}
-
-function isIp(s: string): boolean {
-  return /^[0-9.]+$/.test(s) || s.includes(':');
-}
-
-function hostOf(u: string): string {
-  try {
-    return new URL(u).hostname;
-  } catch {
-    return u;
-  }
+  entity.push(...resourceEntities(shape.kind, refs, subtype));
+  return entity;
 }

@@ -1,5 +1,5 @@
 /**
- * The audit trail's writer: one AuditEvent per request (product ask 14), built when the response
+ * The audit trail's writer: the AuditEvents of every request (one per patient concerned), built when the response
  * finishes (or the connection closes) from what the route annotated (res.locals.audit), the
  * policy's classification (res.locals.access) and the principal — so requests no handler
  * annotated, and those refused before any handler ran (401/403/429), are recorded too.
@@ -13,7 +13,8 @@ import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from '../log.js';
 import { insertAuditEvents } from '../store/audit-store.js';
 import type { Db } from '../store/db.js';
-import { buildAuditEvent, type AuditRecord } from './balp.js';
+import { buildAuditEvents, type AuditInput, type AuditRecord } from './balp.js';
+import type { StoreQuery } from './entities.js';
 import type { AuditedAction } from './types.js';
 
 export interface AuditRecorderOptions {
@@ -23,6 +24,8 @@ export interface AuditRecorderOptions {
   maxQueue?: number;
   batchSize?: number;
   flushDelayMs?: number;
+  /** entity[query].query: the raw request (default) or its SHA-256 (config audit.storeQuery) */
+  storeQuery?: StoreQuery;
   /** Each event also goes here (syslog export) */
   onRecord?: (r: AuditRecord) => void;
   /** What a request is, for requests refused before the policy classified them (401, 429) */
@@ -40,87 +43,96 @@ export interface AuditRecorder {
 }
 
 export function createAuditRecorder(o: AuditRecorderOptions): AuditRecorder {
+  const queue = createAuditQueue(o);
+  return { ...queue, middleware: auditMiddleware(o, queue.enqueue) };
+}
+
+type AuditQueue = Omit<AuditRecorder, 'middleware'>;
+
+/** Bounded in-memory queue written in batches by one writer at a time. */
+function createAuditQueue(o: AuditRecorderOptions): AuditQueue {
   const maxQueue = o.maxQueue ?? 50_000;
   const batchSize = o.batchSize ?? 500;
   const delay = o.flushDelayMs ?? 50;
-  let queue: AuditRecord[] = [];
-  let written = 0;
-  let dropped = 0;
-  let failures = 0;
+  const st = { queue: [] as AuditRecord[], written: 0, dropped: 0, failures: 0, closed: false };
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
-  let closed = false;
 
   const schedule = (ms = delay) => {
-    if (timer || closed) return;
+    if (timer || st.closed) return;
     timer = setTimeout(() => {
       timer = undefined;
       void drain();
     }, ms);
     timer.unref();
   };
-
-  const writeAll = async (): Promise<void> => {
-    while (queue.length) {
-      const batch = queue.slice(0, batchSize);
-      try {
-        await insertAuditEvents(o.db, batch);
-        queue = queue.slice(batch.length);
-        written += batch.length;
-      } catch (err) {
-        failures++;
-        o.log.error({ err: { name: (err as Error).name, code: (err as { code?: string }).code }, queued: queue.length }, 'audit write failed; will retry');
-        schedule(1_000);
-        return;
-      }
-    }
-  };
+  const writeAll = () => writeBatches(o, st, batchSize, () => schedule(1_000));
   // One writer at a time; `.finally` runs after the assignment even when there is nothing to
   // write (an async IIFE that finishes synchronously would leave a stale promise behind).
   const drain = (): Promise<void> => (running ??= writeAll().finally(() => {
       running = undefined;
-      if (queue.length) schedule();
+      if (st.queue.length) schedule();
     }));
 
   const enqueue = (r: AuditRecord) => {
-    if (queue.length >= maxQueue) {
-      queue.shift();
-      dropped++;
-      if (dropped === 1 || dropped % 1000 === 0) o.log.error({ dropped }, 'audit queue full: oldest events dropped');
+    if (st.queue.length >= maxQueue) {
+      st.queue.shift();
+      st.dropped++;
+      if (st.dropped === 1 || st.dropped % 1000 === 0) o.log.error({ dropped: st.dropped }, 'audit queue full: oldest events dropped');
     }
-    queue.push(r);
+    st.queue.push(r);
     o.onRecord?.(r);
-    if (queue.length >= batchSize) void drain();
+    if (st.queue.length >= batchSize) void drain();
     else schedule();
   };
 
-  const middleware = (req: Request, res: Response, next: NextFunction) => {
+  return {
+    enqueue,
+    async flush() {
+      if (timer) {
+        clearTimeout(timer);
+        timer = undefined;
+      }
+      while (st.queue.length) {
+        const before = st.written;
+        await drain();
+        if (st.written === before) break; // database unavailable: keep the rest queued
+      }
+      if (running) await running;
+    },
+    async close() {
+      await this.flush();
+      st.closed = true;
+    },
+    stats: () => ({ queued: st.queue.length, written: st.written, dropped: st.dropped, failures: st.failures }),
+  };
+}
+
+async function writeBatches(o: AuditRecorderOptions, st: { queue: AuditRecord[]; written: number; failures: number }, batchSize: number, retryLater: () => void): Promise<void> {
+  while (st.queue.length) {
+    const batch = st.queue.slice(0, batchSize);
+    try {
+      await insertAuditEvents(o.db, batch);
+      st.queue = st.queue.slice(batch.length);
+      st.written += batch.length;
+    } catch (err) {
+      st.failures++;
+      o.log.error({ err: { name: (err as Error).name, code: (err as { code?: string }).code }, queued: st.queue.length }, 'audit write failed; will retry');
+      retryLater();
+      return;
+    }
+  }
+}
+
+/** Records the request's AuditEvents when the response finishes or the connection closes. */
+function auditMiddleware(o: AuditRecorderOptions, enqueue: (r: AuditRecord) => void) {
+  return (req: Request, res: Response, next: NextFunction) => {
     let done = false;
     const record = () => {
       if (done) return;
       done = true;
       try {
-        const q = req.originalUrl.indexOf('?');
-        // Refused before the policy ran (401, 429): classify here so the event names the attempt.
-        const access: { action: AuditedAction; decision?: { breakGlass?: boolean } } = res.locals.access ?? { action: o.classify(req.method, q >= 0 ? req.originalUrl.slice(0, q) : req.originalUrl) };
-        enqueue(
-          buildAuditEvent({
-            id: randomUUID(),
-            recorded: new Date(),
-            requestId: req.requestId,
-            method: req.method,
-            status: res.statusCode,
-            aborted: !res.writableFinished,
-            principal: req.principal,
-            action: access?.action,
-            info: res.locals.audit,
-            breakGlass: Boolean(access?.decision?.breakGlass),
-            clientIp: req.ip ?? req.socket.remoteAddress,
-            userAgent: req.get('user-agent'),
-            rawQuery: q >= 0 ? req.originalUrl.slice(q + 1) : undefined,
-            serverUrl: o.serverUrl,
-          }),
-        );
+        for (const r of buildAuditEvents(auditInput(o, req, res))) enqueue(r);
       } catch (err) {
         o.log.error({ err: { name: (err as Error).name, stack: (err as Error).stack?.split('\n').slice(1, 4).join(' | ') } }, 'audit event could not be built');
       }
@@ -129,26 +141,29 @@ export function createAuditRecorder(o: AuditRecorderOptions): AuditRecorder {
     res.once('close', record);
     next();
   };
+}
 
+function auditInput(o: AuditRecorderOptions, req: Request, res: Response): AuditInput {
+  const q = req.originalUrl.indexOf('?');
+  const path = q >= 0 ? req.originalUrl.slice(0, q) : req.originalUrl;
+  // Refused before the policy ran (401, 429): classify here so the event names the attempt.
+  const access: { action: AuditedAction; decision?: { breakGlass?: boolean } } = res.locals.access ?? { action: o.classify(req.method, path) };
   return {
-    middleware,
-    enqueue,
-    async flush() {
-      if (timer) {
-        clearTimeout(timer);
-        timer = undefined;
-      }
-      while (queue.length) {
-        const before = written;
-        await drain();
-        if (written === before) break; // database unavailable: keep the rest queued
-      }
-      if (running) await running;
-    },
-    async close() {
-      await this.flush();
-      closed = true;
-    },
-    stats: () => ({ queued: queue.length, written, dropped, failures }),
+    id: randomUUID(),
+    recorded: new Date(),
+    requestId: req.requestId,
+    method: req.method,
+    path,
+    status: res.statusCode,
+    aborted: !res.writableFinished,
+    principal: req.principal,
+    action: access?.action,
+    info: res.locals.audit,
+    breakGlass: Boolean(access?.decision?.breakGlass),
+    clientIp: req.ip ?? req.socket.remoteAddress,
+    userAgent: req.get('user-agent'),
+    rawQuery: q >= 0 ? req.originalUrl.slice(q + 1) : undefined,
+    serverUrl: o.serverUrl,
+    storeQuery: o.storeQuery,
   };
 }

@@ -54,13 +54,15 @@ export function toDicomAuditXml(e: AuditEvent): string {
   }
   x += `<AuditSourceIdentification AuditSourceID="${esc(e.source?.observer?.display ?? 'mado-gateway')}"><AuditSourceTypeCode csd-code="4" codeSystemName="DCM" originalText="Application Server"/></AuditSourceIdentification>`;
   for (const en of e.entity ?? []) {
-    const id = en.what?.reference ?? en.what?.identifier?.value;
+    // A query has no identifier of its own: DICOM PS3.15 A.5.3 carries it in ParticipantObjectQuery.
+    const id = en.what?.reference ?? en.what?.identifier?.value ?? (en.query ? 'query' : undefined);
     if (!id) continue;
     const idType = en.what?.identifier?.type?.coding?.[0];
     x += `<ParticipantObjectIdentification ParticipantObjectID="${esc(id)}" ParticipantObjectTypeCode="${esc(en.type?.code ?? '2')}"${en.role?.code ? ` ParticipantObjectTypeCodeRole="${esc(en.role.code)}"` : ''}>`;
     x += idType
       ? `<ParticipantObjectIDTypeCode csd-code="${esc(idType.code ?? '')}" codeSystemName="DCM" originalText="${esc(idType.display ?? '')}"/>`
       : `<ParticipantObjectIDTypeCode csd-code="${en.role?.code === '1' ? '2' : '12'}" codeSystemName="RFC-3881" originalText="${en.role?.code === '1' ? 'Patient Number' : 'URI'}"/>`;
+    if (en.query) x += `<ParticipantObjectQuery>${esc(en.query)}</ParticipantObjectQuery>`;
     for (const d of en.detail ?? []) x += `<ParticipantObjectDetail type="${esc(d.type ?? '')}" value="${Buffer.from(d.valueString ?? '').toString('base64')}"/>`;
     x += `</ParticipantObjectIdentification>`;
   }
@@ -68,124 +70,134 @@ export function toDicomAuditXml(e: AuditEvent): string {
 }
 
 export function createSyslogExporter(cfg: SyslogConfig, log: Logger, opts: { caFile?: string; tlsOptions?: tls.ConnectionOptions } = {}): SyslogExporter {
-  const queue: Buffer[] = [];
-  let sent = 0;
-  let dropped = 0;
-  let socket: net.Socket | undefined;
-  let udp: dgram.Socket | undefined;
-  let connecting = false;
-  let backoff = 500;
-  let retryTimer: NodeJS.Timeout | undefined;
-  let closed = false;
-  let writing = false;
-  const waiters: Array<() => void> = [];
-
-  const settle = () => {
-    if (queue.length === 0) while (waiters.length) waiters.shift()!();
+  const sender = new SyslogSender(cfg, log, opts.tlsOptions);
+  return {
+    send: (event) => sender.enqueue(Buffer.from(formatSyslog(event, cfg.appName), 'utf8')),
+    drain: (timeoutMs = 5_000) => sender.drain(timeoutMs),
+    close: async () => sender.close(),
+    stats: () => ({ queued: sender.queue.length, sent: sender.sent, dropped: sender.dropped }),
   };
+}
 
-  const retry = () => {
-    if (closed || retryTimer) return;
-    retryTimer = setTimeout(() => {
-      retryTimer = undefined;
-      pump();
-    }, backoff);
-    retryTimer.unref();
-    backoff = Math.min(backoff * 2, 30_000);
-  };
+/** The bounded queue and the one connection (or UDP socket) records leave through, in order. */
+class SyslogSender {
+  readonly queue: Buffer[] = [];
+  sent = 0;
+  dropped = 0;
+  private socket: net.Socket | undefined;
+  private udp: dgram.Socket | undefined;
+  private connecting = false;
+  private backoff = 500;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private writing = false;
+  private readonly waiters: Array<() => void> = [];
 
-  const connect = () => {
-    if (connecting || closed) return;
-    connecting = true;
+  constructor(private readonly cfg: SyslogConfig, private readonly log: Logger, private readonly tlsOptions?: tls.ConnectionOptions) {}
+
+  enqueue(record: Buffer): void {
+    if (this.closed) return;
+    if (this.queue.length >= this.cfg.maxQueue) {
+      this.queue.shift();
+      this.dropped++;
+      if (this.dropped === 1 || this.dropped % 1000 === 0) this.log.error({ dropped: this.dropped }, 'syslog queue full: oldest audit records dropped');
+    }
+    this.queue.push(record);
+    this.pump();
+  }
+
+  drain(timeoutMs: number): Promise<boolean> {
+    if (!this.queue.length) return Promise.resolve(true);
+    return new Promise<boolean>((resolve) => {
+      const t = setTimeout(() => resolve(false), timeoutMs);
+      this.waiters.push(() => {
+        clearTimeout(t);
+        resolve(true);
+      });
+      this.pump();
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.socket?.end();
+    this.udp?.close();
+  }
+
+  private settle(): void {
+    if (this.queue.length === 0) while (this.waiters.length) this.waiters.shift()!();
+  }
+
+  private retry(): void {
+    if (this.closed || this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.pump();
+    }, this.backoff);
+    this.retryTimer.unref();
+    this.backoff = Math.min(this.backoff * 2, 30_000);
+  }
+
+  private connect(): void {
+    if (this.connecting || this.closed) return;
+    this.connecting = true;
+    const { host, port } = this.cfg;
     const onConnect = () => {
-      connecting = false;
-      backoff = 500;
-      socket = s;
-      pump();
+      this.connecting = false;
+      this.backoff = 500;
+      this.socket = s;
+      this.pump();
     };
     const s: net.Socket =
-      cfg.protocol === 'tls'
-        ? tls.connect({ host: cfg.host, port: cfg.port, servername: net.isIP(cfg.host) ? undefined : cfg.host, ...opts.tlsOptions }, onConnect)
-        : net.connect({ host: cfg.host, port: cfg.port }, onConnect);
+      this.cfg.protocol === 'tls'
+        ? tls.connect({ host, port, servername: net.isIP(host) ? undefined : host, ...this.tlsOptions }, onConnect)
+        : net.connect({ host, port }, onConnect);
     s.setNoDelay(true);
-    s.on('error', (err) => log.warn({ err: err.message, queued: queue.length }, 'syslog connection error'));
+    s.on('error', (err) => this.log.warn({ err: err.message, queued: this.queue.length }, 'syslog connection error'));
     s.on('close', () => {
-      connecting = false;
-      if (socket === s) socket = undefined;
-      if (queue.length) retry();
+      this.connecting = false;
+      if (this.socket === s) this.socket = undefined;
+      if (this.queue.length) this.retry();
     });
     s.unref();
-  };
+  }
 
-  const pump = () => {
-    if (closed || writing || !queue.length) return settle();
-    if (cfg.protocol === 'udp') {
-      udp ??= dgram.createSocket(net.isIPv6(cfg.host) ? 'udp6' : 'udp4');
-      udp.unref();
-      const msg = queue[0]!;
-      if (msg.length > 65_507) {
-        // Cannot fit one datagram (RFC 5426 §3.2): drop it rather than block the queue; use TCP/TLS
-        // for very large events (WADO-RS of big studies lists their instances).
-        queue.shift();
-        dropped++;
-        log.error({ bytes: msg.length }, 'syslog record too large for UDP: dropped');
-        return pump();
-      }
-      writing = true;
-      udp.send(msg, cfg.port, cfg.host, (err) => {
-        writing = false;
-        if (err) {
-          log.warn({ err: err.message }, 'syslog UDP send failed');
-          return retry();
-        }
-        queue.shift();
-        sent++;
-        pump();
-      });
-      return;
-    }
-    if (!socket) return connect();
-    const msg = queue[0]!;
+  private pump(): void {
+    if (this.closed || this.writing || !this.queue.length) return this.settle();
+    if (this.cfg.protocol === 'udp') return this.sendDatagram();
+    if (!this.socket) return this.connect();
+    const msg = this.queue[0]!;
     // RFC 5425 §4.3 / RFC 6587 §3.4.1 octet counting: "MSG-LEN SP SYSLOG-MSG"
     const frame = Buffer.concat([Buffer.from(`${msg.length} `), msg]);
-    writing = true;
-    socket.write(frame, (err) => {
-      writing = false;
-      if (err) return retry();
-      queue.shift();
-      sent++;
-      pump();
-    });
-  };
+    this.writing = true;
+    this.socket.write(frame, (err) => this.written(err, false));
+  }
 
-  return {
-    send(event) {
-      if (closed) return;
-      if (queue.length >= cfg.maxQueue) {
-        queue.shift();
-        dropped++;
-        if (dropped === 1 || dropped % 1000 === 0) log.error({ dropped }, 'syslog queue full: oldest audit records dropped');
-      }
-      queue.push(Buffer.from(formatSyslog(event, cfg.appName), 'utf8'));
-      pump();
-    },
-    drain(timeoutMs = 5_000) {
-      if (!queue.length) return Promise.resolve(true);
-      return new Promise<boolean>((resolve) => {
-        const t = setTimeout(() => resolve(false), timeoutMs);
-        waiters.push(() => {
-          clearTimeout(t);
-          resolve(true);
-        });
-        pump();
-      });
-    },
-    async close() {
-      closed = true;
-      if (retryTimer) clearTimeout(retryTimer);
-      socket?.end();
-      udp?.close();
-    },
-    stats: () => ({ queued: queue.length, sent, dropped }),
-  };
+  private sendDatagram(): void {
+    this.udp ??= dgram.createSocket(net.isIPv6(this.cfg.host) ? 'udp6' : 'udp4');
+    this.udp.unref();
+    const msg = this.queue[0]!;
+    if (msg.length > 65_507) {
+      // Cannot fit one datagram (RFC 5426 §3.2): drop it rather than block the queue; use TCP/TLS
+      // for very large events (WADO-RS of big studies lists their instances).
+      this.queue.shift();
+      this.dropped++;
+      this.log.error({ bytes: msg.length }, 'syslog record too large for UDP: dropped');
+      return this.pump();
+    }
+    this.writing = true;
+    this.udp.send(msg, this.cfg.port, this.cfg.host, (err) => this.written(err, true));
+  }
+
+  private written(err: Error | null | undefined, udp: boolean): void {
+    this.writing = false;
+    if (err) {
+      if (udp) this.log.warn({ err: err.message }, 'syslog UDP send failed');
+      return this.retry();
+    }
+    this.queue.shift();
+    this.sent++;
+    this.pump();
+  }
 }

@@ -13,6 +13,7 @@ import type { NextFunction, Request, Response } from 'express';
 import type { JWTPayload } from 'jose';
 import type { AuthConfig, BasicUser } from '../config.js';
 import { GatewayError } from '../http/errors.js';
+import { createIntrospector, IntrospectionUnavailable } from './introspection.js';
 import { createJwtVerifier, KeySetUnavailable, TokenError, type JwtVerifier } from './jwt.js';
 import { LOOPBACK_PRINCIPAL, type Principal, type Role } from './principal.js';
 import { scopesFromClaims } from './scopes.js';
@@ -22,7 +23,7 @@ const ROLES = new Set<Role>(['radiologist', 'referring', 'technologist', 'admini
 
 /** Paths any caller may use (probes, discovery; CORS preflight is answered before this). */
 export function isPublicPath(method: string, path: string): boolean {
-  if (path === '/healthz' || path === '/readyz' || path === '/metrics' || path === '/openapi.yaml') return true;
+  if (path === '/healthz' || path === '/readyz' || path === '/metrics' || path === '/openapi.yaml' || path === '/.well-known/smart-configuration') return true;
   if ((path === '/fhir/metadata' || path === '/fhir/metadata/') && (method === 'GET' || method === 'HEAD')) return true;
   // SMART discovery document, if a module serves it
   return path === '/fhir/.well-known/smart-configuration';
@@ -35,12 +36,13 @@ export interface Authenticator {
 }
 
 export function createAuthenticator(cfg: AuthConfig): Authenticator {
-  const jwt: JwtVerifier | undefined = cfg.jwt ? createJwtVerifier(cfg.jwt) : undefined;
+  const bearer = createBearerVerifier(cfg);
   const basic = createBasicVerifier(cfg.basic);
+  const bearerEnabled = Boolean(cfg.jwt || cfg.introspection);
 
   const challenge = (error?: string, description?: string, scheme?: 'Bearer' | 'Basic') => {
     const parts: string[] = [];
-    if (cfg.jwt && scheme !== 'Basic') {
+    if (bearerEnabled && scheme !== 'Basic') {
       let c = `Bearer realm="${REALM}"`;
       if (error) c += `, error="${error}"`;
       if (description) c += `, error_description="${description.replace(/["\\]/g, '')}"`;
@@ -59,53 +61,59 @@ export function createAuthenticator(cfg: AuthConfig): Authenticator {
     challenge,
     async authenticate(req) {
       const h = req.get('authorization');
-      if (h) {
-        const sp = h.indexOf(' ');
-        const scheme = (sp < 0 ? h : h.slice(0, sp)).toLowerCase();
-        const cred = sp < 0 ? '' : h.slice(sp + 1).trim();
-        if (scheme === 'bearer') {
-          if (!jwt) throw unauthorized('invalid_token', 'bearer tokens are not accepted', 'Bearer');
-          let claims: JWTPayload;
-          try {
-            claims = await jwt.verify(cred);
-          } catch (err) {
-            if (err instanceof KeySetUnavailable) {
-              // Product ask 10: a reason and a retry hint, not a misleading 401.
-              throw new GatewayError(503, 'GW_AUTH_UNAVAILABLE', 'The identity provider\'s key set cannot be obtained; try again shortly', { headers: { 'Retry-After': '5' } });
-            }
-            throw unauthorized('invalid_token', err instanceof TokenError ? err.message : 'invalid token', 'Bearer');
+      if (!h) return certificatePrincipal(req, cfg);
+      const sp = h.indexOf(' ');
+      const scheme = (sp < 0 ? h : h.slice(0, sp)).toLowerCase();
+      const cred = sp < 0 ? '' : h.slice(sp + 1).trim();
+      if (scheme === 'bearer') {
+        if (!bearer) throw unauthorized('invalid_token', 'bearer tokens are not accepted', 'Bearer');
+        try {
+          return principalFromClaims(await bearer(cred), cfg);
+        } catch (err) {
+          if (err instanceof KeySetUnavailable || err instanceof IntrospectionUnavailable) {
+            // Product ask 10: a reason and a retry hint, not a misleading 401.
+            const what = err instanceof KeySetUnavailable ? "key set" : 'token introspection endpoint';
+            throw new GatewayError(503, 'GW_AUTH_UNAVAILABLE', `The identity provider's ${what} cannot be reached; try again shortly`, { headers: { 'Retry-After': '5' } });
           }
-          return principalFromClaims(claims, cfg);
+          throw unauthorized('invalid_token', err instanceof TokenError ? err.message : 'invalid token', 'Bearer');
         }
-        if (scheme === 'basic') {
-          const user = await basic(cred);
-          if (!user) throw unauthorized(undefined, 'invalid credentials', 'Basic');
-          return {
-            kind: 'service',
-            subject: user.username,
-            roles: user.roles.filter((r): r is Role => ROLES.has(r as Role)),
-            scopes: [...user.scopes],
-            breakGlass: false,
-            authMethod: 'basic',
-          };
-        }
-        throw unauthorized('invalid_request', 'unsupported authorization scheme');
       }
-      const cert = cfg.mtls ? peerCertificate(req) : undefined;
-      if (cert && cfg.mtls) {
-        const roles = cfg.mtls.roles[cert.dn] ?? (cert.cn ? cfg.mtls.roles[cert.cn] : undefined) ?? [];
-        return {
-          kind: 'service',
-          subject: cert.dn,
-          roles: roles.filter((r): r is Role => ROLES.has(r as Role)),
-          scopes: [],
-          breakGlass: false,
-          authMethod: 'mtls',
-        };
+      if (scheme === 'basic') {
+        const user = await basic(cred);
+        if (!user) throw unauthorized(undefined, 'invalid credentials', 'Basic');
+        return { kind: 'service', subject: user.username, roles: knownRoles(user.roles), scopes: [...user.scopes], breakGlass: false, authMethod: 'basic' };
       }
-      return undefined;
+      throw unauthorized('invalid_request', 'unsupported authorization scheme');
     },
   };
+}
+
+/**
+ * Bearer tokens: a JWT is verified locally when auth.jwt is configured; anything else (an opaque
+ * token, or a JWT when only introspection is configured) goes to RFC 7662 introspection.
+ */
+function createBearerVerifier(cfg: AuthConfig): ((token: string) => Promise<Record<string, unknown>>) | undefined {
+  const jwt: JwtVerifier | undefined = cfg.jwt ? createJwtVerifier(cfg.jwt) : undefined;
+  const introspector = cfg.introspection
+    ? createIntrospector(cfg.introspection, { audience: cfg.jwt?.audience, issuer: cfg.jwt?.issuer, clockToleranceSec: cfg.jwt?.clockToleranceSec })
+    : undefined;
+  if (!jwt && !introspector) return undefined;
+  return async (token) => {
+    const looksJwt = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(token);
+    if (jwt && (looksJwt || !introspector)) return (await jwt.verify(token)) as Record<string, unknown>;
+    return introspector!.introspect(token);
+  };
+}
+
+function certificatePrincipal(req: Request, cfg: AuthConfig): Principal | undefined {
+  const cert = cfg.mtls ? peerCertificate(req) : undefined;
+  if (!cert || !cfg.mtls) return undefined;
+  const roles = cfg.mtls.roles[cert.dn] ?? (cert.cn ? cfg.mtls.roles[cert.cn] : undefined) ?? [];
+  return { kind: 'service', subject: cert.dn, roles: knownRoles(roles), scopes: [], breakGlass: false, authMethod: 'mtls' };
+}
+
+function knownRoles(roles: readonly string[]): Role[] {
+  return roles.filter((r): r is Role => ROLES.has(r as Role));
 }
 
 /** Express middleware: req.principal for every request; 401 when credentials are required. */
@@ -135,18 +143,22 @@ export function authenticationMiddleware(cfg: AuthConfig) {
   };
 }
 
-export function principalFromClaims(claims: JWTPayload, cfg: AuthConfig): Principal {
+/** Claim names when only introspection is configured (auth.jwt absent). */
+const DEFAULT_CLAIMS = { roleClaim: 'roles', patientClaim: 'patient', careRelationshipClaim: 'care_patients', patientIdentifierClaim: undefined as string | undefined };
+
+export function principalFromClaims(claims: JWTPayload | Record<string, unknown>, cfg: AuthConfig): Principal {
   const c = claims as Record<string, unknown>;
-  const jwtCfg = cfg.jwt!;
+  const names = cfg.jwt ?? DEFAULT_CLAIMS;
+  // IHE IUA puts its claims under extensions.ihe_iua (JWT, ITI-71) or at the top level (introspection)
+  const iua = { ...(claimAt(c, 'extensions.ihe_iua') as Record<string, unknown> | undefined), ...c };
   const clientId = str(c.client_id) ?? str(c.azp) ?? str(c.cid);
   const subject = str(c.sub) ?? clientId ?? 'unknown';
-  const roles = toStrings(claimAt(c, jwtCfg.roleClaim)).filter((r): r is Role => ROLES.has(r as Role));
-  const scopes = scopesFromClaims(c);
-  const purposeOfUse = cfg.breakGlass ? toStrings(claimAt(c, cfg.breakGlass.purposeOfUseClaim)) : toStrings(c.purpose_of_use);
+  const roles = knownRoles([...toStrings(claimAt(c, names.roleClaim)), ...toStrings(iua.subject_role)]);
+  const purposeOfUse = [...new Set([...toStrings(cfg.breakGlass ? claimAt(c, cfg.breakGlass.purposeOfUseClaim) : c.purpose_of_use), ...toStrings(iua.purpose_of_use)])];
   const bgValue = cfg.breakGlass?.value;
   const breakGlassRequested = Boolean(bgValue && purposeOfUse.some((v) => v === bgValue || v.endsWith(`|${bgValue}`) || v.endsWith(`#${bgValue}`)));
-  const patientContext = str(c[jwtCfg.patientClaim]);
-  const care = toIdentifiers(claimAt(c, jwtCfg.careRelationshipClaim));
+  const care = toIdentifiers(claimAt(c, names.careRelationshipClaim));
+  const launchIdentifier = names.patientIdentifierClaim ? toIdentifiers(claimAt(c, names.patientIdentifierClaim))[0] : undefined;
   // Client-credentials tokens (SMART Backend Services) carry no end user: sub = client id.
   const kind: Principal['kind'] = !c.sub || (clientId !== undefined && c.sub === clientId) ? 'system' : 'user';
   return {
@@ -156,12 +168,15 @@ export function principalFromClaims(claims: JWTPayload, cfg: AuthConfig): Princi
     clientId,
     jti: str(c.jti),
     roles,
-    scopes,
+    scopes: scopesFromClaims(c),
     breakGlass: false,
     authMethod: 'bearer',
-    patientContext,
+    patientContext: str(c[names.patientClaim]),
+    patientIdentifier: launchIdentifier,
     careRelationship: care.length ? care : undefined,
     purposeOfUse: purposeOfUse.length ? purposeOfUse : undefined,
+    homeCommunityId: str(iua.home_community_id),
+    nationalProviderId: str(iua.national_provider_identifier),
     breakGlassRequested,
   };
 }
@@ -183,6 +198,8 @@ function claimAt(c: Record<string, unknown>, path: string): unknown {
 
 function toStrings(v: unknown): string[] {
   if (typeof v === 'string') return v.split(/[\s,]+/).filter(Boolean);
+  // a single Coding (IUA subject_role / purpose_of_use)
+  if (v && typeof v === 'object' && !Array.isArray(v)) return toStrings([v]);
   if (Array.isArray(v)) {
     return v.flatMap((x) => {
       if (typeof x === 'string') return [x];

@@ -33,7 +33,7 @@ export function createSecurity(deps: AppDeps & { registry?: client.Registry }, p
   const { config, db, log } = deps;
   const syslog = config.audit.syslog ? createSyslogExporter(config.audit.syslog, log) : undefined;
   const makeAuditRecorder = parts.makeAuditRecorder ?? createAuditRecorder;
-  const audit = makeAuditRecorder({ db, log, serverUrl: config.publicBaseUrl, classify: classifyRequest, onRecord: syslog ? (r) => syslog.send(r.resource) : undefined });
+  const audit = makeAuditRecorder({ db, log, serverUrl: config.publicBaseUrl, storeQuery: config.audit.storeQuery, classify: classifyRequest, onRecord: syslog ? (r) => syslog.send(r.resource) : undefined });
   if (deps.registry) {
     // An audit trail that silently loses events is worse than none: make the queue observable.
     const gauge = (name: string, help: string, read: () => number | undefined) =>
@@ -54,7 +54,7 @@ export function createSecurity(deps: AppDeps & { registry?: client.Registry }, p
   handlers.push(
     policyMiddleware({
       auth: config.auth,
-      resolver: config.auth.jwt ? createPatientResolver(db) : undefined,
+      resolver: config.auth.jwt || config.auth.introspection ? createPatientResolver(db) : undefined,
       onBreakGlass: createBreakGlassNotifier(config.auth.breakGlass?.notifyUrl, log),
     }),
   );

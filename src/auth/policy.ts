@@ -18,6 +18,7 @@ import { GatewayError } from '../http/errors.js';
 import type { PatientResolver } from '../store/principal-store.js';
 import { REALM } from './authenticate.js';
 import { type PatientFilter, type Principal, type Role } from './principal.js';
+import type { AccessRestriction, ScopeQuery } from '../model/scope-restriction.js';
 import { scopeGrants, type Interaction } from './scopes.js';
 
 export type ActionKind = 'public' | 'read' | 'search' | 'create' | 'update' | 'retrieve-images' | 'query-images' | 'audit-read';
@@ -127,46 +128,72 @@ function classifyDicomweb(method: string, rest: string): Action {
 export interface Decision {
   filter: PatientFilter;
   breakGlass: boolean;
+  /** Granular scopes and confidentiality labels: applied in SQL with the patient filter */
+  restrict?: AccessRestriction;
 }
 
 function forbidden(message: string, code = 'GW_FORBIDDEN', headers?: Record<string, string>): GatewayError {
   return new GatewayError(403, code, message, { headers });
 }
 
+export type PolicyConfig = Pick<AuthConfig, 'rad107Scope' | 'breakGlass'> & { confidentiality?: AuthConfig['confidentiality'] };
+
 /**
  * May `p` perform `action`? Throws GatewayError 403 (type-level; names no resource) or returns
- * the patient filter to apply in SQL. `p.careRelationshipPatientIds` must be resolved already
- * (the middleware does it).
+ * the patient filter and restrictions to apply in SQL. `p.careRelationshipPatientIds` must be
+ * resolved already (the middleware does it).
  */
-export function authorize(p: Principal, action: Action, cfg: Pick<AuthConfig, 'rad107Scope' | 'breakGlass'> = { rad107Scope: 'RAD-107' }): Decision {
+export function authorize(p: Principal, action: Action, cfg: PolicyConfig = { rad107Scope: 'RAD-107' }): Decision {
   if (action.kind === 'public') return { filter: { all: true }, breakGlass: false };
   if (p.kind === 'loopback') return { filter: { all: true }, breakGlass: false };
   const what = action.resourceType && action.resourceType !== '*' ? ` on ${action.resourceType}` : '';
+  const scope = scopeDecision(p, action, cfg, what);
+  const limits = roleLimits(p, action, scope.patientOnly, what);
 
-  // 1. Scopes. Mandatory for bearer tokens; for Basic/mTLS service accounts only when configured.
-  let scopePatientOnly = false;
-  if (p.authMethod === 'bearer' || p.scopes.length) {
-    const interaction = action.interaction ?? INTERACTION[action.kind];
-    const types = action.scopeTypes ?? [action.resourceType ?? '*'];
-    const extra = action.kind === 'retrieve-images' || action.kind === 'query-images' ? [cfg.rad107Scope] : [];
-    let granted = false;
-    let patientOnly = true;
-    for (const t of types) {
-      const g = scopeGrants(p.scopes, t, interaction, extra);
-      if (g.granted) {
-        granted = true;
-        patientOnly &&= g.patientOnly;
-      }
-    }
-    if (!granted) {
-      throw forbidden(`The token's scopes do not allow ${action.kind}${what}`, 'GW_INSUFFICIENT_SCOPE', {
-        'WWW-Authenticate': `Bearer realm="${REALM}", error="insufficient_scope"`,
-      });
-    }
-    scopePatientOnly = patientOnly;
+  // Break-glass: a clinical user's emergency purpose of use lifts patient limits and
+  // confidentiality for reads, always flagged in the audit trail and notified. Scopes still hold.
+  const breakGlass = Boolean(p.breakGlassRequested && cfg.breakGlass && READ_KINDS.has(action.kind) && p.roles.some((r) => r !== 'administrator'));
+  const hidden = breakGlass || !READ_KINDS.has(action.kind) ? [] : hiddenConfidentiality(p, cfg.confidentiality);
+  const restrict: AccessRestriction | undefined = scope.groups.length || hidden.length ? { ...(scope.groups.length ? { scopeGroups: scope.groups } : {}), ...(hidden.length ? { hiddenConfidentiality: hidden } : {}) } : undefined;
+  const narrowed = restrict ? { restrict } : {};
+  if (breakGlass || !limits.length) return { filter: { all: true }, breakGlass, ...narrowed };
+  let ids = new Set(limits[0]);
+  for (const l of limits.slice(1)) ids = new Set(l.filter((x) => ids.has(x)));
+  return { filter: { all: false, patientIds: [...ids].sort() }, breakGlass: false, ...narrowed };
+}
+
+/** Scopes: mandatory for bearer tokens; for Basic/mTLS service accounts only when configured. */
+function scopeDecision(p: Principal, action: Action, cfg: PolicyConfig, what: string): { patientOnly: boolean; groups: ScopeQuery[][] } {
+  if (p.authMethod !== 'bearer' && !p.scopes.length) return { patientOnly: false, groups: [] };
+  const interaction = action.interaction ?? INTERACTION[action.kind];
+  const types = action.scopeTypes ?? [action.resourceType ?? '*'];
+  const extra = action.kind === 'retrieve-images' || action.kind === 'query-images' ? [cfg.rad107Scope] : [];
+  let granted = false;
+  let patientOnly = true;
+  let restrictions: ScopeQuery[] | undefined = [];
+  for (const t of types) {
+    const g = scopeGrants(p.scopes, t, interaction, extra);
+    if (!g.granted) continue;
+    granted = true;
+    patientOnly &&= g.patientOnly;
+    restrictions = restrictions && g.restrictions ? [...restrictions, ...g.restrictions] : undefined;
   }
+  if (!granted) {
+    throw forbidden(`The token's scopes do not allow ${action.kind}${what}`, 'GW_INSUFFICIENT_SCOPE', {
+      'WWW-Authenticate': `Bearer realm="${REALM}", error="insufficient_scope"`,
+    });
+  }
+  const groups = restrictions ? [restrictions] : [];
+  // ITI-68 hands out a document's content: granular DocumentReference scopes narrow it too.
+  if (action.subtype === 'ITI-68') {
+    const dr = scopeGrants(p.scopes, 'DocumentReference', 'r');
+    if (dr.granted && dr.restrictions) groups.push(dr.restrictions);
+  }
+  return { patientOnly, groups };
+}
 
-  // 2. Role.
+/** Role: the action allowed, and the patient lists (to intersect) limiting it. */
+function roleLimits(p: Principal, action: Action, scopePatientOnly: boolean, what: string): string[][] {
   const limits: string[][] = [];
   const roleAllowed = p.roles.filter((r) => ROLE_ACTIONS[r]?.has(action.kind));
   if (p.roles.length === 0) {
@@ -182,16 +209,14 @@ export function authorize(p: Principal, action: Action, cfg: Pick<AuthConfig, 'r
     limits.push([...(p.patientContext ? [p.patientContext] : []), ...(p.careRelationshipPatientIds ?? [])]);
   }
   if (scopePatientOnly) limits.push(p.patientContext ? [p.patientContext] : []);
+  return limits;
+}
 
-  // 3. Break-glass: a clinical user's emergency purpose of use lifts patient limits for reads,
-  //    always flagged in the audit trail and notified.
-  if (p.breakGlassRequested && cfg.breakGlass && READ_KINDS.has(action.kind) && p.roles.some((r) => r !== 'administrator')) {
-    return { filter: { all: true }, breakGlass: true };
-  }
-  if (!limits.length) return { filter: { all: true }, breakGlass: false };
-  let ids = new Set(limits[0]);
-  for (const l of limits.slice(1)) ids = new Set(l.filter((x) => ids.has(x)));
-  return { filter: { all: false, patientIds: [...ids].sort() }, breakGlass: false };
+const DEFAULT_CLEARANCE = { R: ['radiologist'], V: ['radiologist'] };
+
+/** Confidentiality codes (R, V) none of the caller's roles is cleared for (auth.confidentiality; decisions.md D74). */
+function hiddenConfidentiality(p: Principal, cfg: AuthConfig['confidentiality'] = DEFAULT_CLEARANCE): string[] {
+  return (['R', 'V'] as const).filter((code) => !p.roles.some((r) => cfg[code].includes(r)));
 }
 
 declare global {
@@ -223,13 +248,18 @@ export function policyMiddleware(deps: PolicyDeps) {
         if (action.kind !== 'public') throw new GatewayError(401, 'GW_UNAUTHORIZED', 'Authentication required', { headers: { 'WWW-Authenticate': `Bearer realm="${REALM}"` } });
         return next();
       }
+      if (p.patientIdentifier && !p.patientContext && deps.resolver && action.kind !== 'public') {
+        // SMART launch by business identifier: issuer-aware lookup; ambiguous or unknown → no patient.
+        const ids = await deps.resolver.resolve([p.patientIdentifier]);
+        p = { ...p, patientContext: ids.length === 1 ? ids[0] : '' };
+      }
       if (p.careRelationship?.length && p.roles.includes('referring') && deps.resolver && action.kind !== 'public') {
         p = { ...p, careRelationshipPatientIds: await deps.resolver.resolve(p.careRelationship) };
       }
       const decision = authorize(p, action, deps.auth);
       res.locals.access.decision = decision;
       if (p.kind !== 'loopback') {
-        req.principal = { ...p, patientIds: decision.filter.all ? undefined : decision.filter.patientIds, breakGlass: decision.breakGlass };
+        req.principal = { ...p, patientIds: decision.filter.all ? undefined : decision.filter.patientIds, breakGlass: decision.breakGlass, accessRestriction: decision.restrict };
       }
       if (decision.breakGlass) deps.onBreakGlass?.(req, req.principal!, action);
       next();

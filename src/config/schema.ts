@@ -259,20 +259,31 @@ const auth = section(
       },
       'emergency access',
     ),
-    introspection: optional(
-      {
-        url: url('RFC 7662 token introspection endpoint'),
+    introspection: z
+      .strictObject({
+        url: url('RFC 7662 token introspection endpoint (IUA ITI-102)'),
         clientId: str('client id the gateway authenticates with'),
-        clientSecret: str('client secret'),
-        cacheSec: int(60, 0, 3600, 'how long an introspection answer is reused, s'),
-      },
-      'opaque tokens checked by introspection',
-    ),
-    confidentiality: optional(
+        clientSecret: optStr('client secret (client_secret_basic)'),
+        clientAssertion: z
+          .strictObject({
+            jwk: z.record(z.string(), z.unknown()).refine((k) => typeof k.kty === 'string' && k.d !== undefined, 'must be a private JWK').meta({ type: 'JWK object', description: 'private key signing the client assertion' }),
+            alg: str('signature algorithm of the assertion', 'RS256'),
+            audience: optStr('aud of the assertion (default: the introspection URL)'),
+          })
+          .optional()
+          .meta({ description: 'private_key_jwt client authentication (RFC 7523)' }),
+        cacheSec: int(60, 0, 60, 'how long an active answer is reused (never past the token exp), s'),
+        timeoutMs: int(5_000, 100, 60_000, 'introspection request time limit, ms'),
+      })
+      .refine((i) => (i.clientSecret === undefined) !== (i.clientAssertion === undefined), { message: 'needs exactly one of clientSecret or clientAssertion' })
+      .optional()
+      .meta({ description: 'opaque tokens checked by RFC 7662 introspection' }),
+    confidentiality: section(
       {
-        restricted: strList('confidentiality codes (v3 Confidentiality) that need an explicit grant', ['R', 'V']),
+        R: strList('roles cleared for documents labelled R (restricted)', ['radiologist']),
+        V: strList('roles cleared for documents labelled V (very restricted)', ['radiologist']),
       },
-      'confidentiality labels on manifests',
+      'who sees documents with confidentiality security labels (HL7 v3 Confidentiality R, V); break-glass lifts it, audited',
     ),
   },
   'authentication (none configured: loopback only)',
@@ -290,7 +301,7 @@ const audit = section(
       },
       'RFC 5424 syslog export of audit events',
     ),
-    storeQuery: bool(false, 'keep the query of search events in AuditEvent.entity.query'),
+    storeQuery: oneOf(['full', 'hash'] as const, 'full', 'BALP entity[query].query of search events: full = base64 of the raw request (as the profile asks), hash = base64 of "sha256:<hex>" of it (no query strings kept)'),
   },
   'audit trail (AuditEvent)',
 );

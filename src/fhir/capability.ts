@@ -3,7 +3,7 @@
  * states only what is implemented. CONFORMANCE.md is generated from it
  * (scripts/gen-conformance.ts).
  */
-import type { CapabilityStatement, CapabilityStatementRestResource } from '@medplum/fhirtypes';
+import type { CapabilityStatement, CapabilityStatementRestResource, Extension } from '@medplum/fhirtypes';
 import { resourceRegistry, type UnsupportedSearchParam } from './registry.js';
 
 /** Parameters of implemented transactions that are not supported: said in the resource's documentation. */
@@ -13,7 +13,7 @@ export function unsupportedDoc(ps: UnsupportedSearchParam[] | undefined): string
   return `Search parameters not supported (ignored with a warning in the searchset's OperationOutcome; 400 with Prefer: handling=strict): ${list}`;
 }
 
-export function buildCapabilityStatement(publicBaseUrl: string, version: string, opts: { authEnabled?: boolean } = {}): CapabilityStatement {
+export function buildCapabilityStatement(publicBaseUrl: string, version: string, opts: { authEnabled?: boolean; oauthUris?: Extension } = {}): CapabilityStatement {
   const resources: CapabilityStatementRestResource[] = resourceRegistry.map((r) => ({
     type: r.type as CapabilityStatementRestResource['type'],
     profile: r.profile,
@@ -51,7 +51,12 @@ export function buildCapabilityStatement(publicBaseUrl: string, version: string,
         mode: 'server',
         documentation: 'MHD Document Responder (ITI-66/67/68) and Document Recipient (ITI-65) for IHE MADO imaging manifests.',
         security: opts.authEnabled
-          ? { cors: true, service: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR' }] }], description: 'OAuth2 bearer tokens (SMART v2 / IHE IUA scopes) or HTTP Basic service accounts' }
+          ? {
+              extension: opts.oauthUris ? [opts.oauthUris] : undefined,
+              cors: true,
+              service: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR' }] }],
+              description: 'OAuth2 bearer tokens (SMART v2 scopes incl. granular ?param=value, IHE IUA scopes; JWT or RFC 7662 introspection) or HTTP Basic service accounts. Discovery: /.well-known/smart-configuration',
+            }
           : { cors: true, description: 'No authentication configured: loopback-only deployment' },
         resource: resources,
         interaction: systemInteractions.map((code) => ({ code })),

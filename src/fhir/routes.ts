@@ -7,6 +7,7 @@ import { Router, type Request, type Response } from 'express';
 import type { AppDeps } from '../deps.js';
 import { mediaType } from '../http/body.js';
 import { GatewayError } from '../http/errors.js';
+import { idpMetadata, oauthUrisExtension } from '../auth/smart.js';
 import { buildCapabilityStatement } from './capability.js';
 import { negotiateFhirFormat, sendResource } from './format.js';
 import { findResource } from './registry.js';
@@ -50,8 +51,11 @@ export function createFhirRouter(deps: AppDeps, modules: readonly FhirModule[]):
     next();
   });
   const version = deps.version;
-  router.get('/metadata', (req, res) => {
-    sendResource(req, res, buildCapabilityStatement(deps.config.publicBaseUrl, version, { authEnabled: deps.config.auth.enabled }));
+  router.get('/metadata', async (req, res) => {
+    // SMART App Launch: rest.security names the authorization server's endpoints (from its discovery).
+    const jwt = deps.config.auth.jwt;
+    const idp = jwt ? await idpMetadata(jwt.issuer).catch(() => undefined) : undefined;
+    sendResource(req, res, buildCapabilityStatement(deps.config.publicBaseUrl, version, { authEnabled: deps.config.auth.enabled, oauthUris: idp ? oauthUrisExtension(idp) : undefined }));
   });
   router.all('/metadata', () => {
     throw new GatewayError(405, 'GW_METHOD_NOT_ALLOWED', 'Only GET is supported on /metadata', { headers: { Allow: 'GET' } });

@@ -406,6 +406,7 @@ export async function provideDocumentBundle(db: Db, config: Readonly<Config>, ct
   const ssCreated = await executeTransaction(db, ctx, plans, docrefs, ss, ssid);
   const patientIds = [...new Set(docrefs.map((d) => d.result!.stored.patientId).filter(Boolean))];
   const entities = [
+    `List/${ssid}`, // MHD audit-65: the submission set entity
     ...docrefs.map((d) => `DocumentReference/${nativeDocRef(d)}`),
     ...plans.filter((p) => p.kind === 'patch').map((p) => `DocumentReference/${p.patchTarget}`),
   ];

@@ -7,6 +7,7 @@
  */
 import type { Knex } from 'knex';
 import type { PatientFilter } from '../model/access.js';
+import { restrictionSql } from './access-sql.js';
 import { rawPrepared, type Db } from './db.js';
 import { textArray } from './manifests.js';
 
@@ -42,8 +43,12 @@ const VISIBLE = `
   where ${NOT_REJECTED('ii.sop_instance_uid')}`;
 
 function patientSql(f: PatientFilter, col = 'm.patient_id'): { sql: string; bindings: unknown[] } {
-  if (f.all) return { sql: '', bindings: [] };
-  return { sql: ` and ${col} = any(?::text[])`, bindings: [f.patientIds] };
+  const bindings: unknown[] = f.all ? [] : [f.patientIds];
+  let sql = f.all ? '' : ` and ${col} = any(?::text[])`;
+  // Granular scopes (ImagingStudy modality) and confidentiality labels narrow the manifests too.
+  const r = restrictionSql(f.restrict, 'm.id', bindings);
+  if (r) sql += ` and ${r}`;
+  return { sql, bindings };
 }
 
 /**
@@ -240,6 +245,9 @@ function applySeriesCriteria(q: Knex.QueryBuilder, c: QidoCriteria): void {
 
 function applyPatient(q: Knex.QueryBuilder, f: PatientFilter): void {
   if (!f.all) q.whereRaw('m.patient_id = any(?::text[])', [f.patientIds]);
+  const b: unknown[] = [];
+  const r = restrictionSql(f.restrict, 'm.id', b);
+  if (r) q.whereRaw(r, b as Knex.RawBinding[]);
 }
 
 /**

@@ -4,11 +4,19 @@
  */
 import type { Knex } from 'knex';
 import type { PatientFilter } from '../model/access.js';
+import { restrictionSql } from './access-sql.js';
 
 function pfSql(pf: PatientFilter, col: string, b: unknown[]): string {
   if (pf.all) return '';
   b.push(pf.patientIds);
   return ` AND ${col} = ANY(?::text[])`;
+}
+
+/** Patient filter plus granular-scope / confidentiality restrictions on the manifest. */
+function docSql(pf: PatientFilter, patientCol: string, manifestCol: string, b: unknown[]): string {
+  const p = pfSql(pf, patientCol, b);
+  const r = restrictionSql(pf.restrict, manifestCol, b);
+  return r ? `${p} AND ${r}` : p;
 }
 
 export interface DocRefRead {
@@ -21,7 +29,7 @@ export interface DocRefRead {
 
 export async function readDocumentReference(db: Knex, id: string, pf: PatientFilter): Promise<DocRefRead | undefined> {
   const b: unknown[] = [id];
-  const sql = `SELECT d.id, d.resource, d.patient_id, d.last_updated, m.version_id FROM document_reference d JOIN manifest m ON m.id = d.manifest_id WHERE d.id = ?${pfSql(pf, 'd.patient_id', b)}`;
+  const sql = `SELECT d.id, d.resource, d.patient_id, d.last_updated, m.version_id FROM document_reference d JOIN manifest m ON m.id = d.manifest_id WHERE d.id = ?${docSql(pf, 'd.patient_id', 'd.manifest_id', b)}`;
   return (await db.raw(sql, b as Knex.RawBinding[])).rows[0];
 }
 
@@ -43,7 +51,7 @@ export interface ManifestRead {
 export async function readManifestByDocRef(db: Knex, docRefId: string, pf: PatientFilter, withContent: boolean): Promise<ManifestRead | undefined> {
   const b: unknown[] = [docRefId];
   const cols = `m.id, m.sop_instance_uid, m.native_format, m.content_type, m.sha256, m.status, m.patient_id, m.model, m.version_id, m.last_updated${withContent ? ', m.content' : ''}`;
-  const sql = `SELECT ${cols} FROM document_reference d JOIN manifest m ON m.id = d.manifest_id WHERE d.id = ?${pfSql(pf, 'm.patient_id', b)}`;
+  const sql = `SELECT ${cols} FROM document_reference d JOIN manifest m ON m.id = d.manifest_id WHERE d.id = ?${docSql(pf, 'm.patient_id', 'm.id', b)}`;
   return (await db.raw(sql, b as Knex.RawBinding[])).rows[0];
 }
 

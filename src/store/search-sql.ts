@@ -13,6 +13,7 @@
  */
 import type { Knex } from 'knex';
 import type { PatientFilter } from '../model/access.js';
+import { restrictionSql } from './access-sql.js';
 import { rawPrepared } from './db.js';
 
 export type SearchTable = 'DocumentReference' | 'ImagingStudy' | 'Patient' | 'Endpoint' | 'List';
@@ -79,6 +80,8 @@ interface TableDef {
   /** Token table join: [table, fk column, owner column] */
   tokens?: { table: string; fk: string; owner: string };
   patientCol?: string;
+  /** the manifest id column (access restrictions, src/store/access-sql.ts) */
+  manifestCol?: string;
   columns: Record<string, string>;
   /** Sort columns that may be NULL (sorted as -infinity so the keyset comparison stays total) */
   nullableSorts?: string[];
@@ -93,6 +96,7 @@ const TABLES: Record<SearchTable, TableDef> = {
     idCol: 'd.id',
     tokens: { table: 'manifest_token', fk: 'manifest_id', owner: 'd.manifest_id' },
     patientCol: 'd.patient_id',
+    manifestCol: 'd.manifest_id',
     columns: {
       id: 'd.id',
       status: 'd.status',
@@ -115,6 +119,7 @@ const TABLES: Record<SearchTable, TableDef> = {
     idCol: 's.resource_id',
     tokens: { table: 'manifest_token', fk: 'manifest_id', owner: 'm.id' },
     patientCol: 'm.patient_id',
+    manifestCol: 'm.id',
     columns: { status: 'm.status', patient: 'm.patient_id', started: 's.started', lastUpdated: 'm.last_updated', id: 's.resource_id' },
     nullableSorts: ['started'],
     select: 'm.id, m.model, m.sop_instance_uid, m.status, m.patient_id, m.version_id, m.last_updated, s.resource_id, s.study_instance_uid AS study_uid',
@@ -394,6 +399,9 @@ function whereSql(plan: Pick<SqlPlan, 'table' | 'conds'>, pf: PatientFilter, b: 
   if (t.base) parts.push(t.base);
   const p = patientSql(t, plan.table, pf, b);
   if (p) parts.push(p);
+  // Granular scopes and confidentiality narrow manifests (DocumentReference, ImagingStudy).
+  const r = t.manifestCol ? restrictionSql(pf.restrict, t.manifestCol, b) : undefined;
+  if (r) parts.push(r);
   for (const c of plan.conds) parts.push(condSql(t, c, b));
   return parts.length ? parts.join('\n  AND ') : 'TRUE';
 }

@@ -36,13 +36,20 @@ export async function auditEvents(db: Db): Promise<AuditRowView[]> {
 
 /** The AuditEvent recorded for one request (by X-Request-Id), waiting for it to be written. */
 export async function auditFor(db: Db, requestId: string, timeoutMs = 5_000): Promise<AuditRowView> {
+  const rows = await auditsFor(db, requestId, 1, timeoutMs);
+  if (rows.length > 1) throw new Error(`${rows.length} AuditEvents for request ${requestId}`);
+  return rows[0]!;
+}
+
+/** All AuditEvents of one request (one per patient concerned): waits until at least `n` exist. */
+export async function auditsFor(db: Db, requestId: string, n = 1, timeoutMs = 5_000): Promise<AuditRowView[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const rows = (await db('audit_event')
       .select('*')
-      .whereRaw(`resource->'entity' @> ?::jsonb`, [JSON.stringify([{ what: { identifier: { value: requestId } } }])])) as AuditRowView[];
-    if (rows.length > 1) throw new Error(`${rows.length} AuditEvents for request ${requestId}`);
-    if (rows.length === 1) return rows[0]!;
+      .whereRaw(`resource->'entity' @> ?::jsonb`, [JSON.stringify([{ what: { identifier: { value: requestId } } }])])
+      .orderBy('patient_ref')) as AuditRowView[];
+    if (rows.length >= n) return rows;
     if (Date.now() > deadline) throw new Error(`no AuditEvent for request ${requestId}`);
     await new Promise((r) => setTimeout(r, 20));
   }

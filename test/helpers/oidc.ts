@@ -78,26 +78,74 @@ export interface OidcOptions {
   clients?: ClientMetadata[];
 }
 
+interface State {
+  issuer: string;
+  audience: string;
+  users: Map<string, TestUser>;
+  clients: Map<string, ClientMetadata>;
+  knownScopes: Set<string>;
+  /** claims per issued token object (extraTokenClaims reads them) */
+  tokenClaims: WeakMap<object, Record<string, unknown>>;
+  keys: Awaited<ReturnType<typeof signingKeys>>;
+  secret: string;
+}
+
 export async function startOidcProvider(opts: OidcOptions = {}): Promise<TestIdp> {
   const server = http.createServer();
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const audience = opts.audience ?? 'https://gateway.test/fhir';
-  const users = new Map((opts.users ?? []).map((u) => [u.sub, u]));
-  const clients = new Map<string, ClientMetadata>();
-  const knownScopes = new Set<string>();
-  const tokenClaims = new WeakMap<object, Record<string, unknown>>();
-  const keys = await signingKeys();
-  const secret = 'resource-server-secret-0123456789abcdef';
-  for (const c of defaultClients(secret, keys.assertionPublic)) clients.set(c.client_id, c);
-  for (const c of opts.clients ?? []) clients.set(c.client_id, c);
+  const st: State = {
+    issuer,
+    audience: opts.audience ?? 'https://gateway.test/fhir',
+    users: new Map((opts.users ?? []).map((u) => [u.sub, u])),
+    clients: new Map<string, ClientMetadata>(),
+    knownScopes: new Set<string>(),
+    tokenClaims: new WeakMap(),
+    keys: await signingKeys(),
+    secret: 'resource-server-secret-0123456789abcdef',
+  };
+  for (const c of [...defaultClients(st.secret, st.keys.assertionPublic), ...(opts.clients ?? [])]) st.clients.set(c.client_id, c);
+  const provider = new Provider(issuer, providerConfiguration(st));
+  provider.on('introspection.error', () => undefined);
+  const callback = provider.callback();
+  const idp: TestIdp = {
+    issuer,
+    jwksUrl: `${issuer}/jwks`,
+    introspectionUrl: `${issuer}/token/introspection`,
+    tokenUrl: `${issuer}/token`,
+    authorizationUrl: `${issuer}/auth`,
+    audience: st.audience,
+    resourceServer: { clientId: 'gateway', clientSecret: st.secret },
+    assertionClient: { clientId: 'gateway-pkjwt', privateJwk: st.keys.assertionPrivate },
+    introspections: 0,
+    token: (req) => issueToken(provider, st, req),
+    async revoke(token) {
+      const at = (await provider.AccessToken.find(token)) ?? (await provider.ClientCredentials.find(token));
+      await at?.destroy();
+    },
+    registerClient: (meta) => void st.clients.set(meta.client_id, meta),
+    setUser: (u) => void st.users.set(u.sub, u),
+    jwtConfig: (extra = {}) => ({ issuer, audience: st.audience, jwksUrl: `${issuer}/jwks`, algorithms: ['RS256'], roleClaim: 'roles', ...extra }),
+    introspectionConfig: (extra = {}) => ({ url: `${issuer}/token/introspection`, clientId: 'gateway', clientSecret: st.secret, ...extra }),
+    async close() {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    },
+  };
+  server.on('request', (req, res) => {
+    if (req.url?.startsWith('/token/introspection')) idp.introspections++;
+    void callback(req, res);
+  });
+  return idp;
+}
 
-  const resourceServer = (format: 'jwt' | 'opaque', scope: string) =>
-    ({ audience, scope, accessTokenFormat: format, accessTokenTTL: 300, jwt: { sign: { alg: 'RS256' } } }) as const;
+const resourceServerInfo = (st: State, format: 'jwt' | 'opaque', scope: string) =>
+  ({ audience: st.audience, scope, accessTokenFormat: format, accessTokenTTL: 300, jwt: { sign: { alg: 'RS256' } } }) as const;
 
-  const provider = new Provider(issuer, {
-    adapter: adapterFor(clients),
-    jwks: { keys: [keys.signing] },
+function providerConfiguration(st: State): ConstructorParameters<typeof Provider>[1] {
+  return {
+    adapter: adapterFor(st.clients),
+    jwks: { keys: [st.keys.signing] },
     cookies: { keys: ['test-cookie-key-0123456789'] },
     ttl: { AccessToken: 300, ClientCredentials: 300, AuthorizationCode: 60, IdToken: 300, Interaction: 600, Session: 3600, Grant: 3600 },
     findAccount: async (_ctx: KoaContextWithOIDC, sub: string) => ({ accountId: sub, claims: async () => ({ sub }) }),
@@ -109,20 +157,20 @@ export async function startOidcProvider(opts: OidcOptions = {}): Promise<TestIdp
       clientCredentials: { enabled: true },
       resourceIndicators: {
         enabled: true,
-        defaultResource: async () => audience,
+        defaultResource: async () => st.audience,
         useGrantedResource: async () => true,
         // Test provider: any scope ever requested is a valid scope of the gateway.
         getResourceServerInfo: async (ctx: KoaContextWithOIDC) => {
-          for (const s of String(ctx.oidc.params?.scope ?? '').split(' ')) if (s && s !== 'openid' && s !== 'offline_access') knownScopes.add(s);
-          return resourceServer('jwt', [...knownScopes].join(' '));
+          for (const s of String(ctx.oidc.params?.scope ?? '').split(' ')) if (s && s !== 'openid' && s !== 'offline_access') st.knownScopes.add(s);
+          return resourceServerInfo(st, 'jwt', [...st.knownScopes].join(' '));
         },
       },
     },
     // Consent is implied for the test provider: grant whatever was asked.
-    loadExistingGrant: async (ctx: KoaContextWithOIDC) => autoGrant(ctx, audience),
+    loadExistingGrant: async (ctx: KoaContextWithOIDC) => autoGrant(ctx, st.audience),
     extraTokenClaims: async (_ctx: KoaContextWithOIDC, token: object) => ({
-      ...(accountOf(token) ? users.get(accountOf(token)!)?.claims : undefined),
-      ...tokenClaims.get(token),
+      ...(accountOf(token) ? st.users.get(accountOf(token)!)?.claims : undefined),
+      ...st.tokenClaims.get(token),
     }),
     pkce: { required: () => true },
     clientBasedCORS: () => true,
@@ -130,55 +178,27 @@ export async function startOidcProvider(opts: OidcOptions = {}): Promise<TestIdp
       ctx.type = 'json';
       ctx.body = out;
     },
-  });
-  provider.on('introspection.error', () => undefined);
-  const callback = provider.callback();
-  const idp: TestIdp = {
-    issuer,
-    jwksUrl: `${issuer}/jwks`,
-    introspectionUrl: `${issuer}/token/introspection`,
-    tokenUrl: `${issuer}/token`,
-    authorizationUrl: `${issuer}/auth`,
-    audience,
-    resourceServer: { clientId: 'gateway', clientSecret: secret },
-    assertionClient: { clientId: 'gateway-pkjwt', privateJwk: keys.assertionPrivate },
-    introspections: 0,
-    async token(req) {
-      const client = await provider.Client.find(req.clientId ?? 'test-app');
-      if (!client) throw new Error(`unknown client ${req.clientId}`);
-      const rs = new provider.ResourceServer(audience, resourceServer(req.format ?? 'jwt', req.scope));
-      const expiresIn = req.expiresIn ?? 300;
-      let at: InstanceType<typeof provider.AccessToken> | InstanceType<typeof provider.ClientCredentials>;
-      if (req.sub) {
-        // A user token belongs to a grant (introspection checks it), as in the code flow.
-        const grant = new provider.Grant({ accountId: req.sub, clientId: client.clientId });
-        grant.addResourceScope(audience, req.scope);
-        const grantId = await grant.save();
-        at = new provider.AccessToken({ accountId: req.sub, grantId, client, scope: req.scope, gty: 'authorization_code', expiresIn, resourceServer: rs });
-      } else {
-        at = new provider.ClientCredentials({ client, scope: req.scope, expiresIn, resourceServer: rs } as never);
-      }
-      tokenClaims.set(at, { ...(req.sub ? users.get(req.sub)?.claims : undefined), ...req.claims });
-      return at.save();
-    },
-    async revoke(token) {
-      const at = (await provider.AccessToken.find(token)) ?? (await provider.ClientCredentials.find(token));
-      await at?.destroy();
-    },
-    registerClient: (meta) => void clients.set(meta.client_id, meta),
-    setUser: (u) => void users.set(u.sub, u),
-    jwtConfig: (extra = {}) => ({ issuer, audience, jwksUrl: `${issuer}/jwks`, algorithms: ['RS256'], roleClaim: 'roles', ...extra }),
-    introspectionConfig: (extra = {}) => ({ url: `${issuer}/token/introspection`, clientId: 'gateway', clientSecret: secret, ...extra }),
-    async close() {
-      server.closeAllConnections();
-      await new Promise((r) => server.close(r));
-    },
   };
-  server.on('request', (req, res) => {
-    if (req.url?.startsWith('/token/introspection')) idp.introspections++;
-    void callback(req, res);
-  });
-  return idp;
+}
+
+/** An access token issued by the provider's own models (stored, introspectable, revocable). */
+async function issueToken(provider: Provider, st: State, req: TokenRequest): Promise<string> {
+  const client = await provider.Client.find(req.clientId ?? 'test-app');
+  if (!client) throw new Error(`unknown client ${req.clientId}`);
+  const rs = new provider.ResourceServer(st.audience, resourceServerInfo(st, req.format ?? 'jwt', req.scope));
+  const expiresIn = req.expiresIn ?? 300;
+  let at: InstanceType<typeof provider.AccessToken> | InstanceType<typeof provider.ClientCredentials>;
+  if (req.sub) {
+    // A user token belongs to a grant (introspection checks it), as in the code flow.
+    const grant = new provider.Grant({ accountId: req.sub, clientId: client.clientId });
+    grant.addResourceScope(st.audience, req.scope);
+    const grantId = await grant.save();
+    at = new provider.AccessToken({ accountId: req.sub, grantId, client, scope: req.scope, gty: 'authorization_code', expiresIn, resourceServer: rs });
+  } else {
+    at = new provider.ClientCredentials({ client, scope: req.scope, expiresIn, resourceServer: rs } as never);
+  }
+  st.tokenClaims.set(at, { ...(req.sub ? st.users.get(req.sub)?.claims : undefined), ...req.claims });
+  return at.save();
 }
 
 function accountOf(token: object): string | undefined {

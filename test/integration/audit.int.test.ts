@@ -1,10 +1,9 @@
 /**
- * The audit trail: exactly one BALP-shaped AuditEvent per request with
- * the right type, subtype, action and outcome; no raw query or token stored; searchable by
+ * The audit trail: BALP-shaped AuditEvents for every request (one per patient) with the right
+ * type, subtype, action and outcome; no token stored; searchable by
  * administrators; survives a restart (a new app on the same database sees old events).
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
@@ -74,22 +73,20 @@ describe('one AuditEvent per request, shaped after BALP', () => {
     assert.equal(client.network?.address, ev.resource.agent![0]!.network?.address);
   });
 
-  test('ITI-67 search: rest, search-type + ITI-67, action E, query hashed, patient entity', async () => {
+  test('ITI-67 search: rest, search-type + ITI-67 + DCM 110112, action E, base64 raw query, patient entity', async () => {
     const q = `patient.identifier=${encodeURIComponent(identifier)}`;
     const res = await as('rad').get(`/fhir/DocumentReference?${q}`).set('User-Agent', 'viewer/1.0');
     assert.equal(res.status, 200);
     const ev = await auditFor(t.tdb.db, res.headers['x-request-id']!);
     assert.equal(ev.type_code, 'rest');
-    assert.deepEqual(codes(ev.resource.subtype), ['search-type', 'ITI-67']);
+    assert.deepEqual(codes(ev.resource.subtype), ['search-type', 'ITI-67', '110112']);
     assert.equal(ev.subtype_code, 'ITI-67');
     assert.equal(ev.action, 'E');
     assert.equal(ev.outcome, '0');
-    const json = JSON.stringify(ev.resource);
-    assert.ok(!json.includes(m.patient.id!.value), 'no raw patient identifier stored');
+    assert.deepEqual(ev.resource.meta?.profile, ['https://profiles.ihe.net/ITI/MHD/StructureDefinition/IHE.MHD.FindDocumentReferences.Audit.Responder']);
     const query = ev.resource.entity!.find((e) => e.role?.code === '24')!;
-    assert.equal(query.query, undefined, 'BALP entity.query (base64 raw query) deliberately not stored');
-    assert.equal(query.what?.identifier?.system, 'urn:mado-gateway:query-sha256');
-    assert.match(query.what!.identifier!.value!, /^[0-9a-f]{64}$/);
+    assert.equal(query.what, undefined);
+    assert.ok(Buffer.from(query.query!, 'base64').toString('utf8').endsWith(`/fhir/DocumentReference?${q}`), 'BALP: base64 of the raw request');
     const patient = ev.resource.entity!.find((e) => e.role?.code === '1');
     assert.equal(patient?.what?.reference, `Patient/${patientId}`);
     assert.ok(ev.entity_refs.includes(`Patient/${patientId}`));
@@ -112,7 +109,7 @@ describe('one AuditEvent per request, shaped after BALP', () => {
     assert.equal(res.status, 200);
     const ev = await auditFor(t.tdb.db, res.headers['x-request-id']!);
     assert.equal(ev.type_code, 'rest');
-    assert.deepEqual(codes(ev.resource.subtype), ['read', 'ITI-68']);
+    assert.deepEqual(codes(ev.resource.subtype), ['read', 'ITI-68', '110106']);
     assert.equal(ev.action, 'R');
     const client = ev.resource.agent!.find((a) => a.who?.identifier?.value === 'viewer')!;
     assert.deepEqual(codes(client.type?.coding), ['110152'], 'client receives data: Destination Role ID');
@@ -255,15 +252,12 @@ describe('AuditEvent search (administrators)', () => {
     assert.equal((await as('rad').get('/fhir/AuditEvent')).status, 403);
   });
 
-  test('the hash in entity[query] lets an auditor check a candidate query', async () => {
+  test('entity[query] holds the raw request, so an auditor sees what was asked', async () => {
     const q = `patient=${patientId}&_count=3`;
     const res = await as('rad').get(`/fhir/DocumentReference?${q}`);
     const ev = await auditFor(t.tdb.db, res.headers['x-request-id']!);
-    const h = ev.resource.entity!.find((e) => e.role?.code === '24')!.what!.identifier!.value;
-    // The search module hands its normalised query string to the audit (AuditInfo.query); the
-    // raw query string is hashed when no handler provided one.
-    const candidates = [q, `patient=${patientId}&_count=3`];
-    assert.ok(h && (candidates.some((c) => createHash('sha256').update(c).digest('hex') === h) || /^[0-9a-f]{64}$/.test(h)));
+    const raw = Buffer.from(ev.resource.entity!.find((e) => e.role?.code === '24')!.query!, 'base64').toString('utf8');
+    assert.ok(raw.includes(`patient=${patientId}`) && raw.includes('_count=3'), raw);
   });
 });
 

@@ -75,6 +75,9 @@ describe('test OpenID provider', () => {
     assert.equal(a.client_id, 'test-app');
   });
 
+});
+
+describe('test OpenID provider: browser sign-in', () => {
   it('runs the authorization-code + PKCE flow for a public client (login form, implied consent)', async () => {
     const redirect = 'http://127.0.0.1:1/callback';
     idp.registerClient({ client_id: 'web', token_endpoint_auth_method: 'none', redirect_uris: [redirect], grant_types: ['authorization_code'], response_types: ['code'] });

@@ -40,7 +40,7 @@ test('private key material in config is never used: only the public half is kept
 });
 
 test('claims → principal: roles by dotted path, scopes, patient context, care relationship, break-glass, system clients', () => {
-  const cfg: AuthConfig = { enabled: true, jwt: base({ roleClaim: 'realm_access.roles' }), basic: [], rad107Scope: 'RAD-107', breakGlass: { purposeOfUseClaim: 'purpose_of_use', value: 'BTG' } };
+  const cfg: AuthConfig = { enabled: true, jwt: base({ roleClaim: 'realm_access.roles' }), basic: [], rad107Scope: 'RAD-107', breakGlass: { purposeOfUseClaim: 'purpose_of_use', value: 'BTG' }, confidentiality: { R: ['radiologist'], V: ['radiologist'] } };
   const p = principalFromClaims(
     {
       iss: ISSUER,

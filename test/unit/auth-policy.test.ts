@@ -18,9 +18,26 @@ test('SMART v2 and v1 scope grammar', () => {
   assert.deepEqual([...parseSmartScope('system/Binary.read')!.interactions], ['r', 's']);
   assert.deepEqual([...parseSmartScope('user/*.write')!.interactions], ['c', 'u', 'd']);
   assert.deepEqual([...parseSmartScope('user/*.*')!.interactions], ['c', 'r', 'u', 'd', 's']);
-  for (const bad of ['patient/DocumentReference.sr', 'patient/DocumentReference.rs?category=x', 'launch/patient', 'openid', 'admin/*.rs', 'user/Doc-Ref.r', 'user/*.']) {
+  // granular scopes (SMART 2.x): supported parameters parse into token conditions
+  assert.deepEqual(parseSmartScope('patient/DocumentReference.rs?category=http://loinc.org|18748-4,x&type=y')!.query, [
+    { param: 'category', values: [{ system: 'http://loinc.org', code: '18748-4' }, { code: 'x' }] },
+    { param: 'type', values: [{ code: 'y' }] },
+  ]);
+  assert.deepEqual(parseSmartScope('user/ImagingStudy.rs?modality=CT')!.query, [{ param: 'modality', values: [{ code: 'CT' }] }]);
+  // other parameters, types without granular support, empty values: not a scope at all (fail closed)
+  for (const bad of ['patient/DocumentReference.rs?date=ge2020', 'patient/Patient.rs?category=x', 'user/*.rs?category=x', 'user/DocumentReference.rs?category=', 'user/DocumentReference.rs?']) {
     assert.equal(parseSmartScope(bad), undefined, bad);
   }
+  for (const bad of ['patient/DocumentReference.sr', 'launch/patient', 'openid', 'admin/*.rs', 'user/Doc-Ref.r', 'user/*.']) {
+    assert.equal(parseSmartScope(bad), undefined, bad);
+  }
+});
+
+test('scopeGrants: granular scopes narrow, a plain scope of the same reach lifts the narrowing', () => {
+  const q = [{ param: 'category', values: [{ code: 'a' }] }];
+  assert.deepEqual(scopeGrants(['user/DocumentReference.rs?category=a'], 'DocumentReference', 's'), { granted: true, patientOnly: false, restrictions: [q] });
+  assert.deepEqual(scopeGrants(['user/DocumentReference.rs?category=a', 'user/DocumentReference.rs'], 'DocumentReference', 's'), { granted: true, patientOnly: false });
+  assert.deepEqual(scopeGrants(['user/DocumentReference.rs?category=a', 'patient/DocumentReference.rs'], 'DocumentReference', 's'), { granted: true, patientOnly: false, restrictions: [q] });
 });
 
 test('scopeGrants: SMART, IUA transaction scopes, extra (RAD-107), patient-only', () => {
@@ -146,7 +163,18 @@ test('break-glass lifts patient limits for reads only, flagged', () => {
   forbidden(() => authorize({ ...ref, scopes: ['user/*.cruds'] }, A('POST', '/fhir'), CFG));
   forbidden(() => authorize(P({ roles: ['administrator'], scopes: ['user/*.rs'], breakGlassRequested: true }), A('GET', '/fhir/DocumentReference'), CFG));
   // without break-glass configured the request is an ordinary one
-  assert.deepEqual(authorize(ref, A('GET', '/fhir/DocumentReference'), { rad107Scope: 'RAD-107' }), { filter: { all: false, patientIds: [] }, breakGlass: false });
+  // … where labelled documents also stay hidden from a referring clinician (default clearance)
+  assert.deepEqual(authorize(ref, A('GET', '/fhir/DocumentReference'), { rad107Scope: 'RAD-107' }), { filter: { all: false, patientIds: [] }, breakGlass: false, restrict: { hiddenConfidentiality: ['R', 'V'] } });
+});
+
+test('confidentiality: labels above the clearance of the roles are hidden on reads; break-glass lifts them', () => {
+  const cfg = { rad107Scope: 'RAD-107', breakGlass: { purposeOfUseClaim: 'pou', value: 'BTG' }, confidentiality: { R: ['radiologist', 'referring'], V: ['radiologist'] } };
+  const hidden = (p: Parameters<typeof P>[0], m = 'GET', path = '/fhir/DocumentReference') => authorize(P(p), A(m, path), cfg).restrict?.hiddenConfidentiality ?? [];
+  assert.deepEqual(hidden({ roles: ['radiologist'], scopes: ['user/*.rs'] }), []);
+  assert.deepEqual(hidden({ roles: ['referring'], scopes: ['user/*.rs'] }), ['V']);
+  assert.deepEqual(hidden({ roles: ['technologist'], scopes: ['user/*.rs'] }), ['R', 'V']);
+  assert.deepEqual(hidden({ roles: ['technologist'], scopes: ['user/*.rs'], breakGlassRequested: true }), []);
+  assert.deepEqual(hidden({ roles: ['technologist'], scopes: ['user/*.cruds'] }, 'POST', '/fhir'), [], 'not a read');
 });
 
 test('loopback principal may do everything', () => {

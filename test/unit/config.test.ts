@@ -125,8 +125,8 @@ publish:
 auth:
   jwt: { issuer: x, audience: y, jwksUrl: https://idp/jwks, patientIdentifierClaim: pid }
   introspection: { url: https://idp/introspect, clientId: gw, clientSecret: s }
-  confidentiality: { restricted: [R] }
-audit: { storeQuery: true }
+  confidentiality: { R: [radiologist, referring] }
+audit: { storeQuery: hash }
 ui: { viewerUrl: "https://viewer.example/?StudyInstanceUIDs={study}" }
 `);
   const c = loadConfig({ GATEWAY_CONFIG: file });
@@ -139,11 +139,12 @@ ui: { viewerUrl: "https://viewer.example/?StudyInstanceUIDs={study}" }
   assert.equal(c.publish.recipients[0]!.url, 'https://recipient.example/fhir');
   assert.equal(c.auth.jwt?.patientIdentifierClaim, 'pid');
   assert.equal(c.auth.introspection?.cacheSec, 60);
-  assert.equal(c.audit.storeQuery, true);
+  assert.equal(c.audit.storeQuery, 'hash');
+  assert.deepEqual(c.auth.confidentiality, { R: ['radiologist', 'referring'], V: ['radiologist'] });
   assert.equal(c.ui.viewerUrl, 'https://viewer.example/?StudyInstanceUIDs={study}');
   const d = loadConfig({});
   assert.equal(d.publicEndpoints, 'gateway');
-  assert.equal(d.audit.storeQuery, false);
+  assert.equal(d.audit.storeQuery, 'full');
 });
 
 test('`mado-gateway serve` with a misspelt key exits 2 with one line naming the key and the suggestion', () => {

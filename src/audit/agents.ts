@@ -1,0 +1,83 @@
+/**
+ * AuditEvent agents (BALP): the client system, the server (this gateway, which is also the audit
+ * source: MHD's `val-audit-source` asks agent.who = source.observer) and the user from the token.
+ * Direction per DICOM PS3.15 A.5 / BALP: for a read the client receives data (Destination 110152,
+ * server Source 110153); for a query or a create the client is the Source and the server the
+ * Destination.
+ */
+import type { AuditEventAgent, Device, Reference } from '@medplum/fhirtypes';
+import type { Principal } from '../model/access.js';
+import { DCM } from './profiles.js';
+
+const USER_AGENT_EXT = 'urn:mado-gateway:StructureDefinition:user-agent';
+export const ROLE_SYSTEM = 'urn:mado-gateway:role';
+const ACT_REASON = 'http://terminology.hl7.org/CodeSystem/v3-ActReason';
+const SOURCE_ROLE = { system: DCM, code: '110153', display: 'Source Role ID' };
+const DESTINATION_ROLE = { system: DCM, code: '110152', display: 'Destination Role ID' };
+
+export interface AgentInput {
+  principal?: Principal;
+  clientIp?: string;
+  userAgent?: string;
+  serverUrl: string;
+  breakGlass: boolean;
+}
+
+/** The server's identity, also used as AuditEvent.source.observer. */
+export function serverWho(serverUrl: string): Reference<Device> {
+  return { identifier: { value: serverUrl }, display: 'mado-gateway' };
+}
+
+export function auditAgents(a: AgentInput, clientIsDestination: boolean): AuditEventAgent[] {
+  const p = a.principal;
+  const client: AuditEventAgent = {
+    type: { coding: [clientIsDestination ? DESTINATION_ROLE : SOURCE_ROLE] },
+    who: p?.clientId ? { identifier: { system: p.issuer, value: p.clientId } } : { display: a.clientIp ?? 'unknown' },
+    requestor: false,
+    network: a.clientIp ? { address: a.clientIp, type: isIp(a.clientIp) ? '2' : '1' } : undefined,
+  };
+  if (a.userAgent) client.extension = [{ url: USER_AGENT_EXT, valueString: a.userAgent.slice(0, 256) }];
+  const server: AuditEventAgent = {
+    type: { coding: [clientIsDestination ? SOURCE_ROLE : DESTINATION_ROLE] },
+    who: serverWho(a.serverUrl),
+    requestor: false,
+    network: { address: hostOf(a.serverUrl), type: '1' },
+  };
+  return [client, server, userAgent(a)];
+}
+
+function userAgent(a: AgentInput): AuditEventAgent {
+  const p = a.principal;
+  const purposeOfUse = [
+    ...(a.breakGlass ? [{ coding: [{ system: ACT_REASON, code: 'BTG', display: 'break the glass' }] }] : []),
+    ...(p?.purposeOfUse ?? []).map((code) => ({ coding: [{ system: ACT_REASON, code }] })),
+  ];
+  const ext = [
+    ...(p?.authMethod ? [{ url: 'urn:mado-gateway:StructureDefinition:auth-method', valueCode: p.authMethod }] : []),
+    // IUA: the organisation and national identifiers the token carried (ITI-71 extensions)
+    ...(p?.homeCommunityId ? [{ url: 'urn:mado-gateway:StructureDefinition:home-community-id', valueString: p.homeCommunityId }] : []),
+    ...(p?.nationalProviderId ? [{ url: 'urn:mado-gateway:StructureDefinition:national-provider-identifier', valueString: p.nationalProviderId }] : []),
+  ];
+  return {
+    type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ParticipationType', code: 'IRCP', display: 'information recipient' }] },
+    who: p ? { identifier: { system: p.issuer, value: p.subject } } : { display: 'anonymous' },
+    requestor: true,
+    role: p?.roles.length ? [{ coding: p.roles.map((r) => ({ system: ROLE_SYSTEM, code: r })) }] : undefined,
+    purposeOfUse: purposeOfUse.length ? purposeOfUse : undefined,
+    // BALP OAUTHaccessTokenUse: the token is identified by its jti, never copied
+    policy: p?.jti ? [`urn:ietf:params:oauth:jti:${p.jti}`] : undefined,
+    extension: ext.length ? ext : undefined,
+  };
+}
+
+function isIp(s: string): boolean {
+  return /^[0-9.]+$/.test(s) || s.includes(':');
+}
+
+function hostOf(u: string): string {
+  try {
+    return new URL(u).hostname;
+  } catch {
+    return u;
+  }
+}
