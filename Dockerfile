@@ -8,6 +8,8 @@ COPY tsconfig.json tsconfig.build.json openapi.yaml ./
 COPY src ./src
 COPY migrations ./migrations
 COPY bin ./bin
+COPY ui ./ui
+COPY scripts/build-ui.mjs ./scripts/
 RUN npm run build && npm prune --omit=dev
 
 FROM node:26-bookworm-slim

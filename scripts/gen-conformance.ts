@@ -79,6 +79,7 @@ export function renderConformance(existing?: string): string {
     ...(cs.instantiates ?? []).map((u) => `- ${u}`),
     '',
     `System interactions: ${(cs.rest?.[0]?.interaction ?? []).map((i) => i.code).join(', ') || 'none'}.`,
+    ...(cs.rest?.[0]?.operation?.length ? ['', `System operations: ${cs.rest[0].operation.map((o) => `\`$${o.name}\` (${o.definition})${o.documentation ? ` — ${esc(o.documentation)}` : ''}`).join('; ')}.`] : []),
     '',
     '## Resources',
     '',

@@ -22,6 +22,7 @@ import { pathOnly, type Logger } from './log.js';
 import { dicomwebModules, fhirModules } from './modules.js';
 import { poolStats, type Db } from './store/db.js';
 import { migrationsComplete } from './store/migrate.js';
+import { createUiRouter } from './ui/routes.js';
 
 export type { AppDeps } from './deps.js';
 
@@ -99,6 +100,8 @@ export function buildApp(deps: AppDeps, parts: SecurityParts = {}): { app: Expre
   app.locals.security = security;
   app.use(security.handlers);
 
+  // The web page: after the security chain, so its requests are classified and audited too.
+  app.use(createUiRouter(config, path.join(ROOT_DIR, 'dist', 'ui')));
   app.use('/dicomweb', createDicomwebRouter(deps, dicomwebModules));
   app.use('/fhir', createFhirRouter(deps, fhirModules));
 

@@ -76,6 +76,8 @@ export function eventShape(subtype: AuditSubtype | undefined, actionCode: Action
   if (subtype === 'publish' && actionCode === 'C') return { ...base, kind: 'import', type: { system: DCM, code: '110107', display: 'Import' } };
   if (subtype === 'ITI-65' && actionCode === 'C') return { ...base, kind: 'import', type: { system: DCM, code: '110107', display: 'Import' }, profile: { withPatient: PROFILES.iti65 } };
   const rest: Coding = { system: AUDIT_TYPE, code: 'rest', display: 'Restful Operation' };
+  // $validate reads and stores nothing: an operation, no BALP query/read profile applies
+  if (action?.kind === 'validate') return { ...base, kind: 'other', type: rest };
   if (actionCode === 'E') {
     if (subtype === 'ITI-66' || subtype === 'ITI-67') subtypes.push({ system: DCM, code: '110112', display: 'Query' });
     const mhd = subtype === 'ITI-67' ? PROFILES.iti67 : subtype === 'ITI-66' ? PROFILES.iti66 : PROFILES.patientQuery;
@@ -94,6 +96,7 @@ function restfulInteraction(actionCode: string, subtype: AuditSubtype | undefine
   if (subtype === 'publish') return 'operation';
   if (subtype === 'RAD-107' || subtype === 'RAD-129' || subtype === 'STOW-RS') return undefined; // not FHIR interactions
   if (subtype === 'ITI-65' && action?.resourceType === 'Bundle' && action.kind === 'create') return 'transaction';
+  if (action?.kind === 'validate') return 'operation';
   const byAction: Record<string, string> = { R: 'read', C: 'create', U: 'update', D: 'delete' };
   if (actionCode === 'E') return action?.resourceType === '*' ? 'search-system' : 'search-type';
   return byAction[actionCode];
@@ -114,6 +117,8 @@ export function actionFor(action: Action | undefined, method: string): ActionCod
       return 'R';
     case 'audit-read':
       return action.interaction === 's' ? 'E' : 'R';
+    case 'validate':
+      return 'E';
     default:
       return method === 'POST' ? 'C' : method === 'PUT' || method === 'PATCH' ? 'U' : method === 'DELETE' ? 'D' : 'R';
   }

@@ -25,8 +25,15 @@ const ROLES = new Set<Role>(['radiologist', 'referring', 'technologist', 'admini
 export function isPublicPath(method: string, path: string): boolean {
   if (path === '/healthz' || path === '/readyz' || path === '/metrics' || path === '/openapi.yaml' || path === '/.well-known/smart-configuration') return true;
   if ((path === '/fhir/metadata' || path === '/fhir/metadata/') && (method === 'GET' || method === 'HEAD')) return true;
+  // The web page's own files (no patient data; the page then calls the APIs with its token)
+  if (isUiPath(method, path)) return true;
   // SMART discovery document, if a module serves it
   return path === '/fhir/.well-known/smart-configuration';
+}
+
+/** GET of the web page's static files, and `/` (redirects to /ui/). */
+export function isUiPath(method: string, path: string): boolean {
+  return (method === 'GET' || method === 'HEAD') && (path === '/' || path === '/ui' || path.startsWith('/ui/'));
 }
 
 export interface Authenticator {

@@ -16,12 +16,12 @@ import type { AuditSubtype } from '../audit/types.js';
 import type { AuthConfig } from '../config.js';
 import { GatewayError } from '../http/errors.js';
 import type { PatientResolver } from '../store/principal-store.js';
-import { REALM } from './authenticate.js';
+import { isUiPath, REALM } from './authenticate.js';
 import { type PatientFilter, type Principal, type Role } from './principal.js';
 import type { AccessRestriction, ScopeQuery } from '../model/scope-restriction.js';
 import { scopeGrants, type Interaction } from './scopes.js';
 
-export type ActionKind = 'public' | 'read' | 'search' | 'create' | 'update' | 'retrieve-images' | 'query-images' | 'audit-read';
+export type ActionKind = 'public' | 'read' | 'search' | 'create' | 'update' | 'retrieve-images' | 'query-images' | 'audit-read' | 'validate';
 
 export interface Action {
   kind: ActionKind;
@@ -38,10 +38,11 @@ export interface Action {
 const READ_KINDS = new Set<ActionKind>(['read', 'search', 'retrieve-images', 'query-images']);
 
 const ROLE_ACTIONS: Record<Role, Set<ActionKind>> = {
-  radiologist: new Set(['read', 'search', 'retrieve-images', 'query-images']),
-  referring: new Set(['read', 'search', 'retrieve-images', 'query-images']),
-  technologist: new Set(['read', 'search', 'retrieve-images', 'query-images', 'create', 'update']),
-  administrator: new Set(['audit-read']),
+  radiologist: new Set(['read', 'search', 'retrieve-images', 'query-images', 'validate']),
+  referring: new Set(['read', 'search', 'retrieve-images', 'query-images', 'validate']),
+  technologist: new Set(['read', 'search', 'retrieve-images', 'query-images', 'create', 'update', 'validate']),
+  // validate: the integrator checking why a manifest was refused (it reads and stores nothing)
+  administrator: new Set(['audit-read', 'validate']),
 };
 
 const INTERACTION: Record<ActionKind, Interaction> = {
@@ -53,6 +54,7 @@ const INTERACTION: Record<ActionKind, Interaction> = {
   'retrieve-images': 'r',
   'query-images': 's',
   'audit-read': 's',
+  validate: 'r',
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -68,6 +70,7 @@ export function classifyRequest(method: string, path: string): Action {
   if (lower === '/fhir' || lower.startsWith('/fhir/')) return classifyFhir(m, path.slice(5));
   if (lower === '/dicomweb' || lower.startsWith('/dicomweb/')) return classifyDicomweb(m, path.slice(9));
   if (path === '/healthz' || path === '/readyz' || path === '/metrics' || path === '/openapi.yaml') return { kind: 'public' };
+  if (isUiPath(method, path)) return { kind: 'public', subtype: 'read' };
   // Unknown top-level paths 404; treat as the strictest read so nothing is open by accident.
   return { kind: 'read', resourceType: '*' };
 }
@@ -82,6 +85,8 @@ function classifyFhir(method: string, rest: string): Action {
   const type = seg[0]!;
   if (type === 'metadata' && seg.length === 1 && method === 'GET') return { kind: 'public', subtype: 'metadata' };
   if (type === '.well-known') return { kind: 'public' };
+  // FHIR $validate (R4 §3.1.0.6): no data read or stored; any manifest-reading scope suffices.
+  if (type === '$validate' && seg.length === 1 && method === 'POST') return { kind: 'validate', resourceType: 'Bundle', interaction: 'r', scopeTypes: ['DocumentReference', 'Bundle', 'Binary'] };
   if (type === '_search') return { kind: 'search', resourceType: '*', interaction: 's', subtype: 'search' };
   const isSearch = (method === 'GET' && seg.length === 1) || (method === 'POST' && seg.length === 2 && seg[1] === '_search');
   if (type === 'AuditEvent') {

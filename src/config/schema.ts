@@ -373,7 +373,14 @@ export const configSchema = z.strictObject({
     },
     'content creator: manifests built from an upstream archive',
   ),
-  ui: section({ viewerUrl: optStr('viewer URL template opened from the web page, e.g. https://viewer/?StudyInstanceUIDs={study}') }, 'web page'),
+  ui: section(
+    {
+      viewerUrl: optStr('viewer URL template opened from the web page; {study} becomes the Study Instance UID, e.g. https://viewer.example.org/viewer?StudyInstanceUIDs={study}'),
+      clientId: str('OAuth 2.0 client id the web page signs in with (public client: authorization code + PKCE, redirect URI PUBLIC_BASE_URL/ui/)', 'mado-gateway-ui'),
+      scope: str('scopes the web page asks for when signing in', 'openid user/*.rs'),
+    },
+    'web page (/ui/)',
+  ),
 });
 
 export type ConfigInput = z.input<typeof configSchema>;

@@ -1,69 +1,26 @@
 /**
- * Tolerant Accept parsing and negotiation for WADO-RS / QIDO-RS (PS3.18 §8.7.3;
- * product ask 8). Quoted and unquoted parameters, q-values, `transfer-syntax=*`, wildcards.
- * Each resource kind has an allow-list; the result is the normalised Accept sent upstream (never
- * the client's raw header). Nothing acceptable → 406 before any I/O (decisions.md D40).
+ * Accept negotiation for WADO-RS / QIDO-RS (PS3.18 §8.7.3) on the shared media type grammar
+ * (src/http/media-type.ts): quoted and unquoted parameters, q-values, `transfer-syntax=*`,
+ * wildcards. Each resource kind has an allow-list; the result is the normalised Accept sent
+ * upstream (never the client's raw header). Nothing acceptable → 406 before any I/O
+ * (decisions.md D40).
  */
 import { GatewayError } from '../http/errors.js';
+import { parseAccept as parseMediaRanges, qualityOf, type MediaRange } from '../http/media-type.js';
 
-export interface MediaRange {
-  type: string; // lower-case "type/subtype"
-  params: Record<string, string>; // lower-case keys, unquoted values
-  q: number;
-}
+export type { MediaRange };
 
-/** Split on commas outside quotes, then on semicolons outside quotes. */
-function splitOutsideQuotes(s: string, sep: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let quoted = false;
-  for (let i = 0; i < s.length; i++) {
-    const ch = s[i]!;
-    if (ch === '"') quoted = !quoted;
-    if (ch === '\\' && quoted && i + 1 < s.length) {
-      cur += ch + s[++i];
-      continue;
-    }
-    if (ch === sep && !quoted) {
-      out.push(cur);
-      cur = '';
-    } else cur += ch;
-  }
-  out.push(cur);
-  return out;
-}
-
-export function parseAccept(header: string | undefined): MediaRange[] {
-  if (header === undefined || header.trim() === '') return [{ type: '*/*', params: {}, q: 1 }];
-  if (header.length > 4096) throw new GatewayError(400, 'GW_DICOMWEB_BAD_ACCEPT', 'Accept header too long');
-  const ranges: MediaRange[] = [];
-  for (const part of splitOutsideQuotes(header, ',')) {
-    if (!part.trim()) continue;
-    const [typeRaw, ...paramRaw] = splitOutsideQuotes(part, ';');
-    const type = typeRaw!.trim().toLowerCase();
-    if (!/^[a-z0-9!#$&^_.+*-]+\/[a-z0-9!#$&^_.+*-]+$/.test(type)) continue; // ignore garbage ranges
-    const params: Record<string, string> = {};
-    let q = 1;
-    for (const p of paramRaw) {
-      const eq = p.indexOf('=');
-      if (eq < 0) continue;
-      const k = p.slice(0, eq).trim().toLowerCase();
-      let v = p.slice(eq + 1).trim();
-      if (v.startsWith('"') && v.endsWith('"') && v.length >= 2) v = v.slice(1, -1).replace(/\\(.)/g, '$1');
-      if (k === 'q') {
-        const n = Number(v);
-        q = Number.isFinite(n) ? Math.min(1, Math.max(0, n)) : 1;
-      } else params[k] = v;
-    }
-    if (q > 0) ranges.push({ type, params, q });
-  }
-  // stable sort by q (highest first); the client's order breaks ties
-  return ranges.map((r, i) => ({ r, i })).sort((a, b) => b.r.q - a.r.q || a.i - b.i).map((x) => x.r);
+/** Media ranges of an Accept header, highest q first; 400 when the header is too long. */
+export function dicomwebAcceptRanges(header: string | undefined): MediaRange[] {
+  const ranges = parseMediaRanges(header);
+  if (!ranges) throw new GatewayError(400, 'GW_DICOMWEB_BAD_ACCEPT', 'Accept header too long');
+  return ranges;
 }
 
 export type ResourceKind = 'instances' | 'metadata' | 'rendered' | 'frames' | 'bulkdata' | 'search';
 
 const TS_UID = /^(0|[1-9]\d*)(\.(0|[1-9]\d*))*$/;
+/** Rendered media types, the default (PS3.18 §8.7.3: image/jpeg for single-frame images) first. */
 const RENDERED_TYPES = ['image/jpeg', 'image/png', 'image/gif'];
 const FRAME_TYPES = ['application/octet-stream', 'image/jpeg', 'image/jls', 'image/jp2', 'image/jpx', 'image/dicom-rle', 'image/jxl', 'video/mpeg', 'video/mp4', 'video/h265'];
 
@@ -84,9 +41,11 @@ function q(r: MediaRange): string {
  * resource's default part type.
  */
 export function negotiate(kind: ResourceKind, header: string | undefined): string {
-  const ranges = parseAccept(header);
+  const ranges = dicomwebAcceptRanges(header);
+  if (kind === 'rendered') return rendered(ranges);
   const out: string[] = [];
   for (const r of ranges) {
+    if (r.q === 0) continue;
     const [major] = r.type.split('/');
     const wildcard = r.type === '*/*' || (major !== 'multipart' && r.type.endsWith('/*'));
     switch (kind) {
@@ -99,11 +58,6 @@ export function negotiate(kind: ResourceKind, header: string | undefined): strin
       case 'metadata':
       case 'search': {
         if (r.type === 'application/dicom+json' || r.type === 'application/json' || r.type === '*/*' || r.type === 'application/*') out.push('application/dicom+json');
-        break;
-      }
-      case 'rendered': {
-        if (RENDERED_TYPES.includes(r.type)) out.push(r.type + q(r));
-        else if (r.type === '*/*' || r.type === 'image/*') out.push('image/jpeg' + q(r));
         break;
       }
       case 'frames':
@@ -120,8 +74,24 @@ export function negotiate(kind: ResourceKind, header: string | undefined): strin
       }
     }
   }
-  if (out.length === 0) {
-    throw new GatewayError(406, 'GW_DICOMWEB_NOT_ACCEPTABLE', `None of the acceptable media types is supported for this ${kind} resource`);
-  }
+  if (out.length === 0) throw notAcceptable(kind);
   return [...new Set(out)].join(', ');
+}
+
+function notAcceptable(kind: ResourceKind): GatewayError {
+  return new GatewayError(406, 'GW_DICOMWEB_NOT_ACCEPTABLE', `None of the acceptable media types is supported for this ${kind} resource`);
+}
+
+/**
+ * Rendered resources (PS3.18 §8.7.3): `image/*` and `*∕*` ask for the default type, JPEG; types the
+ * client names keep their q. A browser's `<img>` Accept (`image/avif,image/webp,…,image/*,*∕*;q=0.8`)
+ * therefore gets JPEG. When JPEG itself is excluded (q=0) a wildcard still admits PNG and GIF.
+ */
+function rendered(ranges: MediaRange[]): string {
+  const jpegQ = qualityOf(ranges, { type: 'image/jpeg', params: {} });
+  const offers = RENDERED_TYPES.map((type, i) => ({ type, i, q: qualityOf(ranges, { type, params: {} }), named: ranges.some((r) => r.type === type && r.q > 0) }))
+    .filter((o) => o.q > 0 && (o.named || o.type === 'image/jpeg' || jpegQ === 0))
+    .sort((a, b) => b.q - a.q || Number(b.named) - Number(a.named) || a.i - b.i);
+  if (offers.length === 0) throw notAcceptable('rendered');
+  return offers.map((o) => o.type + (o.q < 1 ? `; q=${o.q}` : '')).join(', ');
 }

@@ -64,12 +64,15 @@ export function rewriteDataset(ds: Dataset, publicBase: string, upstreamBase: st
     if (!attr || typeof attr !== 'object') continue;
     if (typeof attr.BulkDataURI === 'string') {
       const rewritten = here ? rewriteBulk(attr.BulkDataURI, publicBase, upstreamBase, requestUrl, here) : undefined;
+      // a value the gateway cannot hand out is dropped with its attribute, rather than left as an
+      // attribute without a value, which reads as a known empty value (PS3.18 §F.2.5)
       if (rewritten) attr.BulkDataURI = rewritten;
+      else if (attr.Value === undefined && attr.InlineBinary === undefined) delete ds[tag];
       else delete attr.BulkDataURI;
     }
     if (tag === '00081190' && Array.isArray(attr.Value)) {
       attr.Value = attr.Value.map((v) => (typeof v === 'string' ? rewriteRetrieveUrl(v, publicBase) : undefined)).filter((v): v is string => v !== undefined);
-      if (attr.Value.length === 0) delete attr.Value;
+      if (attr.Value.length === 0) delete ds[tag];
     }
     if (attr.vr === 'SQ' && Array.isArray(attr.Value)) {
       for (const item of attr.Value) if (item && typeof item === 'object') rewriteDataset(item as Dataset, publicBase, upstreamBase, requestUrl, here);

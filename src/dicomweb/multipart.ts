@@ -8,6 +8,7 @@
  * complete).
  */
 import { peekSopInstanceUid } from '../dicom/peek.js';
+import { parseContentType } from '../http/media-type.js';
 
 export interface MultipartFilterOptions {
   /** Boundary of the incoming body */
@@ -253,9 +254,9 @@ export class MultipartParser {
   }
 }
 
-/** The boundary parameter of a multipart Content-Type (quoted or not), or undefined. */
+/** The boundary parameter of a multipart Content-Type (quoted or not), or undefined (RFC 2046 §5.1.1: 1–70 characters). */
 export function boundaryOf(contentType: string | undefined): string | undefined {
-  if (!contentType || !/^\s*multipart\//i.test(contentType)) return undefined;
-  const m = /;\s*boundary\s*=\s*(?:"([^"]{1,70})"|([^\s;",]{1,70}))/i.exec(contentType);
-  return m ? (m[1] ?? m[2]) : undefined;
+  const mt = parseContentType(contentType);
+  const b = mt?.type.startsWith('multipart/') ? mt.params.boundary : undefined;
+  return b && b.length <= 70 ? b : undefined;
 }

@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import type { Request, Response, Router } from 'express';
 import type { AppDeps } from '../deps.js';
 import { patientFilter, principalOf } from '../auth/principal.js';
+import { modalityOfSopClass } from '../dicom/sop-class-modality.js';
 import { notModified } from '../http/conditional.js';
 import { GatewayError } from '../http/errors.js';
 import { visibleInstances, type VisibleInstance } from '../store/imaging-index.js';
@@ -147,11 +148,12 @@ function pump(up: StreamResponse, res: Response): Promise<void> {
 /**
  * Pass one upstream response through unchanged (content-length kept: the body is not altered).
  */
-async function passThrough(ctx: WadoContext, req: Request, res: Response, upstream: Upstream, path: string, accept: string, kind: ResourceKind | 'thumbnail', extra: Record<string, string> = {}): Promise<void> {
+async function passThrough(ctx: WadoContext, req: Request, res: Response, upstream: Upstream, path: string, accept: string, kind: ResourceKind | 'thumbnail', extra: Record<string, string> = {}, on404?: () => Promise<void>): Promise<void> {
   const signal = clientSignal(res);
   const up = await upstream.stream(path, { accept, ...extra, ...trace(req) }, signal);
   if (up.status !== 200 && up.status !== 206) {
     up.destroy();
+    if (up.status === 404 && on404) return on404();
     if (up.status === 416) {
       const cr = up.headers['content-range'];
       throw new GatewayError(416, 'GW_DICOMWEB_RANGE', 'Requested range not satisfiable', { headers: typeof cr === 'string' ? { 'Content-Range': cr } : {} });
@@ -460,6 +462,23 @@ async function seriesEntries(ctx: WadoContext, req: Request, res: Response, stud
   return out;
 }
 
+/** Modalities of objects that are not images (PS3.3 IODs): nothing an archive can render. */
+const NOT_IMAGES = new Set(['SR', 'KO', 'PR', 'DOC', 'REG', 'FID', 'RTSTRUCT', 'RTPLAN', 'RTRECORD', 'ECG', 'HD', 'EPS', 'AU', 'M3D']);
+
+/** The middle one of the visible image instances, by Series Instance UID then Instance Number (deterministic). */
+function middleInstance(all: VisibleInstance[]): VisibleInstance {
+  const images = all.filter((r) => !NOT_IMAGES.has(modalityOfSopClass(r.sopClass) ?? ''));
+  const sorted = (images.length ? images : all).slice().sort((a, b) => (a.series < b.series ? -1 : a.series > b.series ? 1 : (a.instanceNumber ?? 0) - (b.instanceNumber ?? 0)));
+  return sorted[Math.floor((sorted.length - 1) / 2)]!;
+}
+
+/** A thumbnail answered with the rendered middle instance (or the requested frames' rendering). */
+async function thumbnailFromRendered(ctx: WadoContext, req: Request, res: Response, rows: VisibleInstance[], frames: number[] | undefined, qs: string, accept: string): Promise<void> {
+  const m = frames ? rows[0]! : middleInstance(rows);
+  const path = studyPath(m.study, m.series, m.sop) + (frames ? `/frames/${frames.join(',')}` : '') + '/rendered' + (qs ? `?${qs}` : '');
+  await passThrough(ctx, req, res, routeOf(ctx, m), path, accept, 'thumbnail');
+}
+
 // ---------------------------------------------------------------------------------------------
 // Routes
 
@@ -543,7 +562,10 @@ function mountRendered(router: Router, ctx: WadoContext): void {
       let path = studyPath(study, series, sop) + (frames ? `/frames/${frames.join(',')}` : '') + `/${what}`;
       const qs = query.toString();
       if (qs) path += `?${qs}`;
-      await passThrough(ctx, req, res, routeOf(ctx, rows[0]!), path, accept, what === 'rendered' ? 'rendered' : 'thumbnail');
+      // PS3.18 §10.4.3.3.4: a thumbnail may be any rendering of the resource; an upstream without
+      // thumbnails (404) gets the rendered middle instance (or the frames) instead
+      const fallback = what === 'thumbnail' ? () => thumbnailFromRendered(ctx, req, res, rows, frames, qs, accept) : undefined;
+      await passThrough(ctx, req, res, routeOf(ctx, rows[0]!), path, accept, what === 'rendered' ? 'rendered' : 'thumbnail', {}, fallback);
     };
     router.get(`/studies/:study/${what}`, handler('study'));
     router.get(`/studies/:study/series/:series/${what}`, handler('series'));

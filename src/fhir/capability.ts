@@ -60,10 +60,14 @@ export function buildCapabilityStatement(publicBaseUrl: string, version: string,
           : { cors: true, description: 'No authentication configured: loopback-only deployment' },
         resource: resources,
         interaction: systemInteractions.map((code) => ({ code })),
+        ...(systemOperations.length ? { operation: systemOperations.map((o) => ({ ...o })) } : {}),
       },
     ],
   };
 }
+
+/** System-level operations (CapabilityStatement.rest.operation); modules add theirs when they register. */
+export const systemOperations: Array<{ name: string; definition: string; documentation?: string }> = [];
 
 /** System-level interactions; the ingest module adds 'transaction' when it registers. */
 export const systemInteractions: Array<'transaction' | 'batch' | 'search-system' | 'history-system'> = [];

@@ -6,6 +6,7 @@
 import type { Request, Response } from 'express';
 import { Fhir } from 'fhir';
 import { GatewayError } from '../http/errors.js';
+import { parseAccept, type MediaRange } from '../http/media-type.js';
 
 export type FhirFormat = 'json' | 'xml';
 
@@ -17,28 +18,9 @@ function xml(): Fhir {
   return (fhirXml ??= new Fhir());
 }
 
-/** Parse an Accept header into media ranges ordered by q (stable). */
-export function parseAccept(header: string | undefined): Array<{ type: string; q: number; params: Record<string, string> }> {
-  if (!header) return [];
-  return header
-    .split(',')
-    .map((part, i) => {
-      const [type, ...rest] = part.split(';');
-      const params: Record<string, string> = {};
-      let q = 1;
-      for (const p of rest) {
-        const eq = p.indexOf('=');
-        if (eq === -1) continue;
-        const k = p.slice(0, eq).trim().toLowerCase();
-        const v = p.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1');
-        if (k === 'q') q = Number.isFinite(Number(v)) ? Number(v) : 0;
-        else params[k] = v;
-      }
-      return { type: (type ?? '').trim().toLowerCase(), q, params, i };
-    })
-    .filter((r) => r.type && r.q > 0)
-    .sort((a, b) => b.q - a.q || a.i - b.i)
-    .map(({ type, q, params }) => ({ type, q, params }));
+/** Acceptable media ranges of an Accept header, highest q first (q=0 ranges dropped). */
+export function acceptedRanges(header: string | undefined): MediaRange[] {
+  return (parseAccept(header) ?? []).filter((r) => r.q > 0);
 }
 
 /** Decide the response format; 406 when nothing acceptable was asked for. */
@@ -49,7 +31,7 @@ export function negotiateFhirFormat(req: Request): FhirFormat {
     if (XML_TYPES.has(fmt)) return 'xml';
     throw new GatewayError(406, 'GW_NOT_ACCEPTABLE', `_format "${fmt}" is not supported; use json or xml`, { expression: ['_format'] });
   }
-  const ranges = parseAccept(req.get('accept'));
+  const ranges = acceptedRanges(req.get('accept'));
   if (ranges.length === 0) return 'json';
   for (const r of ranges) {
     if (JSON_TYPES.has(r.type) || r.type === '*/*' || r.type === 'application/*') return 'json';

@@ -4,10 +4,11 @@
  */
 import type { Request } from 'express';
 import { GatewayError } from './errors.js';
+import { parseContentType } from './media-type.js';
 
-/** Media type without parameters, lower-cased ("" when absent). */
+/** Media type without parameters, lower-cased ("" when absent or not a media type). */
 export function mediaType(req: Request): string {
-  return (req.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+  return parseContentType(req.get('content-type'))?.type ?? '';
 }
 
 export function requireMediaType(req: Request, allowed: readonly string[]): string {

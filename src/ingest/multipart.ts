@@ -5,45 +5,11 @@
  * strict where ambiguity would be unsafe (no boundary, no closing delimiter, oversized headers).
  */
 import { GatewayError } from '../http/errors.js';
+import { parseContentType, type MediaType } from '../http/media-type.js';
 
-export interface MediaType {
-  type: string;
-  params: Record<string, string>;
-}
-
-/** Parse a Content-Type header value: type/subtype lower-cased, parameter names lower-cased, quoted values unescaped. */
-export function parseContentType(header: string | undefined): MediaType {
-  const s = header ?? '';
-  const semi = s.indexOf(';');
-  const type = (semi === -1 ? s : s.slice(0, semi)).trim().toLowerCase();
-  const params: Record<string, string> = {};
-  let i = semi === -1 ? s.length : semi + 1;
-  while (i < s.length) {
-    while (i < s.length && (s[i] === ' ' || s[i] === '\t' || s[i] === ';')) i++;
-    const eq = s.indexOf('=', i);
-    if (eq === -1) break;
-    const name = s.slice(i, eq).trim().toLowerCase();
-    i = eq + 1;
-    while (i < s.length && (s[i] === ' ' || s[i] === '\t')) i++;
-    let value = '';
-    if (s[i] === '"') {
-      i++;
-      while (i < s.length && s[i] !== '"') {
-        if (s[i] === '\\' && i + 1 < s.length) i++;
-        value += s[i];
-        i++;
-      }
-      i++; // closing quote
-      const next = s.indexOf(';', i);
-      i = next === -1 ? s.length : next + 1;
-    } else {
-      const next = s.indexOf(';', i);
-      value = (next === -1 ? s.slice(i) : s.slice(i, next)).trim();
-      i = next === -1 ? s.length : next + 1;
-    }
-    if (name && !(name in params)) params[name] = value;
-  }
-  return { type, params };
+/** Content-Type of a request or part; type '' when absent or not a media type. */
+export function contentTypeOf(header: string | undefined): MediaType {
+  return parseContentType(header) ?? { type: '', params: {} };
 }
 
 export interface Part {
@@ -105,7 +71,7 @@ export function parseMultipart(body: Buffer, boundary: string, limits: Multipart
     const end = body.indexOf(next, bodyStart - 1 < 0 ? 0 : bodyStart - 1);
     if (end === -1) throw bad('multipart body is truncated: no closing boundary');
     const partEnd = end > 0 && body[end - 1] === 0x0d ? end - 1 : end;
-    parts.push({ headers, contentType: parseContentType(headers['content-type']), body: body.subarray(bodyStart, Math.max(bodyStart, partEnd)) });
+    parts.push({ headers, contentType: contentTypeOf(headers['content-type']), body: body.subarray(bodyStart, Math.max(bodyStart, partEnd)) });
     if (parts.length > limits.maxParts) throw new GatewayError(413, 'GW_TOO_MANY_PARTS', `more than ${limits.maxParts} parts in one request`);
     pos = end + 1;
   }

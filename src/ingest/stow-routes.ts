@@ -15,7 +15,7 @@ import { readDicomIdentity } from '../dicom/index.js';
 import { readBody } from '../http/body.js';
 import { GatewayError } from '../http/errors.js';
 import { FAILURE, IngestError, IngestService } from './service.js';
-import { parseContentType, parseMultipart } from './multipart.js';
+import { contentTypeOf, parseMultipart } from './multipart.js';
 
 type DicomJson = Record<string, { vr: string; Value?: unknown[] }>;
 
@@ -47,7 +47,7 @@ export function stowIngestModule(router: Router, deps: AppDeps): void {
     const target = typeof req.params.study === 'string' ? req.params.study : undefined;
     const audit: AuditInfo = { subtype: 'STOW-RS', action: 'C', entities: [], patientIds: [] };
     res.locals.audit = audit;
-    const ct = parseContentType(req.get('content-type'));
+    const ct = contentTypeOf(req.get('content-type'));
     if (ct.type !== 'multipart/related') {
       req.resume();
       throw new GatewayError(415, 'GW_UNSUPPORTED_MEDIA_TYPE', 'STOW-RS requires Content-Type multipart/related; type="application/dicom"');

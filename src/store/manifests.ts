@@ -39,6 +39,7 @@ import { hash } from 'node:crypto';
 import type { Knex } from 'knex';
 import { imagingStudyId, manifestResourceIds, patientId as patientIdOf } from '../model/ids.js';
 import { otherEvidence, primaryEvidence, type Accession, type Code, type Issuer, type Manifest } from '../model/manifest.js';
+import { modalityOfSopClasses } from '../dicom/sop-class-modality.js';
 import { rawPrepared, type Db } from './db.js';
 
 export type Tx = Knex.Transaction;
@@ -347,6 +348,29 @@ function endpointParts(eps: Json[], manifestId: string): Part[] {
   ];
 }
 
+/** A series' Modality: the Image Library's, else the one its instances' SOP Classes imply (PS3.3 IODs). */
+export function seriesModality(s: Manifest['evidence'][number]['series'][number]): string | undefined {
+  return s.modality ?? modalityOfSopClasses(s.instances.map((i) => i.sopClassUid));
+}
+
+/**
+ * Modalities in Study (0008,0061) of one study for the QIDO-RS index: `listed` (the Image Library's,
+ * as the DocumentReference shows them), plus the modality of each of the study's series, from the
+ * Image Library or implied by its SOP Classes. Empty only when none is knowable: QIDO-RS then omits
+ * the attribute.
+ */
+export function indexedModalities(m: Manifest, study: string | undefined, listed: string[] = []): string[] {
+  const out = [...listed];
+  for (const e of m.evidence) {
+    if (e.studyInstanceUid !== study) continue;
+    for (const s of e.series) {
+      const mod = seriesModality(s);
+      if (mod && !out.includes(mod)) out.push(mod);
+    }
+  }
+  return out;
+}
+
 /** imaging_study columns, in the order imagingStudyPart binds them. */
 const STUDY_COLUMNS = `manifest_id, study_instance_uid, resource_id, patient_id, study_date, study_time, started, description, accession_number, accession_issuer, modalities,
   patient_name, patient_id_value, patient_id_issuer, patient_birth_date, patient_sex, number_of_series, number_of_instances,
@@ -379,14 +403,14 @@ function imagingStudyPart(m: Manifest, rd: ManifestRendering, r: StudyRowInput):
   };
   const [nSeries, nInst] = counts(primaryEvidence(m)?.studyInstanceUid);
   const bindings: unknown[] = [r.id, st.studyInstanceUid, imagingStudyId(sop, st.studyInstanceUid, true), r.pid, st.date ?? null, st.time ?? null, r.started, st.description ?? null,
-    r.acc?.value ?? null, r.acc ? rd.issuerSystem(r.acc.issuer) || null : null, textArray(rd.studyModalities(m)), ...patientCols,
+    r.acc?.value ?? null, r.acc ? rd.issuerSystem(r.acc.issuer) || null : null, textArray(indexedModalities(m, primaryEvidence(m)?.studyInstanceUid ?? st.studyInstanceUid, rd.studyModalities(m))), ...patientCols,
     Math.max(st.numberOfSeries ?? 0, nSeries!), nInst, p.id?.issuer?.localNamespace ?? null, st.accession?.issuer?.localNamespace ?? null,
     st.referringPhysicianName?.alphabetic ?? null, st.studyId ?? null, m.document.timezoneOffset ?? null];
   const own = primaryEvidence(m)?.studyInstanceUid;
   const others = [...new Set(otherEvidence(m).map((e) => e.studyInstanceUid))].filter((u) => u && u !== own && u !== st.studyInstanceUid);
   for (const uid of others) {
     const acc = st.requests.find((q) => q.studyInstanceUid === uid && q.accession?.value)?.accession;
-    const mods = [...new Set(m.evidence.filter((e) => e.studyInstanceUid === uid).flatMap((e) => e.series.map((s) => s.modality)).filter((x): x is string => !!x))];
+    const mods = indexedModalities(m, uid);
     const [ns, ni] = counts(uid);
     bindings.push(r.id, uid, imagingStudyId(sop, uid, false), r.pid, null, null, null, null, acc?.value ?? null, acc ? rd.issuerSystem(acc.issuer) || null : null,
       textArray(mods), ...patientCols, ns, ni, p.id?.issuer?.localNamespace ?? null, acc?.issuer?.localNamespace ?? null, null, null, m.document.timezoneOffset ?? null);
@@ -410,7 +434,7 @@ function seriesRows(m: Manifest) {
     if (si === undefined) {
       si = se.uid.length;
       seriesSeen.set(s.uid, si);
-      se.study.push(e.studyInstanceUid); se.uid.push(s.uid); se.modality.push(s.modality ?? null); se.num.push(s.number ?? null);
+      se.study.push(e.studyInstanceUid); se.uid.push(s.uid); se.modality.push(seriesModality(s) ?? null); se.num.push(s.number ?? null);
       se.desc.push(s.description ?? null); se.date.push(s.date ?? null); se.time.push(s.time ?? null); se.body.push(s.bodySite?.value ?? null);
       se.url.push(s.retrieveUrl ?? null); se.loc.push(s.retrieveLocationUid ?? null); se.ae.push(s.retrieveAeTitle ?? null);
       se.count.push(0);

@@ -292,7 +292,23 @@ function tokenSql(t: TableDef, c: Cond<'token'>, b: unknown[]): string {
   const ors = c.or.map((m) => `(${tokenMatchSql(m, 't', b)})`).join(' OR ');
   // IN (subquery) lets the planner start from the token index (manifest_token_lookup).
   const sql = `${tk.owner} ${c.not ? 'NOT IN' : 'IN'} (SELECT t.${tk.fk} FROM ${tk.table} t WHERE ${codeSql} AND (${ors}))`;
-  return t === TABLES.ImagingStudy && !c.not && c.codes.includes('study-instance-uid') ? ownStudyOnly(sql, tk, c, b) : sql;
+  if (t !== TABLES.ImagingStudy || c.not) return sql;
+  if (c.codes.includes('study-instance-uid')) return ownStudyOnly(sql, tk, c, b);
+  return c.codes.length === 1 ? ownSeriesOnly(sql, c, b) : sql;
+}
+
+/**
+ * Modality and Series Instance UID tokens are per manifest too: a row of a manifest referencing
+ * several studies matches only when one of its own series has the value (its Image Library
+ * modalities included, for the manifest's own study).
+ */
+function ownSeriesOnly(sql: string, c: Cond<'token'>, b: unknown[]): string {
+  const values = [...new Set(c.or.flatMap((m) => m.values ?? []))];
+  if (!values.length) return sql;
+  if (c.codes[0] !== 'modality' && c.codes[0] !== 'series') return sql;
+  b.push(values);
+  if (c.codes[0] === 'modality') return `(${sql} AND s.modalities && ?::text[])`;
+  return `(${sql} AND EXISTS (SELECT 1 FROM imaging_series so WHERE so.manifest_id = s.manifest_id AND so.study_instance_uid = s.study_instance_uid AND so.series_instance_uid = ANY(?::text[])))`;
 }
 
 /** FHIR string search: case-insensitive "starts with" on any word; :exact = whole value, case-sensitive. */

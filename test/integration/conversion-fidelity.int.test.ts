@@ -12,7 +12,9 @@ import request from 'supertest';
 import { readKos, writeKos } from '../../src/dicom/index.js';
 import { fhirToManifest } from '../../src/fhir/mapping/index.js';
 import { imagingStudyId, manifestResourceIds } from '../../src/model/ids.js';
+import os from 'node:os';
 import { createTestApp, type TestApp } from '../helpers/app.js';
+import { startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
 import { multipart } from './ingest-fixtures.js';
 
 type J = Record<string, any>;
@@ -49,6 +51,14 @@ describe('evidence over two studies (multi-study.dcm)', () => {
     }
     const all = await fhir(`/fhir/ImagingStudy?patient.identifier=urn:oid:1.2.3.4.5|${m.patient.id!.value}`);
     assert.equal(all.entry.length, 2);
+    // series and modality tokens belong to the manifest; each row answers for its own series
+    const [se2] = m.evidence[1]!.series;
+    const bySeries = await fhir(`/fhir/ImagingStudy?series=${se2!.uid}`);
+    assert.deepEqual(bySeries.entry.map((e: J) => e.resource.id), [imagingStudyId(sop, s2, false)]);
+    const ct = await fhir(`/fhir/ImagingStudy?modality=http://dicom.nema.org/resources/ontology/DCM|CT`);
+    assert.deepEqual(ct.entry.map((e: J) => e.resource.id).sort(), [imagingStudyId(sop, s1, true), imagingStudyId(sop, s2, false)].sort(), 'both studies have a CT series');
+    const mr = await fhir(`/fhir/ImagingStudy?modality=MR`);
+    assert.deepEqual(mr.entry.map((e: J) => e.resource.id), [imagingStudyId(sop, s1, true)], 'only the first study has an MR series');
     await request(t.app).get(`/fhir/ImagingStudy/${imagingStudyId(sop, '1.2.3.999', false)}`).expect(404);
   });
 
@@ -104,5 +114,40 @@ describe('Patient?name= matches every PN component group', () => {
       assert.equal(b.entry?.length, 1, q);
       assert.equal(b.entry[0].resource.name.length, 3, q);
     }
+  });
+});
+
+describe('WADO-RS routed by Retrieve AE Title (upstreams[].retrieveAeTitles)', () => {
+  let app: TestApp;
+  let dflt: FakeUpstream;
+  let archive: FakeUpstream;
+  before(async () => {
+    dflt = await startFakeUpstream();
+    archive = await startFakeUpstream();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ae-route-'));
+    const cfg = path.join(dir, 'gateway.json');
+    fs.writeFileSync(cfg, JSON.stringify({ upstreams: [{ name: 'default', url: dflt.url }, { name: 'archive', url: archive.url, retrieveAeTitles: ['ARCHIVE_2'] }] }));
+    app = await createTestApp({ GATEWAY_CONFIG: cfg });
+  });
+  after(async () => {
+    await app.close();
+    await dflt.close();
+    await archive.close();
+  });
+
+  test('a series naming only ARCHIVE_2 goes to that upstream, ARCHIVE_1 (not configured) to the default', async () => {
+    await request(app.app).post('/fhir/Binary').set('Content-Type', 'application/dicom').send(bytes('xdsi-ae-only.dcm')).expect(201);
+    const m = readKos(new Uint8Array(bytes('xdsi-ae-only.dcm'))).manifest!;
+    const study = m.evidence[0]!.studyInstanceUid;
+    const [s1, s2] = m.evidence[0]!.series;
+    assert.deepEqual([s1!.retrieveAeTitle, s2!.retrieveAeTitle], ['ARCHIVE_1', 'ARCHIVE_2']);
+    for (const s of [s1!, s2!]) {
+      const sop = s.instances[0]!.sopInstanceUid;
+      await request(app.app).get(`/dicomweb/studies/${study}/series/${s.uid}/instances/${sop}`).set('Accept', 'multipart/related; type="application/dicom"');
+    }
+    assert.ok(archive.requests.some((r) => r.url.includes(s2!.uid)), JSON.stringify(archive.requests.map((r) => r.url)));
+    assert.ok(!archive.requests.some((r) => r.url.includes(s1!.uid)));
+    assert.ok(dflt.requests.some((r) => r.url.includes(s1!.uid)));
+    assert.ok(!dflt.requests.some((r) => r.url.includes(s2!.uid)));
   });
 });

@@ -87,6 +87,7 @@ const RANK: Record<string, number> = {
   auth: 4,
   fhir: 5,
   dicomweb: 5,
+  ui: 5,
   ingest: 6,
   publish: 7,
   modules: 8,

@@ -123,6 +123,18 @@ test('roles: radiologist reads all, referring its patients, technologist writes,
   forbidden(() => authorize(admin, A('GET', '/dicomweb/studies/1'), CFG));
 });
 
+test('the web page\'s files are public; $validate is its own action, open to every role with a manifest-reading scope', () => {
+  for (const path of ['/', '/ui', '/ui/', '/ui/app.js', '/ui/config.json']) assert.equal(classifyRequest('GET', path).kind, 'public', path);
+  assert.equal(classifyRequest('POST', '/ui/app.js').kind, 'read', 'only GET/HEAD of the page is public');
+  assert.equal(classifyRequest('GET', '/uix').kind, 'read');
+  const v = A('POST', '/fhir/$validate');
+  assert.equal(v.kind, 'validate');
+  for (const role of ['radiologist', 'referring', 'technologist', 'administrator'] as const) {
+    assert.doesNotThrow(() => authorize(P({ roles: [role], scopes: ['user/DocumentReference.r'] }), v, CFG), role);
+  }
+  forbidden(() => authorize(P({ roles: ['radiologist'], scopes: ['user/Patient.rs'] }), v, CFG), 'GW_INSUFFICIENT_SCOPE');
+});
+
 test('scopes: required for bearer tokens, 403 insufficient_scope; RAD-107 for WADO-RS', () => {
   const rad = P({ roles: ['radiologist'], scopes: ['ITI-67'] });
   assert.deepEqual(authorize(rad, A('GET', '/fhir/DocumentReference'), CFG).filter, { all: true });

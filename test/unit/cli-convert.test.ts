@@ -138,3 +138,34 @@ test('runnable as a script: node --import tsx src/cli/convert.ts', () => {
   assert.equal(u.status, 2);
   assert.match(u.stderr, /usage/);
 });
+
+test('kos2fhir refuses what validate refuses (exit 1 + the same OperationOutcome); --lenient converts with the errors as warnings', async () => {
+  const INVALID = path.join(ROOT, 'test/fixtures/kos-invalid');
+  // made by pydicom (scripts/fixtures/gen_kos_fixtures.py): each breaks one rule of the evidence
+  const cases: Array<[string, string]> = [
+    ['no-evidence.dcm', 'GW_KOS_NO_EVIDENCE'],
+    ['empty-sop-sequence.dcm', 'GW_KOS_EMPTY_INSTANCE_LIST'],
+    ['uid-letters.dcm', 'GW_KOS_BAD_UID'],
+    ['uid-too-long.dcm', 'GW_KOS_BAD_UID'],
+  ];
+  for (const [file, code] of cases) {
+    const f = path.join(INVALID, file);
+    const v = io();
+    assert.equal(await runValidate([f], v), 1, file);
+    const k = io();
+    assert.equal(await runKos2Fhir([f], k), 1, file);
+    assert.equal(k.out, v.out, `${file}: kos2fhir prints the OperationOutcome validate prints`);
+    const oo = JSON.parse(k.out);
+    assert.ok(oo.issue.some((i: any) => i.severity === 'error' && JSON.stringify(i).includes(code)), `${file}: ${code}`);
+    assert.match(k.err, /--lenient converts it anyway/);
+    const l = io();
+    assert.equal(await runKos2Fhir([f, '--lenient'], l), 0, file);
+    assert.equal(JSON.parse(l.out).resourceType, 'Bundle');
+    assert.match(l.err, new RegExp(`warning: .*\\(--lenient\\)`));
+    assert.doesNotMatch(l.err, /^\s*error:/m);
+  }
+  // a valid manifest converts, and what FHIR cannot carry is listed
+  const ok = io();
+  assert.equal(await runKos2Fhir([path.join(ROOT, 'test/fixtures/kos/mado-base.dcm')], ok), 0);
+  assert.match(ok.err, /Referenced Frame Number .* not carried over/);
+});

@@ -181,3 +181,14 @@ test('what FHIR cannot carry is listed (GW_CONVERT_DROPPED), nothing else', () =
   // KOS series UID, Study ID (S1), Referenced Frame Number (MR references); Type of Patient ID is TEXT (kept by default)
   assert.deepEqual(lost, ['(0020,000E)', '(0020,0010)', '(0040,A375)']);
 });
+
+test('evidence items naming the same study make one ImagingStudy with all their series', () => {
+  const m = readKos(new Uint8Array(readFileSync(path.join(KOS, 'multi-study.dcm')))).manifest!;
+  const [a, b] = m.evidence;
+  m.evidence = [a!, { ...b!, studyInstanceUid: a!.studyInstanceUid }];
+  const bundle = manifestToFhirBundle(m, CTX) as J;
+  const studies = res(bundle, 'ImagingStudy');
+  assert.equal(studies.length, 1);
+  assert.equal(studies[0]!.series.length, a!.series.length + b!.series.length);
+  assert.deepEqual(errors(validateFhirResource(bundle)), []);
+});

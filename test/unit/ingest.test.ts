@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { loadConfig } from '../../src/config.js';
 import { parseImportArgs } from '../../src/cli/import.js';
-import { parseContentType, parseMultipart } from '../../src/ingest/multipart.js';
+import { contentTypeOf as parseContentType, parseMultipart } from '../../src/ingest/multipart.js';
 import { withoutInstances } from '../../src/ingest/service.js';
 import { syntheticManifest } from '../../src/dicom/index.js';
 import { issuerToSystem, manifestTokens } from '../../src/fhir/mapping/index.js';

@@ -101,8 +101,15 @@ function endpointMap(m: Manifest): Map<string, EndpointInfo> {
 
 function studyViews(m: Manifest, evidence: StudyReference | undefined): StudyView[] {
   const sop = m.document.sopInstanceUid;
-  const ordered = evidence ? [evidence, ...m.evidence.filter((e) => e !== evidence)] : [];
-  return ordered.map((ev, i) => {
+  // evidence items naming the same study (allowed, if odd) make one ImagingStudy
+  const views: StudyReference[] = [];
+  const at = new Map<string, number>();
+  for (const e of evidence ? [evidence, ...m.evidence.filter((x) => x !== evidence)] : []) {
+    const i = at.get(e.studyInstanceUid);
+    if (i === undefined) { at.set(e.studyInstanceUid, views.length); views.push(e); }
+    else views[i] = { ...views[i]!, series: [...views[i]!.series, ...e.series] };
+  }
+  return views.map((ev, i) => {
     const primary = i === 0;
     // decisions.md D35: study modalities from the Image Library (it describes the manifest's study), else the union of series modalities.
     const modalities = primary && m.study.modalities.length ? [...m.study.modalities] : seriesModalities(ev.series);

@@ -16,7 +16,7 @@ import { writeKos, KosWriteError } from '../../dicom/index.js';
 import { GatewayError, notFound } from '../../http/errors.js';
 import type { Manifest } from '../../model/manifest.js';
 import { readManifestByDocRef, type ManifestRead } from '../../store/resource-read.js';
-import { parseAccept, serialize } from '../format.js';
+import { acceptedRanges, serialize } from '../format.js';
 import { manifestToFhirBundle } from '../mapping/index.js';
 import { addInteractions } from '../registry.js';
 import { notModified } from '../../http/conditional.js';
@@ -36,7 +36,7 @@ export function negotiateRetrieve(req: Request, native: 'dicom' | 'json'): Want 
     if (fmt === 'application/dicom') return 'dicom';
     throw new GatewayError(406, 'GW_NOT_ACCEPTABLE', `_format "${fmt}" cannot be produced for this document`, { expression: ['_format'] });
   }
-  const ranges = parseAccept(req.get('accept'));
+  const ranges = acceptedRanges(req.get('accept'));
   if (!ranges.length) return native;
   for (const r of ranges) {
     if (r.type === 'application/dicom') return 'dicom';
@@ -82,6 +82,8 @@ async function retrieve(req: Request, res: Response, deps: AppDeps, kind: 'Binar
   res.setHeader('ETag', etag);
   res.setHeader('Last-Modified', m.last_updated.toUTCString());
   res.setHeader('Vary', 'Accept');
+  // The form the manifest was submitted in (the other is converted); the web page shows it.
+  res.setHeader('X-Manifest-Source', m.native_format);
   if (notModified(req.get('if-none-match'), etag)) {
     res.status(304).end();
     return;
