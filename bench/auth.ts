@@ -5,7 +5,8 @@
  * by RFC 7662 introspection, cached (target ≥ 0.8×). The apps and a real OpenID provider
  * (oidc-provider, test/helpers/oidc.ts) run in this process on one database, each app behind its
  * own HTTP listener; the load generator (autocannon, bench/lib/load.ts) runs in its own process.
- * Rounds interleave the configurations (order rotated); medians are compared.
+ * A diagnostic fourth configuration (JWT + policy, audit off) splits the cost. Rounds interleave the
+ * configurations (order rotated); medians are compared.
  * Endpoint: GET /fhir/DocumentReference?patient=<id>&_count=10 over 40 seeded manifests / 8 patients.
  * Writes bench/results-auth.md; last line `RESULT …`.
  * Run: npm run bench:auth  [-- --runs 5 --duration 5 --connections 10]
@@ -44,21 +45,23 @@ const configFile = (name: string, auth: unknown) => {
 };
 const base = { DATABASE_URL: tdb.url, PUBLIC_BASE_URL: 'http://bench.test', LOG_LEVEL: 'silent', PORT: '0' };
 // Each app gets its own pool of the production size (createDb default, 20), as a deployment would.
-const pools = [createDb({ url: tdb.url }), createDb({ url: tdb.url }), createDb({ url: tdb.url })];
+const pools = [createDb({ url: tdb.url }), createDb({ url: tdb.url }), createDb({ url: tdb.url }), createDb({ url: tdb.url })];
 const apps = {
   off: buildApp({ config: loadConfig(base), db: pools[0]!, log, version: 'bench' }, NO_AUDIT).app,
   jwt: buildApp({ config: loadConfig({ ...base, GATEWAY_CONFIG: configFile('jwt', { jwt: idp.jwtConfig() }) }), db: pools[1]!, log, version: 'bench' }).app,
   introspection: buildApp({ config: loadConfig({ ...base, GATEWAY_CONFIG: configFile('introspection', { introspection: idp.introspectionConfig() }) }), db: pools[2]!, log, version: 'bench' }).app,
+  // Diagnostic: JWT + policy without the audit trail (splits the cost between access control and audit).
+  jwtNoAudit: buildApp({ config: loadConfig({ ...base, GATEWAY_CONFIG: configFile('jwt-no-audit', { jwt: idp.jwtConfig() }) }), db: pools[3]!, log, version: 'bench' }, NO_AUDIT).app,
 };
 type Name = keyof typeof apps;
-const NAMES: Name[] = ['off', 'jwt', 'introspection'];
+const NAMES: Name[] = ['off', 'jwt', 'introspection', 'jwtNoAudit'];
 
 async function listen(app: (typeof apps)[Name]): Promise<{ server: Server; url: string }> {
   const server = app.listen(0, '127.0.0.1');
   await new Promise<void>((r) => server.once('listening', () => r()));
   return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
 }
-const listeners = { off: await listen(apps.off), jwt: await listen(apps.jwt), introspection: await listen(apps.introspection) };
+const listeners = { off: await listen(apps.off), jwt: await listen(apps.jwt), introspection: await listen(apps.introspection), jwtNoAudit: await listen(apps.jwtNoAudit) };
 
 // Seed through the real ingest route (loopback app): 40 manifests over 8 patients.
 const patientValues: string[] = [];
@@ -76,7 +79,9 @@ const headers: Record<Name, Record<string, string>> = {
   off: {},
   jwt: { authorization: `Bearer ${await idp.token({ sub: 'bench-user', scope, expiresIn: 7200 })}` },
   introspection: { authorization: `Bearer ${await idp.token({ sub: 'bench-user', scope, expiresIn: 7200, format: 'opaque' })}` },
+  jwtNoAudit: {},
 };
+headers.jwtNoAudit = headers.jwt;
 
 // sanity: every configuration answers the same search with the same results
 const count = async (n: Name) => ((await (await fetch(listeners[n].url + searchPath, { headers: headers[n] })).json()) as { entry?: unknown[] }).entry?.length ?? 0;
@@ -114,19 +119,20 @@ async function run(n: Name): Promise<Run> {
 }
 
 const auditOf = (n: Name) => (apps[n].locals.security as { audit?: { flush(): Promise<void> } }).audit;
-for (const n of NAMES) await run(n); // warm-up
+for (const n of NAMES) await run(n); // warm-up (also loads the JWKS and the introspection cache)
 for (const n of NAMES) await auditOf(n)?.flush();
 
-const runs: Record<Name, Run[]> = { off: [], jwt: [], introspection: [] };
+const runs: Record<Name, Run[]> = { off: [], jwt: [], introspection: [], jwtNoAudit: [] };
 const audit = { written: 0, completed: 0, sent: 0 };
 const introspectionsBefore = idp.introspections;
 for (let i = 0; i < RUNS; i++) {
-  for (const k of [0, 1, 2].map((x) => (x + i) % 3)) {
+  for (const k of NAMES.map((_, x) => (x + i) % NAMES.length)) {
     const n = NAMES[k]!;
-    const before = n === 'off' ? 0 : await countAuditEvents(tdb.db);
+    const audited = n === 'jwt' || n === 'introspection';
+    const before = audited ? await countAuditEvents(tdb.db) : 0;
     const r = await run(n);
     runs[n].push(r);
-    if (n !== 'off') {
+    if (audited) {
       await new Promise((res) => setTimeout(res, 200)); // the last in-flight responses finish
       await auditOf(n)?.flush();
       audit.written += (await countAuditEvents(tdb.db)) - before;
@@ -168,11 +174,13 @@ same search with **authentication off (loopback) and no audit**, measured in the
 ${line('auth off, audit off', 'off')}
 ${line('JWT + policy + audit', 'jwt')}
 ${line('opaque token (introspection, cached) + policy + audit', 'introspection')}
+${line('JWT + policy, audit off (diagnostic)', 'jwtNoAudit')}
 
 | Ratio to auth off | medians (req/s) | median of per-round ratios | server CPU per request, off / on | target (on the medians) |
 |---|---:|---:|---:|---|
 | JWT + policy + audit | **${jwtRatio.toFixed(3)}** | ${paired('jwt').toFixed(3)} | ${cpuRatio('jwt').toFixed(3)} | ≥ 0.85: **${jwtRatio >= 0.85 ? 'met' : 'NOT met'}** |
 | introspection (cached) + policy + audit | **${inRatio.toFixed(3)}** | ${paired('introspection').toFixed(3)} | ${cpuRatio('introspection').toFixed(3)} | ≥ 0.8: **${inRatio >= 0.8 ? 'met' : 'NOT met'}** |
+| JWT + policy, audit off (diagnostic) | ${ratio('jwtNoAudit').toFixed(3)} | ${paired('jwtNoAudit').toFixed(3)} | ${cpuRatio('jwtNoAudit').toFixed(3)} | — |
 
 AuditEvents written during the measured "on" runs: ${audit.written}; requests completed inside the measuring windows ${audit.completed}, sent ${audit.sent} (${auditOk ? 'one per request: the difference is requests still in flight when a window closed' : 'MISMATCH'}).
 

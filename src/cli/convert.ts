@@ -103,6 +103,12 @@ function kosIssues(r: ReturnType<typeof readKos>): ValidationIssue[] {
   return issues;
 }
 
+/** The one verdict on a KOS file that `validate` prints and `kos2fhir` refuses by: accepted, and the issues. */
+function kosVerdict(bytes: Uint8Array, cfg: Readonly<Config>): { accepted: boolean; issues: ValidationIssue[] } {
+  const issues = kosIssues(readKos(bytes, { maxInflatedBytes: cfg.limits.maxInflatedBytes }));
+  return { accepted: !issues.some((i) => i.severity === 'error'), issues };
+}
+
 /**
  * `kos2fhir FILE.dcm [--base-url URL] [--lenient]`: prints the MADO FHIR document Bundle. Refuses
  * (exit 1, the OperationOutcome `validate` prints on stdout) what `validate` refuses; with
@@ -117,11 +123,13 @@ export function runKos2Fhir(argv: string[], io: CliIo = processIo): Promise<numb
     if (!/^https?:\/\/\S+$/.test(base)) throw new UsageError(`--base-url must be an http(s) URL, got "${base}"`);
     const bytes = await readInput(positional[0]!);
     const r = readKos(bytes, { maxInflatedBytes: cfg.limits.maxInflatedBytes });
-    let issues = kosIssues(r);
+    const v = kosVerdict(bytes, cfg);
+    let issues = v.issues;
     const errors = issues.filter((i) => i.severity === 'error').length;
-    if (errors && !(options['--lenient'] && r.manifest && r.kind === 'manifest')) {
+    const readable = !!r.manifest && r.kind === 'manifest';
+    if ((!v.accepted || !readable) && !(options['--lenient'] && readable)) {
       io.stdout(`${JSON.stringify(issuesToOperationOutcome(issues), null, 2)}\n`);
-      const what = r.manifest && r.kind === 'manifest' ? `not a valid MADO manifest (${errors} error${errors > 1 ? 's' : ''}; --lenient converts it anyway)` : `not a readable MADO manifest (${r.kind})`;
+      const what = readable ? `not a valid MADO manifest (${errors} error${errors > 1 ? 's' : ''}; --lenient converts it anyway)` : `not a readable MADO manifest (${r.kind})`;
       io.stderr(`error: ${positional[0]} is ${what}\n${issueLines(issues, 'error')}`);
       return 1;
     }
@@ -201,7 +209,7 @@ export function runValidate(argv: string[], io: CliIo = processIo): Promise<numb
       const rt = (json as { resourceType?: string })?.resourceType;
       if (rt === 'Bundle' || rt === 'List' || rt === 'ImagingStudy') issues.push(...fhirToManifest(json, { defaultTitle: cfg.documentDefaults.kosTitle }).issues);
     } else {
-      issues = kosIssues(readKos(bytes, { maxInflatedBytes: cfg.limits.maxInflatedBytes }));
+      issues = kosVerdict(bytes, cfg).issues;
     }
     io.stdout(`${JSON.stringify(issuesToOperationOutcome(issues), null, 2)}\n`);
     const errors = issues.filter((i) => i.severity === 'error').length;
