@@ -13,6 +13,7 @@ import * as m0008 from './20261124_0008_qido_study_fields.js';
 import * as m0009 from './20261124_0009_qido_study_order.js';
 import * as m0010 from './20261207_0010_docref_metadata.js';
 import * as m0011 from './20261207_0011_imaging_study_per_study.js';
+import * as m0013 from './20261207_0013_publish.js';
 import * as m0016 from './20261207_0016_modalities_from_sop_classes.js';
 
 export const migrations: Record<string, Knex.Migration> = {
@@ -26,5 +27,6 @@ export const migrations: Record<string, Knex.Migration> = {
   '20261124_0009_qido_study_order': m0009,
   '20261207_0010_docref_metadata': m0010,
   '20261207_0011_imaging_study_per_study': m0011,
+  '20261207_0013_publish': m0013,
   '20261207_0016_modalities_from_sop_classes': m0016,
 };

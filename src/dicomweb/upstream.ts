@@ -14,6 +14,7 @@ import net from 'node:net';
 import type { Readable } from 'node:stream';
 import type tls from 'node:tls';
 import type { UpstreamConfig } from '../config.js';
+import { derivedUid } from '../dicom/uid.js';
 import { GatewayError } from '../http/errors.js';
 import { exchange, Slots, UpstreamTimeoutError, type StreamResponse } from './http1.js';
 
@@ -202,6 +203,15 @@ function underPrefix(url: string, prefix: string): boolean {
   return rest === '' || rest.startsWith('/') || rest.startsWith('?');
 }
 
+/**
+ * The Retrieve Location UID (0040,E011) that names this upstream in manifests the gateway writes
+ * itself: the first configured one, else a UID derived from the upstream's name (stable across
+ * restarts and replicas), which route() recognises too.
+ */
+export function locationUidOf(c: UpstreamConfig): string {
+  return c.retrieveLocationUids[0] ?? derivedUid(`mado-gateway:upstream:${c.name}`);
+}
+
 export class UpstreamRegistry {
   readonly upstreams: Upstream[];
   constructor(configs: readonly UpstreamConfig[]) {
@@ -227,7 +237,7 @@ export class UpstreamRegistry {
     }
     const uid = loc.retrieveLocationUid?.trim();
     if (uid) {
-      const u = this.upstreams.find((x) => x.config.retrieveLocationUids.includes(uid));
+      const u = this.upstreams.find((x) => x.config.retrieveLocationUids.includes(uid)) ?? this.upstreams.find((x) => locationUidOf(x.config) === uid);
       if (u) return u;
     }
     // AE Titles are case-sensitive and space-padded (PS3.5 Table 6.2-1, VR AE)
