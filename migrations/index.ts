@@ -14,6 +14,7 @@ import * as m0009 from './20261124_0009_qido_study_order.js';
 import * as m0010 from './20261207_0010_docref_metadata.js';
 import * as m0010b from './20261207_0010_kos_form.js';
 import * as m0011 from './20261207_0011_imaging_study_per_study.js';
+import * as m0013 from './20261207_0013_publish.js';
 import * as m0016 from './20261207_0016_modalities_from_sop_classes.js';
 
 export const migrations: Record<string, Knex.Migration> = {
@@ -28,5 +29,6 @@ export const migrations: Record<string, Knex.Migration> = {
   '20261207_0010_docref_metadata': m0010,
   '20261207_0010_kos_form': m0010b,
   '20261207_0011_imaging_study_per_study': m0011,
+  '20261207_0013_publish': m0013,
   '20261207_0016_modalities_from_sop_classes': m0016,
 };

@@ -16,6 +16,7 @@ const sections: Array<[string, string]> = [
   ['results-qido.md', 'npm run bench:qido'],
   ['results-proxy-floor.md', 'npx tsx bench/proxy-floor.ts --runs 9 --write'],
   ['results-auth.md', 'npm run bench:auth'],
+  ['results-publish.md', 'npm run bench:publish'],
 ];
 
 const head = `# Benchmarks

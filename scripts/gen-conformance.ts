@@ -101,6 +101,11 @@ export function renderConformance(existing?: string): string {
     if (r.searchRevInclude?.length) lines.push('', `_revinclude: ${r.searchRevInclude.map((x) => `\`${x}\``).join(', ')}`);
     lines.push('');
   }
+  const ops = resourceRegistry.flatMap((r) => (r.operations ?? []).map((o) => ({ type: r.type, ...o })));
+  if (ops.length) {
+    lines.push('## Operations', '');
+    for (const o of ops) lines.push(`### \`POST /fhir/${o.type}/$${o.name}\``, '', o.documentation, '');
+  }
   lines.push(POLICIES);
   const tail = existing && existing.includes(MARKER) ? existing.slice(existing.indexOf(MARKER)) : `${MARKER}\n\n## DICOMweb\n\n(Hand-written section maintained with the DICOMweb routes.)\n`;
   return `${lines.join('\n')}\n${tail}`;

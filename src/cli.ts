@@ -14,6 +14,8 @@ commands:
   fhir2kos FILE.json -o OUT.dcm      write a KOS from a MADO FHIR Bundle (or legacy List form)
   validate FILE                      validate a KOS or FHIR manifest (exit 0 valid, 1 invalid)
   import PATH... --url BASE          bulk-ingest files/folders into a running gateway
+  publish --url BASE (--study UID... | --since YYYYMMDD | --all) [--upstream NAME] [--concurrency N]
+                                     have a running gateway publish manifests built from its upstream
   hash-password                      read a password on stdin, print a hash for auth.basic
 `;
 
@@ -26,6 +28,7 @@ const commands: Record<string, () => Promise<Command>> = {
   fhir2kos: async () => (await import('./cli/convert.js')).runFhir2Kos,
   validate: async () => (await import('./cli/convert.js')).runValidate,
   import: async () => (await import('./cli/import.js')).runImport,
+  publish: async () => (await import('./cli/publish.js')).runPublish,
   'hash-password': async () => (await import('./cli/hash-password.js')).runHashPassword,
 };
 

@@ -37,8 +37,15 @@ export type IntrospectionConfig = NonNullable<AuthConfig['introspection']>;
 export type ConfidentialityConfig = AuthConfig['confidentiality'];
 export type AuditConfig = ParsedConfig['audit'];
 
-export type Config = Omit<ParsedConfig, 'upstreams' | 'auth' | 'publicBaseUrl' | 'cors'> & {
+export type RecipientConfig = Omit<ParsedConfig['publish']['recipients'][number], 'name'> & { name: string };
+export type PublishConfig = Omit<ParsedConfig['publish'], 'recipients' | 'watch'> & {
+  recipients: RecipientConfig[];
+  watch?: Omit<NonNullable<ParsedConfig['publish']['watch']>, 'upstream'> & { upstream: string };
+};
+
+export type Config = Omit<ParsedConfig, 'upstreams' | 'auth' | 'publicBaseUrl' | 'cors' | 'publish'> & {
   publicBaseUrl: string;
+  publish: PublishConfig;
   upstreams: UpstreamConfig[];
   auth: AuthConfig;
   cors: { origins: string[] | '*' };
@@ -134,8 +141,18 @@ export function loadConfig(env: Env = process.env): Readonly<Config> {
     throw new ConfigError('HOST', `"${p.host}" is not a loopback address and no authentication is configured (set auth in GATEWAY_CONFIG, or HOST=127.0.0.1)`);
   }
   const cors = { origins: p.cors.origins.includes('*') ? ('*' as const) : p.cors.origins };
-  const config: Config = { ...p, publicBaseUrl, dataDir: path.resolve(p.dataDir), upstreams, auth, cors, databaseUrl: p.databaseUrl || undefined };
+  const publish = publishOf(p.publish, upstreams);
+  const config: Config = { ...p, publish, publicBaseUrl, dataDir: path.resolve(p.dataDir), upstreams, auth, cors, databaseUrl: p.databaseUrl || undefined };
   return deepFreeze(config);
+}
+
+function publishOf(p: ParsedConfig['publish'], upstreams: UpstreamConfig[]): PublishConfig {
+  // a recipient URL is its FHIR base; "…/fhir" may be given or left out
+  const recipients = p.recipients.map((r, i) => ({ ...r, name: r.name ?? `recipient-${i}`, url: `${r.url.replace(/\/fhir$/, '')}/fhir` }));
+  if (!p.watch) return { ...p, recipients, watch: undefined };
+  const upstream = p.watch.upstream ?? (upstreams.length === 1 ? upstreams[0]!.name : upstreams.some((u) => u.name === 'default') ? 'default' : undefined);
+  if (!upstream || !upstreams.some((u) => u.name === upstream)) throw new ConfigError('publish.watch.upstream', upstream ? `"${upstream}" is not a configured upstream` : 'name the upstream to watch');
+  return { ...p, recipients, watch: { ...p.watch, upstream } };
 }
 
 function derivedBaseUrl(host: string, port: number): string {

@@ -10,7 +10,8 @@ import { queryModules } from './fhir/resources/index.js';
 import { fhirIngestModule } from './ingest/fhir-routes.js';
 import { stowIngestModule } from './ingest/stow-routes.js';
 import { validateOperationModule } from './ingest/validate-operation.js';
+import { publishModule } from './publish/routes.js';
 
-export const fhirModules: FhirModule[] = [validateOperationModule, fhirIngestModule, mountAuditEvent, ...queryModules];
+export const fhirModules: FhirModule[] = [validateOperationModule, fhirIngestModule, publishModule, mountAuditEvent, ...queryModules];
 
 export const dicomwebModules: DicomwebModule[] = [stowIngestModule, dicomwebModule];

@@ -14,6 +14,9 @@ import type { Logger } from './log.js';
 import { createDb, type Db } from './store/db.js';
 import { startEmbeddedPg, type EmbeddedPg } from './store/embedded-pg.js';
 import { migrateLatest } from './store/migrate.js';
+import { upstreamRegistryOf } from './dicomweb/index.js';
+import { publisherFor } from './publish/service.js';
+import { PublishDaemon } from './publish/watch.js';
 
 export interface RunningServer {
   server: Server;
@@ -42,6 +45,9 @@ export async function startServer(config: Readonly<Config>, log: Logger): Promis
     const { applied } = await migrateLatest(db);
     if (applied.length) log.info({ applied }, 'migrations applied');
     const { app } = buildApp({ config, db, log, version: packageVersion() });
+    // Content creator background work (watch mode, forward retries): after the app, which owns the upstream pools
+    const daemon = new PublishDaemon(publisherFor({ db, config, log, registry: upstreamRegistryOf(config) }), db, config, log);
+    daemon.start();
     const tls = config.auth.mtls;
     // mTLS: the gateway terminates TLS itself and asks for a client certificate. Clients
     // without one may still authenticate with a token (rejectUnauthorized: false); the certificate
@@ -73,6 +79,7 @@ export async function startServer(config: Readonly<Config>, log: Logger): Promis
         const idle = setInterval(() => server.closeIdleConnections(), 100);
         const timer = setTimeout(() => server.closeAllConnections(), config.limits.shutdownGraceMs);
         drained.finally(() => clearInterval(idle));
+        await daemon.stop();
         await drained;
         clearTimeout(timer);
         await closeApp(app).catch((err: Error) => log.error({ err: err.message }, 'audit flush on shutdown failed'));

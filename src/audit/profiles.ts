@@ -72,6 +72,8 @@ export function eventShape(subtype: AuditSubtype | undefined, actionCode: Action
   if (subtype === 'RAD-107') return { ...base, kind: 'retrieve-images', type: { system: DCM, code: '110104', display: 'DICOM Instances Transferred' } };
   if (subtype === 'RAD-129') return { ...base, kind: 'query-images', type: { system: DCM, code: '110112', display: 'Query' } };
   if (subtype === 'STOW-RS') return { ...base, kind: 'import', type: { system: DCM, code: '110107', display: 'Import' } };
+  // ImagingStudy $publish stores a manifest the gateway built from an upstream archive: an Import
+  if (subtype === 'publish' && actionCode === 'C') return { ...base, kind: 'import', type: { system: DCM, code: '110107', display: 'Import' } };
   if (subtype === 'ITI-65' && actionCode === 'C') return { ...base, kind: 'import', type: { system: DCM, code: '110107', display: 'Import' }, profile: { withPatient: PROFILES.iti65 } };
   const rest: Coding = { system: AUDIT_TYPE, code: 'rest', display: 'Restful Operation' };
   // $validate reads and stores nothing: an operation, no BALP query/read profile applies
@@ -91,6 +93,7 @@ export function eventShape(subtype: AuditSubtype | undefined, actionCode: Action
 
 function restfulInteraction(actionCode: string, subtype: AuditSubtype | undefined, action: Action | undefined): string | undefined {
   if (subtype === 'metadata') return 'capabilities';
+  if (subtype === 'publish') return 'operation';
   if (subtype === 'RAD-107' || subtype === 'RAD-129' || subtype === 'STOW-RS') return undefined; // not FHIR interactions
   if (subtype === 'ITI-65' && action?.resourceType === 'Bundle' && action.kind === 'create') return 'transaction';
   if (action?.kind === 'validate') return 'operation';

@@ -11,6 +11,7 @@ export type AuditSubtype =
   | 'RAD-107' // WADO-RS retrieve
   | 'RAD-129' // QIDO-RS query
   | 'STOW-RS'
+  | 'publish' // ImagingStudy $publish: a manifest built from an upstream archive (an Import)
   | 'read' // other FHIR reads (ImagingStudy, Endpoint, Patient, List, AuditEvent)
   | 'search' // other FHIR searches
   | 'update'

@@ -101,6 +101,10 @@ function classifyFhir(method: string, rest: string): Action {
     const subtype: AuditSubtype = type === 'Binary' || type === 'Bundle' ? 'ITI-68' : 'read';
     return { kind: 'read', resourceType: type, interaction: 'r', subtype };
   }
+  // ImagingStudy $publish builds and stores a manifest: a create, for whoever may create manifests
+  if (method === 'POST' && seg.length === 2 && type === 'ImagingStudy' && seg[1] === '$publish') {
+    return { kind: 'create', resourceType: 'ImagingStudy', interaction: 'c', scopeTypes: ['ImagingStudy', 'DocumentReference'], subtype: 'publish' };
+  }
   if (method === 'POST' && seg.length === 1) {
     const manifestForm = type === 'Binary' || type === 'Bundle' || type === 'DocumentReference' || type === 'List';
     return { kind: 'create', resourceType: type, interaction: 'c', scopeTypes: manifestForm ? [type, 'DocumentReference'] : [type], subtype: manifestForm ? 'ITI-65' : 'update' };

@@ -144,6 +144,22 @@ const upstreamAuth = z
   )
   .meta({ description: 'credentials the gateway uses towards this upstream: none | basic | bearer | oauth2 (client credentials)' });
 
+/**
+ * Assigning authority of an archive's Patient IDs for manifests the gateway publishes from it when
+ * the instances carry no Issuer of Patient ID: a label (Issuer of Patient ID, 0010,0021) or the
+ * Issuer of Patient ID Qualifiers (PS3.3 C.7.1.1; MADO wants a Universal Entity ID, SUPPL §6.X.2.5.1.1.3).
+ */
+const patientIdIssuer = z
+  .union([
+    z.string().min(1).transform((localNamespace) => ({ localNamespace }) as { localNamespace?: string; universalEntityId?: string; universalEntityIdType?: string }),
+    z
+      .strictObject({ localNamespace: optStr('Issuer of Patient ID (0010,0021) label'), universalEntityId: optStr('Universal Entity ID (0040,0032), e.g. an OID'), universalEntityIdType: optStr('Universal Entity ID Type (0040,0033), default ISO') })
+      .refine((o) => o.localNamespace || o.universalEntityId, 'needs localNamespace or universalEntityId')
+      .transform((o) => ({ ...o, ...(o.universalEntityId && !o.universalEntityIdType ? { universalEntityIdType: 'ISO' } : {}) })),
+  ])
+  .optional()
+  .meta({ type: 'string or {localNamespace, universalEntityId, universalEntityIdType}', description: 'assigning authority of this archive\'s Patient IDs, used when publishing manifests from instances without Issuer of Patient ID' });
+
 const upstream = z.strictObject({
   name: optStr('stable name used in metrics and cache keys (default upstream-N)'),
   url: url('DICOMweb base URL'),
@@ -152,7 +168,7 @@ const upstream = z.strictObject({
   retrieveUrlPrefixes: strList('Retrieve URL (0008,1190) prefixes that map to this upstream'),
   aeTitles: strList('AE titles of this archive'),
   retrieveAeTitles: strList('Retrieve AE Titles (0008,0054) this upstream answers for').optional().meta({ type: 'array', description: 'Retrieve AE Titles (0008,0054) this upstream answers for' }),
-  patientIdIssuer: optStr('Issuer of Patient ID (0010,0021) / identifier system for patients of this upstream'),
+  patientIdIssuer: patientIdIssuer,
   maxConnections: int(32, 1, 1024, 'max sockets in the connection pool'),
   headersTimeoutMs: int(30_000, 10, 600_000, 'time allowed for connect + response headers, ms'),
   bodyTimeoutMs: int(60_000, 10, 600_000, 'max idle time between body chunks, ms'),
@@ -331,19 +347,31 @@ export const configSchema = z.strictObject({
     }, { type: 'boolean or list of strings', default: false, description: 'reverse proxies trusted for X-Forwarded-For: true, or addresses / loopback / uniquelocal' }),
   publish: section(
     {
+      institutionName: optStr('Institution Name (0008,0080) of manifests the gateway creates, ideally an HL7 v2 XON "name^^^^^^^^^OID" (default: the instances\' own)'),
       recipients: z
-        .array(z.strictObject({ name: optStr('name used in logs'), url: url('FHIR base of an MHD Document Recipient'), auth: upstreamAuth }))
+        .array(
+          z.strictObject({
+            name: optStr('name used in logs and reports (default recipient-N)'),
+            url: url('FHIR base of an MHD Document Recipient'),
+            auth: upstreamAuth,
+            timeoutMs: int(30_000, 100, 600_000, 'time allowed for one delivery, ms'),
+            retries: int(3, 1, 100, 'attempts per delivery round before it is left to the background retry'),
+            backoffMs: int(1000, 10, 600_000, 'first back-off between attempts, ms (doubles)'),
+          }),
+        )
         .default([])
         .meta({ description: 'MHD Document Recipients published manifests are also sent to (ITI-65)' }),
       watch: optional(
         {
-          intervalMs: int(60_000, 1000, 86_400_000, 'poll interval, ms'),
-          upstream: optStr('upstream name to watch (default: all)'),
+          upstream: optStr('upstream to watch (default: the only one, or "default")'),
+          intervalSec: int(60, 1, 86_400, 'QIDO-RS poll interval, s'),
+          stableAfterSec: int(120, 0, 86_400, 'a study is published once its instance count has not changed for this long, s'),
+          lookbackDays: int(1, 0, 3650, 'the StudyDate window reaches this many days back from today (and back to the oldest study not yet published)'),
         },
-        'publish new studies found on upstreams',
+        'publish the studies stored in an upstream as they arrive',
       ),
     },
-    'content creator',
+    'content creator: manifests built from an upstream archive',
   ),
   ui: section(
     {

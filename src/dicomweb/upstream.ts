@@ -14,6 +14,7 @@ import net from 'node:net';
 import type { Readable } from 'node:stream';
 import type tls from 'node:tls';
 import type { UpstreamConfig } from '../config.js';
+import { derivedUid } from '../dicom/uid.js';
 import { GatewayError } from '../http/errors.js';
 import { routeUpstream, type RetrieveLocation } from '../model/routing.js';
 import { exchange, Slots, UpstreamTimeoutError, type StreamResponse } from './http1.js';
@@ -190,11 +191,21 @@ export function upstreamFailure(err: unknown, name: string): GatewayError {
   return new GatewayError(502, 'GW_UPSTREAM_UNREACHABLE', `Upstream "${name}" is unreachable`);
 }
 
+/**
+ * The Retrieve Location UID (0040,E011) that names this upstream in manifests the gateway writes
+ * itself: the first configured one, else a UID derived from the upstream's name (stable across
+ * restarts and replicas), which route() recognises too.
+ */
+export function locationUidOf(c: UpstreamConfig): string {
+  return c.retrieveLocationUids[0] ?? derivedUid(`mado-gateway:upstream:${c.name}`);
+}
+
 export class UpstreamRegistry {
   readonly upstreams: Upstream[];
   constructor(configs: readonly UpstreamConfig[]) {
     this.upstreams = configs.map((c) => new Upstream(c));
-    this.routable = this.upstreams.map((u) => ({ ...u.config, name: u.name, upstream: u }));
+    // An upstream is also named by the Retrieve Location UID derived from its name (locationUidOf).
+    this.routable = this.upstreams.map((u) => ({ ...u.config, name: u.name, upstream: u, retrieveLocationUids: [...u.config.retrieveLocationUids, locationUidOf(u.config)] }));
   }
   private readonly routable: Array<UpstreamConfig & { name: string; upstream: Upstream }>;
 

@@ -35,6 +35,14 @@ export interface ResourceDef {
   unsupportedSearchParams?: UnsupportedSearchParam[];
   searchInclude?: string[];
   searchRevInclude?: string[];
+  /** Type-level operations ($name) */
+  operations?: OperationDef[];
+}
+
+export interface OperationDef {
+  name: string;
+  definition: string;
+  documentation: string;
 }
 
 /** Mutable during module initialisation only (each feature module registers itself). */
@@ -44,8 +52,10 @@ export function registerResource(def: ResourceDef): void {
   const existing = resourceRegistry.findIndex((r) => r.type === def.type);
   if (existing >= 0) {
     // Several features serve one type (e.g. read/search and create): keep every interaction.
-    const merged = [...new Set([...resourceRegistry[existing]!.interactions, ...def.interactions])];
-    resourceRegistry[existing] = { ...def, interactions: merged };
+    const before = resourceRegistry[existing]!;
+    const merged = [...new Set([...before.interactions, ...def.interactions])];
+    const operations = [...(before.operations ?? []), ...(def.operations ?? [])].filter((o, i, all) => all.findIndex((x) => x.name === o.name) === i);
+    resourceRegistry[existing] = { ...def, interactions: merged, ...(operations.length ? { operations } : {}) };
   } else resourceRegistry.push(def);
   resourceRegistry.sort((a, b) => a.type.localeCompare(b.type));
 }
@@ -55,6 +65,13 @@ export function addInteractions(type: string, interactions: Interaction[]): void
   const def = findResource(type);
   if (def) def.interactions = [...new Set([...def.interactions, ...interactions])];
   else registerResource({ type, interactions: [...interactions], searchParams: [] });
+}
+
+/** Declare a type-level operation (CapabilityStatement rest.resource.operation). */
+export function addOperation(type: string, op: OperationDef): void {
+  if (!findResource(type)) registerResource({ type, interactions: [], searchParams: [] });
+  const def = findResource(type)!;
+  def.operations = [...(def.operations ?? []).filter((o) => o.name !== op.name), op];
 }
 
 export function findResource(type: string): ResourceDef | undefined {

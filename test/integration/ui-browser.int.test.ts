@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createTestApp, listenTestApp, type TestApp } from '../helpers/app.js';
+import { auditFor } from '../helpers/audit.js';
 import { launchBrowser, type Browser, type WatchedPage } from '../helpers/browser.js';
 import { startOrthanc, type Orthanc } from '../helpers/orthanc.js';
 import { brokenKos, fixture, seedUiWorld, uploadFixtures, type UiWorld } from '../helpers/ui-world.js';
@@ -63,6 +64,9 @@ describe('web page (no sign-in)', { skip }, () => {
     assert.equal(html.status, 200);
     assert.match(html.headers.get('content-security-policy') ?? '', /default-src 'self'/);
     assert.match(await html.text(), /<script type="module" src="app.js">/);
+    const audited = await auditFor(t.tdb.db, html.headers.get('x-request-id')!);
+    assert.equal(audited.outcome, '0');
+    assert.equal(audited.action, 'R');
     const cfg = (await (await fetch(`${base}/ui/config.json`)).json()) as { auth: unknown };
     assert.equal(cfg.auth, null, 'no sign-in without auth');
   });
@@ -118,18 +122,20 @@ describe('web page (no sign-in)', { skip }, () => {
     await page.selectOption('#search-mode', 'name');
     await page.fill('#search-term', 'Doe');
     await page.keyboard.press('Enter');
-    await page.waitForSelector('#patients');
+    await page.waitForSelector('#patients[data-term="Doe"]');
     assert.match((await page.textContent('#patients'))!, /Jane Doe/);
     assert.doesNotMatch((await page.textContent('#patients'))!, /PAT-UI-B/);
     await browser!.screenshot(page, 'ui-search');
     await page.selectOption('#search-mode', 'study');
     await page.fill('#search-term', fixture.study);
     await page.keyboard.press('Enter');
-    await page.waitForFunction(() => /Jane Doe/.test(document.querySelector('#patients')?.textContent ?? ''));
+    await page.waitForSelector(`#patients[data-term="${fixture.study}"]`);
+    assert.match((await page.textContent('#patients'))!, /Jane Doe/);
     assert.equal(await page.locator('#patients tbody tr').count(), 1, 'by Study Instance UID: its patient');
     await page.fill('#search-term', 'ACC-UI-B');
     await page.keyboard.press('Enter');
-    await page.waitForFunction(() => /PAT-UI-B/.test(document.querySelector('#patients')?.textContent ?? ''));
+    await page.waitForSelector('#patients[data-term="ACC-UI-B"]');
+    assert.match((await page.textContent('#patients'))!, /PAT-UI-B/);
     // Tab to the patient's button and open it with Enter
     await page.focus('#patients button.link');
     await page.keyboard.press('Enter');
@@ -156,6 +162,23 @@ describe('web page (no sign-in)', { skip }, () => {
     await browser!.screenshot(page, 'ui-validate');
     const n = await t.tdb.db('manifest').count<{ count: string }[]>('* as count');
     assert.equal(Number(n[0]!.count), 3, 'validation stored nothing');
+    await page.close();
+  });
+
+  it('keyboard: from where the view puts focus, Tab reaches the file picker and Space opens it', async () => {
+    const page = await browser!.newPage();
+    await page.goto(`${base}/ui/#/validate`);
+    await page.waitForSelector('#manifest-file');
+    let reached = false;
+    for (let i = 0; i < 5 && !reached; i++) {
+      await page.keyboard.press('Tab');
+      reached = await page.evaluate(() => document.activeElement?.id === 'manifest-file');
+    }
+    assert.ok(reached, 'the file input is in the tab order');
+    const [chooser] = await Promise.all([page.waitForEvent('filechooser'), page.keyboard.press('Space')]);
+    await chooser.setFiles({ name: 'broken.dcm', mimeType: 'application/dicom', buffer: brokenKos(orthanc!.dicomweb) });
+    await page.waitForSelector('#issues');
+    assert.match((await page.textContent('#verdict'))!, /^Invalid/);
     await page.close();
   });
 

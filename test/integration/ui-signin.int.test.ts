@@ -37,6 +37,8 @@ let world: UiWorld;
 /** Open `path`, sign in as `sub` on the provider's login form, and wait to be back on the page. */
 async function signInAs(page: Page, path: string, sub: string): Promise<void> {
   await page.goto(`${base}${path}`);
+  await page.waitForSelector('#sign-in');
+  await browser!.screenshot(page, 'ui-signin');
   await page.click('#sign-in');
   await page.waitForURL((u) => u.origin === idp.issuer);
   await page.fill('input[name="login"]', sub);
@@ -130,13 +132,14 @@ describe('web page with sign-in (OpenID provider, JWT)', { skip }, () => {
     await page.fill('#f-user', 'dr-rad');
     await page.selectOption('#f-tx', 'RAD-107');
     await page.click('.filters button[type="submit"]');
-    await page.waitForFunction(() => [...document.querySelectorAll('#audit-events td.who')].every((td) => td.textContent === 'dr-rad'));
+    await page.waitForSelector('#audit-events[data-query*="agent=dr-rad"][data-query*="subtype=RAD-107"]');
+    assert.ok((await page.$$eval('#audit-events td.who', (tds) => tds.map((td) => td.textContent))).every((w) => w === 'dr-rad'));
     const what = await page.$$eval('#audit-events td.what', (tds) => tds.map((td) => td.textContent ?? ''));
     assert.ok(what.length > 0 && what.every((w) => w.startsWith('RAD-107')), JSON.stringify(what));
     await page.fill('#f-user', '');
     await page.selectOption('#f-tx', '');
     await page.click('.filters button[type="submit"]');
-    await page.waitForSelector('#audit-events');
+    await page.waitForSelector('#audit-events[data-query="_count=100"]');
     await browser!.screenshot(page, 'ui-audit');
     await page.close();
   });
@@ -155,7 +158,7 @@ describe('web page with sign-in (OpenID provider, JWT)', { skip }, () => {
     await page.selectOption('#search-mode', 'name');
     await page.fill('#search-term', 'Doe');
     await page.keyboard.press('Enter');
-    await page.waitForSelector('#no-results');
+    await page.waitForSelector('#no-results[data-term="Doe"]');
     await page.click('nav a[data-nav="audit"]');
     await page.waitForSelector('#audit-results .error');
     assert.match((await page.textContent('#audit-results .error'))!, /GW_FORBIDDEN, HTTP 403/);

@@ -89,10 +89,11 @@ const RANK: Record<string, number> = {
   dicomweb: 5,
   ui: 5,
   ingest: 6,
-  modules: 7,
-  app: 8,
-  server: 9,
-  cli: 10,
+  publish: 7,
+  modules: 8,
+  app: 9,
+  server: 10,
+  cli: 11,
 };
 
 /** The unit a file under src/ belongs to ('fhir/mapping' is its own unit below the rest of fhir/). */

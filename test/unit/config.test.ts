@@ -121,7 +121,7 @@ upstreams:
     retrieveAeTitles: [PACS1]
 publish:
   recipients: [{ url: https://recipient.example/fhir }]
-  watch: { intervalMs: 5000 }
+  watch: { intervalSec: 5, stableAfterSec: 10 }
 auth:
   jwt: { issuer: x, audience: y, jwksUrl: https://idp/jwks, patientIdentifierClaim: pid }
   introspection: { url: https://idp/introspect, clientId: gw, clientSecret: s }
@@ -132,9 +132,11 @@ ui: { viewerUrl: "https://viewer.example/?StudyInstanceUIDs={study}" }
   const c = loadConfig({ GATEWAY_CONFIG: file });
   assert.equal(c.publicEndpoints, 'upstream');
   assert.deepEqual(c.upstreams[0]!.retrieveAeTitles, ['PACS1']);
-  assert.equal(c.upstreams[0]!.patientIdIssuer, 'urn:oid:1.2.3');
+  assert.deepEqual(c.upstreams[0]!.patientIdIssuer, { localNamespace: 'urn:oid:1.2.3' });
   assert.equal(c.publish.recipients[0]!.auth.type, 'none');
-  assert.equal(c.publish.watch?.intervalMs, 5000);
+  assert.equal(c.publish.watch?.intervalSec, 5);
+  assert.equal(c.publish.watch?.upstream, 'upstream-0');
+  assert.equal(c.publish.recipients[0]!.url, 'https://recipient.example/fhir');
   assert.equal(c.auth.jwt?.patientIdentifierClaim, 'pid');
   assert.equal(c.auth.introspection?.cacheSec, 60);
   assert.equal(c.audit.storeQuery, 'hash');
@@ -151,4 +153,22 @@ test('`mado-gateway serve` with a misspelt key exits 2 with one line naming the 
   const r = spawnSync(process.execPath, ['--import', 'tsx', cli, 'serve'], { env: { ...process.env, GATEWAY_CONFIG: file }, encoding: 'utf8' });
   assert.equal(r.status, 2, r.stderr);
   assert.match(r.stderr, /upstreams\[0\]\.retrieveUrlPrefix: unknown key .*did you mean "retrieveUrlPrefixes"\?/);
+});
+
+test('publish keys: patientIdIssuer as qualifiers (type ISO by default), recipients with retries, watch needs a known upstream', () => {
+  const file = configFile(`upstreams:
+  - name: pacs
+    url: http://h/dw
+    patientIdIssuer: { localNamespace: HOSP, universalEntityId: 1.2.3.4 }
+publish:
+  institutionName: "Hospital^^^^^^^^^1.2.3"
+  recipients: [{ name: r1, url: "https://recipient.example", retries: 5, backoffMs: 200 }]
+  watch: { upstream: pacs, intervalSec: 2, stableAfterSec: 3 }
+`);
+  const c = loadConfig({ GATEWAY_CONFIG: file });
+  assert.deepEqual(c.upstreams[0]!.patientIdIssuer, { localNamespace: 'HOSP', universalEntityId: '1.2.3.4', universalEntityIdType: 'ISO' });
+  assert.deepEqual({ ...c.publish.recipients[0]!, auth: undefined }, { name: 'r1', url: 'https://recipient.example/fhir', auth: undefined, timeoutMs: 30_000, retries: 5, backoffMs: 200 });
+  assert.deepEqual(c.publish.watch, { upstream: 'pacs', intervalSec: 2, stableAfterSec: 3, lookbackDays: 1 });
+  const bad = configFile('upstreams: [{ name: pacs, url: http://h/dw }]\npublish: { watch: { upstream: nope } }\n');
+  assert.throws(() => loadConfig({ GATEWAY_CONFIG: bad }), /publish\.watch\.upstream: "nope" is not a configured upstream/);
 });

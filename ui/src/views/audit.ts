@@ -31,8 +31,9 @@ function breakGlass(e: any): boolean {
   return (e.purposeOfEvent ?? []).some((p: any) => (p.coding ?? []).some((c: any) => c.code === 'BTG')) || (e.agent ?? []).some((a: any) => (a.purposeOfUse ?? []).some((p: any) => (p.coding ?? []).some((c: any) => c.code === 'BTG')));
 }
 
-function table(events: any[]): HTMLElement {
-  if (!events.length) return h('p', { class: 'empty' }, 'No audit events match.');
+function table(events: any[], query: string): HTMLElement {
+  // data-query: which filter these rows answer
+  if (!events.length) return h('p', { class: 'empty', 'data-query': query }, 'No audit events match.');
   const rows = events.map((e) =>
     h(
       'tr',
@@ -47,7 +48,7 @@ function table(events: any[]): HTMLElement {
   );
   return h(
     'table',
-    { class: 'list audit', id: 'audit-events' },
+    { class: 'list audit', id: 'audit-events', 'data-query': query },
     h('caption', { class: 'sr-only' }, 'Audit events'),
     h('thead', {}, h('tr', {}, ...['When', 'Who', 'What', 'Patient', 'Outcome', 'Break-glass'].map((t) => h('th', { scope: 'col' }, t)))),
     h('tbody', {}, ...rows),
@@ -57,6 +58,8 @@ function table(events: any[]): HTMLElement {
 function field(id: string, label: string, input: HTMLElement): HTMLElement {
   return h('div', { class: 'field' }, h('label', { for: id }, label), input);
 }
+
+let runs = 0;
 
 export async function auditView(): Promise<void> {
   const out = h('div', { id: 'audit-results', 'aria-live': 'polite' });
@@ -84,11 +87,14 @@ export async function auditView(): Promise<void> {
     if (to.value) q.append('date', `le${to.value}`);
     clear(out);
     out.append(h('p', { class: 'muted' }, 'Loading…'));
+    const mine = ++runs;
     try {
       const b = await fhir(`AuditEvent?${q.toString()}`);
+      if (mine !== runs) return; // a newer filter was applied meanwhile
       clear(out);
-      out.append(table(resources(b, 'AuditEvent')));
+      out.append(table(resources(b, 'AuditEvent'), q.toString()));
     } catch (err) {
+      if (mine !== runs) return;
       clear(out);
       out.append(errorBox(err, 'The audit trail could not be read'));
     }

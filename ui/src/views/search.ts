@@ -18,6 +18,7 @@ const HINT: Record<Mode, string> = {
 
 let lastMode: Mode = 'identifier';
 let lastTerm = '';
+let searches = 0;
 
 async function find(mode: Mode, term: string): Promise<any[]> {
   if (mode === 'identifier') return resources(await fhir(`Patient?identifier=${encodeURIComponent(term)}&_count=50`), 'Patient');
@@ -28,8 +29,9 @@ async function find(mode: Mode, term: string): Promise<any[]> {
   return [...seen.values()];
 }
 
-function resultsTable(config: UiConfig, patients: any[]): HTMLElement {
-  if (!patients.length) return h('p', { class: 'empty', id: 'no-results' }, 'No patient found (or none you may see).');
+function resultsTable(config: UiConfig, patients: any[], term: string): HTMLElement {
+  // data-term: which search these results answer (a later answer never hides behind an earlier one)
+  if (!patients.length) return h('p', { class: 'empty', id: 'no-results', 'data-term': term }, 'No patient found (or none you may see).');
   const rows = patients.map((p) =>
     h(
       'tr',
@@ -42,7 +44,7 @@ function resultsTable(config: UiConfig, patients: any[]): HTMLElement {
   );
   return h(
     'table',
-    { class: 'list', id: 'patients' },
+    { class: 'list', id: 'patients', 'data-term': term },
     h('caption', { class: 'sr-only' }, 'Patients found'),
     h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Name'), h('th', { scope: 'col' }, 'Identifiers'), h('th', { scope: 'col' }, 'Birth date'), h('th', { scope: 'col' }, 'Sex'))),
     h('tbody', {}, ...rows),
@@ -79,12 +81,16 @@ export function searchView(config: UiConfig): void {
     lastTerm = input.value.trim();
     clear(out);
     out.append(h('p', { class: 'muted' }, 'Searching…'));
-    find(lastMode, lastTerm).then(
+    const term = lastTerm;
+    const mine = ++searches;
+    find(lastMode, term).then(
       (ps) => {
+        if (mine !== searches) return; // a newer search was started meanwhile
         clear(out);
-        out.append(resultsTable(config, ps));
+        out.append(resultsTable(config, ps, term));
       },
       (err) => {
+        if (mine !== searches) return;
         clear(out);
         out.append(errorBox(err, 'Search failed'));
       },
