@@ -55,7 +55,7 @@ export function createFhirRouter(deps: AppDeps, modules: readonly FhirModule[]):
   // Early body checks for every write (413 on a declared oversize body, 415 on a type no FHIR
   // route accepts); routes still enforce the limit while reading chunked bodies.
   router.use((req: Request, _res: Response, next) => {
-    refuseUnstorableRequest(decodedPath(req.path), req.query);
+    refuseUnstorableRequest(decodedPath(req.path), {});
     if (req.method === 'POST' || req.method === 'PUT' || req.method === 'PATCH') {
       const declared = Number(req.get('content-length'));
       if (Number.isFinite(declared) && declared > deps.config.limits.maxBodyBytes) {

@@ -91,13 +91,13 @@ export function applyElements(r: Resource, elements: string[]): Resource {
 export async function handleSearch(req: Request, res: Response, deps: AppDeps, type: string, h: SearchHandler): Promise<void> {
   const { config, db } = deps;
   const params = await rawParams(req, config.limits.maxBodyBytes);
-  // POST _search parameters arrive in the body, after the router's check of the query string.
-  const f = findUnstorableText(params);
-  if (f) throw new GatewayError(400, 'GW_BAD_CHARACTER', `Parameter "${f.path.split(/[.[]/)[0]!.slice(0, 40)}" holds ${f.char}, which no FHIR value can carry`);
   const query = rawQueryString(params);
   // Annotate before running: a failing search is audited too (with its outcome).
   res.locals.audit = { subtype: h.subtype, action: 'E', query, entities: [], patientIds: [], count: 0 };
   const plan = planSearch(type, params, { strict: isStrict(req), defaultCount: config.search.defaultCount, maxCount: config.search.maxCount });
+  // A value bound into SQL holding U+0000 is refused (PostgreSQL cannot take it); ignored unknown
+  // parameters never reach SQL.
+  if (findUnstorableText(plan.conds)) throw new GatewayError(400, 'GW_BAD_CHARACTER', 'A search parameter value holds U+0000 (or an unpaired surrogate), which no FHIR value can carry');
   const pf = patientFilter(principalOf(req));
   const base = `${config.publicBaseUrl}/fhir/${type}`;
   const sqlPlan = { table: h.table, conds: plan.conds };
