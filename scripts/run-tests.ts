@@ -1,7 +1,8 @@
 /**
  * `npm test`: one embedded PostgreSQL for the whole run on a free port (each test file then
  * creates its own database, test/helpers/db.ts), then node's test runner over every test file.
- * Extra arguments select files: `npm test -- test/unit/config.test.ts`.
+ * Extra arguments select files: `npm test -- test/unit/config.test.ts`. A test still running after
+ * 10 minutes fails by name (--test-timeout) rather than holding CI until its own limit.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -37,7 +38,7 @@ const cleanup = async () => {
 
 const child = spawn(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-reporter=spec', `--test-concurrency=${process.env.TEST_CONCURRENCY ?? 2}`, ...files],
+  ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-timeout=600000', `--test-concurrency=${process.env.TEST_CONCURRENCY ?? 2}`, ...files],
   { stdio: 'inherit', env: { ...process.env, TEST_DATABASE_URL: pg.url('postgres'), LOG_LEVEL: process.env.LOG_LEVEL ?? 'silent' } },
 );
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => child.kill(sig));

@@ -87,7 +87,7 @@ export async function startOrthanc(extra: Record<string, unknown> = {}): Promise
   for (;;) {
     if (proc.exitCode !== null) throw new Error(`Orthanc exited (${proc.exitCode}):\n${fs.readFileSync(path.join(dir, 'orthanc.log'), 'utf8').slice(-2000)}`);
     try {
-      const r = await fetch(`${url}/system`);
+      const r = await fetch(`${url}/system`, { signal: AbortSignal.timeout(2000) }); // a port taken by a silent listener must not hang the poll
       if (r.ok) break;
     } catch {
       /* not yet */
@@ -98,7 +98,7 @@ export async function startOrthanc(extra: Record<string, unknown> = {}): Promise
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  const plugins = (await (await fetch(`${url}/plugins`)).json()) as string[];
+  const plugins = (await (await fetch(`${url}/plugins`, { signal: AbortSignal.timeout(10_000) })).json()) as string[];
   if (!plugins.includes('dicom-web')) {
     kill();
     throw new Error(`Orthanc started without the DICOMweb plugin (plugins: ${plugins.join(', ')})`);
@@ -109,7 +109,7 @@ export async function startOrthanc(extra: Record<string, unknown> = {}): Promise
     dir,
     proc,
     upload: async (dicom: Buffer) => {
-      const r = await fetch(`${url}/instances`, { method: 'POST', headers: { 'content-type': 'application/dicom' }, body: new Uint8Array(dicom) });
+      const r = await fetch(`${url}/instances`, { method: 'POST', headers: { 'content-type': 'application/dicom' }, body: new Uint8Array(dicom), signal: AbortSignal.timeout(60_000) });
       const body = (await r.json()) as { ID?: string; Status?: string };
       if (!r.ok || !body.ID) throw new Error(`Orthanc refused an instance: ${r.status} ${JSON.stringify(body)}`);
       return body.ID;
