@@ -62,7 +62,7 @@ the timing; the earlier conversion figures used plain gc(), which deoptimised th
 | 7 WADO | added p50 on instance metadata (cached series) | −2.0 ms | ≤ 2 ms ✔ |
 | 7 WADO | RSS growth streaming a 1.09 GB study | +1.2 MB | ≤ 50 MB ✔ |
 | 7 QIDO | one page (limit 100) over 1,000 typical manifests, ÷ the bare page of study rows: /studies, /series, /instances | 4.8× / 4.6× / 4.0× (12.1 / 11.5 / 10.1 ms); with 20,114 rejected instances 46 / 48 / 46 ms (before this session: /studies 333 ms; /series > 75 s once 114 instances were rejected) | – |
-| 8 security | ITI-67 throughput JWT+policy+audit ÷ auth off (quiet run) | 0.889 (medians), 0.911 (paired rounds) | ≥ 0.85 ✔ |
+| 8 security | ITI-67 throughput ÷ auth off, load generator in its own process (bench/results-auth.md, load 0.6) | JWT + policy + audit 0.795; introspection (cached) + policy + audit 0.802; JWT + policy without audit 0.942 (the earlier 0.889 ran autocannon inside the server process) | ≥ 0.85 ✘ / ≥ 0.8 ✔ |
 `;
 
 const body = sections
