@@ -13,6 +13,7 @@ import { createSecurity, type SecurityParts } from './auth/index.js';
 import { smartConfigurationHandler } from './auth/smart.js';
 import type { AppDeps } from './deps.js';
 import { createDicomwebRouter } from './dicomweb/routes.js';
+import { upstreamRegistryOf } from './dicomweb/index.js';
 import { createFhirRouter } from './fhir/routes.js';
 import { corsMiddleware } from './http/cors.js';
 import { requestIdMiddleware } from './http/context.js';
@@ -98,6 +99,7 @@ export function buildApp(deps: AppDeps, parts: SecurityParts = {}): { app: Expre
   // limit. Everything above (probes, metrics, openapi) is public and not audited.
   const security = createSecurity({ ...deps, registry: metrics.registry }, parts);
   app.locals.security = security;
+  app.locals.config = config;
   app.use(security.handlers);
 
   // The web page: after the security chain, so its requests are classified and audited too.
@@ -131,8 +133,10 @@ function accessLog(req: Request, res: Response, next: NextFunction): void {
 }
 
 /** Flush the audit trail and stop exporters (server shutdown, tests). */
+/** Flushes the audit queue and releases the upstream connection pools this app built. */
 export async function closeApp(app: Express): Promise<void> {
   await (app.locals.security as { close?: () => Promise<void> } | undefined)?.close?.();
+  await upstreamRegistryOf(app.locals.config as object)?.close();
 }
 
 function securityHeaders(_req: Request, res: Response, next: NextFunction): void {

@@ -86,8 +86,6 @@ describe('rendered and thumbnail in Chromium <img>', { skip }, () => {
     pageServer?.close();
     gwServer?.closeAllConnections();
     await new Promise((r) => gwServer?.close(r));
-    const { upstreamRegistryOf } = await import('../../src/dicomweb/index.js');
-    if (t) await upstreamRegistryOf(t.config)?.close();
     await t?.close();
     await orthanc?.stop();
   });

@@ -111,8 +111,6 @@ describe('DICOMweb interop with Orthanc', { skip }, () => {
   after(async () => {
     server?.closeAllConnections();
     await new Promise((r) => server?.close(r));
-    const { upstreamRegistryOf } = await import('../../src/dicomweb/index.js');
-    await upstreamRegistryOf(t.config)?.close();
     await t?.close();
     await orthanc?.stop();
   });

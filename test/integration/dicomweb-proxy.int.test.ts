@@ -178,10 +178,8 @@ before(async () => {
 after(async () => {
   server.closeAllConnections();
   await new Promise((r) => server.close(r));
-  const { upstreamRegistryOf } = await import('../../src/dicomweb/index.js');
-  await upstreamRegistryOf(t.config)?.close();
+  await t.close(); // releases the upstream pools before the fakes close
   await Promise.all([fake.close(), fake2.close(), evil.close()]);
-  await t.close();
 });
 
 describe('WADO-RS retrieve through fake upstreams', () => {

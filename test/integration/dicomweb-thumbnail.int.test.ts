@@ -35,8 +35,6 @@ before(async () => {
 });
 
 after(async () => {
-  const { upstreamRegistryOf } = await import('../../src/dicomweb/index.js');
-  await upstreamRegistryOf(t.config)?.close();
   await t.close();
   await fake.close();
 });

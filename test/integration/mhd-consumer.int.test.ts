@@ -81,8 +81,6 @@ describe('MHD consumer against the gateway with a real Orthanc upstream', { skip
   after(async () => {
     server?.closeAllConnections();
     await new Promise((r) => server?.close(r));
-    const { upstreamRegistryOf } = await import('../../src/dicomweb/index.js');
-    await upstreamRegistryOf(t.config)?.close();
     await t?.close();
     await orthanc?.stop();
   });

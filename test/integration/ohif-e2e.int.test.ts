@@ -158,8 +158,6 @@ describe('OHIF viewer end to end through the gateway', { skip }, () => {
     after(async () => {
       await ohif?.close();
       await gw?.close();
-      const { upstreamRegistryOf } = await import('../../src/dicomweb/index.js');
-      if (t) await upstreamRegistryOf(t.config)?.close();
       await t?.close();
     });
 
@@ -195,8 +193,6 @@ describe('OHIF viewer end to end through the gateway', { skip }, () => {
     after(async () => {
       await ohif?.close();
       await gw?.close();
-      const { upstreamRegistryOf } = await import('../../src/dicomweb/index.js');
-      if (t) await upstreamRegistryOf(t.config)?.close();
       await t?.close();
       await idp?.close();
     });

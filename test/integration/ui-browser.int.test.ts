@@ -50,8 +50,6 @@ describe('web page (no sign-in)', { skip }, () => {
   after(async () => {
     await browser?.close();
     stop?.();
-    const { upstreamRegistryOf } = await import('../../src/dicomweb/index.js');
-    await upstreamRegistryOf(t?.config)?.close();
     await t?.close();
     await orthanc?.stop();
   });

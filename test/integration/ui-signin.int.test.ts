@@ -77,8 +77,6 @@ describe('web page with sign-in (OpenID provider, JWT)', { skip }, () => {
   after(async () => {
     await browser?.close();
     stop?.();
-    const { upstreamRegistryOf } = await import('../../src/dicomweb/index.js');
-    await upstreamRegistryOf(t?.config)?.close();
     await t?.close();
     await idp?.close();
     await orthanc?.stop();
