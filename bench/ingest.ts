@@ -74,11 +74,19 @@ function instance(tpl: Buffer, pos: number[], n: number): Buffer {
   return b;
 }
 
+/** Gateway environment from the command line: --group-commit-max N, --groups-in-flight N (config ingest.*). */
+function ingestEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  if (process.argv.includes('--group-commit-max')) env.INGEST_GROUP_COMMIT_MAX = String(numArg('group-commit-max', 32));
+  if (process.argv.includes('--groups-in-flight')) env.INGEST_GROUPS_IN_FLIGHT = String(numArg('groups-in-flight', 2));
+  return env;
+}
+
 async function startGateway(dbUrl: string): Promise<{ url: string; pid: number; stop: () => Promise<void> }> {
   // BENCH_APP_NODE_ARGS: extra node flags for the gateway process (e.g. --cpu-prof --cpu-prof-dir=DIR).
   const p = spawn(process.execPath, [...(process.env.BENCH_APP_NODE_ARGS?.split(' ').filter(Boolean) ?? []), '--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'serve'], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', PORT: '0', LOG_LEVEL: 'warn', DATABASE_URL: dbUrl, PUBLIC_BASE_URL: 'http://bench.test', MAX_BODY_BYTES: String(256 * 1024 * 1024) },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', PORT: '0', LOG_LEVEL: 'warn', DATABASE_URL: dbUrl, PUBLIC_BASE_URL: 'http://bench.test', MAX_BODY_BYTES: String(256 * 1024 * 1024), ...ingestEnv() },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let out = '';
