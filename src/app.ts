@@ -134,6 +134,7 @@ function searchLanes(appLevel: RequestHandler[], fhir: Router): LanePicker {
 
 /** One line per request: method, route template, path without query string, status, duration. */
 function accessLog(req: Request, res: Response, next: NextFunction): void {
+  if (!req.log.isLevelEnabled('info')) return next(); // nothing would be written
   const start = process.hrtime.bigint();
   res.once('close', () => {
     req.log.info(

@@ -1,19 +1,11 @@
 /**
- * Per-request context (request id, principal, logger) in AsyncLocalStorage, plus the middleware
- * that honours or generates X-Request-Id.
+ * Per-request context: the middleware that honours or generates X-Request-Id and gives the
+ * request its child logger. No AsyncLocalStorage: nothing read it, and a store that is entered
+ * once switches on Node's promise hooks for every promise of the process from then on.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from '../log.js';
-
-export interface RequestContext {
-  requestId: string;
-  log: Logger;
-  startedAt: bigint;
-}
-
-export const requestContext = new AsyncLocalStorage<RequestContext>();
 
 // A client-supplied id is echoed only when it is short and harmless (no header injection, no PHI-sized blobs).
 const SAFE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -35,6 +27,6 @@ export function requestIdMiddleware(log: Logger) {
     req.requestId = requestId;
     req.log = log.child({ requestId });
     res.setHeader('X-Request-Id', requestId);
-    requestContext.run({ requestId, log: req.log, startedAt: process.hrtime.bigint() }, () => next());
+    next();
   };
 }

@@ -30,13 +30,26 @@ export function createMetrics(poolStats?: () => PoolStats): Metrics {
     g('db_pool_connections_free', 'DB pool idle connections', (s) => s.free);
     g('db_pool_pending_acquires', 'Requests waiting for a DB connection', (s) => s.pendingAcquires);
   }
+  // The labelled children per (method, route, status): prom-client hashes the label set on every
+  // unlabelled call; a handful of combinations recur on every request.
+  const children = new Map<string, { inc: () => void; observe: (v: number) => void }>();
+  const childFor = (method: string, route: string, status: string) => {
+    const key = `${method} ${status} ${route}`;
+    let c = children.get(key);
+    if (!c) {
+      const r = requests.labels(method, route, status);
+      const d = duration.labels(method, route, status);
+      c = { inc: () => r.inc(), observe: (v) => d.observe(v) };
+      if (children.size < 10_000) children.set(key, c);
+    }
+    return c;
+  };
   const middleware = (req: Request, res: Response, next: NextFunction) => {
     const start = process.hrtime.bigint();
     res.once('close', () => {
-      const route = routeTemplate(req);
-      const labels = { method: req.method, route, status: String(res.statusCode) };
-      requests.inc(labels);
-      duration.observe(labels, Number(process.hrtime.bigint() - start) / 1e9);
+      const c = childFor(req.method, routeTemplate(req), String(res.statusCode));
+      c.inc();
+      c.observe(Number(process.hrtime.bigint() - start) / 1e9);
     });
     next();
   };

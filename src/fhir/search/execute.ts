@@ -64,9 +64,12 @@ export function isStrict(req: Request): boolean {
   return /(^|[,;\s])handling\s*=\s*"?strict"?/i.test(prefer);
 }
 
+const READABLE: Record<string, string> = { '3A': ':', '7C': '|', '2C': ',' };
+
 function enc(s: string): string {
-  // Keep the token/chain punctuation readable; escape everything else.
-  return encodeURIComponent(s).replace(/%3A/gi, ':').replace(/%7C/gi, '|').replace(/%2C/gi, ',');
+  // Keep the token/chain punctuation readable; escape everything else (one pass, only when needed).
+  const e = encodeURIComponent(s);
+  return e.includes('%') ? e.replace(/%(3A|7C|2C)/gi, (m, h: string) => READABLE[h.toUpperCase()] ?? m) : e;
 }
 
 function link(base: string, params: Array<[string, string]>, extra: Array<[string, string]> = []): string {
