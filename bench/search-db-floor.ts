@@ -15,6 +15,7 @@ import type { PatientFilter } from '../src/model/access.js';
 import { compileSearch, type SearchTable } from '../src/store/search-sql.js';
 
 pg.types.setTypeParser(3802, (v: string) => v); // jsonb stays text: it is spliced, never parsed
+pg.types.setTypeParser(114, (v: string) => v); // json too (a column stored as json)
 const db = createDb({ url: process.env.DATABASE_URL!, poolMax: 20 });
 const ALL: PatientFilter = { all: true }; // no patient restriction (the bench app runs without auth, too)
 
