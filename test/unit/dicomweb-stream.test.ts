@@ -124,6 +124,31 @@ describe('MultipartParser: boundary scan across chunk edges', () => {
       assert.equal(parser.partsDropped, 1); // the empty part has no SOP Instance UID
     }
   });
+
+  /** As multipartBody, each part declaring its Content-Length (as Orthanc's parts do). */
+  const counted = (ps: Buffer[], lengths = ps.map((x) => x.length)) =>
+    Buffer.concat([...ps.flatMap((x, i) => [Buffer.from(`--${BOUNDARY}\r\nContent-Type: application/dicom\r\nContent-Length: ${lengths[i]}\r\n\r\n`), x, Buffer.from('\r\n')]), Buffer.from(`--${BOUNDARY}--\r\n`)]);
+
+  it('parts with a Content-Length: split at every offset, the same parts kept byte-identical as by the boundary scan', () => {
+    const cbody = counted(parts);
+    for (let k = 0; k <= cbody.length; k++) {
+      const { out, parser } = runParser(split(cbody, k), keep);
+      const got = splitMultipart(out, CT);
+      assert.deepEqual(got.map((g) => g.body), [parts[1], parts[3]], `split at ${k}`);
+      assert.equal(parser.partsIn, 4);
+      assert.equal(parser.partsDropped, 2);
+    }
+  });
+
+  it('a Content-Length that does not end at a delimiter is a malformed body', () => {
+    for (const delta of [-1, 1, 5]) {
+      const bad = counted(parts, parts.map((x, i) => x.length + (i === 1 ? delta : 0)));
+      for (const k of [0, 100, bad.length >> 1]) assert.throws(() => runParser(split(bad, k), keep), /Content-Length/, `delta ${delta}, split ${k}`);
+    }
+    // the last part's declared end lands just before a near-delimiter
+    const bad = counted([parts[0]!], [parts[0]!.length - 3]);
+    for (let k = 0; k <= bad.length; k++) assert.throws(() => runParser(split(bad, k), keep), MultipartError, `split ${k}`);
+  });
 });
 
 // ---------------------------------------------------------------------------------------------
