@@ -305,6 +305,8 @@ export interface ExchangeOptions extends Target {
 export const READ_BYTES = 1024 * 1024;
 /** How long an idle connection is kept when the upstream names no Keep-Alive timeout */
 const IDLE_MS = 4000;
+/** Read buffers kept for new connections per upstream */
+const FREE_BUFFERS = 4;
 /** Kept this much under the upstream's Keep-Alive timeout, so a connection it is about to close is not picked */
 const IDLE_MARGIN_MS = 300;
 
@@ -327,8 +329,10 @@ export class Conn {
   reused = false;
   idleTimer: NodeJS.Timeout | undefined;
   readonly sock: net.Socket;
+  /** Plain TCP: the buffer every read goes into */
+  readonly buf: Buffer | undefined;
 
-  constructor(t: Target, readBytes: number, session?: Buffer, onSession?: (s: Buffer) => void) {
+  constructor(t: Target, readBytes: number, session?: Buffer, onSession?: (s: Buffer) => void, buf?: Buffer) {
     if (t.tls) {
       const sock = tls.connect({ ...t.tls, host: t.host, port: t.port, session });
       if (onSession) sock.on('session', onSession); // TLS 1.3 tickets arrive after the handshake
@@ -336,8 +340,9 @@ export class Conn {
       sock.once('secureConnect', () => this.owner?.connected());
       this.sock = sock;
     } else {
-      const callback = (n: number, buf: Buffer) => this.owner?.chunk(buf.subarray(0, n)) ?? false;
-      this.sock = net.connect({ host: t.host, port: t.port, onread: { buffer: Buffer.allocUnsafeSlow(readBytes), callback } });
+      const callback = (n: number, b: Buffer) => this.owner?.chunk(b.subarray(0, n)) ?? false;
+      this.buf = buf && buf.length === readBytes ? buf : Buffer.allocUnsafeSlow(readBytes);
+      this.sock = net.connect({ host: t.host, port: t.port, onread: { buffer: this.buf, callback } });
       this.sock.once('connect', () => this.owner?.connected());
     }
     this.sock.setNoDelay(true);
@@ -353,6 +358,8 @@ export class Conn {
  */
 export class ConnectionPool {
   private readonly idle: Conn[] = [];
+  /** Read buffers of ended connections that nothing references any more (a new one each time made work for the GC) */
+  private readonly free: Buffer[] = [];
   private session: Buffer | undefined;
   private closed = false;
 
@@ -377,7 +384,12 @@ export class ConnectionPool {
   }
 
   open(): Conn {
-    return new Conn(this.target, this.readBytes, this.session, (s) => (this.session = s));
+    return new Conn(this.target, this.readBytes, this.session, (s) => (this.session = s), this.free.pop());
+  }
+
+  /** A read buffer no slice of which is referenced any more, for the next new connection. */
+  recycle(buf: Buffer): void {
+    if (!this.closed && this.free.length < FREE_BUFFERS) this.free.push(buf);
   }
 
   /** Keep a connection whose response ended at its framing, for idleMs at most. */
@@ -403,6 +415,7 @@ export class ConnectionPool {
 
   close(): void {
     this.closed = true;
+    this.free.length = 0;
     for (const c of this.idle.splice(0)) {
       clearTimeout(c.idleTimer);
       c.sock.destroy();
@@ -458,6 +471,8 @@ class Exchange {
   private gotBytes = false;
   /** Response ended cleanly on a keep-alive connection: park it once the consumer lets go of the read buffer */
   private keepConn = false;
+  /** Response ended on a connection that is not kept: its read buffer goes back to the pool once the consumer lets go */
+  private recycleBuf = false;
   /** data() returned false / pause(): no read until resume() */
   private consumerPaused = false;
   private inRead = false;
@@ -540,6 +555,7 @@ class Exchange {
   private onEnd(): void {
     this.ended = true;
     this.keepConn = !!this.o.pool && this.reader.persistent;
+    this.recycleBuf = !this.keepConn && !!this.o.pool && !!this.conn.buf;
     this.finishExchange();
     this.handler?.end();
   }
@@ -551,6 +567,14 @@ class Exchange {
     } catch (err) {
       this.fail(err as Error);
     }
+    this.settleBuffer();
+  }
+
+  /** Hand the read buffer back once nothing the consumer still writes can reference it. */
+  private settleBuffer(): void {
+    if (!this.recycleBuf || this.wantPause || this.consumerPaused || this.inRead) return;
+    this.recycleBuf = false;
+    this.o.pool!.recycle(this.conn.buf!);
   }
 
   private armBody(): void {
@@ -583,7 +607,11 @@ class Exchange {
       return false;
     }
     this.inRead = false;
-    if (this.over) return this.settleConn();
+    if (this.over) {
+      if (this.recycleBuf && this.wantPause) this.consumerPaused = true; // the consumer holds the last slice
+      this.settleBuffer();
+      return this.settleConn();
+    }
     if (this.headSeen && !this.ended) this.armBody();
     if (!this.wantPause) return true;
     this.stopReading();
@@ -617,6 +645,11 @@ class Exchange {
 
   private resume(): void {
     if (this.keepConn && this.over && !this.inRead) return this.parkConn();
+    if (this.recycleBuf && this.over && !this.inRead) {
+      this.consumerPaused = false;
+      this.wantPause = false;
+      return this.settleBuffer();
+    }
     if (this.over || !this.consumerPaused || this.inRead) {
       this.wantPause = false;
       return;
@@ -642,6 +675,8 @@ class Exchange {
     for (const b of early) if (!h.data(b)) keep = true;
     if (this.ended) {
       if (this.keepConn) this.parkConn(); // the early bytes were copies: nothing references the read buffer
+      this.consumerPaused = this.wantPause = false;
+      this.settleBuffer();
       return h.end();
     }
     if (!keep) this.resume();
@@ -661,6 +696,7 @@ class Exchange {
       resume: () => this.resume(),
       pause: () => this.pause(),
       destroy: () => {
+        this.recycleBuf = false; // the consumer may still be writing slices of it
         if (this.keepConn) this.dropConn();
         this.finishExchange();
       },
