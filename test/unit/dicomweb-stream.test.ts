@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { describe, it } from 'node:test';
-import { exchange, HttpParseError, ResponseReader, Slots, type Headers, type StreamResponse } from '../../src/dicomweb/http1.js';
+import { ConnectionPool, exchange, HttpParseError, ResponseReader, Slots, type Headers, type StreamResponse } from '../../src/dicomweb/http1.js';
 import { MultipartError, MultipartParser, PART_HEAD } from '../../src/dicomweb/multipart.js';
 import { dicomPart, multipartBody, splitMultipart } from '../helpers/fake-upstream.js';
 
@@ -339,6 +339,36 @@ describe('exchange (one upstream GET on its own connection)', () => {
     assert.ok(views.length > 2);
     assert.equal(x.released(), 1);
     await srv.close();
+  });
+
+  it('with a pool: the last slice a consumer holds survives later exchanges (kept connection or recycled read buffer) until resume()', async () => {
+    for (const closing of [false, true]) {
+      let n = 0;
+      const srv = await server((sock) => {
+        const body = Buffer.alloc(3000, ++n); // each response its own byte
+        sock.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n${closing ? 'Connection: close\r\n' : ''}\r\n`);
+        sock.write(body);
+        if (closing) sock.end();
+      });
+      const pool = new ConnectionPool({ host: '127.0.0.1', port: srv.port }, 4, 64 * 1024);
+      const get = () =>
+        exchange({ host: '127.0.0.1', port: srv.port, authority: 'x', path: '/x', headers: {}, signal: new AbortController().signal, headersTimeoutMs: 2000, bodyTimeoutMs: 2000, readBytes: 64 * 1024, pool }, () => {});
+      const first = await get();
+      let held: Buffer | undefined;
+      await new Promise<void>((resolve) => first.read({ data: (b) => ((held = b), false), end: () => resolve(), error: () => resolve() }));
+      const copy = Buffer.from(held!);
+      for (let i = 0; i < 3; i++) {
+        const r = await get();
+        assert.ok((await drain(r)).equals(Buffer.alloc(3000, i + 2)));
+      }
+      assert.ok(held!.equals(copy), `held slice intact (${closing ? 'Connection: close' : 'kept alive'})`);
+      first.resume();
+      // once let go, the next exchange may use what the first one had
+      assert.ok((await drain(await get())).equals(Buffer.alloc(3000, 5)));
+      assert.equal(srv.conns(), closing ? 5 : 2);
+      pool.close();
+      await srv.close();
+    }
   });
 
   it('a body ended by the connection (as Orthanc sends it) completes while the consumer holds slices (undici#5360 crashed here)', async () => {
