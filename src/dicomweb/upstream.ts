@@ -36,7 +36,7 @@ export class Upstream {
   readonly pool: Pool;
   readonly basePath: string;
   readonly origin: string;
-  /** Streaming exchanges in flight (own connections), at most maxConnections */
+  /** Streaming exchanges in flight, at most maxConnections */
   readonly streamSlots: Slots;
   /** Keep-alive connections of the streaming exchange (decisions.md D130) */
   readonly connections: ConnectionPool;
