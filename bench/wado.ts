@@ -21,6 +21,8 @@ import { cpuMs } from './lib/cpu.js';
 import { startWorld, type World } from './wado-world.js';
 
 const QUICK = process.argv.includes('--quick');
+/** The options of this run as typed, without where the results file goes */
+const ARGS = process.argv.slice(2).filter((a, i, all) => a !== '--out' && all[i - 1] !== '--out').join(' ');
 const ROUNDS = Math.max(QUICK ? 1 : 3, numArg('rounds', QUICK ? 1 : 3));
 const DURATION = numArg('duration', QUICK ? 2 : 4);
 const CONNECTIONS = 8;
@@ -258,7 +260,7 @@ try {
   const small = await smallRounds(w);
   const md = `# WADO-RS proxy benchmark
 
-Command: \`npm run bench:wado\`${process.argv.slice(2).length ? ` (\`${process.argv.slice(2).join(' ')}\`)` : ''}. ${header}; load average at the end ${loadNow()}.
+Command: \`npm run bench:wado${ARGS ? ` -- ${ARGS}` : ''}\`. ${header}; load average at the end ${loadNow()}.
 Two shared cores: the client, the gateway, Orthanc and PostgreSQL share them, and other work on the machine may compete (see the load averages); every ratio compares sides measured in the same rounds.
 Upstream: Orthanc ${w.versions.orthanc} (Debian packages, DICOMweb plugin) on loopback, over http: and over an https: front (TLS terminated by a Node process in front of the same Orthanc: Orthanc 1.10.1's own https port resets every request here). Gateway: \`mado-gateway serve\` in its own process (tsx), embedded PostgreSQL ${w.versions.postgres}, default deployment (no auth configured, audit trail on). Instances generated here (Multi-frame Grayscale Byte SC, Explicit VR Little Endian).
 
