@@ -377,7 +377,10 @@ export class ConnectionPool {
   take(): Conn {
     for (let c = this.idle.pop(); c; c = this.idle.pop()) {
       clearTimeout(c.idleTimer);
-      if (!c.sock.destroyed && c.sock.readyState === 'open') return c;
+      if (!c.sock.destroyed && c.sock.readyState === 'open') {
+        c.sock.ref();
+        return c;
+      }
       c.sock.destroy();
     }
     return this.open();
@@ -410,6 +413,7 @@ export class ConnectionPool {
     c.idleTimer = setTimeout(drop, idleMs);
     c.idleTimer.unref();
     this.idle.push(c);
+    c.sock.unref(); // an idle connection never keeps the process alive
     c.sock.resume(); // keeps reading while idle: the upstream's close is seen at once
   }
 

@@ -344,18 +344,23 @@ describe('exchange (one upstream GET on its own connection)', () => {
   it('with a pool: the last slice a consumer holds survives later exchanges (kept connection or recycled read buffer) until resume()', async () => {
     for (const closing of [false, true]) {
       let n = 0;
+      let firstBody: (() => void) | undefined;
       const srv = await server((sock) => {
         const body = Buffer.alloc(3000, ++n); // each response its own byte
         sock.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n${closing ? 'Connection: close\r\n' : ''}\r\n`);
-        sock.write(body);
-        if (closing) sock.end();
+        const rest = () => (closing ? sock.end(body) : sock.write(body));
+        if (n === 1) firstBody = rest; // the first body only once the consumer reads: it lands in the read buffer, not in a copy
+        else rest();
       });
       const pool = new ConnectionPool({ host: '127.0.0.1', port: srv.port }, 4, 64 * 1024);
+      try {
       const get = () =>
         exchange({ host: '127.0.0.1', port: srv.port, authority: 'x', path: '/x', headers: {}, signal: new AbortController().signal, headersTimeoutMs: 2000, bodyTimeoutMs: 2000, readBytes: 64 * 1024, pool }, () => {});
       const first = await get();
       let held: Buffer | undefined;
-      await new Promise<void>((resolve) => first.read({ data: (b) => ((held = b), false), end: () => resolve(), error: () => resolve() }));
+      const firstEnded = new Promise<void>((resolve) => first.read({ data: (b) => ((held = b), false), end: () => resolve(), error: () => resolve() }));
+      firstBody!();
+      await firstEnded;
       const copy = Buffer.from(held!);
       for (let i = 0; i < 3; i++) {
         const r = await get();
@@ -366,8 +371,10 @@ describe('exchange (one upstream GET on its own connection)', () => {
       // once let go, the next exchange may use what the first one had
       assert.ok((await drain(await get())).equals(Buffer.alloc(3000, 5)));
       assert.equal(srv.conns(), closing ? 5 : 2);
-      pool.close();
-      await srv.close();
+      } finally {
+        pool.close();
+        await srv.close();
+      }
     }
   });
 
