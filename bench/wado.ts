@@ -102,7 +102,7 @@ async function expectOk<T extends { status: number }>(p: Promise<T>, what: strin
 }
 
 // ---------------------------------------------------------------------------------------------
-// 2 + 3. Small retrievals at 8 clients (autocannon in its own process)
+// 2 + 3. Small retrievals at 8 clients (the load generator in its own process)
 
 const exec = promisify(execFile);
 
@@ -207,7 +207,7 @@ function smallMarkdown(s: SmallResult): string {
   const g = s.rps.frame.gateway;
   return `## 2. Small retrievals, ${CONNECTIONS} concurrent clients
 
-${ROUNDS} rounds × ${DURATION} s per (retrieval, side), order rotated each round; autocannon in its own process.
+${ROUNDS} rounds × ${DURATION} s per (retrieval, side), order rotated each round; the load generator (Node http client, keep-alive, bench/lib/load.ts) in its own process.
 
 | retrieval | direct req/s (range) | gateway req/s (range) | gateway ÷ direct | p50 ms direct / gateway |
 |---|---|---|---|---|
