@@ -4,8 +4,10 @@
  * `duration` seconds; the summary as one JSON line on stdout. Engine "autocannon" (default) or
  * "http" (Node's http client with keep-alive: also reads bodies that end with the connection, as
  * Orthanc's study retrievals do, which autocannon never completes).
+ * With `pathsFile` (a JSON array of paths; autocannon engine), each request takes a random path from it.
  * Run: node --import tsx bench/lib/load.ts '{"url":"http://…","headers":{},"connections":10,"duration":5}'
  */
+import fs from 'node:fs';
 import http from 'node:http';
 import autocannon from 'autocannon';
 
@@ -15,11 +17,13 @@ interface LoadOptions {
   connections: number;
   duration: number;
   engine?: 'autocannon' | 'http';
+  pathsFile?: string;
 }
 
 interface LoadSummary {
   rps: number;
   p50: number;
+  p90: number;
   p99: number;
   total: number;
   sent: number;
@@ -58,14 +62,16 @@ async function httpLoad(o: LoadOptions): Promise<LoadSummary> {
   }));
   agent.destroy();
   lat.sort((a, b) => a - b);
-  return { rps: lat.length / ((Date.now() - t0) / 1000), p50: Math.round(percentile(lat, 50)), p99: Math.round(percentile(lat, 99)), total: lat.length, ...s };
+  return { rps: lat.length / ((Date.now() - t0) / 1000), p50: Math.round(percentile(lat, 50)), p90: Math.round(percentile(lat, 90)), p99: Math.round(percentile(lat, 99)), total: lat.length, ...s };
 }
 
 const o = JSON.parse(process.argv[2] ?? '{}') as LoadOptions;
 let out: LoadSummary;
 if (o.engine === 'http') out = await httpLoad(o);
 else {
-  const r = await autocannon({ url: o.url, headers: o.headers ?? {}, connections: o.connections, duration: o.duration });
-  out = { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, total: r.requests.total, sent: r.requests.sent, non2xx: r.non2xx, errors: r.errors };
+  const paths = o.pathsFile ? (JSON.parse(fs.readFileSync(o.pathsFile, 'utf8')) as string[]) : undefined;
+  const requests = paths ? [{ method: 'GET', setupRequest: (req: Record<string, unknown>) => ({ ...req, path: paths[Math.floor(Math.random() * paths.length)] }) }] : undefined;
+  const r = await autocannon({ url: o.url, headers: o.headers ?? {}, connections: o.connections, duration: o.duration, ...(requests ? { requests } : {}) } as never);
+  out = { rps: r.requests.average, p50: r.latency.p50, p90: r.latency.p90, p99: r.latency.p99, total: r.requests.total, sent: r.requests.sent, non2xx: r.non2xx, errors: r.errors };
 }
 process.stdout.write(`${JSON.stringify(out)}\n`);
