@@ -96,7 +96,7 @@ function buildOne(a: AuditInput, shape: EventShape, actionCode: ActionCode, subt
     outcomeDesc: a.status >= 400 || a.aborted ? `HTTP ${a.status}${a.aborted ? ' (aborted)' : ''}` : undefined,
     purposeOfEvent: a.breakGlass ? [{ coding: [{ system: ACT_REASON, code: 'BTG', display: 'break the glass' }] }] : undefined,
     agent: auditAgents(a, actionCode === 'R'),
-    source: { observer: serverWho(a.serverUrl), type: [{ system: 'http://terminology.hl7.org/CodeSystem/security-source-type', code: '4', display: 'Application Server' }] },
+    source: sourceOf(a.serverUrl),
     entity,
   };
   const isQuery = shape.kind === 'query' || shape.kind === 'query-images';
@@ -117,6 +117,19 @@ function buildOne(a: AuditInput, shape: EventShape, actionCode: ActionCode, subt
     // undefined members vanish when the resource is serialised (JSON has no undefined)
     resource,
   };
+}
+
+const sources = new Map<string, AuditEvent['source']>();
+
+/** AuditEvent.source: this gateway, the same in every event (built once per server URL). */
+function sourceOf(serverUrl: string): AuditEvent['source'] {
+  let source = sources.get(serverUrl);
+  if (!source) {
+    if (sources.size >= 100) sources.clear();
+    source = { observer: serverWho(serverUrl), type: [{ system: 'http://terminology.hl7.org/CodeSystem/security-source-type', code: '4', display: 'Application Server' }] };
+    sources.set(serverUrl, source);
+  }
+  return source;
 }
 
 function eventEntities(a: AuditInput, shape: EventShape, patientIds: string[], refs: string[], subtype: AuditSubtype | undefined): AuditEventEntity[] {
