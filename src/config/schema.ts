@@ -330,6 +330,13 @@ export const configSchema = z.strictObject({
     },
     'input limits',
   ),
+  ingest: section(
+    {
+      groupCommitMax: int(32, 1, 1000, 'most submissions that share one transaction and WAL flush (group commit); 1 = one transaction per submission'),
+      groupsInFlight: int(2, 1, 16, 'group-commit transactions running at once (each holds a pool connection)'),
+    },
+    'ingest transactions',
+  ),
   search: section(
     { defaultCount: int(20, 1, 1000, 'page size when _count is absent'), maxCount: int(100, 1, 1000, 'largest _count honoured') },
     'FHIR search paging',
@@ -402,4 +409,6 @@ export const ENV_KEYS: Record<string, string> = {
   MAX_INFLATED_BYTES: 'limits.maxInflatedBytes',
   REQUEST_TIMEOUT_MS: 'limits.requestTimeoutMs',
   SHUTDOWN_GRACE_MS: 'limits.shutdownGraceMs',
+  INGEST_GROUP_COMMIT_MAX: 'ingest.groupCommitMax',
+  INGEST_GROUPS_IN_FLIGHT: 'ingest.groupsInFlight',
 };

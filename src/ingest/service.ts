@@ -34,6 +34,7 @@ import type { Db } from '../store/db.js';
 import {
   currentManifestsReferencing,
   findSopAndCurrent,
+  findSopsAndCurrent,
   findManifestByDocRef,
   findManifestById,
   findManifestBySop,
@@ -55,6 +56,7 @@ import {
   type Tx,
 } from '../store/manifests.js';
 import { manifestResourceIds } from '../model/ids.js';
+import { GroupCommit, type GroupCommitStats, type GroupRunner } from '../store/group-commit.js';
 
 /** DICOM failure reasons (PS3.18 §10.5.3 / PS3.4 Annex B) used by STOW-RS. */
 export const FAILURE = {
@@ -255,7 +257,17 @@ export interface StoreOptions {
 export async function storeManifestTx(tx: Tx, p: ParsedManifest, ctx: MappingContext, o: StoreOptions = {}): Promise<IngestResult> {
   const m = p.model;
   await lockStudies(tx, studiesOf(m));
-  const { existing, current } = await findSopAndCurrent(tx, m.document.sopInstanceUid, m.study.studyInstanceUid);
+  const found = await findSopAndCurrent(tx, m.document.sopInstanceUid, m.study.studyInstanceUid);
+  return storeLockedTx(tx, p, ctx, o, found);
+}
+
+/**
+ * storeManifestTx after the study locks are held: `found` is the row with this SOP Instance UID
+ * and the study's current row, read under those locks.
+ */
+async function storeLockedTx(tx: Tx, p: ParsedManifest, ctx: MappingContext, o: StoreOptions, found: { existing?: ManifestRow; current?: ManifestRow }): Promise<IngestResult> {
+  const m = p.model;
+  const { existing, current } = found;
   if (existing) {
     if (existing.sha256 === p.sha256 || (await sameFhirContent(tx, existing, p, ctx))) return { outcome: 'duplicate', stored: storedOf(existing), superseded: [], warnings: p.warnings };
     throw conflict();
@@ -275,6 +287,68 @@ export async function storeManifestTx(tx: Tx, p: ParsedManifest, ctx: MappingCon
   const replacesSop = toSupersede.find((x) => x.id === replaces)?.sop_instance_uid;
   const stored = await insertManifest(tx, { model: m, nativeFormat: p.nativeFormat, content: p.content, contentType: p.contentType, sha256: p.sha256, replaces, submissionSetId: o.submissionSetId, metadata: o.metadata, kosForm: hasKosForm(p) }, storeRendering(ctx), replacesSop);
   return { outcome: 'created', stored, superseded: toSupersede.map((r) => r.id), warnings: p.warnings };
+}
+
+/** One submission waiting for its group (see store/group-commit.ts). */
+interface ManifestJob {
+  p: ParsedManifest;
+  o: StoreOptions;
+}
+
+/** What a group's prologue read for all its members, and what its members changed since. */
+interface GroupLookup {
+  bySop: Map<string, ManifestRow>;
+  currentByStudy: Map<string, ManifestRow>;
+  /** SOP Instance UIDs and study UIDs an earlier member of the group wrote: read again under the lock */
+  touched: Set<string>;
+}
+
+/**
+ * Group commit of manifest submissions (decisions.md D120–D123): the prologue takes every member's
+ * study locks (sorted, one statement) and reads every member's SOP row and study current row (one
+ * statement); a member reads again only what an earlier member of its group changed.
+ */
+function manifestGroupRunner(db: Db, ctx: MappingContext): GroupRunner<ManifestJob, IngestResult, GroupLookup> {
+  return {
+    async prologue(tx, jobs) {
+      await lockStudies(tx, jobs.flatMap((j) => studiesOf(j.p.model)));
+      const rows = await findSopsAndCurrent(tx, jobs.map((j) => j.p.model.document.sopInstanceUid), jobs.map((j) => j.p.model.study.studyInstanceUid));
+      const look: GroupLookup = { bySop: new Map(), currentByStudy: new Map(), touched: new Set() };
+      for (const r of rows) {
+        look.bySop.set(r.sop_instance_uid, r);
+        if (r.status === 'current') look.currentByStudy.set(r.study_instance_uid, r);
+      }
+      return look;
+    },
+    async member(tx, { p, o }, look) {
+      const m = p.model;
+      const sop = m.document.sopInstanceUid, study = m.study.studyInstanceUid;
+      const found = look.touched.has(sop) || look.touched.has(study) ? await findSopAndCurrent(tx, sop, study) : { existing: look.bySop.get(sop), current: look.currentByStudy.get(study) };
+      const r = await storeLockedTx(tx, p, ctx, o, found);
+      for (const k of [sop, ...studiesOf(m)]) look.touched.add(k);
+      return r;
+    },
+    alone: ({ p, o }) => submitAlone(db, p, ctx, o),
+  };
+}
+
+/** One submission in its own transaction (group commit off, and the retry path). */
+async function submitAlone(db: Db, p: ParsedManifest, ctx: MappingContext, o: StoreOptions): Promise<IngestResult> {
+  // Manifest rows are never deleted and their content never changes, so a re-submission of a
+  // stored SOP Instance UID with the same bytes (bulk re-imports) or other bytes (409) is answered
+  // from one lookup, without a transaction or the study lock.
+  const seen = await findManifestBySop(db, p.model.document.sopInstanceUid);
+  if (seen && seen.sha256 === p.sha256) return { outcome: 'duplicate', stored: storedOf(seen), superseded: [], warnings: p.warnings };
+  if (seen && (seen.native_format !== 'fhir' || p.nativeFormat !== 'fhir')) throw conflict();
+  return runInTransaction(db, (tx) => storeManifestTx(tx, p, ctx, o));
+}
+
+/** One group committer per database handle, shared by every route's IngestService. */
+const groups = new WeakMap<Db, GroupCommit<ManifestJob, IngestResult, GroupLookup>>();
+
+/** Group commit figures of a database handle (undefined before its first grouped submission). */
+export function groupCommitStats(db: Db): GroupCommitStats | undefined {
+  return groups.get(db)?.stats;
 }
 
 function conflict(): IngestError {
@@ -330,15 +404,20 @@ export class IngestService {
     return this.deps.config;
   }
 
-  /** Store one manifest in its own transaction. */
+  /**
+   * Store one manifest: committed together with the submissions that arrive meanwhile (group
+   * commit), each in its own savepoint; ingest.groupCommitMax = 1 gives each its own transaction.
+   */
   async submitManifest(p: ParsedManifest, o: StoreOptions = {}): Promise<IngestResult> {
-    // Manifest rows are never deleted and their content never changes, so a re-submission of a
-    // stored SOP Instance UID with the same bytes (bulk re-imports) or other bytes (409) is answered
-    // from one lookup, without a transaction or the study lock.
-    const seen = await findManifestBySop(this.deps.db, p.model.document.sopInstanceUid);
-    if (seen && seen.sha256 === p.sha256) return { outcome: 'duplicate', stored: storedOf(seen), superseded: [], warnings: p.warnings };
-    if (seen && (seen.native_format !== 'fhir' || p.nativeFormat !== 'fhir')) throw conflict();
-    return runInTransaction(this.deps.db, (tx) => storeManifestTx(tx, p, this.ctx, o));
+    const { db, config } = this.deps;
+    const max = config.ingest?.groupCommitMax ?? 32;
+    if (max <= 1) return submitAlone(db, p, this.ctx, o);
+    let g = groups.get(db);
+    if (!g) {
+      g = new GroupCommit(db, manifestGroupRunner(db, this.ctx), { maxMembers: max, maxInFlight: config.ingest?.groupsInFlight ?? 2 });
+      groups.set(db, g);
+    }
+    return g.submit({ p, o });
   }
 
   /** A KOS from any path: manifest → stored, rejection note → applied. */

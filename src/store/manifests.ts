@@ -209,6 +209,15 @@ export async function findSopAndCurrent(tx: Tx, sopInstanceUid: string, studyUid
   return { existing: rows.find((x) => x.sop_instance_uid === sopInstanceUid), current: rows.find((x) => x.study_instance_uid === studyUid && x.status === 'current') };
 }
 
+/** findSopAndCurrent for a group of submissions: the rows with these SOP Instance UIDs and these studies' current rows. */
+export async function findSopsAndCurrent(tx: Tx, sopInstanceUids: string[], studyUids: string[]): Promise<ManifestRow[]> {
+  const r = await rawPrepared<ManifestRow>(tx, `select ${ROW_COLS} from manifest where sop_instance_uid = any(?::text[]) or (study_instance_uid = any(?::text[]) and status = 'current')`, [
+    textArray([...new Set(sopInstanceUids)]),
+    textArray([...new Set(studyUids)]),
+  ]);
+  return r.rows;
+}
+
 export async function findCurrentForStudy(tx: Tx, studyUid: string): Promise<ManifestRow | undefined> {
   const r = await tx.raw(`select ${ROW_COLS} from manifest where study_instance_uid = ? and status = 'current'`, [studyUid]);
   return r.rows[0];
