@@ -55,7 +55,8 @@ export function resourceEntities(kind: EventKind, refs: readonly string[], trans
   let study: AuditEventEntity | undefined;
   let data = false; // the one type-2 entity of a read (BALP entity[data])
   for (const e of refs) {
-    const m = /^(study|series|instance):(.+)$/.exec(e);
+    // only "study:", "series:" and "instance:" refs start with s or i ("DocumentReference/…", "Binary/…" never do)
+    const m = e.charCodeAt(0) === 115 || e.charCodeAt(0) === 105 ? /^(study|series|instance):(.+)$/.exec(e) : null;
     if (m?.[1] === 'study') {
       // RAD-107 keeps the DICOM shape; elsewhere the study is typed ImagingStudy (no slice).
       const type = kind === 'retrieve-images' ? SYSTEM_OBJECT : { system: RESOURCE_TYPE, code: 'ImagingStudy', display: 'ImagingStudy' };
