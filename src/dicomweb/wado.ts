@@ -143,7 +143,10 @@ function pump(up: StreamResponse, res: Response): Promise<void> {
     up.read({
       data: (b) => {
         unflushed++;
+        // corked: written to the socket now, not on the next tick (node corks each write until then)
+        res.cork();
         res.write(b, flushed);
+        res.uncork();
         return drained(res);
       },
       end: () => {
