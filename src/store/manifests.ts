@@ -501,7 +501,7 @@ export async function insertManifest(tx: Tx, n: NewManifest, r: ManifestRenderin
     ...patientParts(m, pid, docs.derivedPatient ?? {}, r),
     {
       sql: `insert into manifest (id, sop_instance_uid, native_format, content, content_type, sha256, size, status, study_instance_uid, patient_id, model, reference_count, version_id, submission_set_id, replaces, created_at, last_updated, docref_metadata, kos_form)
-        values (?, ?, ?, ?, ?, ?, ?, 'current', ?, ?, ?::jsonb, ?, 1, ?, ?, ?::timestamptz, ?::timestamptz, ?::jsonb, ?)`,
+        values (?, ?, ?, ?, ?, ?, ?, 'current', ?, ?, ?::json, ?, 1, ?, ?, ?::timestamptz, ?::timestamptz, ?::jsonb, ?)`,
       bindings: [id, sop, n.nativeFormat, Buffer.from(n.content.buffer, n.content.byteOffset, n.content.byteLength), n.contentType, n.sha256, n.content.byteLength, st.studyInstanceUid, pid, JSON.stringify(m), referenceCount, n.submissionSetId ?? null, n.replaces ?? null, now, now, n.metadata ? JSON.stringify(n.metadata) : null, n.kosForm !== false],
     },
     docRefPart(id, pid, 'current', docs, now, now, n.kosForm !== false),
