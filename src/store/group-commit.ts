@@ -15,7 +15,7 @@
  *   failure. A COMMIT that failed for a lost connection may have committed after all; the alone
  *   run then finds the rows (an idempotent "duplicate" for manifests), never a second copy.
  */
-import type { Db } from './db.js';
+import { withConnection, type Db } from './db.js';
 import { isRetryable, type Tx } from './manifests.js';
 
 export interface GroupRunner<J, R, C> {
@@ -90,7 +90,7 @@ export class GroupCommit<J, R, C> {
     try {
       await this.db.transaction(async (tx) => {
         const ctx = await this.runner.prologue(tx, batch.map((p) => p.job));
-        await tx.raw('savepoint gc_member');
+        await sql(tx, 'savepoint gc_member');
         for (const p of batch) await this.runMember(tx, p, ctx, g);
       });
     } catch {
@@ -111,7 +111,7 @@ export class GroupCommit<J, R, C> {
     } catch (err) {
       // The member's own failure: undo its rows only, then answer it (or retry it alone when
       // retryable). A failing savepoint command throws on: the whole group is then retried.
-      await tx.raw('rollback to savepoint gc_member');
+      await sql(tx, 'rollback to savepoint gc_member');
       if (isRetryable(err)) g.again.push(p);
       else {
         g.answered.add(p);
@@ -119,9 +119,14 @@ export class GroupCommit<J, R, C> {
       }
       return;
     }
-    await tx.raw('release savepoint gc_member; savepoint gc_member');
+    await sql(tx, 'release savepoint gc_member; savepoint gc_member');
     g.done.push({ p, r });
   }
+}
+
+/** A parameterless command on the transaction's connection (simple protocol, without knex's query machinery). */
+function sql(tx: Tx, text: string): Promise<unknown> {
+  return withConnection(tx, (conn) => conn.query(text));
 }
 
 interface GroupState<J, R> {

@@ -123,20 +123,18 @@ export async function lockStudies(tx: Tx, studyUids: Iterable<string>): Promise<
   const uids = [...new Set(studyUids)].sort();
   if (uids.length === 0) return;
   if (uids.length === 1) {
-    await tx.raw('select pg_advisory_xact_lock(hashtext(?))', [uids[0]!]);
+    await rawPrepared(tx, 'select pg_advisory_xact_lock(hashtext(?))', [uids[0]!]);
     return;
   }
-  await tx.raw('select pg_advisory_xact_lock(k) from (select distinct hashtext(u) as k from unnest(?::text[]) u order by 1) s', [textArray(uids)]);
+  await rawPrepared(tx, 'select pg_advisory_xact_lock(k) from (select distinct hashtext(u) as k from unnest(?::text[]) u order by 1) s', [textArray(uids)]);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Array parameters (knex expands JS arrays in raw bindings, so arrays go as PostgreSQL literals)
 
-const NEEDS_ESCAPE = /["\\]/;
-
 /** One quoted array element; most values (UIDs, codes) need no escaping, so that is tested first. */
 function quoteElem(v: string): string {
-  return '"' + (NEEDS_ESCAPE.test(v) ? v.replace(/[\\"]/g, '\\$&') : v) + '"';
+  return '"' + (v.includes('"') || v.includes('\\') ? v.replace(/[\\"]/g, '\\$&') : v) + '"';
 }
 
 export function textArray(values: ReadonlyArray<string | null | undefined>): string {
