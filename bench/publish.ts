@@ -7,9 +7,13 @@
  * Floor, measured in the same run: the same QIDO-RS + WADO-RS series metadata requests straight
  * from Orthanc (the gateway's own DicomwebSource, every metadata document parsed), also at
  * concurrency 4. Each round runs the floor, a creating publish (empty manifest tables) and an
- * unchanged re-publish, in alternating order; medians of the rounds.
+ * unchanged re-publish, in alternating order; medians and ranges of the rounds, and the CPU each
+ * process spent per study.
  * Writes bench/results-publish.md; last line `RESULT …`.
  * Run: npm run bench:publish [-- --studies 200 --rounds 3 --concurrency 4]
+ *   --orthanc-dir DIR  keep Orthanc's storage in DIR and reuse it on the next run (loading 60,000
+ *                      instances takes minutes); the instances are the same every run
+ *   --cpu-prof DIR     write a V8 CPU profile of the gateway process into DIR
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -22,7 +26,8 @@ import { startEmbeddedPg } from '../src/store/embedded-pg.js';
 import { startGateway } from '../test/helpers/gateway-process.js';
 import { fixedUid, makeInstances, restamp } from '../test/helpers/instances.js';
 import { startOrthanc, type Orthanc } from '../test/helpers/orthanc.js';
-import { median, numArg, writeResults } from './lib/report.js';
+import { cpuMs, cpuMsOfTree, parentPid, selfCpuMs } from './lib/cpu.js';
+import { benchHeader, finishBench, loadNow, median, numArg, pgVersion, range, type SummaryRow } from './lib/report.js';
 
 const STUDIES = numArg('studies', 200);
 const ROUNDS = Math.max(3, numArg('rounds', 3));
@@ -31,6 +36,13 @@ const SERIES = 3;
 const PER_SERIES = 100;
 const ROOT_UID = '1.2.826.0.1.3680043.10.543.77';
 const uid = (kind: number, n: number) => fixedUid(`${ROOT_UID}.${kind}`, n);
+
+function strArg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i === -1 ? undefined : process.argv[i + 1];
+}
+const ORTHANC_DIR = strArg('orthanc-dir');
+const CPU_PROF = strArg('cpu-prof');
 
 /** Three pydicom templates (CT, CT, MR) with placeholder UIDs; every instance is a re-stamped copy. */
 function templates(): Array<{ bytes: Buffer; series: string; sop: string }> {
@@ -49,9 +61,11 @@ async function pool<T>(items: T[], n: number, fn: (x: T) => Promise<void>): Prom
   }));
 }
 
-async function load(orthanc: Orthanc): Promise<string[]> {
+const studyUids = () => Array.from({ length: STUDIES }, (_, i) => uid(1, i + 1));
+
+async function load(orthanc: Orthanc): Promise<void> {
   const tpl = templates();
-  const studies = Array.from({ length: STUDIES }, (_, i) => uid(1, i + 1));
+  const studies = studyUids();
   const jobs: Array<[number, number, number]> = [];
   for (let i = 0; i < STUDIES; i++) for (let j = 0; j < SERIES; j++) for (let k = 0; k < PER_SERIES; k++) jobs.push([i, j, k]);
   const t0 = Date.now();
@@ -62,29 +76,42 @@ async function load(orthanc: Orthanc): Promise<string[]> {
     if (++done % 5000 === 0) console.log(`#   ${done}/${jobs.length} instances stored (${Math.round((Date.now() - t0) / 1000)} s)`);
   });
   console.log(`# ${jobs.length} instances stored in Orthanc in ${Math.round((Date.now() - t0) / 1000)} s`);
-  return studies;
+}
+
+/** Orthanc with the bench's studies: loaded now, or (--orthanc-dir) reused from an earlier run. */
+async function openOrthanc(): Promise<{ orthanc: Orthanc; reused: boolean }> {
+  const storage = ORTHANC_DIR ? path.resolve(ORTHANC_DIR, `studies-${STUDIES}`) : undefined;
+  const marker = storage && path.join(storage, 'loaded');
+  const reused = !!marker && fs.existsSync(marker);
+  if (storage && !reused) fs.rmSync(storage, { recursive: true, force: true });
+  const started = await startOrthanc({ HttpThreadsCount: 8, ...(storage ? { StorageDirectory: storage, IndexDirectory: storage } : {}) });
+  if ('skip' in started) {
+    console.error(`bench:publish needs Orthanc: ${started.skip}`);
+    process.exit(2);
+  }
+  if (!reused) {
+    await load(started);
+    if (marker) fs.writeFileSync(marker, new Date().toISOString());
+  } else console.log(`# reusing the Orthanc storage in ${storage}`);
+  return { orthanc: started, reused };
 }
 
 /** Floor: the requests the publisher makes, straight from Orthanc, every document parsed. */
-async function direct(source: DicomwebSource, studies: string[]): Promise<number> {
-  const t0 = performance.now();
+async function direct(source: DicomwebSource, studies: string[]): Promise<void> {
   let docs = 0;
   await pool(studies, CONC, async (s) => {
     if (!(await source.study(s))) throw new Error('study missing');
     for (const se of await source.series(s)) for await (const _ of source.metadata(s, String(se['0020000E']?.Value?.[0]))) docs++;
   });
   if (docs !== studies.length * SERIES * PER_SERIES) throw new Error(`floor read ${docs} documents`);
-  return performance.now() - t0;
 }
 
-async function publishAll(gw: string, studies: string[], expect: string): Promise<number> {
-  const t0 = performance.now();
+async function publishAll(gw: string, studies: string[], expect: string): Promise<void> {
   await pool(studies, CONC, async (s) => {
     const r = await fetch(`${gw}/fhir/ImagingStudy/$publish`, { method: 'POST', headers: { 'content-type': 'application/fhir+json' }, body: JSON.stringify({ resourceType: 'Parameters', parameter: [{ name: 'study', valueString: s }] }) });
     await r.arrayBuffer();
     if (r.headers.get('x-publish-result') !== expect) throw new Error(`publish answered ${r.status} ${r.headers.get('x-publish-result')}, expected ${expect}`);
   });
-  return performance.now() - t0;
 }
 
 async function emptyManifestTables(c: pg.Client): Promise<void> {
@@ -94,76 +121,123 @@ async function emptyManifestTables(c: pg.Client): Promise<void> {
   await c.query('VACUUM ANALYZE');
 }
 
-const started = await startOrthanc({ HttpThreadsCount: 8 });
-if ('skip' in started) {
-  console.error(`bench:publish needs Orthanc: ${started.skip}`);
-  process.exit(2);
+/** Processes whose CPU is counted: the gateway, Orthanc, the PostgreSQL cluster, this process. */
+interface Pids { gateway: number; orthanc: number; postmaster: number }
+interface Sample { ms: number; gateway: number; orthanc: number; pg: number; bench: number }
+type Phase = 'floor' | 'created' | 'unchanged';
+
+/** Wall time and CPU ms of each process over one phase. */
+async function measure(pids: Pids, fn: () => Promise<void>): Promise<Sample> {
+  const cpu = () => ({ gateway: cpuMs(pids.gateway), orthanc: cpuMs(pids.orthanc), pg: cpuMsOfTree(pids.postmaster), bench: selfCpuMs() });
+  const c0 = cpu();
+  const t0 = performance.now();
+  await fn();
+  const ms = performance.now() - t0;
+  const c1 = cpu();
+  return { ms, gateway: c1.gateway - c0.gateway, orthanc: c1.orthanc - c0.orthanc, pg: c1.pg - c0.pg, bench: c1.bench - c0.bench };
 }
-const orthanc = started;
-const base = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-publish-pg-'));
-fs.chmodSync(base, 0o755);
-const pgServer = await startEmbeddedPg({ baseDir: base, ephemeral: true });
-const dbUrl = pgServer.url('postgres');
-let gateway: Awaited<ReturnType<typeof startGateway>> | undefined;
-const client = new pg.Client({ connectionString: dbUrl });
-try {
-  const loadStart = os.loadavg();
-  const studies = await load(orthanc);
-  gateway = await startGateway({ DATABASE_URL: dbUrl, DICOMWEB_UPSTREAM_URL: orthanc.dicomweb, LOG_LEVEL: 'warn' });
-  await client.connect();
-  const registry = new UpstreamRegistry(loadConfig({ DICOMWEB_UPSTREAM_URL: orthanc.dicomweb }).upstreams);
-  const source = new DicomwebSource(registry.byName('default')!);
-  const floor: number[] = [];
-  const created: number[] = [];
-  const unchanged: number[] = [];
+
+interface Run { gatewayUrl: string; pids: Pids; client: pg.Client; source: DicomwebSource; studies: string[] }
+
+/** ROUNDS rounds of floor / publish / unchanged re-publish, the floor first and last alternately. */
+async function rounds(run: Run): Promise<Record<Phase, Sample[]>> {
+  const out: Record<Phase, Sample[]> = { floor: [], created: [], unchanged: [] };
   for (let r = 0; r < ROUNDS; r++) {
-    await emptyManifestTables(client);
-    const runFloor = async () => floor.push(await direct(source, studies));
-    if (r % 2 === 0) await runFloor();
-    created.push(await publishAll(gateway.url, studies, 'created'));
-    unchanged.push(await publishAll(gateway.url, studies, 'unchanged'));
-    if (r % 2 === 1) await runFloor();
-    console.log(`# round ${r + 1}: floor ${floor.at(-1)!.toFixed(0)} ms, publish ${created.at(-1)!.toFixed(0)} ms, unchanged ${unchanged.at(-1)!.toFixed(0)} ms`);
+    await emptyManifestTables(run.client);
+    const floor = async () => out.floor.push(await measure(run.pids, () => direct(run.source, run.studies)));
+    if (r % 2 === 0) await floor();
+    out.created.push(await measure(run.pids, () => publishAll(run.gatewayUrl, run.studies, 'created')));
+    out.unchanged.push(await measure(run.pids, () => publishAll(run.gatewayUrl, run.studies, 'unchanged')));
+    if (r % 2 === 1) await floor();
+    const s = (p: Phase) => `${(out[p].at(-1)!.ms / 1000).toFixed(2)} s`;
+    console.log(`# round ${r + 1}: floor ${s('floor')}, publish ${s('created')}, unchanged ${s('unchanged')}`);
   }
-  await registry.close();
-  const mf = median(floor);
-  const mc = median(created);
-  const mu = median(unchanged);
-  const pgVersion = (await client.query('show server_version')).rows[0].server_version as string;
-  const orthancVersion = ((await (await fetch(`${orthanc.url}/system`)).json()) as { Version?: string }).Version;
-  const loadEnd = os.loadavg();
-  const fmt = (xs: number[]) => xs.map((x) => (x / 1000).toFixed(2)).join(', ');
+  return out;
+}
+
+const sec = (ms: number) => (ms / 1000).toFixed(2);
+const LABEL: Record<Phase, string> = {
+  floor: 'floor: QIDO-RS + metadata from Orthanc',
+  created: 'publish (new manifests)',
+  unchanged: 're-publish (unchanged, no new version)',
+};
+
+/** The results table: wall time medians and ranges, ratios to the floor, CPU ms per study. */
+function table(res: Record<Phase, Sample[]>): string {
+  const mf = median(res.floor.map((s) => s.ms));
+  const rows = (['floor', 'created', 'unchanged'] as Phase[]).map((p) => {
+    const xs = res[p];
+    const m = median(xs.map((s) => s.ms));
+    const per = (k: keyof Sample) => (median(xs.map((s) => s[k])) / STUDIES).toFixed(1);
+    return `| ${LABEL[p]} | ${sec(m)} | ${range(xs.map((s) => s.ms), sec)} | ${(STUDIES / (m / 1000)).toFixed(1)} | ${(m / mf).toFixed(2)}× | ${per('gateway')} | ${per('orthanc')} | ${per('pg')} | ${per('bench')} |`;
+  });
+  return `| run | wall time, s (median) | range, s | studies/s | ÷ floor | gateway CPU ms/study | Orthanc | PostgreSQL | bench process |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|
+${rows.join('\n')}`;
+}
+
+function report(res: Record<Phase, Sample[]>, header: string, orthancVersion: string, loadEnd: string): void {
+  const m = (p: Phase) => median(res[p].map((s) => s.ms));
+  const ratio = m('created') / m('floor');
+  const unchanged = m('unchanged') / m('floor');
+  const perS = STUDIES / (m('created') / 1000);
   const md = `# Content creator benchmark (\`npm run bench:publish\`)
+
+${header}
 
 ${STUDIES} typical studies (${SERIES} series × ${PER_SERIES} instances = ${SERIES * PER_SERIES} per study, ${(STUDIES * SERIES * PER_SERIES).toLocaleString('en')} instances;
 pydicom templates re-stamped with new UIDs) in Orthanc ${orthancVersion}; the gateway as its own process on embedded
-PostgreSQL ${pgVersion}, upstream = Orthanc. Publish = \`POST /fhir/ImagingStudy/$publish\` per study at concurrency
-${CONC} (what \`mado-gateway publish\` sends): QIDO-RS study and series, WADO-RS metadata per series, manifest built, KOS
+PostgreSQL, upstream = Orthanc. Publish = \`POST /fhir/ImagingStudy/$publish\` per study at concurrency ${CONC}
+(what \`mado-gateway publish\` sends): QIDO-RS study and series, WADO-RS metadata per series, manifest built, KOS
 written, parsed and stored through the ingest path. Floor = the same QIDO-RS + metadata requests straight from Orthanc
-in this process (the gateway's DicomwebSource, every metadata document parsed), concurrency ${CONC}. Each of ${ROUNDS} rounds:
-floor, publish into empty manifest tables, unchanged re-publish (order alternating); medians.
-Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'CPU'} shared with other sessions' test suites, Node ${process.version},
-${new Date().toISOString().slice(0, 10)}; load average at the start ${loadStart.map((x) => x.toFixed(2)).join(' ')}, at the end ${loadEnd.map((x) => x.toFixed(2)).join(' ')}.
+in the bench process (the gateway's DicomwebSource, every metadata document parsed), concurrency ${CONC}. Each of
+${ROUNDS} rounds: floor, publish into empty manifest tables, unchanged re-publish (the floor first and last
+alternately); medians and ranges over the rounds. CPU columns: utime + stime of each process over the phase, ÷ studies.
+The machine's 2 cores are shared with other sessions' work. Load average at the end: ${loadEnd}.
 
-| run | wall time, s (median) | studies/s | ÷ floor | rounds, s |
-|---|---:|---:|---:|---|
-| floor: QIDO-RS + metadata from Orthanc | ${(mf / 1000).toFixed(2)} | ${(STUDIES / (mf / 1000)).toFixed(1)} | 1.00× | ${fmt(floor)} |
-| publish (new manifests) | ${(mc / 1000).toFixed(2)} | ${(STUDIES / (mc / 1000)).toFixed(1)} | ${(mc / mf).toFixed(2)}× | ${fmt(created)} |
-| re-publish (unchanged, no new version) | ${(mu / 1000).toFixed(2)} | ${(STUDIES / (mu / 1000)).toFixed(1)} | ${(mu / mf).toFixed(2)}× | ${fmt(unchanged)} |
+${table(res)}
 
 Goal: publish ÷ floor ≤ 1.3×.
 
 Command: \`npm run bench:publish -- --studies ${STUDIES} --rounds ${ROUNDS} --concurrency ${CONC}\`
 `;
-  writeResults('results-publish.md', md);
-  console.log(`RESULT publish_studies_per_s=${(STUDIES / (mc / 1000)).toFixed(1)} publish_vs_floor=${(mc / mf).toFixed(2)} unchanged_vs_floor=${(mu / mf).toFixed(2)} floor_s=${(mf / 1000).toFixed(2)} load1=${loadEnd[0]!.toFixed(2)}`);
-} finally {
-  await client.end().catch(() => {});
-  if (gateway) {
-    gateway.proc.kill('SIGTERM');
-    await gateway.exited;
-  }
-  await pgServer.stop();
-  fs.rmSync(base, { recursive: true, force: true });
-  await orthanc.stop();
+  const summary: SummaryRow[] = [
+    { issue: '18', measure: `publish ${STUDIES} studies × ${SERIES * PER_SERIES} instances from Orthanc, concurrency ${CONC}, ÷ direct QIDO-RS + metadata`, result: `${ratio.toFixed(2)}× (${perS.toFixed(1)} studies/s)`, target: '≤ 1.3×' },
+    { issue: '18', measure: 'unchanged re-publish ÷ direct QIDO-RS + metadata', result: `${unchanged.toFixed(2)}×`, target: 'no new version' },
+  ];
+  finishBench('results-publish.md', md, { summary, result: { 'publish/floor': +ratio.toFixed(2), 'publish.unchanged/floor': +unchanged.toFixed(2), 'publish.studies-per-s': +perS.toFixed(1) } });
 }
+
+async function main(): Promise<void> {
+  const { orthanc } = await openOrthanc();
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-publish-pg-'));
+  fs.chmodSync(base, 0o755);
+  const pgServer = await startEmbeddedPg({ baseDir: base, ephemeral: true });
+  const dbUrl = pgServer.url('postgres');
+  const client = new pg.Client({ connectionString: dbUrl });
+  const prof = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(CPU_PROF)}`] : [];
+  let gateway: Awaited<ReturnType<typeof startGateway>> | undefined;
+  const registry = new UpstreamRegistry(loadConfig({ DICOMWEB_UPSTREAM_URL: orthanc.dicomweb }).upstreams);
+  try {
+    await client.connect();
+    const orthancVersion = ((await (await fetch(`${orthanc.url}/system`)).json()) as { Version?: string }).Version ?? '?';
+    const header = benchHeader({ postgres: await pgVersion(client), orthanc: orthancVersion });
+    gateway = await startGateway({ DATABASE_URL: dbUrl, DICOMWEB_UPSTREAM_URL: orthanc.dicomweb, LOG_LEVEL: 'warn' }, prof);
+    const postmaster = parentPid(Number((await client.query('select pg_backend_pid() as p')).rows[0].p));
+    const pids = { gateway: gateway.proc.pid!, orthanc: orthanc.proc.pid!, postmaster };
+    const res = await rounds({ gatewayUrl: gateway.url, pids, client, source: new DicomwebSource(registry.byName('default')!), studies: studyUids() });
+    report(res, header, orthancVersion, loadNow());
+  } finally {
+    await registry.close();
+    await client.end().catch(() => {});
+    if (gateway) {
+      gateway.proc.kill('SIGTERM');
+      await gateway.exited;
+    }
+    await pgServer.stop();
+    fs.rmSync(base, { recursive: true, force: true });
+    await orthanc.stop();
+  }
+}
+
+await main();

@@ -11,7 +11,7 @@ import pg from 'pg';
 import { planSearch } from '../src/fhir/search/plan.js';
 import { parseQueryString } from '../src/fhir/search/parse.js';
 import { createDb, rawPrepared } from '../src/store/db.js';
-import type { PatientFilter } from '../src/auth/principal.js';
+import type { PatientFilter } from '../src/model/access.js';
 import { compileSearch, type SearchTable } from '../src/store/search-sql.js';
 
 pg.types.setTypeParser(3802, (v: string) => v); // jsonb stays text: it is spliced, never parsed

@@ -7,17 +7,18 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response, type Router } from 'express';
 import type { Config } from './config.js';
 import { createSecurity, type SecurityParts } from './auth/index.js';
 import { smartConfigurationHandler } from './auth/smart.js';
 import type { AppDeps } from './deps.js';
 import { createDicomwebRouter } from './dicomweb/routes.js';
 import { upstreamRegistryOf } from './dicomweb/index.js';
-import { createFhirRouter } from './fhir/routes.js';
+import { createFhirRouter, searchLaneOf } from './fhir/routes.js';
 import { corsMiddleware } from './http/cors.js';
 import { requestIdMiddleware } from './http/context.js';
 import { errorHandler, GatewayError } from './http/errors.js';
+import { installFastLane, type Lane, type LanePicker } from './http/fast-lane.js';
 import { createMetrics, routeTemplate, type Metrics } from './http/metrics.js';
 import { pathOnly, type Logger } from './log.js';
 import { dicomwebModules, fhirModules } from './modules.js';
@@ -62,11 +63,8 @@ export function buildApp(deps: AppDeps, parts: SecurityParts = {}): { app: Expre
   app.set('trust proxy', config.trustProxy);
 
   const metrics = createMetrics(() => poolStats(db));
-  app.use(requestIdMiddleware(log));
-  app.use(corsMiddleware(config.cors.origins));
-  app.use(metrics.middleware);
-  app.use(accessLog);
-  app.use(securityHeaders);
+  const front = [requestIdMiddleware(log), corsMiddleware(config.cors.origins), metrics.middleware, accessLog, securityHeaders];
+  app.use(front);
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
@@ -105,11 +103,33 @@ export function buildApp(deps: AppDeps, parts: SecurityParts = {}): { app: Expre
   // The web page: after the security chain, so its requests are classified and audited too.
   app.use(createUiRouter(config, path.join(ROOT_DIR, 'dist', 'ui')));
   app.use('/dicomweb', createDicomwebRouter(deps, dicomwebModules));
-  app.use('/fhir', createFhirRouter(deps, fhirModules));
+  const fhir = createFhirRouter(deps, fhirModules);
+  app.use('/fhir', fhir);
 
   app.use((_req: Request, _res: Response, next: NextFunction) => next(new GatewayError(404, 'GW_NOT_FOUND', 'Not found')));
-  app.use(errorHandler());
+  const onError = errorHandler();
+  app.use(onError);
+  installFastLane(app, searchLanes([...front, ...security.handlers], fhir), onError);
   return { app, metrics };
+}
+
+/**
+ * `GET /fhir/<type>` searches skip Express's router: the same app-level handlers, then the /fhir
+ * router's checks and the search route (the UI, /dicomweb and public routes never match these paths).
+ */
+function searchLanes(appLevel: RequestHandler[], fhir: Router): LanePicker {
+  const lanes = new Map<string, Lane | null>();
+  return (method, path) => {
+    if (method !== 'GET' || !path.startsWith('/fhir/')) return undefined;
+    const type = path.slice('/fhir/'.length);
+    let lane = lanes.get(type);
+    if (lane === undefined) {
+      const inner = /^[A-Z][A-Za-z]{0,63}$/.test(type) ? searchLaneOf(fhir, type) : undefined;
+      lane = inner ? { handlers: [...appLevel, ...inner], mount: { from: appLevel.length, baseUrl: '/fhir', routePath: `/${type}` } } : null;
+      if (lane || lanes.size < 256) lanes.set(type, lane);
+    }
+    return lane ?? undefined;
+  };
 }
 
 /** One line per request: method, route template, path without query string, status, duration. */

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { buildApp, closeApp, packageVersion } from './app.js';
 import type { Config } from './config.js';
@@ -33,7 +34,8 @@ export async function openDatabase(config: Readonly<Config>, log: Logger): Promi
     embedded = await startEmbeddedPg({ baseDir: path.join(config.dataDir, 'pg'), log: (m) => log.debug({ pg: m.slice(0, 500) }, 'embedded postgres') });
     // The cluster's default database is used directly; nothing else runs in it.
     url = embedded.url('postgres');
-    log.info({ port: embedded.port, ms: Date.now() - t0 }, 'embedded PostgreSQL started');
+    // The memory settings sized from this machine (store/pg-tuning.ts), in MB: visible at start.
+    log.info({ port: embedded.port, ms: Date.now() - t0, memoryMB: Math.round(os.totalmem() / 2 ** 20), settingsMB: embedded.settings }, 'embedded PostgreSQL started');
   }
   const db = createDb({ url });
   return { db, embedded };

@@ -53,6 +53,7 @@ export class Upstream {
       bodyTimeout: config.bodyTimeoutMs,
       connect: { timeout: config.headersTimeoutMs },
       keepAliveTimeout: 10_000,
+      keepAliveTimeoutThreshold: 500,
     });
     this.streamSlots = new Slots(config.maxConnections);
     const host = u.hostname.replace(/^\[|\]$/g, '');

@@ -23,15 +23,34 @@ export function acceptedRanges(header: string | undefined): MediaRange[] {
   return (parseAccept(header) ?? []).filter((r) => r.q > 0);
 }
 
+/** The decision per request: the router checks early (406 before any work), handlers reuse it. */
+const decided = new WeakMap<Request, FhirFormat>();
+
 /** Decide the response format; 406 when nothing acceptable was asked for. */
 export function negotiateFhirFormat(req: Request): FhirFormat {
-  const fmt = typeof req.query._format === 'string' ? req.query._format.toLowerCase().split(';')[0]!.trim() : undefined;
+  let f = decided.get(req);
+  if (f === undefined) {
+    f = decideFormat(formatParam(req), req.get('accept'));
+    decided.set(req, f);
+  }
+  return f;
+}
+
+/** The single `_format` value, or undefined (absent, or repeated: then Accept decides). */
+function formatParam(req: Request): string | undefined {
+  // req.query re-parses the whole query string on every read: only look when _format can be there.
+  if (!req.originalUrl.includes('_format')) return undefined;
+  const v = req.query._format;
+  return typeof v === 'string' ? v.toLowerCase().split(';')[0]!.trim() : undefined;
+}
+
+function decideFormat(fmt: string | undefined, accept: string | undefined): FhirFormat {
   if (fmt) {
     if (JSON_TYPES.has(fmt)) return 'json';
     if (XML_TYPES.has(fmt)) return 'xml';
     throw new GatewayError(406, 'GW_NOT_ACCEPTABLE', `_format "${fmt}" is not supported; use json or xml`, { expression: ['_format'] });
   }
-  const ranges = acceptedRanges(req.get('accept'));
+  const ranges = acceptedRanges(accept);
   if (ranges.length === 0) return 'json';
   for (const r of ranges) {
     if (JSON_TYPES.has(r.type) || r.type === '*/*' || r.type === 'application/*') return 'json';
@@ -69,21 +88,31 @@ export interface RawResource {
   json: string;
 }
 
-/** Stand-in string for the i-th raw resource; the per-response nonce keeps client-supplied text from matching. */
-export function rawPlaceholder(nonce: string, i: number): string {
-  return `\u0000gw-raw:${nonce}:${i}`;
+/**
+ * Send a searchset Bundle as FHIR JSON: `head` (the Bundle without `entry`) serialised, then one
+ * entry per raw resource with its stored JSON text spliced in verbatim, then `tail` entries (e.g.
+ * the OperationOutcome). Same bytes as JSON.stringify of the parsed equivalent, without parsing.
+ */
+export function sendSearchsetWithRaw(res: Response, head: object, raws: ReadonlyArray<{ fullUrl: string; json: string }>, tail: readonly object[]): void {
+  const parts: string[] = [];
+  for (const r of raws) parts.push(`{"fullUrl":${JSON.stringify(r.fullUrl)},"resource":${r.json},"search":{"mode":"match"}}`);
+  for (const t of tail) parts.push(JSON.stringify(t));
+  const text = JSON.stringify(head);
+  sendText(res, 200, 'application/fhir+json; charset=utf-8', parts.length ? `${text.slice(0, -1)},"entry":[${parts.join(',')}]}` : text);
 }
 
-/** Send `body` as FHIR JSON with each rawPlaceholder(nonce, i) string replaced by raws[i] verbatim. */
-export function sendJsonWithRaw(res: Response, body: unknown, nonce: string, raws: string[]): void {
-  const text = JSON.stringify(body);
-  const re = new RegExp(`"\\\\u0000gw-raw:${nonce}:(\\d+)"`, 'g');
-  res.status(200).setHeader('Content-Type', 'application/fhir+json; charset=utf-8');
-  res.send(text.replace(re, (_m, i: string) => raws[Number(i)]!));
+/**
+ * Write a complete text response with node's own API (express's res.send would copy the string
+ * into a Buffer and send headers and body as two chunks). HEAD gets the headers only (node).
+ */
+export function sendText(res: Response, status: number, contentType: string, body: string): void {
+  res.statusCode = status;
+  res.setHeader('Content-Type', contentType);
+  res.setHeader('Content-Length', Buffer.byteLength(body));
+  res.end(body);
 }
 
 export function sendResource(req: Request, res: Response, resource: unknown, status = 200, format?: FhirFormat): void {
   const { body, contentType } = serialize(resource, format ?? negotiateFhirFormat(req));
-  res.status(status).setHeader('Content-Type', contentType);
-  res.send(body);
+  sendText(res, status, contentType, body);
 }

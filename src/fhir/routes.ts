@@ -4,7 +4,7 @@
  * unsupported methods (405).
  */
 import { findUnstorableText } from '../model/text.js';
-import { Router, type Request, type Response } from 'express';
+import { Router, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type { AppDeps } from '../deps.js';
 import { mediaType } from '../http/body.js';
 import { GatewayError } from '../http/errors.js';
@@ -44,17 +44,34 @@ export function refuseUnstorableRequest(path: string, params: unknown): void {
   if (f) throw new GatewayError(400, 'GW_BAD_CHARACTER', `${f.path === 'path' ? 'The request path' : `Parameter "${f.path.split(/[.[]/)[0]!.slice(0, 40)}"`} holds ${f.char}, which no FHIR value can carry`);
 }
 
-export function createFhirRouter(deps: AppDeps, modules: readonly FhirModule[]): Router {
-  const router = Router({ caseSensitive: true, strict: false });
-  // Refuse unproducible Accept values before doing any work (406).
+/** Per router: its checks that run before every route, and the GET [type] search handlers. */
+const lanes = new WeakMap<Router, { checks: RequestHandler[]; searches: Map<string, RequestHandler> }>();
+
+/** Record `GET /<type>` as a search route of `router` (app.ts dispatches it directly, http/fast-lane.ts). */
+export function registerSearchRoute(router: Router, type: string, handler: RequestHandler): void {
+  lanes.get(router)?.searches.set(type, handler);
+}
+
+/** The handlers a `GET /fhir/<type>` search runs inside this router, in the router's order; undefined: not a search route. */
+export function searchLaneOf(router: Router, type: string): RequestHandler[] | undefined {
+  const lane = lanes.get(router);
+  const h = lane?.searches.get(type);
+  return lane && h ? [...lane.checks, h] : undefined;
+}
+
+/** Refuse unproducible Accept values before doing any work (406). */
+function acceptCheck(req: Request, _res: Response, next: NextFunction): void {
   // ITI-68 retrieve (GET Binary/Bundle) negotiates itself: application/dicom is acceptable there.
-  router.use((req: Request, _res: Response, next) => {
-    if (!((req.method === 'GET' || req.method === 'HEAD') && RETRIEVE_PATH.test(req.path))) negotiateFhirFormat(req);
-    next();
-  });
-  // Early body checks for every write (413 on a declared oversize body, 415 on a type no FHIR
-  // route accepts); routes still enforce the limit while reading chunked bodies.
-  router.use((req: Request, _res: Response, next) => {
+  if (!((req.method === 'GET' || req.method === 'HEAD') && RETRIEVE_PATH.test(req.path))) negotiateFhirFormat(req);
+  next();
+}
+
+/**
+ * Early body checks for every write (413 on a declared oversize body, 415 on a type no FHIR route
+ * accepts); routes still enforce the limit while reading chunked bodies.
+ */
+function bodyCheck(deps: AppDeps): RequestHandler {
+  return (req: Request, _res: Response, next: NextFunction) => {
     refuseUnstorableRequest(decodedPath(req.path), {});
     if (req.method === 'POST' || req.method === 'PUT' || req.method === 'PATCH') {
       const declared = Number(req.get('content-length'));
@@ -70,7 +87,14 @@ export function createFhirRouter(deps: AppDeps, modules: readonly FhirModule[]):
       }
     }
     next();
-  });
+  };
+}
+
+export function createFhirRouter(deps: AppDeps, modules: readonly FhirModule[]): Router {
+  const router = Router({ caseSensitive: true, strict: false });
+  const checks = [acceptCheck, bodyCheck(deps)];
+  lanes.set(router, { checks, searches: new Map() });
+  for (const c of checks) router.use(c);
   const version = deps.version;
   router.get('/metadata', async (req, res) => {
     // SMART App Launch: rest.security names the authorization server's endpoints (from its discovery).

@@ -103,7 +103,8 @@ export interface BuildOptions {
   manufacturer: string;
 }
 
-interface PatientSeen { id: string; issuer?: Issuer; name?: PersonName; birthDate?: string; sex?: string }
+/** `key`: Patient ID and issuer as one string, compared for every instance */
+interface PatientSeen { id: string; issuer?: Issuer; key: string; name?: PersonName; birthDate?: string; sex?: string }
 
 /** One referenced KOS's TID 16XX descriptors: title and Key Object Description (113012). */
 function koDescriptors(ds: DicomJson): Pick<Instance, 'koDocumentTitle' | 'koDescription'> {
@@ -202,13 +203,16 @@ export class ManifestBuilder {
     const id = str(ds, '00100020');
     if (!id) throw new PublishRefusal('GW_PUBLISH_NO_PATIENT_ID', 'An instance of the study has no Patient ID (0010,0020); a manifest needs one');
     const local = str(ds, '00100021');
-    const qualifiers = hierarchic(items(ds, '00100024')[0]);
-    const issuer = local || qualifiers ? { ...(local ? { localNamespace: local } : {}), ...qualifiers } : undefined;
+    const q = items(ds, '00100024')[0];
+    // the issuer as compared: a qualifier's Local Namespace Entity ID wins over Issuer of Patient ID
+    const key = `${id}\u0000${str(q, '00400031') ?? local ?? ''}\u0000${str(q, '00400032') ?? ''}\u0000${str(q, '00400033') ?? ''}`;
     if (!this.patient) {
-      this.patient = { id, issuer, name: personName(ds, '00100010'), birthDate: str(ds, '00100030'), sex: str(ds, '00100040') };
+      const qualifiers = hierarchic(q);
+      const issuer = local || qualifiers ? { ...(local ? { localNamespace: local } : {}), ...qualifiers } : undefined;
+      this.patient = { id, issuer, key, name: personName(ds, '00100010'), birthDate: str(ds, '00100030'), sex: str(ds, '00100040') };
       return;
     }
-    if (this.patient.id !== id || JSON.stringify(this.patient.issuer) !== JSON.stringify(issuer)) {
+    if (this.patient.key !== key) {
       throw new PublishRefusal('GW_PUBLISH_PATIENT_MISMATCH', 'The instances of the study name different patients (Patient ID or its issuer differ); the archive must be reconciled first');
     }
   }
@@ -307,7 +311,7 @@ export function publicationKey(m: Manifest): string {
 }
 
 /** JSON with object keys sorted (a stored model comes back from jsonb with its keys reordered). */
-function canonical(v: unknown): string {
+export function canonical(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
   if (v && typeof v === 'object') {
     const o = v as Record<string, unknown>;

@@ -14,13 +14,15 @@ import type { Config } from '../config.js';
 import { derivedUid, KosWriteError, newUid, writeKos } from '../dicom/index.js';
 import { locationUidOf, UpstreamRegistry, type Upstream } from '../dicomweb/upstream.js';
 import { GatewayError } from '../http/errors.js';
-import { IngestError, mappingContext, parseKos, storeManifestTx, FAILURE } from '../ingest/service.js';
+import { IngestError, mappingContext, parseKos, storeManifestTx, FAILURE, type ParsedManifest } from '../ingest/service.js';
 import type { Logger } from '../log.js';
 import { manifestResourceIds } from '../model/ids.js';
 import type { ValidationIssue } from '../model/manifest.js';
 import type { Db } from '../store/db.js';
-import { findCurrentForStudy, loadModel, lockStudies, runInTransaction, type ManifestRow, type StoredManifest } from '../store/manifests.js';
-import { ManifestBuilder, publicationKey, PublishRefusal } from './build.js';
+import { findCurrentForStudy, loadModel, lockStudies, runInTransaction, type StoredManifest } from '../store/manifests.js';
+import { currentWithFingerprint, recordFingerprint, type CurrentManifest } from '../store/publish-state.js';
+import { ManifestBuilder, publicationKey, PublishRefusal, type BuildOptions, type DicomJson } from './build.js';
+import { countsKnown, studyFingerprint } from './fingerprint.js';
 import { Forwarder, type ForwardReport } from './forward.js';
 import { DicomwebSource } from './source.js';
 
@@ -36,6 +38,13 @@ export interface PublishResult {
   forwarded: ForwardReport[];
 }
 
+/** The study's QIDO-RS records, read before its metadata. */
+interface StudyRead {
+  studyUid: string;
+  study: DicomJson;
+  series: DicomJson[];
+}
+
 export interface PublisherDeps {
   db: Db;
   config: Readonly<Config>;
@@ -43,7 +52,7 @@ export interface PublisherDeps {
   registry: UpstreamRegistry;
 }
 
-function storedOf(row: ManifestRow): StoredManifest {
+function storedOf(row: CurrentManifest): StoredManifest {
   const ids = manifestResourceIds(row.sop_instance_uid);
   return {
     id: row.id, sopInstanceUid: row.sop_instance_uid, studyInstanceUid: row.study_instance_uid, patientId: row.patient_id ?? '',
@@ -72,58 +81,81 @@ export class Publisher {
     return u;
   }
 
-  /** Read the study from the upstream and build its manifest model. */
-  private async build(up: Upstream, studyUid: string, signal?: AbortSignal) {
+  /** The settings a manifest from `up` is built with (they are part of its fingerprint). */
+  private buildOptions(up: Upstream): BuildOptions {
     const { config } = this.deps;
-    const src = new DicomwebSource(up, signal);
-    const study = await src.study(studyUid);
-    if (!study) throw new GatewayError(404, 'GW_PUBLISH_STUDY_NOT_FOUND', `Upstream "${up.name}" has no study with this Study Instance UID`);
-    const b = new ManifestBuilder(studyUid, {
+    const o: BuildOptions = {
       retrieveUrl: `${config.publicBaseUrl.replace(/\/+$/, '')}/dicomweb`,
       retrieveLocationUid: locationUidOf(up.config),
-      patientIdIssuer: up.config.patientIdIssuer,
-      institutionName: config.publish.institutionName,
       title: config.documentDefaults.kosTitle,
       defaultTimezoneOffset: config.documentDefaults.defaultTimezoneOffset,
       manufacturer: 'mado-gateway',
-    });
-    b.setStudy(study);
-    for (const se of await src.series(studyUid)) {
-      const sink = b.beginSeries(se);
-      for await (const doc of src.metadata(studyUid, String(se['0020000E']?.Value?.[0] ?? ''))) sink(doc);
-    }
-    return { model: b.finish(newUid(), new Date()), instances: b.instances };
+    };
+    if (up.config.patientIdIssuer) o.patientIdIssuer = up.config.patientIdIssuer;
+    if (config.publish.institutionName) o.institutionName = config.publish.institutionName;
+    return o;
   }
 
-  /** Build, validate and store the manifest of one study; forward it when new. */
-  async publish(studyUid: string, upstreamName?: string, signal?: AbortSignal): Promise<PublishResult> {
-    const { db, config } = this.deps;
-    const up = this.upstream(upstreamName);
-    let bytes: Uint8Array;
-    let instances: number;
+  /** Read every series' instance metadata and write the manifest as a KOS. */
+  private async manifestBytes(src: DicomwebSource, read: StudyRead, options: BuildOptions): Promise<{ bytes: Uint8Array; instances: number }> {
     try {
-      const built = await this.build(up, studyUid, signal);
-      instances = built.instances;
-      bytes = writeKos(built.model);
+      const b = new ManifestBuilder(read.studyUid, options);
+      b.setStudy(read.study);
+      for (const se of read.series) {
+        const sink = b.beginSeries(se);
+        for await (const doc of src.metadata(read.studyUid, String(se['0020000E']?.Value?.[0] ?? ''))) sink(doc);
+      }
+      return { bytes: writeKos(b.finish(newUid(), new Date())), instances: b.instances };
     } catch (err) {
       if (err instanceof PublishRefusal) throw new IngestError(422, err.code, err.message, FAILURE.processingFailure);
       if (err instanceof KosWriteError) throw new IngestError(422, 'GW_PUBLISH_INVALID_MANIFEST', 'The study cannot make a valid manifest', FAILURE.processingFailure, err.issues);
       throw err;
     }
-    const parsed = parseKos(bytes, config);
+  }
+
+  /**
+   * Build, validate and store the manifest of one study; forward it when new. A study whose
+   * QIDO-RS fingerprint equals the one its current manifest was published with is unchanged
+   * without reading its metadata (decisions.md D140); otherwise the manifest is built and compared
+   * with the current one under the study lock.
+   */
+  async publish(studyUid: string, upstreamName?: string, signal?: AbortSignal): Promise<PublishResult> {
+    const up = this.upstream(upstreamName);
+    const src = new DicomwebSource(up, signal);
+    const study = await src.study(studyUid);
+    if (!study) throw new GatewayError(404, 'GW_PUBLISH_STUDY_NOT_FOUND', `Upstream "${up.name}" has no study with this Study Instance UID`);
+    const read: StudyRead = { studyUid, study, series: await src.series(studyUid) };
+    const options = this.buildOptions(up);
+    const fingerprint = countsKnown(read.series) ? studyFingerprint(up.name, options, read.study, read.series) : undefined;
+    if (fingerprint) {
+      const cur = await currentWithFingerprint(this.deps.db, studyUid, up.name);
+      if (cur?.fingerprint === fingerprint) {
+        return { outcome: 'unchanged', stored: storedOf(cur.manifest), superseded: [], studyInstanceUid: studyUid, upstream: up.name, instances: cur.manifest.reference_count, warnings: [], forwarded: [] };
+      }
+    }
+    const built = await this.manifestBytes(src, read, options);
+    const parsed = parseKos(built.bytes, this.deps.config);
     if (parsed.kind !== 'manifest') throw new IngestError(422, 'GW_PUBLISH_INVALID_MANIFEST', 'The study cannot make a valid manifest', FAILURE.processingFailure);
     const p = parsed.manifest;
-    const ctx = mappingContext(config);
-    const key = publicationKey(p.model);
-    const r = await runInTransaction(db, async (tx) => {
+    const r = await this.store(p, studyUid, fingerprint ? { upstream: up.name, fingerprint } : undefined);
+    const forwarded = r.outcome === 'unchanged' ? [] : await this.forwarder.forward({ manifestId: r.stored.id, kosDocRefId: r.stored.kosDocRefId, content: p.content });
+    return { ...r, studyInstanceUid: studyUid, upstream: up.name, instances: built.instances, warnings: p.warnings.filter((w) => w.severity !== 'error'), forwarded };
+  }
+
+  /** Store the manifest unless the study's current one says the same (ingest transaction, study lock). */
+  private async store(p: ParsedManifest, studyUid: string, fp: { upstream: string; fingerprint: string } | undefined) {
+    const ctx = mappingContext(this.deps.config);
+    return runInTransaction(this.deps.db, async (tx) => {
       await lockStudies(tx, [studyUid]);
       const current = await findCurrentForStudy(tx, studyUid);
-      if (current && publicationKey(await loadModel(tx, current.id)) === key) return { outcome: 'unchanged' as const, stored: storedOf(current), superseded: [] as string[] };
+      if (current && publicationKey(await loadModel(tx, current.id)) === publicationKey(p.model)) {
+        if (fp) await recordFingerprint(tx, current.id, fp.upstream, fp.fingerprint);
+        return { outcome: 'unchanged' as const, stored: storedOf(current), superseded: [] as string[] };
+      }
       const res = await storeManifestTx(tx, p, ctx);
+      if (fp) await recordFingerprint(tx, res.stored.id, fp.upstream, fp.fingerprint);
       return { outcome: res.superseded.length ? ('replaced' as const) : ('created' as const), stored: res.stored, superseded: res.superseded };
     });
-    const forwarded = r.outcome === 'unchanged' ? [] : await this.forwarder.forward({ manifestId: r.stored.id, kosDocRefId: r.stored.kosDocRefId, content: p.content });
-    return { ...r, studyInstanceUid: studyUid, upstream: up.name, instances, warnings: p.warnings.filter((w) => w.severity !== 'error'), forwarded };
   }
 
   /** Study Instance UIDs in the upstream, optionally from a StudyDate on (for the CLI's --since / --all). */

@@ -11,10 +11,12 @@ import type { Upstream } from '../dicomweb/upstream.js';
 import type { DicomJson } from './build.js';
 
 const DICOM_JSON = 'application/dicom+json, application/json;q=0.9';
-/** Series attributes the Image Library needs (TID 1602) beyond the QIDO-RS defaults. */
-const SERIES_FIELDS = ['00080021', '00080031', '0008103E', '00180015', '00200060'];
+/** Series attributes the Image Library needs (TID 1602) beyond the QIDO-RS defaults, and the series' instance count (a default, asked for in case an archive omits it). */
+const SERIES_FIELDS = ['00080021', '00080031', '0008103E', '00180015', '00200060', '00201209'];
 const STUDY_FIELDS = ['00081030', '00080090', '00081032', '00080051', '00201208', '00201206'];
 const PAGE = 500;
+/** Bodies up to this size are parsed whole; longer ones are split as they stream in. */
+const WHOLE_BODY_LIMIT = 4 * 2 ** 20;
 
 /** Splits a streamed JSON array into its top-level elements (as text) without parsing the rest. */
 export class JsonArraySplitter {
@@ -54,6 +56,18 @@ export class JsonArraySplitter {
   }
 }
 
+function parseEach(docs: string[]): DicomJson[] {
+  return docs.map((d) => JSON.parse(d) as DicomJson);
+}
+
+/** A whole JSON array response's elements (an empty body is an empty list). */
+function wholeArray(text: string): DicomJson[] {
+  if (!text.trim()) return [];
+  const v: unknown = JSON.parse(text);
+  if (!Array.isArray(v)) throw new SyntaxError('not a JSON array');
+  return v.filter((d): d is DicomJson => !!d && typeof d === 'object' && !Array.isArray(d));
+}
+
 async function drain(body: Readable): Promise<void> {
   body.resume();
   await new Promise((r) => body.once('end', r).once('error', r).once('close', r));
@@ -80,16 +94,28 @@ export class DicomwebSource {
     return r.body;
   }
 
-  /** Each top-level element of a JSON array response, parsed one at a time. */
+  /**
+   * Each top-level element of a JSON array response. A body up to WHOLE_BODY_LIMIT is parsed in
+   * one JSON.parse (native, no scan in JavaScript); a longer one is split while it streams in, so
+   * a series of thousands of instances never has all its documents in memory at once.
+   */
   async *stream(path: string): AsyncGenerator<DicomJson> {
     const body = await this.open(path);
     if (!body) return;
-    const split = new JsonArraySplitter();
-    const utf8 = new StringDecoder('utf8'); // a character may straddle two chunks
+    const held: Buffer[] = [];
+    let size = 0;
+    let split: { splitter: JsonArraySplitter; utf8: StringDecoder } | undefined;
     try {
       for await (const chunk of body as AsyncIterable<Buffer>) {
-        for (const doc of split.push(utf8.write(chunk))) yield JSON.parse(doc) as DicomJson;
+        if (!split) {
+          held.push(chunk);
+          size += chunk.length;
+          if (size <= WHOLE_BODY_LIMIT) continue;
+          split = { splitter: new JsonArraySplitter(), utf8: new StringDecoder('utf8') }; // a character may straddle two chunks
+          for (const c of held.splice(0)) yield* parseEach(split.splitter.push(split.utf8.write(c)));
+        } else yield* parseEach(split.splitter.push(split.utf8.write(chunk)));
       }
+      if (!split) yield* wholeArray(Buffer.concat(held, size).toString('utf8'));
     } catch (err) {
       if (err instanceof SyntaxError) throw new GatewayError(502, 'GW_UPSTREAM_ERROR', `Upstream "${this.upstream.name}" sent malformed DICOM JSON`);
       throw err;

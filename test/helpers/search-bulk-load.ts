@@ -41,7 +41,10 @@ export function benchEntryUuid(id: string): string {
 export async function bulkLoadManifests(db: Knex, from: number, to: number, perPatient: number, t: BenchTemplates): Promise<void> {
   const b = { from, to: to - 1, pp: perPatient, model: JSON.stringify(t.model), kos: JSON.stringify(t.kosDocRef), fhir: JSON.stringify(t.fhirDocRef), patient: JSON.stringify(t.patient), iss: BENCH_ISSUER };
   await db.transaction(async (tx) => {
-    // Patients first (FK from manifest.patient_id).
+    // Rows are consistent by construction: skip the per-row foreign-key checks and triggers
+    // (session_replication_role, superuser; imaging_study.resource_id is set below as its
+    // trigger would). Patients first all the same (FK from manifest.patient_id).
+    await tx.raw('SET LOCAL session_replication_role = replica');
     await tx.raw(
       `INSERT INTO patient (id, resource, family, given, name_text, birth_date, gender)
        SELECT 'patient-b' || p, jsonb_set(:patient::jsonb, '{id}', to_jsonb('patient-b' || p)), 'bench', 'p' || p, 'bench p' || p, date '1970-01-01' + (p % 20000), 'other'
@@ -98,13 +101,33 @@ export async function bulkLoadManifests(db: Knex, from: number, to: number, perP
       b,
     );
     await tx.raw(
-      `INSERT INTO imaging_study (manifest_id, study_instance_uid, patient_id, study_date, started, modalities, number_of_series, number_of_instances)
-       SELECT 'manifest-b' || i, '2.25.9' || lpad(i::text, 9, '0'), 'patient-b' || (i / :pp::int), '20200101', timestamptz '2020-01-01' + make_interval(hours => i),
+      `INSERT INTO imaging_study (manifest_id, resource_id, study_instance_uid, patient_id, study_date, started, modalities, number_of_series, number_of_instances)
+       SELECT 'manifest-b' || i, 'study-b' || i, '2.25.9' || lpad(i::text, 9, '0'), 'patient-b' || (i / :pp::int), '20200101', timestamptz '2020-01-01' + make_interval(hours => i),
               ARRAY[(ARRAY['CT','MR','US','CR','DX'])[1 + i % 5]], 1, 4
        FROM generate_series(:from::int, :to::int) i`,
       b,
     );
   });
+}
+
+/**
+ * Load manifests [from, to) in batches of `batch`, `parallel` transactions at a time (each batch
+ * is independent; a patient on a batch boundary is inserted once, ON CONFLICT DO NOTHING).
+ */
+export async function bulkLoadParallel(db: Knex, from: number, to: number, perPatient: number, t: BenchTemplates, o: { batch: number; parallel: number; progress?: (done: number) => void }): Promise<void> {
+  let next = from;
+  let done = from;
+  const worker = async () => {
+    while (next < to) {
+      const a = next;
+      const b = Math.min(to, a + o.batch);
+      next = b;
+      await bulkLoadManifests(db, a, b, perPatient, t);
+      done += b - a;
+      o.progress?.(done);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, o.parallel) }, worker));
 }
 
 export async function analyzeSearchTables(db: Knex): Promise<void> {

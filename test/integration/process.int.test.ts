@@ -10,6 +10,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import pg from 'pg';
 import { migrations } from '../../migrations/index.js';
+import { pgMemorySettings } from '../../src/store/pg-tuning.js';
 import { createTestDb } from '../helpers/db.js';
 import { spawnGateway, startGateway } from '../helpers/gateway-process.js';
 
@@ -53,6 +54,13 @@ test('embedded PostgreSQL: data kept across restarts, recovery after kill -9, cl
     const password = fs.readFileSync(path.join(dataDir, 'pg/password'), 'utf8').trim();
     const c = new pg.Client({ host: '127.0.0.1', port: Number(pgPort), user: 'postgres', password, database: 'postgres' });
     await c.connect();
+    // Memory settings sized from this machine (store/pg-tuning.ts): logged at start, in effect.
+    const started = first.output().split('\n').filter((l) => l.includes('embedded PostgreSQL started')).map((l) => JSON.parse(l) as { settingsMB?: unknown });
+    assert.equal(started.length, 1, first.output());
+    const sized = pgMemorySettings(os.totalmem());
+    assert.deepEqual(started[0]!.settingsMB, sized);
+    const shownMb = (await c.query("SELECT pg_size_bytes(current_setting('shared_buffers'))::bigint / 1048576 AS mb")).rows[0].mb;
+    assert.equal(Number(shownMb), sized.shared_buffers);
     await c.query('create table if not exists test_marker (v text)');
     await c.query("insert into test_marker values ('kept')");
     await c.end();

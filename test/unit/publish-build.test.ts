@@ -1,10 +1,12 @@
 /**
  * The content creator's pure parts: DICOM JSON → manifest model (series/instance descriptors,
- * patient issuer rule, refusals, deterministic order) and the streamed JSON array splitter.
+ * patient issuer rule, refusals, deterministic order), the streamed JSON array splitter, and the
+ * QIDO-RS fingerprint that recognises an unchanged study.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ManifestBuilder, publicationKey, PublishRefusal, type DicomJson } from '../../src/publish/build.js';
+import { countsKnown, studyFingerprint } from '../../src/publish/fingerprint.js';
 import { JsonArraySplitter } from '../../src/publish/source.js';
 
 const v = (vr: string, ...Value: unknown[]): { vr: string; Value: unknown[] } => ({ vr, Value });
@@ -90,5 +92,33 @@ describe('JsonArraySplitter', () => {
       for (let i = 0; i < text.length; i += size) for (const d of s.push(text.slice(i, i + size))) out.push(JSON.parse(d));
       assert.deepEqual(out, docs, `chunk size ${size}`);
     }
+  });
+});
+
+describe('studyFingerprint', () => {
+  const study = { '0020000D': v('UI', '1.2.3'), '00100020': v('LO', 'P1'), '00201208': v('IS', 3), '00081190': v('UR', 'http://a/studies/1.2.3') };
+  const s1 = { '0020000E': v('UI', '1.2.3.1'), '00080060': v('CS', 'CT'), '00201209': v('IS', 2) };
+  const s2 = { '0020000E': v('UI', '1.2.3.2'), '00080060': v('CS', 'MR'), '00201209': v('IS', 1) };
+  const fp = (o: object, st: DicomJson, series: DicomJson[], up = 'pacs') => studyFingerprint(up, { ...OPTS, ...o }, st, series);
+
+  it('is the same for the same records in any series order and any upstream address', () => {
+    assert.equal(fp({}, study, [s1, s2]), fp({}, study, [s2, s1]));
+    assert.equal(fp({}, study, [s1, s2]), fp({}, { ...study, '00081190': v('UR', 'http://b/studies/1.2.3') }, [s1, s2]));
+  });
+
+  it('changes with an instance count, a patient attribute, a series, the upstream or a build setting', () => {
+    const base = fp({}, study, [s1, s2]);
+    assert.notEqual(fp({}, study, [s1, { ...s2, '00201209': v('IS', 2) }]), base);
+    assert.notEqual(fp({}, { ...study, '00100020': v('LO', 'P2') }, [s1, s2]), base);
+    assert.notEqual(fp({}, study, [s1]), base);
+    assert.notEqual(fp({}, study, [s1, s2], 'other'), base);
+    assert.notEqual(fp({ retrieveUrl: 'https://other.example/dicomweb' }, study, [s1, s2]), base);
+    assert.notEqual(fp({ patientIdIssuer: { localNamespace: 'X' } }, study, [s1, s2]), base);
+  });
+
+  it('is only used when every series record carries its instance count', () => {
+    assert.equal(countsKnown([s1, s2]), true);
+    assert.equal(countsKnown([s1, { '0020000E': v('UI', '1.2.3.2') }]), false);
+    assert.equal(countsKnown([]), false);
   });
 });

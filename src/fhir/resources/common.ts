@@ -5,7 +5,8 @@
 import type { Config } from '../../config.js';
 import type { EndpointPolicy } from '../mapping/index.js';
 import type { Resource } from '@medplum/fhirtypes';
-import type { Request, Response, Router } from 'express';
+import type { Request, RequestHandler, Response, Router } from 'express';
+import { registerSearchRoute } from '../routes.js';
 import type { AppDeps } from '../../deps.js';
 import { notModified } from '../../http/conditional.js';
 import { sendResource } from '../format.js';
@@ -45,7 +46,9 @@ export function sendRead(req: Request, res: Response, resource: Resource, versio
 }
 
 export function mountSearch(router: Router, deps: AppDeps, type: string, h: SearchHandler): void {
-  router.get(`/${type}`, (req, res) => handleSearch(req, res, deps, type, h));
+  const search: RequestHandler = (req, res) => handleSearch(req, res, deps, type, h);
+  router.get(`/${type}`, search);
+  registerSearchRoute(router, type, search);
   router.post(`/${type}/_search`, (req, res) => handleSearch(req, res, deps, type, h));
 }
 

@@ -4,7 +4,6 @@
  * warnings as an OperationOutcome entry (search.mode = outcome), and the audit annotation.
  */
 import { findUnstorableText } from '../../model/text.js';
-import { randomBytes } from 'node:crypto';
 import type { Bundle, BundleEntry, BundleLink, OperationOutcome, Resource } from '@medplum/fhirtypes';
 import type { Request, Response } from 'express';
 import type { AppDeps } from '../../deps.js';
@@ -13,7 +12,7 @@ import { patientFilter, principalOf, type PatientFilter } from '../../auth/princ
 import { mediaType, readBody } from '../../http/body.js';
 import { GatewayError } from '../../http/errors.js';
 import { countSearch, estimateSearch, runSearch, type SearchRow, type SearchTable } from '../../store/search-sql.js';
-import { negotiateFhirFormat, rawPlaceholder, sendJsonWithRaw, sendResource, type RawResource } from '../format.js';
+import { negotiateFhirFormat, sendResource, sendSearchsetWithRaw, type RawResource } from '../format.js';
 import { parseQueryString, type RawParam } from './parse.js';
 import { encodeCursor, planSearch, sortKeyOf, type SearchPlan } from './plan.js';
 
@@ -127,9 +126,8 @@ export async function handleSearch(req: Request, res: Response, deps: AppDeps, t
   }
   bundle.link = links;
 
-  const nonce = raw ? randomBytes(9).toString('base64url') : '';
   const entries: BundleEntry[] = raw
-    ? raw.map((r, i) => ({ fullUrl: `${config.publicBaseUrl}/fhir/${r.resourceType}/${r.id}`, resource: rawPlaceholder(nonce, i) as unknown as Resource, search: { mode: 'match' } }))
+    ? []
     : resources.map((r) => ({
         fullUrl: `${config.publicBaseUrl}/fhir/${r.resourceType}/${r.id}`,
         resource: plan.elements ? applyElements(r, plan.elements) : r,
@@ -143,7 +141,7 @@ export async function handleSearch(req: Request, res: Response, deps: AppDeps, t
     }
   }
   if (plan.warnings.length) entries.push(outcomeEntry(plan));
-  if (entries.length) bundle.entry = entries;
+  if (entries.length && !raw) bundle.entry = entries;
 
   const patientIds = new Set<string>();
   for (const r of rows) {
@@ -151,7 +149,7 @@ export async function handleSearch(req: Request, res: Response, deps: AppDeps, t
     if (p) patientIds.add(p);
   }
   res.locals.audit = { subtype: h.subtype, action: 'E', query, entities: refs.map((r) => `${r.resourceType}/${r.id}`), patientIds: [...patientIds], count: refs.length };
-  if (raw) sendJsonWithRaw(res, bundle, nonce, raw.map((r) => r.json));
+  if (raw) sendSearchsetWithRaw(res, bundle, raw.map((r) => ({ fullUrl: `${config.publicBaseUrl}/fhir/${r.resourceType}/${r.id}`, json: r.json })), entries);
   else sendResource(req, res, bundle, 200, format);
 }
 
