@@ -8,7 +8,8 @@
  * A diagnostic fourth configuration (JWT + policy, audit off) splits the cost. Rounds interleave the
  * configurations (order rotated); medians are compared.
  * Endpoint: GET /fhir/DocumentReference?patient=<id>&_count=10 over 40 seeded manifests / 8 patients.
- * Writes bench/results-auth.md; last line `RESULT …`.
+ * Writes bench/results-auth.md (finishBench: summary rows from this run's figures); last line
+ * `RESULT auth.jwt/off=… auth.introspection/off=… auth.jwt-noaudit/off=…`.
  * Run: npm run bench:auth  [-- --runs 5 --duration 5 --connections 10]
  */
 import { execFile } from 'node:child_process';
@@ -27,14 +28,15 @@ import { createDb } from '../src/store/db.js';
 import { createTestDb } from '../test/helpers/db.js';
 import { startOidcProvider } from '../test/helpers/oidc.js';
 import { NO_AUDIT } from './lib/no-audit.js';
-import { median, numArg, writeResults } from './lib/report.js';
+import { benchHeader, finishBench, loadNow, median, numArg, pgVersion, range } from './lib/report.js';
 
 const RUNS = numArg('runs', 5);
 const DURATION = numArg('duration', 5);
 const CONNECTIONS = numArg('connections', 10);
-const loadAvg = os.loadavg();
+const loadStart = loadNow();
 
 const tdb = await createTestDb();
+const header = benchHeader({ postgres: await pgVersion(tdb.db) });
 const log = createLogger('silent');
 const idp = await startOidcProvider({ users: [{ sub: 'bench-user', claims: { roles: ['radiologist'] } }] });
 const cfgDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mado-bench-auth-'));
@@ -144,53 +146,65 @@ for (let i = 0; i < RUNS; i++) {
 }
 const introspectionCalls = idp.introspections - introspectionsBefore;
 
+const loadEnd = loadNow();
 const med = (n: Name, f: (r: Run) => number) => median(runs[n].map(f));
 const ratio = (n: Name) => med(n, (r) => r.rps) / med('off', (r) => r.rps);
-const paired = (n: Name) => median(runs[n].map((r, i) => r.rps / runs.off[i]!.rps));
+const perRound = (n: Name) => runs[n].map((r, i) => r.rps / runs.off[i]!.rps);
 // Throughput a CPU-bound deployment could expect, from server CPU per request (robust to machine load).
 const cpuRatio = (n: Name) => med('off', (r) => r.cpu) / med(n, (r) => r.cpu);
 const jwtRatio = ratio('jwt');
 const inRatio = ratio('introspection');
 const auditOk = audit.written >= audit.completed && audit.written <= audit.sent;
-const pgVersion = ((await tdb.db.raw('show server_version')).rows[0] as { server_version: string }).server_version;
-const line = (label: string, n: Name) =>
-  `| ${label} | ${med(n, (r) => r.rps).toFixed(0)} | ${med(n, (r) => r.p50).toFixed(1)} | ${med(n, (r) => r.p99).toFixed(1)} | ${med(n, (r) => r.cpu).toFixed(0)} | ${runs[n].map((r) => r.rps.toFixed(0)).join(', ')} |`;
-const md = `# Security benchmark
+
+function report(): string {
+  const line = (label: string, n: Name) =>
+    `| ${label} | ${med(n, (r) => r.rps).toFixed(0)} | ${range(runs[n].map((r) => r.rps), (x) => x.toFixed(0))} | ${med(n, (r) => r.p50).toFixed(1)} | ${med(n, (r) => r.p99).toFixed(1)} | ${med(n, (r) => r.cpu).toFixed(0)} |`;
+  const ratioLine = (label: string, n: Name, target?: number) =>
+    `| ${label} | **${ratio(n).toFixed(3)}** | ${median(perRound(n)).toFixed(3)} (${range(perRound(n), (x) => x.toFixed(3))}) | ${cpuRatio(n).toFixed(3)} | ${target === undefined ? 'diagnostic' : `≥ ${target}: **${ratio(n) >= target ? 'met' : 'NOT met'}**`} |`;
+  return `# Security benchmark
+
+${header}
 
 ITI-67 search throughput with **authentication, the policy and the audit trail on**, against the
 same search with **authentication off (loopback) and no audit**, measured in the same run
-(interleaved rounds, order rotated, medians). Targets: JWT ≥ 0.85, introspection (cached) ≥ 0.8.
+(${RUNS} interleaved rounds, order rotated, medians). Targets: JWT ≥ 0.85, introspection (cached) ≥ 0.8.
 
 - Endpoint: \`GET /fhir/DocumentReference?patient=<id>&_count=10\` (ITI-67; ${perPage} DocumentReferences per page, 40 manifests / 8 patients seeded through POST /fhir/Binary)
 - JWT: RS256 access token from a real OpenID provider (oidc-provider on loopback, remote JWKS), radiologist role, scopes \`${scope}\`
 - Introspection: an opaque token from the same provider, RFC 7662 introspection (client_secret_basic), answers cached by token hash (≤ 60 s, ≤ exp); ${introspectionCalls} introspection call(s) during the measured rounds
-- Audit on in both: AuditEvents per the MHD / BALP profiles (one per patient: one per request here), batched INSERT
+- Audit on in both: AuditEvents per the MHD / BALP profiles (one per patient: one per request here), queued and written in batches (multi-row INSERT, one transaction per batch)
 - ${RUNS} rounds × ${DURATION} s per configuration, ${CONNECTIONS} connections. The apps and the provider run in one Node process, each app with its own DB pool of the production size (20), on one embedded PostgreSQL; the load generator (autocannon) runs in its own process, spawned per run
-- Load average at start: ${loadAvg.map((x) => x.toFixed(1)).join(' / ')}. The machine has ${os.cpus().length} cores shared with other sessions running test suites: absolute figures move with that load, the same-run ratios much less
-- ${os.cpus()[0]?.model ?? 'unknown CPU'}, Node ${process.version}, PostgreSQL ${pgVersion}, ${new Date().toISOString().slice(0, 10)}
+- Load average at start ${loadStart}, at the end ${loadEnd}. The machine has ${os.cpus().length} cores shared with other sessions (test suites, other benches): absolute figures move with that load, the same-run ratios much less
 
-| Configuration | median req/s | p50 ms (median) | p99 ms (median) | server CPU µs / request (median) | runs (req/s) |
-|---|---:|---:|---:|---:|---|
+| Configuration | median req/s | range req/s | p50 ms (median) | p99 ms (median) | server CPU µs / request (median) |
+|---|---:|---|---:|---:|---:|
 ${line('auth off, audit off', 'off')}
 ${line('JWT + policy + audit', 'jwt')}
 ${line('opaque token (introspection, cached) + policy + audit', 'introspection')}
 ${line('JWT + policy, audit off (diagnostic)', 'jwtNoAudit')}
 
-| Ratio to auth off | medians (req/s) | median of per-round ratios | server CPU per request, off / on | target (on the medians) |
-|---|---:|---:|---:|---|
-| JWT + policy + audit | **${jwtRatio.toFixed(3)}** | ${paired('jwt').toFixed(3)} | ${cpuRatio('jwt').toFixed(3)} | ≥ 0.85: **${jwtRatio >= 0.85 ? 'met' : 'NOT met'}** |
-| introspection (cached) + policy + audit | **${inRatio.toFixed(3)}** | ${paired('introspection').toFixed(3)} | ${cpuRatio('introspection').toFixed(3)} | ≥ 0.8: **${inRatio >= 0.8 ? 'met' : 'NOT met'}** |
-| JWT + policy, audit off (diagnostic) | ${ratio('jwtNoAudit').toFixed(3)} | ${paired('jwtNoAudit').toFixed(3)} | ${cpuRatio('jwtNoAudit').toFixed(3)} | — |
+| Ratio to auth off | medians (req/s) | per-round ratios: median (range) | server CPU per request, off / on | target (on the medians) |
+|---|---:|---|---:|---|
+${ratioLine('JWT + policy + audit', 'jwt', 0.85)}
+${ratioLine('introspection (cached) + policy + audit', 'introspection', 0.8)}
+${ratioLine('JWT + policy, audit off', 'jwtNoAudit')}
 
 AuditEvents written during the measured "on" runs: ${audit.written}; requests completed inside the measuring windows ${audit.completed}, sent ${audit.sent} (${auditOk ? 'one per request: the difference is requests still in flight when a window closed' : 'MISMATCH'}).
 
 Server CPU µs / request = CPU of the server process (apps + provider) plus the PostgreSQL backends of
-the bench database (from /proc in 10 ms ticks, about ±150 µs per request at these counts), divided
-by the requests completed; the load generator's CPU is not in it.
-
-RESULT jwt_ratio=${jwtRatio.toFixed(3)} introspection_ratio=${inRatio.toFixed(3)} jwt_cpu_ratio=${cpuRatio('jwt').toFixed(3)} introspection_cpu_ratio=${cpuRatio('introspection').toFixed(3)} off_rps=${med('off', (r) => r.rps).toFixed(0)} jwt_rps=${med('jwt', (r) => r.rps).toFixed(0)} introspection_rps=${med('introspection', (r) => r.rps).toFixed(0)} load=${loadAvg[0]!.toFixed(1)}
+the bench database (from /proc in 10 ms ticks), divided by the requests completed; the load
+generator's CPU is not in it.
 `;
-writeResults('results-auth.md', md);
+}
+
+const verdict = (r: number, t: number) => (r >= t ? 'met' : 'NOT met');
+finishBench('results-auth.md', report(), {
+  summary: [
+    { issue: '17', measure: 'ITI-67 req/s, JWT + policy + audit ÷ auth off (bench:auth)', result: `${jwtRatio.toFixed(3)} (rounds ${range(perRound('jwt'), (x) => x.toFixed(2))}; load ${loadStart.split(' ')[0]})`, target: `≥ 0.85: ${verdict(jwtRatio, 0.85)}` },
+    { issue: '17', measure: 'ITI-67 req/s, introspection (cached) + policy + audit ÷ auth off (bench:auth)', result: `${inRatio.toFixed(3)} (rounds ${range(perRound('introspection'), (x) => x.toFixed(2))})`, target: `≥ 0.8: ${verdict(inRatio, 0.8)}` },
+  ],
+  result: { 'auth.jwt/off': jwtRatio, 'auth.introspection/off': inRatio, 'auth.jwt-noaudit/off': ratio('jwtNoAudit') },
+});
 
 for (const n of NAMES) {
   await closeApp(apps[n]);

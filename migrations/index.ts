@@ -16,6 +16,7 @@ import * as m0010b from './20261207_0010_kos_form.js';
 import * as m0011 from './20261207_0011_imaging_study_per_study.js';
 import * as m0013 from './20261207_0013_publish.js';
 import * as m0016 from './20261207_0016_modalities_from_sop_classes.js';
+import * as m0017 from './20261207_0017_audit_event_json.js';
 import * as m0018 from './20261207_0018_publish_fingerprint.js';
 import * as m0019 from './20261207_0019_manifest_model_json.js';
 
@@ -33,6 +34,7 @@ export const migrations: Record<string, Knex.Migration> = {
   '20261207_0011_imaging_study_per_study': m0011,
   '20261207_0013_publish': m0013,
   '20261207_0016_modalities_from_sop_classes': m0016,
+  '20261207_0017_audit_event_json': m0017,
   '20261207_0018_publish_fingerprint': m0018,
   '20261207_0019_manifest_model_json': m0019,
 };

@@ -28,6 +28,25 @@ export function serverWho(serverUrl: string): Reference<Device> {
   return { identifier: { value: serverUrl }, display: 'mado-gateway' };
 }
 
+// The server's agent is the same in every event of a direction: built once per server URL, shared.
+const serverAgents = new Map<string, AuditEventAgent>();
+
+function serverAgent(serverUrl: string, clientIsDestination: boolean): AuditEventAgent {
+  const key = `${clientIsDestination ? 'S' : 'D'}${serverUrl}`;
+  let agent = serverAgents.get(key);
+  if (!agent) {
+    if (serverAgents.size >= 100) serverAgents.clear();
+    agent = Object.freeze({
+      type: { coding: [clientIsDestination ? SOURCE_ROLE : DESTINATION_ROLE] },
+      who: serverWho(serverUrl),
+      requestor: false,
+      network: { address: hostOf(serverUrl), type: '1' as const },
+    });
+    serverAgents.set(key, agent);
+  }
+  return agent;
+}
+
 export function auditAgents(a: AgentInput, clientIsDestination: boolean): AuditEventAgent[] {
   const p = a.principal;
   const client: AuditEventAgent = {
@@ -37,13 +56,7 @@ export function auditAgents(a: AgentInput, clientIsDestination: boolean): AuditE
     network: a.clientIp ? { address: a.clientIp, type: isIp(a.clientIp) ? '2' : '1' } : undefined,
   };
   if (a.userAgent) client.extension = [{ url: USER_AGENT_EXT, valueString: a.userAgent.slice(0, 256) }];
-  const server: AuditEventAgent = {
-    type: { coding: [clientIsDestination ? SOURCE_ROLE : DESTINATION_ROLE] },
-    who: serverWho(a.serverUrl),
-    requestor: false,
-    network: { address: hostOf(a.serverUrl), type: '1' },
-  };
-  return [client, server, userAgent(a)];
+  return [client, serverAgent(a.serverUrl, clientIsDestination), userAgent(a)];
 }
 
 function userAgent(a: AgentInput): AuditEventAgent {

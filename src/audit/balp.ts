@@ -78,15 +78,11 @@ function buildOne(a: AuditInput, shape: EventShape, actionCode: ActionCode, subt
   const refs = [...new Set(a.info?.entities ?? [])];
   const entity = eventEntities(a, shape, patientIds, refs, subtype);
   const profile = outcome === '0' && shape.profile ? (patientIds.length ? shape.profile.withPatient : shape.profile.withoutPatient) : undefined;
-  const meta: AuditEvent['meta'] = {
-    ...(profile ? { profile: [profile] } : {}),
-    ...(a.breakGlass ? { security: [{ system: ACT_REASON, code: 'BTG' }] } : {}),
-  };
   const extension: Extension[] | undefined = a.info?.count !== undefined ? [{ url: COUNT_EXT, valueInteger: a.info.count }] : undefined;
   const resource: AuditEvent = {
     resourceType: 'AuditEvent',
     id,
-    meta: Object.keys(meta).length ? meta : undefined,
+    meta: metaOf(profile, a.breakGlass),
     extension,
     type: shape.type,
     subtype: shape.subtypes,
@@ -96,7 +92,7 @@ function buildOne(a: AuditInput, shape: EventShape, actionCode: ActionCode, subt
     outcomeDesc: a.status >= 400 || a.aborted ? `HTTP ${a.status}${a.aborted ? ' (aborted)' : ''}` : undefined,
     purposeOfEvent: a.breakGlass ? [{ coding: [{ system: ACT_REASON, code: 'BTG', display: 'break the glass' }] }] : undefined,
     agent: auditAgents(a, actionCode === 'R'),
-    source: { observer: serverWho(a.serverUrl), type: [{ system: 'http://terminology.hl7.org/CodeSystem/security-source-type', code: '4', display: 'Application Server' }] },
+    source: sourceOf(a.serverUrl),
     entity,
   };
   const isQuery = shape.kind === 'query' || shape.kind === 'query-images';
@@ -117,6 +113,33 @@ function buildOne(a: AuditInput, shape: EventShape, actionCode: ActionCode, subt
     // undefined members vanish when the resource is serialised (JSON has no undefined)
     resource,
   };
+}
+
+const metas = new Map<string, AuditEvent['meta']>();
+
+/** meta: the profile claimed and the break-glass label; a handful of combinations, each built once. */
+function metaOf(profile: string | undefined, breakGlass: boolean): AuditEvent['meta'] {
+  if (!profile && !breakGlass) return undefined;
+  const key = `${breakGlass ? 'B' : ''}|${profile ?? ''}`;
+  let meta = metas.get(key);
+  if (!meta) {
+    meta = Object.freeze({ ...(profile ? { profile: [profile] } : {}), ...(breakGlass ? { security: [{ system: ACT_REASON, code: 'BTG' }] } : {}) });
+    metas.set(key, meta);
+  }
+  return meta;
+}
+
+const sources = new Map<string, AuditEvent['source']>();
+
+/** AuditEvent.source: this gateway, the same in every event (built once per server URL). */
+function sourceOf(serverUrl: string): AuditEvent['source'] {
+  let source = sources.get(serverUrl);
+  if (!source) {
+    if (sources.size >= 100) sources.clear();
+    source = { observer: serverWho(serverUrl), type: [{ system: 'http://terminology.hl7.org/CodeSystem/security-source-type', code: '4', display: 'Application Server' }] };
+    sources.set(serverUrl, source);
+  }
+  return source;
 }
 
 function eventEntities(a: AuditInput, shape: EventShape, patientIds: string[], refs: string[], subtype: AuditSubtype | undefined): AuditEventEntity[] {

@@ -20,12 +20,18 @@ const REPORT = { system: OBJECT_ROLE, code: '3', display: 'Report' };
 /** `full`: base64 of the raw request (BALP); `hash`: base64 of "sha256:<hex>" of it (privacy). */
 export type StoreQuery = 'full' | 'hash';
 
+// Codings every event repeats are shared (never modified after the event is built).
+const REQUEST_ID_TYPE = Object.freeze({ system: BALP_ENTITY, code: 'XrequestId', display: 'X-Request-Id' });
+const PERSON = Object.freeze({ system: ENTITY_TYPE, code: '1', display: 'Person' });
+const PATIENT_ROLE = Object.freeze({ system: OBJECT_ROLE, code: '1', display: 'Patient' });
+const QUERY_ROLE = Object.freeze({ system: OBJECT_ROLE, code: '24', display: 'Query' });
+
 export function requestEntity(requestId: string): AuditEventEntity {
-  return { what: { identifier: { value: requestId } }, type: { system: BALP_ENTITY, code: 'XrequestId', display: 'X-Request-Id' } };
+  return { what: { identifier: { value: requestId } }, type: REQUEST_ID_TYPE };
 }
 
 export function patientEntity(id: string): AuditEventEntity {
-  return { what: { reference: `Patient/${id}` }, type: { system: ENTITY_TYPE, code: '1', display: 'Person' }, role: { system: OBJECT_ROLE, code: '1', display: 'Patient' } };
+  return { what: { reference: `Patient/${id}` }, type: PERSON, role: PATIENT_ROLE };
 }
 
 /** BALP entity[query]: `query` 1..1, no `what`, no `detail`. */
@@ -33,7 +39,7 @@ export function queryEntity(rawRequest: string, mode: StoreQuery, resourceType?:
   const text = mode === 'full' ? rawRequest : `sha256:${hash('sha256', rawRequest, 'hex')}`;
   return {
     type: SYSTEM_OBJECT,
-    role: { system: OBJECT_ROLE, code: '24', display: 'Query' },
+    role: QUERY_ROLE,
     description: resourceType && resourceType !== '*' ? `${resourceType} search${mode === 'hash' ? ' (query stored as its SHA-256)' : ''}` : undefined,
     query: Buffer.from(text, 'utf8').toString('base64'),
   };
@@ -49,7 +55,8 @@ export function resourceEntities(kind: EventKind, refs: readonly string[], trans
   let study: AuditEventEntity | undefined;
   let data = false; // the one type-2 entity of a read (BALP entity[data])
   for (const e of refs) {
-    const m = /^(study|series|instance):(.+)$/.exec(e);
+    // only "study:", "series:" and "instance:" refs start with s or i ("DocumentReference/…", "Binary/…" never do)
+    const m = e.charCodeAt(0) === 115 || e.charCodeAt(0) === 105 ? /^(study|series|instance):(.+)$/.exec(e) : null;
     if (m?.[1] === 'study') {
       // RAD-107 keeps the DICOM shape; elsewhere the study is typed ImagingStudy (no slice).
       const type = kind === 'retrieve-images' ? SYSTEM_OBJECT : { system: RESOURCE_TYPE, code: 'ImagingStudy', display: 'ImagingStudy' };

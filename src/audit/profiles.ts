@@ -60,7 +60,30 @@ export interface EventShape {
   profile?: { withPatient: string; withoutPatient?: string };
 }
 
+// A few dozen distinct shapes occur (transaction × action × method); each is built once and shared,
+// frozen, by the events that have it (the memo is bounded: resource types come from request paths).
+const shapes = new Map<string, EventShape>();
+
 export function eventShape(subtype: AuditSubtype | undefined, actionCode: ActionCode, status: number, method: string, action?: Action): EventShape {
+  const key = `${subtype}|${actionCode}|${status === 401 || status === 403 ? 'denied' : ''}|${method}|${action?.kind}|${action?.resourceType}`;
+  let shape = shapes.get(key);
+  if (!shape) {
+    if (shapes.size >= 1_000) shapes.clear();
+    shape = deepFreeze(buildEventShape(subtype, actionCode, status, method, action));
+    shapes.set(key, shape);
+  }
+  return shape;
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object' && !Object.isFrozen(o)) {
+    Object.freeze(o);
+    for (const v of Object.values(o)) deepFreeze(v);
+  }
+  return o;
+}
+
+function buildEventShape(subtype: AuditSubtype | undefined, actionCode: ActionCode, status: number, method: string, action?: Action): EventShape {
   const restful = restfulInteraction(actionCode, subtype, action);
   const subtypes: Coding[] = [];
   if (restful) subtypes.push({ system: RESTFUL, code: restful, display: restful });

@@ -11,8 +11,8 @@
 import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from '../log.js';
-import { insertAuditEvents } from '../store/audit-store.js';
 import type { Db } from '../store/db.js';
+import { writeQueue, type QueueState } from './batch-writer.js';
 import { buildAuditEvents, type AuditInput, type AuditRecord } from './balp.js';
 import type { StoreQuery } from './entities.js';
 import type { AuditedAction } from './types.js';
@@ -39,7 +39,7 @@ export interface AuditRecorder {
   /** Write everything queued so far */
   flush(): Promise<void>;
   close(): Promise<void>;
-  stats(): { queued: number; written: number; dropped: number; failures: number };
+  stats(): { queued: number; written: number; dropped: number; failures: number; cleaned: number; rejected: number };
 }
 
 export function createAuditRecorder(o: AuditRecorderOptions): AuditRecorder {
@@ -54,7 +54,7 @@ function createAuditQueue(o: AuditRecorderOptions): AuditQueue {
   const maxQueue = o.maxQueue ?? 50_000;
   const batchSize = o.batchSize ?? 500;
   const delay = o.flushDelayMs ?? 50;
-  const st = { queue: [] as AuditRecord[], written: 0, dropped: 0, failures: 0, closed: false };
+  const st: QueueState & { dropped: number; closed: boolean } = { queue: [], inFlight: 0, written: 0, cleaned: 0, rejected: 0, dropped: 0, failures: 0, closed: false };
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
 
@@ -66,7 +66,9 @@ function createAuditQueue(o: AuditRecorderOptions): AuditQueue {
     }, ms);
     timer.unref();
   };
-  const writeAll = () => writeBatches(o, st, batchSize, () => schedule(1_000));
+  const writeAll = async () => {
+    if (!(await writeQueue(o.db, o.log, st, batchSize))) schedule(1_000);
+  };
   // One writer at a time; `.finally` runs after the assignment even when there is nothing to
   // write (an async IIFE that finishes synchronously would leave a stale promise behind).
   const drain = (): Promise<void> => (running ??= writeAll().finally(() => {
@@ -75,8 +77,8 @@ function createAuditQueue(o: AuditRecorderOptions): AuditQueue {
     }));
 
   const enqueue = (r: AuditRecord) => {
-    if (st.queue.length >= maxQueue) {
-      st.queue.shift();
+    if (st.queue.length >= maxQueue && st.queue.length > st.inFlight) {
+      st.queue.splice(st.inFlight, 1); // the oldest not being written now
       st.dropped++;
       if (st.dropped === 1 || st.dropped % 1000 === 0) o.log.error({ dropped: st.dropped }, 'audit queue full: oldest events dropped');
     }
@@ -94,9 +96,9 @@ function createAuditQueue(o: AuditRecorderOptions): AuditQueue {
         timer = undefined;
       }
       while (st.queue.length) {
-        const before = st.written;
+        const before = st.written + st.rejected;
         await drain();
-        if (st.written === before) break; // database unavailable: keep the rest queued
+        if (st.written + st.rejected === before) break; // database unavailable: keep the rest queued
       }
       if (running) await running;
     },
@@ -104,24 +106,8 @@ function createAuditQueue(o: AuditRecorderOptions): AuditQueue {
       await this.flush();
       st.closed = true;
     },
-    stats: () => ({ queued: st.queue.length, written: st.written, dropped: st.dropped, failures: st.failures }),
+    stats: () => ({ queued: st.queue.length, written: st.written, dropped: st.dropped, failures: st.failures, cleaned: st.cleaned, rejected: st.rejected }),
   };
-}
-
-async function writeBatches(o: AuditRecorderOptions, st: { queue: AuditRecord[]; written: number; failures: number }, batchSize: number, retryLater: () => void): Promise<void> {
-  while (st.queue.length) {
-    const batch = st.queue.slice(0, batchSize);
-    try {
-      await insertAuditEvents(o.db, batch);
-      st.queue = st.queue.slice(batch.length);
-      st.written += batch.length;
-    } catch (err) {
-      st.failures++;
-      o.log.error({ err: { name: (err as Error).name, code: (err as { code?: string }).code }, queued: st.queue.length }, 'audit write failed; will retry');
-      retryLater();
-      return;
-    }
-  }
 }
 
 /** Records the request's AuditEvents when the response finishes or the connection closes. */

@@ -44,6 +44,14 @@ export interface Authenticator {
 
 export function createAuthenticator(cfg: AuthConfig): Authenticator {
   const bearer = createBearerVerifier(cfg);
+  // The verifier and the introspector hand back the same claims object while a token is cached:
+  // its Principal is built once (principals are replaced, never modified, downstream).
+  const principals = new WeakMap<object, Principal>();
+  const principalOf = (claims: Record<string, unknown>): Principal => {
+    let p = principals.get(claims);
+    if (!p) principals.set(claims, (p = principalFromClaims(claims, cfg)));
+    return p;
+  };
   const basic = createBasicVerifier(cfg.basic);
   const bearerEnabled = Boolean(cfg.jwt || cfg.introspection);
 
@@ -75,7 +83,7 @@ export function createAuthenticator(cfg: AuthConfig): Authenticator {
       if (scheme === 'bearer') {
         if (!bearer) throw unauthorized('invalid_token', 'bearer tokens are not accepted', 'Bearer');
         try {
-          return principalFromClaims(await bearer(cred), cfg);
+          return principalOf(await bearer(cred));
         } catch (err) {
           if (err instanceof KeySetUnavailable || err instanceof IntrospectionUnavailable) {
             // Product ask 10: a reason and a retry hint, not a misleading 401.

@@ -42,6 +42,7 @@ export function createSecurity(deps: AppDeps & { registry?: client.Registry }, p
     gauge('audit_events_written', 'AuditEvents written since start', () => audit?.stats().written);
     gauge('audit_events_dropped', 'AuditEvents dropped (queue full) since start', () => audit?.stats().dropped);
     gauge('audit_write_failures', 'Failed audit batch writes since start', () => audit?.stats().failures);
+    gauge('audit_events_rejected', 'AuditEvents the database refused even with unstorable characters replaced (lost) since start', () => audit?.stats().rejected);
     if (syslog) {
       gauge('audit_syslog_queue_length', 'Records waiting for the syslog collector', () => syslog.stats().queued);
       gauge('audit_syslog_dropped', 'Syslog records dropped since start', () => syslog.stats().dropped);

@@ -31,7 +31,20 @@ const QUERY_PARAMS: Record<string, RestrictedParam[]> = {
   ImagingStudy: ['modality'],
 };
 
+// Every request of a token re-checks the same few scope strings: parse each once (bounded memo;
+// the parsed scopes are only read).
+const parsed = new Map<string, SmartScope | undefined>();
+const PARSED_MAX = 10_000;
+
 export function parseSmartScope(scope: string): SmartScope | undefined {
+  if (parsed.has(scope)) return parsed.get(scope);
+  const result = parseSmartScopeUncached(scope);
+  if (parsed.size >= PARSED_MAX) parsed.clear();
+  parsed.set(scope, result);
+  return result;
+}
+
+function parseSmartScopeUncached(scope: string): SmartScope | undefined {
   const q = scope.indexOf('?');
   const m = SMART.exec(q < 0 ? scope : scope.slice(0, q));
   if (!m) return undefined;

@@ -121,8 +121,18 @@ function streamFailed(req: Request, res: Response, upstream: string, err: unknow
 }
 
 /**
+ * Nothing written to the client is still queued in the process: the socket took every byte at
+ * once (the kernel copied them), so no write references the read buffer any more and reading may
+ * go on at once. Otherwise the next read waits for the write callbacks (backpressure, and the
+ * reader's buffer is reused).
+ */
+function drained(res: Response): boolean {
+  return res.writableLength === 0;
+}
+
+/**
  * Write an upstream body to the response as it arrives: each slice by reference, the next read
- * only once the writes have been flushed (backpressure, and the reader's buffer is reused).
+ * at once when the socket took it whole (drained), else once the writes have been flushed.
  */
 function pump(up: StreamResponse, res: Response): Promise<void> {
   return new Promise<void>((resolve, reject) => {
@@ -134,7 +144,7 @@ function pump(up: StreamResponse, res: Response): Promise<void> {
       data: (b) => {
         unflushed++;
         res.write(b, flushed);
-        return false;
+        return drained(res);
       },
       end: () => {
         res.end();
@@ -315,7 +325,7 @@ class PartSource {
             return true;
           }
           if (!this.write) return this.prefetchedBytes <= PREFETCH_BYTES; // beyond: paused until streamTo()
-          return this.unflushed === 0;
+          return this.unflushed === 0 || drained(this.res);
         },
         end: () => {
           try {

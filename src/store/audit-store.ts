@@ -20,40 +20,44 @@ export interface AuditRow {
   resource: AuditEvent;
 }
 
+const AUDIT_COLUMNS = 'id, recorded, type_code, subtype_code, action, outcome, agent_who, patient_ref, entity_refs, break_glass, resource';
+/** Rows per INSERT statement: 11 parameters a row stays far below the protocol's 65,535. */
+const ROWS_PER_STATEMENT = 1_000;
+
+/**
+ * Write a batch of AuditEvents: one transaction, multi-row INSERTs whose values travel as
+ * parameters (no JSON wrapper for PostgreSQL to parse and unpack per row; the resource column is
+ * `json`, migration 0017). ON CONFLICT (id) DO NOTHING makes a retry of a batch whose commit was
+ * not acknowledged harmless.
+ *
+ * SET LOCAL synchronous_commit: the commit does not wait for the WAL flush, so an audit batch
+ * never holds a pool connection through an fsync while searches wait. The durability window this
+ * opens (≤ 3 × wal_writer_delay) is of the same order as the recorder's in-memory queue, which a
+ * crash loses anyway; an orderly shutdown flushes both.
+ */
 export async function insertAuditEvents(db: Db, rows: readonly AuditRow[]): Promise<void> {
   if (!rows.length) return;
-  // One parameter for the whole batch (jsonb_populate_recordset): cheap to build and to parse,
-  // whatever the batch size.
-  const json = JSON.stringify(
-    rows.map((r) => ({
-      id: r.id,
-      recorded: r.recorded.toISOString(),
-      type_code: r.typeCode,
-      subtype_code: r.subtypeCode,
-      action: r.action,
-      outcome: r.outcome,
-      agent_who: r.agentWho,
-      patient_ref: r.patientRef,
-      entity_refs: r.entityRefs,
-      break_glass: r.breakGlass,
-      resource: r.resource,
-    })),
-  );
-  // One round trip per batch: a simple-protocol query of two statements runs as one implicit
-  // transaction, so SET LOCAL synchronous_commit applies to this INSERT only. The commit then
-  // does not wait for the WAL flush: an audit batch never holds a pool connection through an
-  // fsync while searches wait. The durability window this opens (≤ 3 × wal_writer_delay) is of
-  // the same order as the recorder's in-memory queue, which a crash loses anyway; an orderly
-  // shutdown flushes both. The batch travels as one dollar-quoted jsonb literal (the tag is
-  // checked not to occur in it, so the text cannot end the literal).
-  let tag = 'audit';
-  while (json.includes(`$${tag}$`)) tag += Math.floor(Math.random() * 10);
-  const sql = `SET LOCAL synchronous_commit TO OFF;
-    INSERT INTO audit_event (id, recorded, type_code, subtype_code, action, outcome, agent_who, patient_ref, entity_refs, break_glass, resource)
-    SELECT id, recorded, type_code, subtype_code, action, outcome, agent_who, patient_ref, coalesce(entity_refs, '{}'), coalesce(break_glass, false), resource
-      FROM jsonb_populate_recordset(NULL::audit_event, $${tag}$${json}$${tag}$::jsonb)
-    ON CONFLICT (id) DO NOTHING`;
-  await withConnection(db, (conn) => conn.query(sql));
+  await withConnection(db, async (conn) => {
+    await conn.query('BEGIN; SET LOCAL synchronous_commit TO OFF');
+    try {
+      for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) await conn.query(insertStatement(rows.slice(i, i + ROWS_PER_STATEMENT)));
+      await conn.query('COMMIT');
+    } catch (err) {
+      await conn.query('ROLLBACK').catch(() => undefined); // the connection may be gone already
+      throw err;
+    }
+  });
+}
+
+function insertStatement(rows: readonly AuditRow[]): { text: string; values: unknown[] } {
+  const values: unknown[] = [];
+  const tuples: string[] = [];
+  for (const r of rows) {
+    const n = values.length;
+    values.push(r.id, r.recorded, r.typeCode, r.subtypeCode, r.action, r.outcome, r.agentWho, r.patientRef, r.entityRefs, r.breakGlass, JSON.stringify(r.resource));
+    tuples.push(`($${n + 1},$${n + 2},$${n + 3},$${n + 4},$${n + 5},$${n + 6},$${n + 7},$${n + 8},$${n + 9},$${n + 10},$${n + 11})`);
+  }
+  return { text: `INSERT INTO audit_event (${AUDIT_COLUMNS}) VALUES ${tuples.join(',')} ON CONFLICT (id) DO NOTHING`, values };
 }
 
 export interface AuditQuery {

@@ -47,7 +47,7 @@ export async function auditsFor(db: Db, requestId: string, n = 1, timeoutMs = 5_
   for (;;) {
     const rows = (await db('audit_event')
       .select('*')
-      .whereRaw(`resource->'entity' @> ?::jsonb`, [JSON.stringify([{ what: { identifier: { value: requestId } } }])])
+      .whereRaw(`(resource->'entity')::jsonb @> ?::jsonb`, [JSON.stringify([{ what: { identifier: { value: requestId } } }])])
       .orderBy('patient_ref')) as AuditRowView[];
     if (rows.length >= n) return rows;
     if (Date.now() > deadline) throw new Error(`no AuditEvent for request ${requestId}`);
