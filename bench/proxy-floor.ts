@@ -8,15 +8,14 @@
  * (the same bytes have to be moved by every process, and they share the same cores).
  *
  * Run: npx tsx bench/proxy-floor.ts [--runs 9] [--only a,b] [--write]
- * (--write: also bench/results-proxy-floor.md, assembled into BENCHMARKS.md)
+ * (--write: also bench/results-proxy-floor.md via finishBench, assembled into BENCHMARKS.md)
  */
 import type { ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
-import path from 'node:path';
 import { startOrthanc } from '../test/helpers/orthanc.js';
 import { startVariant, VARIANTS } from './proxy-variants.js';
+import { benchHeader, finishBench, loadNow } from './lib/report.js';
 import { cpuMs, makeStudy, median, minFaults } from './wado-study.js';
 
 const argRuns = process.argv.indexOf('--runs');
@@ -40,6 +39,18 @@ function fetchCount(url: string, retry = true): Promise<{ status: number; bytes:
     // a kept-alive socket the proxy closed just as it was reused: retry once on a new one
     req.on('error', (err) => (retry && req.reusedSocket && (err as { code?: string }).code === 'ECONNRESET' ? fetchCount(url, false).then(resolve, reject) : reject(err)));
   });
+}
+
+/** The relay floor and the cheapest HTTP-level hop of this run, for the summary table and RESULT line. */
+function floorOutcome(acc: Record<string, { p: number; gb: number }>, mbps: Record<string, number[]>, dMed: number) {
+  const per = (s: string) => (acc[s] ? acc[s].p / acc[s].gb : NaN);
+  const result: Record<string, number> = {};
+  for (const s of ['net-onread', 'http-onread', 'http-pipe']) if (acc[s]) result[`proxy-floor.${s}.core-ms-per-GB`] = per(s);
+  if (acc['net-onread'] && mbps['net-onread']) result['proxy-floor.net-onread/direct'] = median(mbps['net-onread']) / dMed;
+  const summary = acc['net-onread']
+    ? [{ issue: '20', measure: 'Node hop floor: TCP relay (reused 1 MiB read buffer) core-ms per GB, the yardstick of bench:wado', result: per('net-onread').toFixed(0), target: '– (floor)' }]
+    : [];
+  return { summary, result };
 }
 
 const started = await startOrthanc({ HttpThreadsCount: 8 });
@@ -120,9 +131,10 @@ try {
   console.log(`# OC = orthanc + client, pooled: ${OC.toFixed(0)} core-ms/GB; a ratio of 0.9 needs a hop costing ≤ ${(OC / 9).toFixed(0)}`);
   console.log(legend.join('\n'));
   if (WRITE) {
+    const version = ((await (await fetch(`${orthanc.url}/system`)).json()) as { Version?: string }).Version ?? 'unknown';
     const md = `# Proxy floor: what one extra Node hop costs here
 
-Command: \`npx tsx bench/proxy-floor.ts --runs ${RUNS} --write\`. Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}. Date: ${new Date().toISOString()}. Load average (1 min) at start / end: ${load0} / ${load1}.
+Command: \`npx tsx bench/proxy-floor.ts --runs ${RUNS} --write\`. ${benchHeader({ orthanc: version })}; load average at the end ${loadNow()} (2 shared cores; other work on the machine competes, compare the sides of this run). Load average (1 min) at start / end of the measurements: ${load0} / ${load1}.
 One Orthanc (Debian packages) on loopback serves a ${(first.bytes / 1e6).toFixed(0)} MB study (20 multi-frame instances; its multipart body ends with the connection, no Content-Length); the client (this script) retrieves it direct and through each bare proxy variant, each in its own process, ${RUNS} interleaved runs (order rotated). CPU is utime + stime from /proc per process (10 ms ticks), summed over the runs and divided by the GB moved; MB/s is the median per variant.
 
 The direct side is CPU-bound here (Orthanc and the client keep the 2 cores busy), so a hop moving the same bytes on the same cores can reach at most OC ÷ (OC + proxy) of the direct throughput, OC = Orthanc + client core-ms per GB, pooled over all sides of the run (their work does not depend on the hop; per side it scatters by ±10-20 %): the "CPU bound" column. In this run OC = **${OC.toFixed(0)}** core-ms/GB, so a ratio ≥ 0.9 needs a hop costing at most OC ÷ 9 = **${(OC / 9).toFixed(0)}** core-ms/GB. CPU per GB grows for every process when other work shares the cores (caches, memory bandwidth): a loaded run inflates OC and with it the bound; compare the proxy column within a run.
@@ -135,8 +147,7 @@ What the table says: the cost of a Node hop is dominated by how the upstream soc
 
 Failed requests: undici 7.30 (this repo's version) can throw an uncatchable \`assert(!this.paused)\` from its socket 'end' handler when a body without length (as Orthanc sends it) ends while backpressure has paused its parser — nodejs/undici#5360, fixed upstream by nodejs/undici#5474. The variants log it and go on; in a real process it is a crash. The gateway's retrieval path no longer uses undici, for http: or https: upstreams.
 `;
-    fs.writeFileSync(path.join(import.meta.dirname, 'results-proxy-floor.md'), md);
-    console.log('# bench/results-proxy-floor.md written');
+    finishBench('results-proxy-floor.md', md, floorOutcome(acc, mbps, dMed));
   }
 } finally {
   for (const p of procs) p.kill();

@@ -18,8 +18,14 @@
  * pauses the socket (no further 'data', and a FIN that arrives meanwhile is only seen after
  * resume() — the case undici 7 crashes on, nodejs/undici#5360).
  *
- * One request per connection (Connection: close): a retrieval moves megabytes to gigabytes, a TCP
- * (or TLS) handshake on top is noise, and no keep-alive state (stale sockets, pipelining) is needed.
+ * Connections are kept alive (ConnectionPool, decisions.md D130): viewers fetch frame by frame,
+ * and a TCP + TLS handshake per few-kilobyte frame costs more than the frame. A connection goes
+ * back to the pool only after a response that ended exactly at its framing (Content-Length or
+ * chunked; never a close-delimited body) and once the consumer has let go of the last slice of
+ * the read buffer. An upstream may close an idle connection at any moment (Orthanc after 1 s):
+ * a GET that fails on a reused connection before any response byte is retried once on a new
+ * connection (RFC 9110 §9.2.2: GET is idempotent; RFC 9112 §9.3.1 retrying after a close).
+ * Without a pool (tests, tools) an exchange sends Connection: close and uses its own connection.
  */
 import net from 'node:net';
 import tls from 'node:tls';
@@ -55,6 +61,10 @@ export class ResponseReader {
   private remaining = 0;
   status = 0;
   headers: Headers = {};
+  /** The connection may carry another exchange after this response (HTTP/1.1, no Connection: close, framed body) */
+  persistent = false;
+  /** Bytes arrived after the end of the response (nothing was asked for: the connection is not reused) */
+  trailing = false;
 
   constructor(private readonly cb: ReaderCallbacks) {}
 
@@ -125,7 +135,8 @@ export class ResponseReader {
           break;
         }
         case 'done':
-          return; // bytes after the response on a Connection: close socket are ignored
+          this.trailing = true;
+          return; // bytes after the response are ignored; the connection is not reused
       }
     }
   }
@@ -153,9 +164,9 @@ export class ResponseReader {
 
   private parseHead(text: string): boolean {
     const lines = text.split('\r\n');
-    const m = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/.exec(lines[0]!);
+    const m = /^HTTP\/1\.([01]) (\d{3})(?: .*)?$/.exec(lines[0]!);
     if (!m) throw new HttpParseError('malformed upstream status line');
-    const status = Number(m[1]);
+    const status = Number(m[2]);
     const headers: Headers = {};
     for (let i = 1; i < lines.length; i++) {
       const l = lines[i]!;
@@ -185,6 +196,8 @@ export class ResponseReader {
     } else {
       this.state = 'close';
     }
+    const conn = headers['connection'];
+    this.persistent = m[1] === '1' && this.state !== 'close' && !/(^|,)\s*close\s*(,|$)/i.test(Array.isArray(conn) ? conn.join(',') : (conn ?? ''));
     return false;
   }
 }
@@ -263,9 +276,19 @@ function abortError(): Error {
   return e;
 }
 
-export interface ExchangeOptions {
+/** Where an exchange connects; `tls` set for https: */
+export interface Target {
   host: string;
   port: number;
+  /**
+   * Speak TLS (https:): options for tls.connect (servername for SNI and certificate checks, ca,
+   * rejectUnauthorized, cert/key); host and port are taken from above. Connect, handshake and
+   * head together stay within headersTimeoutMs.
+   */
+  tls?: tls.ConnectionOptions;
+}
+
+export interface ExchangeOptions extends Target {
   /** Host header value */
   authority: string;
   path: string;
@@ -275,31 +298,161 @@ export interface ExchangeOptions {
   bodyTimeoutMs: number;
   /** Read buffer size (the largest slice handed to the body handler; plain TCP only) */
   readBytes?: number;
-  /**
-   * Speak TLS (https:): options for tls.connect (servername for SNI and certificate checks, ca,
-   * rejectUnauthorized, cert/key); host and port are taken from above. Connect, handshake and
-   * head together stay within headersTimeoutMs.
-   */
-  tls?: tls.ConnectionOptions;
+  /** Keep-alive connections to the same target; absent: Connection: close on a connection of its own */
+  pool?: ConnectionPool;
 }
 
 export const READ_BYTES = 1024 * 1024;
+/** How long an idle connection is kept when the upstream names no Keep-Alive timeout */
+const IDLE_MS = 4000;
+/** Read buffers kept for new connections per upstream */
+const FREE_BUFFERS = 4;
+/** Kept this much under the upstream's Keep-Alive timeout, so a connection it is about to close is not picked */
+const IDLE_MARGIN_MS = 300;
+
+/** What a connection's events go to: the exchange that holds it, or the pool while it is idle. */
+interface ConnOwner {
+  chunk: (b: Buffer) => boolean;
+  connected: () => void;
+  error: (err: Error) => void;
+  eof: () => void;
+  closed: () => void;
+}
 
 /**
- * One GET on its own connection. Resolves at the response head; rejects before it with the
- * socket error, an UpstreamTimeoutError (connect + head within headersTimeoutMs), an AbortError
- * or an HttpParseError. Caller holds a slot from Slots for the exchange; `release` runs exactly
- * once when the exchange is over (done, failed or destroyed).
+ * One upstream connection. Plain TCP reads into the connection's own reused buffer (`onread`),
+ * TLS delivers decrypted chunks as 'data' events; either way every event goes to the current owner.
+ */
+export class Conn {
+  owner: ConnOwner | undefined;
+  /** Has served an exchange: a failure before any response byte may be a close while it was idle */
+  reused = false;
+  idleTimer: NodeJS.Timeout | undefined;
+  readonly sock: net.Socket;
+  /** Plain TCP: the buffer every read goes into */
+  readonly buf: Buffer | undefined;
+
+  constructor(t: Target, readBytes: number, session?: Buffer, onSession?: (s: Buffer) => void, buf?: Buffer) {
+    if (t.tls) {
+      const sock = tls.connect({ ...t.tls, host: t.host, port: t.port, session });
+      if (onSession) sock.on('session', onSession); // TLS 1.3 tickets arrive after the handshake
+      sock.on('data', (chunk: Buffer) => this.owner?.chunk(chunk)); // the owner pauses the socket itself to keep a chunk
+      sock.once('secureConnect', () => this.owner?.connected());
+      this.sock = sock;
+    } else {
+      const callback = (n: number, b: Buffer) => this.owner?.chunk(b.subarray(0, n)) ?? false;
+      this.buf = buf && buf.length === readBytes ? buf : Buffer.allocUnsafeSlow(readBytes);
+      this.sock = net.connect({ host: t.host, port: t.port, onread: { buffer: this.buf, callback } });
+      this.sock.once('connect', () => this.owner?.connected());
+    }
+    this.sock.setNoDelay(true);
+    this.sock.on('error', (err) => this.owner?.error(err));
+    this.sock.on('end', () => this.owner?.eof());
+    this.sock.on('close', () => this.owner?.closed());
+  }
+}
+
+/**
+ * Idle keep-alive connections to one upstream (at most maxIdle, most recently used first) and the
+ * last TLS session, so a new TLS connection resumes instead of a full handshake (RFC 8446 §2.2).
+ */
+export class ConnectionPool {
+  private readonly idle: Conn[] = [];
+  /** Read buffers of ended connections that nothing references any more (a new one each time made work for the GC) */
+  private readonly free: Buffer[] = [];
+  private session: Buffer | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly target: Target,
+    private readonly maxIdle: number,
+    private readonly readBytes = READ_BYTES,
+  ) {}
+
+  get idleCount(): number {
+    return this.idle.length;
+  }
+
+  /** An idle connection that is still open, else a new one. */
+  take(): Conn {
+    for (let c = this.idle.pop(); c; c = this.idle.pop()) {
+      clearTimeout(c.idleTimer);
+      if (!c.sock.destroyed && c.sock.readyState === 'open') {
+        c.sock.ref();
+        return c;
+      }
+      c.sock.destroy();
+    }
+    return this.open();
+  }
+
+  open(): Conn {
+    return new Conn(this.target, this.readBytes, this.session, (s) => (this.session = s), this.free.pop());
+  }
+
+  /** A read buffer no slice of which is referenced any more, for the next new connection. */
+  recycle(buf: Buffer): void {
+    if (!this.closed && this.free.length < FREE_BUFFERS) this.free.push(buf);
+  }
+
+  /** Keep a connection whose response ended at its framing, for idleMs at most. */
+  park(c: Conn, idleMs: number): void {
+    if (this.closed || idleMs <= 0 || this.idle.length >= this.maxIdle || c.sock.destroyed) {
+      c.sock.destroy();
+      return;
+    }
+    const drop = () => {
+      const i = this.idle.indexOf(c);
+      if (i >= 0) this.idle.splice(i, 1);
+      clearTimeout(c.idleTimer);
+      c.sock.destroy();
+    };
+    // anything from an idle connection (bytes nobody asked for, end, error) ends it
+    c.owner = { chunk: () => (drop(), false), connected: () => {}, error: drop, eof: drop, closed: drop };
+    c.reused = true;
+    c.idleTimer = setTimeout(drop, idleMs);
+    c.idleTimer.unref();
+    this.idle.push(c);
+    c.sock.unref(); // an idle connection never keeps the process alive
+    c.sock.resume(); // keeps reading while idle: the upstream's close is seen at once
+  }
+
+  close(): void {
+    this.closed = true;
+    this.free.length = 0;
+    for (const c of this.idle.splice(0)) {
+      clearTimeout(c.idleTimer);
+      c.sock.destroy();
+    }
+  }
+}
+
+/** How long a connection may idle after this response: under the upstream's Keep-Alive timeout (RFC 9112 §9.3, the de-facto Keep-Alive header). */
+function idleMsOf(headers: Headers): number {
+  const ka = headers['keep-alive'];
+  const m = /(?:^|[,;\s])timeout\s*=\s*(\d{1,6})/i.exec(Array.isArray(ka) ? ka.join(',') : (ka ?? ''));
+  return m ? Math.min(IDLE_MS, Number(m[1]) * 1000 - IDLE_MARGIN_MS) : IDLE_MS;
+}
+
+/**
+ * One GET. Resolves at the response head; rejects before it with the socket error, an
+ * UpstreamTimeoutError (connect + head within headersTimeoutMs), an AbortError or an
+ * HttpParseError. Caller holds a slot from Slots for the exchange; `release` runs exactly once
+ * when the exchange is over (done, failed or destroyed). With a pool, a failure on a reused
+ * connection before any response byte is retried once on a new connection.
  */
 export function exchange(o: ExchangeOptions, release: () => void): Promise<StreamResponse> {
   const head = requestHead(o);
-  return new Promise<StreamResponse>((resolve, reject) => new Exchange(o, release, resolve, reject).start(head));
+  return new Promise<StreamResponse>((resolve, reject) => {
+    const attempt = (first: boolean) => new Exchange(o, head, release, resolve, reject, first ? () => attempt(false) : undefined).start();
+    attempt(true);
+  });
 }
 
 /** The request line and headers; CR/LF inside a field would split the request. */
 function requestHead(o: ExchangeOptions): string {
   for (const [k, v] of Object.entries(o.headers)) if (/[\r\n]/.test(k + v)) throw new Error('header field with CR/LF');
-  let head = `GET ${o.path} HTTP/1.1\r\nHost: ${o.authority}\r\nConnection: close\r\n`;
+  let head = `GET ${o.path} HTTP/1.1\r\nHost: ${o.authority}\r\n${o.pool ? '' : 'Connection: close\r\n'}`;
   for (const [k, v] of Object.entries(o.headers)) head += `${k}: ${v}\r\n`;
   return head + '\r\n';
 }
@@ -315,75 +468,75 @@ class Exchange {
   private pending: Buffer[] | undefined;
   private failure: Error | undefined;
   private ended = false;
-  /** Exchange finished or failed: slot released, socket destroyed */
+  /** Exchange finished or failed: slot released, connection destroyed or kept */
   private over = false;
   private headSeen = false;
+  /** Any response byte arrived (a failure before that on a reused connection is retried) */
+  private gotBytes = false;
+  /** Response ended cleanly on a keep-alive connection: park it once the consumer lets go of the read buffer */
+  private keepConn = false;
+  /** Response ended on a connection that is not kept: its read buffer goes back to the pool once the consumer lets go */
+  private recycleBuf = false;
   /** data() returned false / pause(): no read until resume() */
   private consumerPaused = false;
   private inRead = false;
   private wantPause = false;
   private bodyTimer: NodeJS.Timeout | undefined;
   private headTimer: NodeJS.Timeout | undefined;
-  private sock!: net.Socket;
+  private conn!: Conn;
   private readonly reader: ResponseReader;
   private readonly onAbort = () => this.fail(abortError());
   readonly response: StreamResponse;
 
   constructor(
     private readonly o: ExchangeOptions,
+    private readonly head: string,
     private readonly release: () => void,
     private readonly resolve: (r: StreamResponse) => void,
     private readonly reject: (e: Error) => void,
+    /** Set on a first attempt: called instead of reject when a reused connection turned out closed */
+    private retry: (() => void) | undefined,
   ) {
     this.reader = new ResponseReader({ head: () => this.onHead(), body: (b) => this.onBody(b), end: () => this.onEnd() });
     this.response = this.consumerSide();
   }
 
-  start(head: string): void {
-    this.sock = this.connect(head);
-    this.sock.on('error', (err) => this.fail(err));
-    this.sock.on('end', () => this.onEof());
-    this.sock.on('close', () => {
-      if (!this.over) this.fail(new HttpParseError('upstream connection closed'));
-    });
+  start(): void {
+    const pool = this.o.pool;
+    // a retry takes a new connection: the next idle one may have been closed just the same
+    this.conn = pool ? (this.retry ? pool.take() : pool.open()) : new Conn(this.o, this.o.readBytes ?? READ_BYTES);
+    if (!this.conn.reused) this.retry = undefined;
+    this.conn.owner = {
+      chunk: (b) => this.onChunk(b),
+      connected: () => this.conn.sock.write(this.head),
+      error: (err) => this.fail(err),
+      eof: () => this.onEof(),
+      closed: () => this.fail(new HttpParseError('upstream connection closed')),
+    };
+    if (this.conn.reused) this.conn.sock.write(this.head);
     this.headTimer = setTimeout(() => this.fail(new UpstreamTimeoutError('upstream did not answer in time', 'UPSTREAM_HEADERS_TIMEOUT')), this.o.headersTimeoutMs);
     this.o.signal.addEventListener('abort', this.onAbort, { once: true });
     if (this.o.signal.aborted) this.onAbort();
   }
 
-  /** TLS: decrypted chunks as 'data' events. Plain TCP: reads into one reused buffer (`onread`). */
-  private connect(head: string): net.Socket {
-    const o = this.o;
-    if (o.tls) {
-      const sock = tls.connect({ ...o.tls, host: o.host, port: o.port });
-      sock.setNoDelay(true);
-      sock.on('data', (chunk: Buffer) => this.onChunk(chunk)); // pauses the socket itself when the consumer keeps the chunk
-      sock.once('secureConnect', () => sock.write(head));
-      return sock;
-    }
-    const sock = net.connect({
-      host: o.host,
-      port: o.port,
-      noDelay: true,
-      onread: { buffer: Buffer.allocUnsafeSlow(o.readBytes ?? READ_BYTES), callback: (n: number, buf: Buffer) => this.onChunk(buf.subarray(0, n)) },
-    });
-    sock.once('connect', () => sock.write(head));
-    return sock;
-  }
-
-  private finishExchange(): boolean {
+  /** Ends the exchange once; `retrying`: the slot stays with the next attempt. */
+  private finishExchange(retrying = false): boolean {
     if (this.over) return false;
     this.over = true;
     clearTimeout(this.headTimer);
     if (this.bodyTimer) clearTimeout(this.bodyTimer);
     this.o.signal.removeEventListener('abort', this.onAbort);
-    this.sock.destroy();
-    this.release();
+    if (!this.keepConn) this.conn.sock.destroy();
+    if (!retrying) this.release();
     return true;
   }
 
   private fail(err: Error): void {
-    if (!this.finishExchange()) return;
+    if (this.over) return;
+    const retry = this.retry && !this.gotBytes && !(err instanceof UpstreamTimeoutError) && err.name !== 'AbortError' ? this.retry : undefined;
+    this.keepConn = false;
+    this.finishExchange(!!retry);
+    if (retry) return retry();
     if (!this.headSeen) this.reject(err);
     else if (this.handler) this.handler.error(err);
     else this.pending = undefined; // reported when read() is called
@@ -405,6 +558,8 @@ class Exchange {
 
   private onEnd(): void {
     this.ended = true;
+    this.keepConn = !!this.o.pool && this.reader.persistent;
+    this.recycleBuf = !this.keepConn && !!this.o.pool && !!this.conn.buf;
     this.finishExchange();
     this.handler?.end();
   }
@@ -416,6 +571,14 @@ class Exchange {
     } catch (err) {
       this.fail(err as Error);
     }
+    this.settleBuffer();
+  }
+
+  /** Hand the read buffer back once nothing the consumer still writes can reference it. */
+  private settleBuffer(): void {
+    if (!this.recycleBuf || this.wantPause || this.consumerPaused || this.inRead) return;
+    this.recycleBuf = false;
+    this.o.pool!.recycle(this.conn.buf!);
   }
 
   private armBody(): void {
@@ -428,12 +591,16 @@ class Exchange {
     this.consumerPaused = true;
     if (this.bodyTimer) clearTimeout(this.bodyTimer);
     this.bodyTimer = undefined;
-    this.sock.pause();
+    this.conn.sock.pause();
   }
 
   /** One read's bytes (a view of the reused buffer, or a TLS chunk); false: reading paused. */
   private onChunk(chunk: Buffer): boolean {
-    if (this.over) return false;
+    if (this.over) {
+      if (this.keepConn) this.dropConn(); // bytes after the response: not reusable
+      return false;
+    }
+    this.gotBytes = true;
     this.inRead = true;
     this.wantPause = false;
     try {
@@ -444,21 +611,56 @@ class Exchange {
       return false;
     }
     this.inRead = false;
-    if (this.over) return false;
+    if (this.over) {
+      if (this.recycleBuf && this.wantPause) this.consumerPaused = true; // the consumer holds the last slice
+      this.settleBuffer();
+      return this.settleConn();
+    }
     if (this.headSeen && !this.ended) this.armBody();
     if (!this.wantPause) return true;
     this.stopReading();
     return false;
   }
 
+  /** After the response's last read: park the connection now, or once the consumer lets go of the slice it kept. */
+  private settleConn(): boolean {
+    if (!this.keepConn) return false;
+    if (this.reader.trailing) {
+      this.dropConn();
+      return false;
+    }
+    if (this.wantPause) {
+      this.stopReading();
+      return false;
+    }
+    this.parkConn();
+    return true;
+  }
+
+  private parkConn(): void {
+    this.keepConn = false;
+    this.o.pool!.park(this.conn, idleMsOf(this.reader.headers));
+  }
+
+  private dropConn(): void {
+    this.keepConn = false;
+    this.conn.sock.destroy();
+  }
+
   private resume(): void {
+    if (this.keepConn && this.over && !this.inRead) return this.parkConn();
+    if (this.recycleBuf && this.over && !this.inRead) {
+      this.consumerPaused = false;
+      this.wantPause = false;
+      return this.settleBuffer();
+    }
     if (this.over || !this.consumerPaused || this.inRead) {
       this.wantPause = false;
       return;
     }
     this.consumerPaused = false;
     this.armBody();
-    this.sock.resume();
+    this.conn.sock.resume();
   }
 
   private pause(): void {
@@ -475,7 +677,12 @@ class Exchange {
     this.pending = undefined;
     let keep = false;
     for (const b of early) if (!h.data(b)) keep = true;
-    if (this.ended) return h.end();
+    if (this.ended) {
+      if (this.keepConn) this.parkConn(); // the early bytes were copies: nothing references the read buffer
+      this.consumerPaused = this.wantPause = false;
+      this.settleBuffer();
+      return h.end();
+    }
     if (!keep) this.resume();
   }
 
@@ -493,6 +700,8 @@ class Exchange {
       resume: () => this.resume(),
       pause: () => this.pause(),
       destroy: () => {
+        this.recycleBuf = false; // the consumer may still be writing slices of it
+        if (this.keepConn) this.dropConn();
         this.finishExchange();
       },
     };

@@ -61,6 +61,8 @@ export class MultipartParser {
   private decided: boolean | null = null;
   private peek: Buffer[] = [];
   private peekLen = 0;
+  /** Bytes of the current part's body still to come by its Content-Length; -1: delimited by the boundary scan */
+  private counted = -1;
   /** Parts written so far (including partsBefore) */
   partsOut: number;
   partsIn = 0;
@@ -96,8 +98,10 @@ export class MultipartParser {
       if (chunk.compare(this.delim, c.length, this.delim.length, 0, need) === 0) {
         if (this.state === 'body') this.endPart();
         this.state = 'afterDelim';
+        this.counted = -1;
         return this.consume(chunk.subarray(need));
       }
+      if (this.state === 'body' && this.counted === 0) throw new MultipartError('multipart part longer than its Content-Length');
       if (this.state === 'body') this.body(c);
       return this.consume(chunk);
     }
@@ -187,6 +191,7 @@ export class MultipartParser {
       next = idx + 4;
     }
     this.rawHeaders = Buffer.from(buf.subarray(pos, end));
+    this.counted = contentLengthOf(this.rawHeaders);
     this.state = 'body';
     this.partsIn++;
     this.decided = null;
@@ -197,6 +202,7 @@ export class MultipartParser {
 
   /** Part data up to the next delimiter; a tail that may start the delimiter is carried over. */
   private partBody(buf: Buffer, pos: number): number {
+    if (this.counted >= 0) return this.countedBody(buf, pos);
     const idx = buf.indexOf(this.delim, pos);
     if (idx < 0) {
       // all of it is part data but a tail that may start the next delimiter (usually none)
@@ -208,6 +214,27 @@ export class MultipartParser {
     this.endPart();
     this.state = 'afterDelim';
     return idx + this.delim.length;
+  }
+
+  /**
+   * A part that declares its Content-Length (as Orthanc's do): its body is handed on without
+   * searching it for the boundary, and the delimiter must follow exactly at its end — a wrong
+   * length is a malformed body (decisions.md D131).
+   */
+  private countedBody(buf: Buffer, pos: number): number {
+    const n = Math.min(this.counted, buf.length - pos);
+    if (n > 0) this.body(pos === 0 && n === buf.length ? buf : buf.subarray(pos, pos + n));
+    this.counted -= n;
+    pos += n;
+    if (this.counted > 0) return -1;
+    const d = this.delim;
+    const have = Math.min(d.length, buf.length - pos);
+    if (buf.compare(d, 0, have, pos, pos + have) !== 0) throw new MultipartError('multipart part longer than its Content-Length');
+    if (have < d.length) return this.keepRest(buf, pos); // a delimiter prefix: completed by the next chunk (write())
+    this.counted = -1;
+    this.endPart();
+    this.state = 'afterDelim';
+    return pos + d.length;
   }
 
   private body(data: Buffer): void {
@@ -252,6 +279,14 @@ export class MultipartParser {
     if (this.state !== 'done') throw new MultipartError('multipart body ended before its close delimiter');
     if (this.writeClose && this.partsOut > 0) this.out(Buffer.from('\r\n--' + this.outBoundary + '--\r\n', 'latin1'));
   }
+}
+
+/** A part's Content-Length header field (RFC 2045 style headers, latin1), or -1 when absent or not one decimal number. */
+function contentLengthOf(headers: Buffer): number {
+  const text = headers.toString('latin1');
+  const m = /(?:^|\r\n)content-length[ \t]*:[ \t]*(\d{1,15})[ \t]*(?:\r\n|$)/i.exec(text);
+  if (!m) return -1;
+  return text.match(/(?:^|\r\n)content-length[ \t]*:/gi)!.length === 1 ? Number(m[1]) : -1;
 }
 
 /** The boundary parameter of a multipart Content-Type (quoted or not), or undefined (RFC 2046 §5.1.1: 1–70 characters). */

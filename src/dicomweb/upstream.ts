@@ -17,7 +17,7 @@ import type { UpstreamConfig } from '../config.js';
 import { derivedUid } from '../dicom/uid.js';
 import { GatewayError } from '../http/errors.js';
 import { routeUpstream, type RetrieveLocation } from '../model/routing.js';
-import { exchange, Slots, UpstreamTimeoutError, type StreamResponse } from './http1.js';
+import { ConnectionPool, exchange, Slots, UpstreamTimeoutError, type StreamResponse } from './http1.js';
 
 export interface UpstreamResponse {
   status: number;
@@ -36,8 +36,10 @@ export class Upstream {
   readonly pool: Pool;
   readonly basePath: string;
   readonly origin: string;
-  /** Streaming exchanges in flight (own connections), at most maxConnections */
+  /** Streaming exchanges in flight, at most maxConnections */
   readonly streamSlots: Slots;
+  /** Keep-alive connections of the streaming exchange (decisions.md D130) */
+  readonly connections: ConnectionPool;
   /** Where stream() connects; `tls` set for https: */
   private readonly target: { host: string; port: number; authority: string; tls?: tls.ConnectionOptions };
   private token?: CachedToken;
@@ -64,6 +66,7 @@ export class Upstream {
     // check use the URL's host; an IP literal is checked against the certificate's IP SANs and
     // sent without SNI (RFC 6066 §3 allows host names only).
     if (https) this.target.tls = { servername: net.isIP(host) ? undefined : host, rejectUnauthorized: true };
+    this.connections = new ConnectionPool(this.target, config.maxConnections);
   }
 
   get name(): string {
@@ -149,7 +152,7 @@ export class Upstream {
 
   /**
    * GET `{base}{path}` for a body that is streamed to the client (retrievals): our own HTTP/1.1
-   * exchange (src/dicomweb/http1.ts) on its own connection — TCP reading into one reused buffer
+   * exchange (src/dicomweb/http1.ts) on a kept-alive connection — TCP reading into one reused buffer
    * for http: (body slices are only valid until the handler lets reading go on), TLS for https:.
    * At most maxConnections at once. Same errors as get() before the head.
    */
@@ -171,7 +174,7 @@ export class Upstream {
     };
     try {
       return await exchange(
-        { ...this.target, path: this.basePath + path, headers: h, signal, headersTimeoutMs: this.config.headersTimeoutMs, bodyTimeoutMs: this.config.bodyTimeoutMs },
+        { ...this.target, pool: this.connections, path: this.basePath + path, headers: h, signal, headersTimeoutMs: this.config.headersTimeoutMs, bodyTimeoutMs: this.config.bodyTimeoutMs },
         release,
       );
     } catch (err) {
@@ -225,6 +228,7 @@ export class UpstreamRegistry {
   }
 
   async close(): Promise<void> {
+    for (const u of this.upstreams) u.connections.close();
     await Promise.all(this.upstreams.map((u) => u.pool.close().catch(() => {})));
   }
 }

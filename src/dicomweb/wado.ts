@@ -121,8 +121,18 @@ function streamFailed(req: Request, res: Response, upstream: string, err: unknow
 }
 
 /**
+ * Nothing written to the client is still queued in the process: the socket took every byte at
+ * once (the kernel copied them), so no write references the read buffer any more and reading may
+ * go on at once. Otherwise the next read waits for the write callbacks (backpressure, and the
+ * reader's buffer is reused).
+ */
+function drained(res: Response): boolean {
+  return res.writableLength === 0;
+}
+
+/**
  * Write an upstream body to the response as it arrives: each slice by reference, the next read
- * only once the writes have been flushed (backpressure, and the reader's buffer is reused).
+ * at once when the socket took it whole (drained), else once the writes have been flushed.
  */
 function pump(up: StreamResponse, res: Response): Promise<void> {
   return new Promise<void>((resolve, reject) => {
@@ -133,8 +143,11 @@ function pump(up: StreamResponse, res: Response): Promise<void> {
     up.read({
       data: (b) => {
         unflushed++;
+        // corked: written to the socket now, not on the next tick (node corks each write until then)
+        res.cork();
         res.write(b, flushed);
-        return false;
+        res.uncork();
+        return drained(res);
       },
       end: () => {
         res.end();
@@ -315,7 +328,7 @@ class PartSource {
             return true;
           }
           if (!this.write) return this.prefetchedBytes <= PREFETCH_BYTES; // beyond: paused until streamTo()
-          return this.unflushed === 0;
+          return this.unflushed === 0 || drained(this.res);
         },
         end: () => {
           try {
@@ -510,12 +523,14 @@ function mountInstances(router: Router, ctx: WadoContext): void {
     await filteredRetrieve(ctx, req, res, study, series, rows, accept);
   });
 
-  router.get('/studies/:study/series/:series/instances/:instance', async (req, res) => {
+  router.get('/studies/:study/series/:series/instances/:instance', async (req, res, next) => {
     const study = uidParam(req, 'study');
     const series = uidParam(req, 'series');
     const sop = uidParam(req, 'instance');
     const accept = negotiate('instances', req.get('accept'));
-    const rows = await authorise(ctx, req, study, series, sop);
+    const rows = await visibleInstances(ctx.deps.db, patientFilter(principalOf(req)), study, series, sop);
+    // not in the index: a KOS the gateway stores itself answers in a later route, anything else is a 404 there
+    if (rows.length === 0) return next();
     audit(res, rows, [`study:${study}`, `series:${series}`, `instance:${sop}`]);
     await passThrough(ctx, req, res, routeOf(ctx, rows[0]!), studyPath(study, series, sop), accept, 'instances');
   });

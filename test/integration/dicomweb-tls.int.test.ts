@@ -209,7 +209,7 @@ describe('WADO-RS retrieve from an https: upstream (own HTTP/1.1 exchange over T
       assert.equal(q.headers.authorization, 'Bearer service-token');
       assert.equal(q.headers['accept-encoding'], 'identity');
       assert.equal(q.headers.host, new URL(fake.url).host);
-      assert.equal(q.headers.connection, 'close');
+      assert.equal(q.headers.connection, undefined, 'kept alive (HTTP/1.1 default)');
       assert.equal(q.servername, false, 'no SNI for an IP literal');
     }
   });

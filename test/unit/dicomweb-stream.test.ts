@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { describe, it } from 'node:test';
-import { exchange, HttpParseError, ResponseReader, Slots, type Headers, type StreamResponse } from '../../src/dicomweb/http1.js';
+import { ConnectionPool, exchange, HttpParseError, ResponseReader, Slots, type Headers, type StreamResponse } from '../../src/dicomweb/http1.js';
 import { MultipartError, MultipartParser, PART_HEAD } from '../../src/dicomweb/multipart.js';
 import { dicomPart, multipartBody, splitMultipart } from '../helpers/fake-upstream.js';
 
@@ -123,6 +123,31 @@ describe('MultipartParser: boundary scan across chunk edges', () => {
       assert.equal(parser.partsIn, 2);
       assert.equal(parser.partsDropped, 1); // the empty part has no SOP Instance UID
     }
+  });
+
+  /** As multipartBody, each part declaring its Content-Length (as Orthanc's parts do). */
+  const counted = (ps: Buffer[], lengths = ps.map((x) => x.length)) =>
+    Buffer.concat([...ps.flatMap((x, i) => [Buffer.from(`--${BOUNDARY}\r\nContent-Type: application/dicom\r\nContent-Length: ${lengths[i]}\r\n\r\n`), x, Buffer.from('\r\n')]), Buffer.from(`--${BOUNDARY}--\r\n`)]);
+
+  it('parts with a Content-Length: split at every offset, the same parts kept byte-identical as by the boundary scan', () => {
+    const cbody = counted(parts);
+    for (let k = 0; k <= cbody.length; k++) {
+      const { out, parser } = runParser(split(cbody, k), keep);
+      const got = splitMultipart(out, CT);
+      assert.deepEqual(got.map((g) => g.body), [parts[1], parts[3]], `split at ${k}`);
+      assert.equal(parser.partsIn, 4);
+      assert.equal(parser.partsDropped, 2);
+    }
+  });
+
+  it('a Content-Length that does not end at a delimiter is a malformed body', () => {
+    for (const delta of [-1, 1, 5]) {
+      const bad = counted(parts, parts.map((x, i) => x.length + (i === 1 ? delta : 0)));
+      for (const k of [0, 100, bad.length >> 1]) assert.throws(() => runParser(split(bad, k), keep), /Content-Length/, `delta ${delta}, split ${k}`);
+    }
+    // the last part's declared end lands just before a near-delimiter
+    const bad = counted([parts[0]!], [parts[0]!.length - 3]);
+    for (let k = 0; k <= bad.length; k++) assert.throws(() => runParser(split(bad, k), keep), MultipartError, `split ${k}`);
   });
 });
 
@@ -314,6 +339,43 @@ describe('exchange (one upstream GET on its own connection)', () => {
     assert.ok(views.length > 2);
     assert.equal(x.released(), 1);
     await srv.close();
+  });
+
+  it('with a pool: the last slice a consumer holds survives later exchanges (kept connection or recycled read buffer) until resume()', async () => {
+    for (const closing of [false, true]) {
+      let n = 0;
+      let firstBody: (() => void) | undefined;
+      const srv = await server((sock) => {
+        const body = Buffer.alloc(3000, ++n); // each response its own byte
+        sock.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n${closing ? 'Connection: close\r\n' : ''}\r\n`);
+        const rest = () => (closing ? sock.end(body) : sock.write(body));
+        if (n === 1) firstBody = rest; // the first body only once the consumer reads: it lands in the read buffer, not in a copy
+        else rest();
+      });
+      const pool = new ConnectionPool({ host: '127.0.0.1', port: srv.port }, 4, 64 * 1024);
+      try {
+      const get = () =>
+        exchange({ host: '127.0.0.1', port: srv.port, authority: 'x', path: '/x', headers: {}, signal: new AbortController().signal, headersTimeoutMs: 2000, bodyTimeoutMs: 2000, readBytes: 64 * 1024, pool }, () => {});
+      const first = await get();
+      let held: Buffer | undefined;
+      const firstEnded = new Promise<void>((resolve) => first.read({ data: (b) => ((held = b), false), end: () => resolve(), error: () => resolve() }));
+      firstBody!();
+      await firstEnded;
+      const copy = Buffer.from(held!);
+      for (let i = 0; i < 3; i++) {
+        const r = await get();
+        assert.ok((await drain(r)).equals(Buffer.alloc(3000, i + 2)));
+      }
+      assert.ok(held!.equals(copy), `held slice intact (${closing ? 'Connection: close' : 'kept alive'})`);
+      first.resume();
+      // once let go, the next exchange may use what the first one had
+      assert.ok((await drain(await get())).equals(Buffer.alloc(3000, 5)));
+      assert.equal(srv.conns(), closing ? 5 : 2);
+      } finally {
+        pool.close();
+        await srv.close();
+      }
+    }
   });
 
   it('a body ended by the connection (as Orthanc sends it) completes while the consumer holds slices (undici#5360 crashed here)', async () => {
