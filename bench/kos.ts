@@ -1,24 +1,24 @@
 /**
  * KOS codec benchmark: our reader (parse + validate + model) vs bare dcmjs
  * DicomMessage.readFile + naturalizeDataset on the same bytes; our writer vs bare dcmjs
- * denaturalizeDataset + DicomDict.write. Median of RUNS interleaved runs after warm-up.
+ * denaturalizeDataset + DicomDict.write. Medians (and ranges) of interleaved runs after warm-up.
  * Sizes: the typical ingest manifest (3 series × 100, as bench/ingest.ts), 1k and 20k references.
  * Small sizes repeat each operation REPS times inside one timed run (per-call time reported).
- * Run: npm run bench:kos   → prints a markdown table and writes bench/results-kos.md
+ * Writes bench/results-kos.md (finishBench); last line `RESULT kos.read/dcmjs.1k=… …`.
+ * Run: npm run bench:kos [-- --runs 5 --runs-20k 3]  (--max-refs 1000 --out FILE: a quick check)
  */
-import { writeFileSync } from 'node:fs';
-import os from 'node:os';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { join } from 'node:path';
 import dcmjs from 'dcmjs';
 import { readKos, syntheticManifest, writeKos } from '../src/dicom/index.js';
+import { benchHeader, finishBench, loadNow, median, numArg, range, type SummaryRow } from './lib/report.js';
 
 dcmjs.log.setLevel('error'); // never print values (decisions.md D47)
 const { DicomMessage, DicomMetaDictionary, DicomDict } = dcmjs.data;
 
-const RUNS = Math.max(7, Number(process.env.RUNS ?? 7));
-const WARMUP = 2;
+const RUNS = Math.max(3, numArg('runs', 5));
+/** 20k references: one dcmjs write takes tens of seconds, so fewer runs and one warm-up */
+const RUNS_20K = Math.max(3, numArg('runs-20k', 3));
 // A full GC before each timed operation (outside the timing): otherwise the garbage dcmjs leaves
 // (gigabytes at 20k references) is collected during whichever operation runs next. 'regular':
 // plain gc() is a memory-reducing GC that also flushes compiled code, and the next calls then run
@@ -26,8 +26,7 @@ const WARMUP = 2;
 v8.setFlagsFromString('--expose-gc');
 const gcFn = vm.runInNewContext('gc') as (o: object) => void;
 const gc = (): void => gcFn({ type: 'major', execution: 'sync', flavor: 'regular' });
-const load = () => os.loadavg().map((x) => x.toFixed(1)).join(' ');
-const loadStart = load();
+const header = benchHeader();
 
 function deepCopy<T>(v: T): T {
   if (Array.isArray(v)) return v.map(deepCopy) as T;
@@ -41,13 +40,20 @@ function deepCopy<T>(v: T): T {
   return v;
 }
 
-function median(a: number[]): number { const s = [...a].sort((x, y) => x - y); return s[s.length >> 1]!; }
 function ab(b: Uint8Array): ArrayBuffer { return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer; }
 
-interface Row { refs: number; bytes: number; op: string; ours: number; dcmjs: number }
-const rows: Row[] = [];
+/** Per-call ms of `fn` (run `reps` times on inputs made before the timing), after a full GC. */
+function timed<T>(inputs: T[], fn: (x: T) => void): number {
+  gc();
+  const t = performance.now();
+  for (const x of inputs) fn(x);
+  return (performance.now() - t) / inputs.length;
+}
 
-for (const [series, per, reps] of [[3, 100, 20], [10, 100, 5], [40, 500, 1]] as const) {
+interface Row { refs: number; bytes: number; op: 'read' | 'write'; ours: number[]; dcmjs: number[]; runs: number }
+
+/** One size: RUNS interleaved runs of our read, dcmjs read, our write, dcmjs write. */
+function measureSize(series: number, per: number, reps: number): Row[] {
   const m = syntheticManifest({ series, instancesPerSeries: per, seed: `bench-${series}x${per}` });
   const refs = series * per;
   const bytes = writeKos(m);
@@ -55,67 +61,66 @@ for (const [series, per, reps] of [[3, 100, 20], [10, 100, 5], [40, 500, 1]] as 
   const nat = DicomMetaDictionary.naturalizeDataset(DicomMessage.readFile(ab(bytes)).dict);
   const metaNat = { FileMetaInformationVersion: new Uint8Array([0, 1]).buffer, MediaStorageSOPClassUID: nat.SOPClassUID,
     MediaStorageSOPInstanceUID: nat.SOPInstanceUID, TransferSyntaxUID: '1.2.840.10008.1.2.1', ImplementationClassUID: '2.25.1' };
-
+  const [runs, warmup] = refs >= 10_000 ? [RUNS_20K, 1] : [RUNS, 2];
   process.stderr.write(`bench ${refs} refs, ${bytes.length} bytes\n`);
-  const readOurs: number[] = [], readTheirs: number[] = [], writeOurs: number[] = [], writeTheirs: number[] = [];
-  for (let i = 0; i < WARMUP + RUNS; i++) {
-    const keep = i >= WARMUP;
-    gc();
-    let t = performance.now();
-    for (let k = 0; k < reps; k++) {
-      const r = readKos(bytes, { maxReferences: 100_000 });
-      if (!r.manifest || r.issues.some((x) => x.severity === 'error')) throw new Error('bench manifest did not read cleanly');
-    }
-    let dt = (performance.now() - t) / reps;
-    if (keep) readOurs.push(dt);
-
-    const copies = Array.from({ length: reps }, () => ab(bytes)); // dcmjs needs its own ArrayBuffer; copying is outside the timing
-    gc();
-    t = performance.now();
-    for (const copy of copies) {
-      const d = DicomMessage.readFile(copy);
-      DicomMetaDictionary.naturalizeDataset(d.dict);
-    }
-    dt = (performance.now() - t) / reps;
-    if (keep) readTheirs.push(dt);
-
-    gc();
-    t = performance.now();
-    for (let k = 0; k < reps; k++) {
-      const out = writeKos(m);
-      if (out.length !== bytes.length) throw new Error('writer not deterministic');
-    }
-    dt = (performance.now() - t) / reps;
-    if (keep) writeOurs.push(dt);
-
-    // dcmjs mutates its input: a fresh deep copy per call, made outside the timing
-    const inputs = Array.from({ length: reps }, () => [deepCopy(nat), { ...metaNat, FileMetaInformationVersion: new Uint8Array([0, 1]).buffer }] as const);
-    gc();
-    t = performance.now();
-    for (const [natCopy, metaCopy] of inputs) {
-      const dict = new DicomDict(DicomMetaDictionary.denaturalizeDataset(metaCopy));
-      dict.dict = DicomMetaDictionary.denaturalizeDataset(natCopy);
-      dict.write();
-    }
-    dt = (performance.now() - t) / reps;
-    if (keep) writeTheirs.push(dt);
-    process.stderr.write(`  run ${i}: ours read ${readOurs.at(-1)?.toFixed(2)} / dcmjs ${readTheirs.at(-1)?.toFixed(1)} ms; ours write ${writeOurs.at(-1)?.toFixed(2)} / dcmjs ${writeTheirs.at(-1)?.toFixed(1)} ms\n`);
+  const t = { readOurs: [] as number[], readTheirs: [] as number[], writeOurs: [] as number[], writeTheirs: [] as number[] };
+  const n = Array.from({ length: reps }, (_, k) => k);
+  for (let i = 0; i < warmup + runs; i++) {
+    const r = {
+      readOurs: timed(n, () => {
+        const x = readKos(bytes, { maxReferences: 100_000 });
+        if (!x.manifest || x.issues.some((y) => y.severity === 'error')) throw new Error('bench manifest did not read cleanly');
+      }),
+      // dcmjs needs its own ArrayBuffer; copying is outside the timing
+      readTheirs: timed(n.map(() => ab(bytes)), (copy) => DicomMetaDictionary.naturalizeDataset(DicomMessage.readFile(copy).dict)),
+      writeOurs: timed(n, () => {
+        if (writeKos(m).length !== bytes.length) throw new Error('writer not deterministic');
+      }),
+      // dcmjs mutates its input: a fresh deep copy per call, made outside the timing
+      writeTheirs: timed(n.map(() => [deepCopy(nat), { ...metaNat, FileMetaInformationVersion: new Uint8Array([0, 1]).buffer }] as const), ([natCopy, metaCopy]) => {
+        const dict = new DicomDict(DicomMetaDictionary.denaturalizeDataset(metaCopy));
+        dict.dict = DicomMetaDictionary.denaturalizeDataset(natCopy);
+        dict.write();
+      }),
+    };
+    if (i >= warmup) for (const k of Object.keys(t) as Array<keyof typeof t>) t[k].push(r[k]);
+    process.stderr.write(`  run ${i}: ours read ${r.readOurs.toFixed(2)} / dcmjs ${r.readTheirs.toFixed(1)} ms; ours write ${r.writeOurs.toFixed(2)} / dcmjs ${r.writeTheirs.toFixed(1)} ms\n`);
   }
-  rows.push({ refs, bytes: bytes.length, op: 'read (parse + validate + model) vs dcmjs readFile + naturalizeDataset', ours: median(readOurs), dcmjs: median(readTheirs) });
-  rows.push({ refs, bytes: bytes.length, op: 'write (model → Part 10) vs dcmjs denaturalizeDataset + DicomDict.write', ours: median(writeOurs), dcmjs: median(writeTheirs) });
+  return [
+    { refs, bytes: bytes.length, op: 'read', ours: t.readOurs, dcmjs: t.readTheirs, runs },
+    { refs, bytes: bytes.length, op: 'write', ours: t.writeOurs, dcmjs: t.writeTheirs, runs },
+  ];
 }
 
+const OP = {
+  read: { label: 'read (parse + validate + model) vs dcmjs readFile + naturalizeDataset', target: 1.3 },
+  write: { label: 'write (model → Part 10) vs dcmjs denaturalizeDataset + DicomDict.write', target: 1.5 },
+};
+const MAX_REFS = numArg('max-refs', 20_000); // a quick check of the script: --max-refs 1000 --out /tmp/x.md
+const rows = ([[3, 100, 20], [10, 100, 5], [40, 500, 1]] as const).filter(([s, p]) => s * p <= MAX_REFS).flatMap(([series, per, reps]) => measureSize(series, per, reps));
 const mbs = (bytes: number, ms: number) => (bytes / 1e6 / (ms / 1e3)).toFixed(1);
-const lines = [
-  `KOS codec benchmark — ${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${RUNS} interleaved runs (median) after ${WARMUP} warm-up, dcmjs 0.51.1.`,
-  'Times are per call: 300 and 1,000 references repeat each operation 20 and 5 times within a run. A full GC runs before each timed operation (untimed).',
-  '',
-  '| references | KOS size | operation | ours ms | ours MB/s | dcmjs ms | dcmjs MB/s | ours / dcmjs | target |',
-  '|---:|---:|---|---:|---:|---:|---:|---:|---:|',
-  ...rows.map((r) => `| ${r.refs.toLocaleString('en')} | ${(r.bytes / 1e6).toFixed(2)} MB | ${r.op} | ${r.ours.toFixed(r.ours < 10 ? 2 : 1)} | ${mbs(r.bytes, r.ours)} | ${r.dcmjs.toFixed(1)} | ${mbs(r.bytes, r.dcmjs)} | ${(r.ours / r.dcmjs).toFixed(3)}× | ${r.op.startsWith('read') ? '≤ 1.3×' : '≤ 1.5×'} |`),
-  '',
-];
-lines.push(`Load average at the start: ${loadStart}; at the end: ${load()} (2-core VM shared with other sessions).`, '');
-const md = lines.join('\n');
-console.log(md);
-writeFileSync(join(import.meta.dirname, 'results-kos.md'), md);
+const ms = (x: number) => x.toFixed(x < 10 ? 2 : 1);
+const ratio = (r: Row) => median(r.ours) / median(r.dcmjs);
+const md = `# KOS codec benchmark (\`npm run bench:kos\`)
+
+${header} · dcmjs 0.51.1
+
+Medians of ${RUNS} interleaved runs after 2 warm-ups (20,000 references: ${RUNS_20K} runs after 1), ranges over the runs.
+Times are per call: 300 and 1,000 references repeat each operation 20 and 5 times within a run. A full GC runs before
+each timed operation (untimed). Load average at the end: ${loadNow()} (2 cores shared with other sessions' work).
+
+| references | KOS size | operation | ours ms | range | ours MB/s | dcmjs ms | range | dcmjs MB/s | ours / dcmjs | target |
+|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|
+${rows.map((r) => `| ${r.refs.toLocaleString('en')} | ${(r.bytes / 1e6).toFixed(2)} MB | ${OP[r.op].label} | ${ms(median(r.ours))} | ${range(r.ours, ms)} | ${mbs(r.bytes, median(r.ours))} | ${median(r.dcmjs).toFixed(1)} | ${range(r.dcmjs, (x) => x.toFixed(1))} | ${mbs(r.bytes, median(r.dcmjs))} | ${ratio(r).toFixed(3)}× | ≤ ${OP[r.op].target}× |`).join('\n')}
+
+Command: \`npm run bench:kos -- --runs ${RUNS} --runs-20k ${RUNS_20K}\`
+`;
+const big = rows.filter((r) => r.refs >= 1000);
+const key = (r: Row) => `kos.${r.op}/dcmjs.${r.refs / 1000}k`;
+const summary: SummaryRow[] = big.map((r) => ({
+  issue: '3',
+  measure: `KOS ${r.op} ${r.refs.toLocaleString('en')} references ÷ dcmjs ${r.op === 'read' ? 'readFile + naturalizeDataset' : 'denaturalizeDataset + write'}`,
+  result: `${ratio(r).toFixed(3)}× (${ms(median(r.ours))} ms vs ${median(r.dcmjs).toFixed(0)} ms)`,
+  target: `≤ ${OP[r.op].target}×`,
+}));
+finishBench('results-kos.md', md, { summary, result: Object.fromEntries(big.map((r) => [key(r), +ratio(r).toFixed(4)])) });

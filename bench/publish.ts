@@ -122,13 +122,13 @@ async function emptyManifestTables(c: pg.Client): Promise<void> {
 }
 
 /** Processes whose CPU is counted: the gateway, Orthanc, the PostgreSQL cluster, this process. */
-interface Pids { gateway: number; orthanc: number; postmaster: number }
+interface Pids { gateways: number[]; orthanc: number; postmaster: number }
 interface Sample { ms: number; gateway: number; orthanc: number; pg: number; bench: number }
-type Phase = 'floor' | 'created' | 'unchanged';
+type Phase = 'floor' | 'created' | 'unchanged' | 'mainThread';
 
 /** Wall time and CPU ms of each process over one phase. */
 async function measure(pids: Pids, fn: () => Promise<void>): Promise<Sample> {
-  const cpu = () => ({ gateway: cpuMs(pids.gateway), orthanc: cpuMs(pids.orthanc), pg: cpuMsOfTree(pids.postmaster), bench: selfCpuMs() });
+  const cpu = () => ({ gateway: pids.gateways.reduce((a, p) => a + cpuMs(p), 0), orthanc: cpuMs(pids.orthanc), pg: cpuMsOfTree(pids.postmaster), bench: selfCpuMs() });
   const c0 = cpu();
   const t0 = performance.now();
   await fn();
@@ -137,20 +137,26 @@ async function measure(pids: Pids, fn: () => Promise<void>): Promise<Sample> {
   return { ms, gateway: c1.gateway - c0.gateway, orthanc: c1.orthanc - c0.orthanc, pg: c1.pg - c0.pg, bench: c1.bench - c0.bench };
 }
 
-interface Run { gatewayUrl: string; pids: Pids; client: pg.Client; source: DicomwebSource; studies: string[] }
+/** `gatewayUrl`: the gateway as configured by default; `mainThreadUrl`: the same with publish.workers 0 */
+interface Run { gatewayUrl: string; mainThreadUrl: string; pids: Pids; client: pg.Client; source: DicomwebSource; studies: string[] }
 
-/** ROUNDS rounds of floor / publish / unchanged re-publish, the floor first and last alternately. */
+/**
+ * ROUNDS rounds of floor / publish / unchanged re-publish / publish without worker threads (into
+ * empty manifest tables again), the floor first and last alternately.
+ */
 async function rounds(run: Run): Promise<Record<Phase, Sample[]>> {
-  const out: Record<Phase, Sample[]> = { floor: [], created: [], unchanged: [] };
+  const out: Record<Phase, Sample[]> = { floor: [], created: [], unchanged: [], mainThread: [] };
   for (let r = 0; r < ROUNDS; r++) {
     await emptyManifestTables(run.client);
     const floor = async () => out.floor.push(await measure(run.pids, () => direct(run.source, run.studies)));
     if (r % 2 === 0) await floor();
     out.created.push(await measure(run.pids, () => publishAll(run.gatewayUrl, run.studies, 'created')));
     out.unchanged.push(await measure(run.pids, () => publishAll(run.gatewayUrl, run.studies, 'unchanged')));
+    await emptyManifestTables(run.client);
+    out.mainThread.push(await measure(run.pids, () => publishAll(run.mainThreadUrl, run.studies, 'created')));
     if (r % 2 === 1) await floor();
     const s = (p: Phase) => `${(out[p].at(-1)!.ms / 1000).toFixed(2)} s`;
-    console.log(`# round ${r + 1}: floor ${s('floor')}, publish ${s('created')}, unchanged ${s('unchanged')}`);
+    console.log(`# round ${r + 1}: floor ${s('floor')}, publish ${s('created')}, unchanged ${s('unchanged')}, publish without workers ${s('mainThread')}`);
   }
   return out;
 }
@@ -160,12 +166,13 @@ const LABEL: Record<Phase, string> = {
   floor: 'floor: QIDO-RS + metadata from Orthanc',
   created: 'publish (new manifests)',
   unchanged: 're-publish (unchanged, no new version)',
+  mainThread: 'publish (new manifests), \`publish.workers: 0\` (all on the main thread)',
 };
 
 /** The results table: wall time medians and ranges, ratios to the floor, CPU ms per study. */
 function table(res: Record<Phase, Sample[]>): string {
   const mf = median(res.floor.map((s) => s.ms));
-  const rows = (['floor', 'created', 'unchanged'] as Phase[]).map((p) => {
+  const rows = (['floor', 'created', 'unchanged', 'mainThread'] as Phase[]).map((p) => {
     const xs = res[p];
     const m = median(xs.map((s) => s.ms));
     const per = (k: keyof Sample) => (median(xs.map((s) => s[k])) / STUDIES).toFixed(1);
@@ -176,23 +183,26 @@ function table(res: Record<Phase, Sample[]>): string {
 ${rows.join('\n')}`;
 }
 
-function report(res: Record<Phase, Sample[]>, header: string, orthancVersion: string, loadEnd: string): void {
+function report(res: Record<Phase, Sample[]>, header: string, orthancVersion: string, loadEnd: string, reused: boolean): void {
   const m = (p: Phase) => median(res[p].map((s) => s.ms));
   const ratio = m('created') / m('floor');
   const unchanged = m('unchanged') / m('floor');
+  const mainThread = m('mainThread') / m('floor');
   const perS = STUDIES / (m('created') / 1000);
   const md = `# Content creator benchmark (\`npm run bench:publish\`)
 
 ${header}
 
 ${STUDIES} typical studies (${SERIES} series × ${PER_SERIES} instances = ${SERIES * PER_SERIES} per study, ${(STUDIES * SERIES * PER_SERIES).toLocaleString('en')} instances;
-pydicom templates re-stamped with new UIDs) in Orthanc ${orthancVersion}; the gateway as its own process on embedded
+pydicom templates re-stamped with new UIDs; ${reused ? 'Orthanc storage loaded by an earlier run of this script and reused, `--orthanc-dir`' : 'loaded by this run'}) in Orthanc ${orthancVersion}; the gateway as its own process on embedded
 PostgreSQL, upstream = Orthanc. Publish = \`POST /fhir/ImagingStudy/$publish\` per study at concurrency ${CONC}
 (what \`mado-gateway publish\` sends): QIDO-RS study and series, WADO-RS metadata per series, manifest built, KOS
 written, parsed and stored through the ingest path. Floor = the same QIDO-RS + metadata requests straight from Orthanc
 in the bench process (the gateway's DicomwebSource, every metadata document parsed), concurrency ${CONC}. Each of
 ${ROUNDS} rounds: floor, publish into empty manifest tables, unchanged re-publish (the floor first and last
-alternately); medians and ranges over the rounds. CPU columns: utime + stime of each process over the phase, ÷ studies.
+alternately), then, into empty tables again, publish by a second gateway process configured with \`publish.workers: 0\`
+(metadata parsing and KOS writing on the main thread, as before decisions.md D143); medians and ranges over the rounds.
+CPU columns: utime + stime of each process over the phase, ÷ studies (gateway: both gateway processes).
 The machine's 2 cores are shared with other sessions' work. Load average at the end: ${loadEnd}.
 
 ${table(res)}
@@ -204,35 +214,48 @@ Command: \`npm run bench:publish -- --studies ${STUDIES} --rounds ${ROUNDS} --co
   const summary: SummaryRow[] = [
     { issue: '18', measure: `publish ${STUDIES} studies × ${SERIES * PER_SERIES} instances from Orthanc, concurrency ${CONC}, ÷ direct QIDO-RS + metadata`, result: `${ratio.toFixed(2)}× (${perS.toFixed(1)} studies/s)`, target: '≤ 1.3×' },
     { issue: '18', measure: 'unchanged re-publish ÷ direct QIDO-RS + metadata', result: `${unchanged.toFixed(2)}×`, target: 'no new version' },
+    { issue: '18', measure: 'publish with publish.workers 0 (all on the main thread) ÷ direct QIDO-RS + metadata', result: `${mainThread.toFixed(2)}×`, target: 'context for D143' },
   ];
-  finishBench('results-publish.md', md, { summary, result: { 'publish/floor': +ratio.toFixed(2), 'publish.unchanged/floor': +unchanged.toFixed(2), 'publish.studies-per-s': +perS.toFixed(1) } });
+  finishBench('results-publish.md', md, { summary, result: { 'publish/floor': +ratio.toFixed(2), 'publish.unchanged/floor': +unchanged.toFixed(2), 'publish.studies-per-s': +perS.toFixed(1), 'publish.main-thread/floor': +mainThread.toFixed(2) } });
+}
+
+type Gateway = Awaited<ReturnType<typeof startGateway>>;
+
+/** The gateway as configured by default, and a second one with publish.workers 0, on one database. */
+async function startGateways(dbUrl: string, orthanc: Orthanc, dir: string): Promise<Gateway[]> {
+  const prof = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(CPU_PROF)}`] : [];
+  const env = { DATABASE_URL: dbUrl, DICOMWEB_UPSTREAM_URL: orthanc.dicomweb, LOG_LEVEL: 'warn' };
+  const mainThreadConfig = path.join(dir, 'main-thread.json');
+  fs.writeFileSync(mainThreadConfig, JSON.stringify({ publish: { workers: 0 } }));
+  const gateway = await startGateway(env, prof);
+  return [gateway, await startGateway({ ...env, GATEWAY_CONFIG: mainThreadConfig })];
 }
 
 async function main(): Promise<void> {
-  const { orthanc } = await openOrthanc();
+  const { orthanc, reused } = await openOrthanc();
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-publish-pg-'));
   fs.chmodSync(base, 0o755);
   const pgServer = await startEmbeddedPg({ baseDir: base, ephemeral: true });
   const dbUrl = pgServer.url('postgres');
   const client = new pg.Client({ connectionString: dbUrl });
-  const prof = CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(CPU_PROF)}`] : [];
-  let gateway: Awaited<ReturnType<typeof startGateway>> | undefined;
+  const gateways: Gateway[] = [];
   const registry = new UpstreamRegistry(loadConfig({ DICOMWEB_UPSTREAM_URL: orthanc.dicomweb }).upstreams);
   try {
     await client.connect();
     const orthancVersion = ((await (await fetch(`${orthanc.url}/system`)).json()) as { Version?: string }).Version ?? '?';
     const header = benchHeader({ postgres: await pgVersion(client), orthanc: orthancVersion });
-    gateway = await startGateway({ DATABASE_URL: dbUrl, DICOMWEB_UPSTREAM_URL: orthanc.dicomweb, LOG_LEVEL: 'warn' }, prof);
+    gateways.push(...(await startGateways(dbUrl, orthanc, base)));
     const postmaster = parentPid(Number((await client.query('select pg_backend_pid() as p')).rows[0].p));
-    const pids = { gateway: gateway.proc.pid!, orthanc: orthanc.proc.pid!, postmaster };
-    const res = await rounds({ gatewayUrl: gateway.url, pids, client, source: new DicomwebSource(registry.byName('default')!), studies: studyUids() });
-    report(res, header, orthancVersion, loadNow());
+    const pids = { gateways: gateways.map((g) => g.proc.pid!), orthanc: orthanc.proc.pid!, postmaster };
+    const source = new DicomwebSource(registry.byName('default')!);
+    const res = await rounds({ gatewayUrl: gateways[0]!.url, mainThreadUrl: gateways[1]!.url, pids, client, source, studies: studyUids() });
+    report(res, header, orthancVersion, loadNow(), reused);
   } finally {
     await registry.close();
     await client.end().catch(() => {});
-    if (gateway) {
-      gateway.proc.kill('SIGTERM');
-      await gateway.exited;
+    for (const g of gateways) {
+      g.proc.kill('SIGTERM');
+      await g.exited;
     }
     await pgServer.stop();
     fs.rmSync(base, { recursive: true, force: true });

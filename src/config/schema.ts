@@ -355,6 +355,7 @@ export const configSchema = z.strictObject({
   publish: section(
     {
       institutionName: optStr('Institution Name (0008,0080) of manifests the gateway creates, ideally an HL7 v2 XON "name^^^^^^^^^OID" (default: the instances\' own)'),
+      workers: int(2, 0, 16, 'worker threads that read a study\'s metadata and write its KOS (0: on the main thread)'),
       recipients: z
         .array(
           z.strictObject({

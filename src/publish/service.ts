@@ -11,7 +11,7 @@
  * gateway); the Retrieve Location UID names the upstream, which is how the WADO-RS proxy routes.
  */
 import type { Config } from '../config.js';
-import { derivedUid, KosWriteError, newUid, writeKos } from '../dicom/index.js';
+import { derivedUid, KosWriteError } from '../dicom/index.js';
 import { locationUidOf, UpstreamRegistry, type Upstream } from '../dicomweb/upstream.js';
 import { GatewayError } from '../http/errors.js';
 import { IngestError, mappingContext, parseKos, storeManifestTx, FAILURE, type ParsedManifest } from '../ingest/service.js';
@@ -21,10 +21,12 @@ import type { ValidationIssue } from '../model/manifest.js';
 import type { Db } from '../store/db.js';
 import { findCurrentForStudy, loadModel, lockStudies, runInTransaction, type StoredManifest } from '../store/manifests.js';
 import { currentWithFingerprint, recordFingerprint, type CurrentManifest } from '../store/publish-state.js';
-import { ManifestBuilder, publicationKey, PublishRefusal, type BuildOptions, type DicomJson } from './build.js';
+import { publicationKey, PublishRefusal, type BuildOptions } from './build.js';
+import { composeKos, type ComposedKos, type StudyRead } from './compose.js';
 import { countsKnown, studyFingerprint } from './fingerprint.js';
 import { Forwarder, type ForwardReport } from './forward.js';
 import { DicomwebSource } from './source.js';
+import { PublishWorkers } from './workers.js';
 
 export interface PublishResult {
   outcome: 'created' | 'replaced' | 'unchanged';
@@ -36,13 +38,6 @@ export interface PublishResult {
   instances: number;
   warnings: ValidationIssue[];
   forwarded: ForwardReport[];
-}
-
-/** The study's QIDO-RS records, read before its metadata. */
-interface StudyRead {
-  studyUid: string;
-  study: DicomJson;
-  series: DicomJson[];
 }
 
 export interface PublisherDeps {
@@ -62,7 +57,10 @@ function storedOf(row: CurrentManifest): StoredManifest {
 
 export class Publisher {
   readonly forwarder: Forwarder;
+  /** Threads that read metadata and write KOS (none: the main thread does) */
+  private readonly workers?: PublishWorkers;
   constructor(private readonly deps: PublisherDeps) {
+    if (deps.config.publish.workers > 0) this.workers = new PublishWorkers(deps.config.publish.workers);
     // Submission Set source id (MHD ihe-sourceId): an OID stable for this gateway's public address
     this.forwarder = new Forwarder(deps.db, deps.config.publish.recipients, `urn:oid:${derivedUid(`mado-gateway:source:${deps.config.publicBaseUrl}`)}`, deps.log);
   }
@@ -96,16 +94,11 @@ export class Publisher {
     return o;
   }
 
-  /** Read every series' instance metadata and write the manifest as a KOS. */
-  private async manifestBytes(src: DicomwebSource, read: StudyRead, options: BuildOptions): Promise<{ bytes: Uint8Array; instances: number }> {
+  /** Read every series' instance metadata and write the manifest as a KOS (in a worker when there are any). */
+  private async manifestBytes(up: Upstream, read: StudyRead, options: BuildOptions, signal?: AbortSignal): Promise<ComposedKos> {
     try {
-      const b = new ManifestBuilder(read.studyUid, options);
-      b.setStudy(read.study);
-      for (const se of read.series) {
-        const sink = b.beginSeries(se);
-        for await (const doc of src.metadata(read.studyUid, String(se['0020000E']?.Value?.[0] ?? ''))) sink(doc);
-      }
-      return { bytes: writeKos(b.finish(newUid(), new Date())), instances: b.instances };
+      if (this.workers) return await this.workers.run({ upstream: up.config, read, options }, signal);
+      return await composeKos(new DicomwebSource(up, signal), read, options);
     } catch (err) {
       if (err instanceof PublishRefusal) throw new IngestError(422, err.code, err.message, FAILURE.processingFailure);
       if (err instanceof KosWriteError) throw new IngestError(422, 'GW_PUBLISH_INVALID_MANIFEST', 'The study cannot make a valid manifest', FAILURE.processingFailure, err.issues);
@@ -133,7 +126,7 @@ export class Publisher {
         return { outcome: 'unchanged', stored: storedOf(cur.manifest), superseded: [], studyInstanceUid: studyUid, upstream: up.name, instances: cur.manifest.reference_count, warnings: [], forwarded: [] };
       }
     }
-    const built = await this.manifestBytes(src, read, options);
+    const built = await this.manifestBytes(up, read, options, signal);
     const parsed = parseKos(built.bytes, this.deps.config);
     if (parsed.kind !== 'manifest') throw new IngestError(422, 'GW_PUBLISH_INVALID_MANIFEST', 'The study cannot make a valid manifest', FAILURE.processingFailure);
     const p = parsed.manifest;

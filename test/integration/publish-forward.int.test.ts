@@ -80,7 +80,8 @@ describe('forwarding to an MHD Document Recipient (ITI-65)', { skip, timeout: 24
     recipientPort = await freePort();
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'publish-forward-'));
     const cfg = path.join(tmp, 'gateway.json');
-    fs.writeFileSync(cfg, JSON.stringify({ upstreams: [{ name: 'pacs', url: orthanc!.dicomweb }], publish: { recipients: [{ name: 'peer', url: `http://127.0.0.1:${recipientPort}/fhir`, retries: 2, backoffMs: 200, timeoutMs: 5000 }] } }));
+    // workers: 0 — this suite covers building on the main thread; the others use the worker threads
+    fs.writeFileSync(cfg, JSON.stringify({ upstreams: [{ name: 'pacs', url: orthanc!.dicomweb }], publish: { workers: 0, recipients: [{ name: 'peer', url: `http://127.0.0.1:${recipientPort}/fhir`, retries: 2, backoffMs: 200, timeoutMs: 5000 }] } }));
     const g = spawnGateway({ DATABASE_URL: source.url, GATEWAY_CONFIG: cfg, LOG_LEVEL: 'warn' });
     procs.push(g);
     gw = await g.ready;
