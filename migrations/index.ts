@@ -18,6 +18,7 @@ import * as m0013 from './20261207_0013_publish.js';
 import * as m0016 from './20261207_0016_modalities_from_sop_classes.js';
 import * as m0017 from './20261207_0017_audit_event_json.js';
 import * as m0018 from './20261207_0018_publish_fingerprint.js';
+import * as m0019 from './20261207_0019_manifest_model_json.js';
 
 export const migrations: Record<string, Knex.Migration> = {
   '20261123_0001_schema': m0001,
@@ -35,4 +36,5 @@ export const migrations: Record<string, Knex.Migration> = {
   '20261207_0016_modalities_from_sop_classes': m0016,
   '20261207_0017_audit_event_json': m0017,
   '20261207_0018_publish_fingerprint': m0018,
+  '20261207_0019_manifest_model_json': m0019,
 };

@@ -8,10 +8,11 @@ import type { FhirModule } from './fhir/routes.js';
 import { mountAuditEvent } from './fhir/resources/audit-event.js';
 import { queryModules } from './fhir/resources/index.js';
 import { fhirIngestModule } from './ingest/fhir-routes.js';
-import { stowIngestModule } from './ingest/stow-routes.js';
+import { storedKosModule, stowIngestModule } from './ingest/stow-routes.js';
 import { validateOperationModule } from './ingest/validate-operation.js';
 import { publishModule } from './publish/routes.js';
 
 export const fhirModules: FhirModule[] = [validateOperationModule, fhirIngestModule, publishModule, mountAuditEvent, ...queryModules];
 
-export const dicomwebModules: DicomwebModule[] = [stowIngestModule, dicomwebModule];
+// storedKosModule after the proxy: it answers only the instance retrievals the proxy hands on
+export const dicomwebModules: DicomwebModule[] = [stowIngestModule, dicomwebModule, storedKosModule];

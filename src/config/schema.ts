@@ -333,7 +333,7 @@ export const configSchema = z.strictObject({
   ingest: section(
     {
       groupCommitMax: int(32, 1, 1000, 'most submissions that share one transaction and WAL flush (group commit); 1 = one transaction per submission'),
-      groupsInFlight: int(2, 1, 16, 'group-commit transactions running at once (each holds a pool connection)'),
+      groupsInFlight: int(4, 1, 16, 'group-commit transactions running at once (each holds a pool connection)'),
     },
     'ingest transactions',
   ),

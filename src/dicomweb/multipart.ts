@@ -283,10 +283,10 @@ export class MultipartParser {
 
 /** A part's Content-Length header field (RFC 2045 style headers, latin1), or -1 when absent or not one decimal number. */
 function contentLengthOf(headers: Buffer): number {
-  const m = /(?:^|\r\n)content-length[ \t]*:[ \t]*(\d{1,15})[ \t]*(?:\r\n|$)/i.exec(headers.toString('latin1'));
+  const text = headers.toString('latin1');
+  const m = /(?:^|\r\n)content-length[ \t]*:[ \t]*(\d{1,15})[ \t]*(?:\r\n|$)/i.exec(text);
   if (!m) return -1;
-  const again = /(?:^|\r\n)content-length[ \t]*:/gi;
-  return headers.toString('latin1').match(again)!.length === 1 ? Number(m[1]) : -1;
+  return text.match(/(?:^|\r\n)content-length[ \t]*:/gi)!.length === 1 ? Number(m[1]) : -1;
 }
 
 /** The boundary parameter of a multipart Content-Type (quoted or not), or undefined (RFC 2046 §5.1.1: 1–70 characters). */

@@ -143,7 +143,10 @@ function pump(up: StreamResponse, res: Response): Promise<void> {
     up.read({
       data: (b) => {
         unflushed++;
+        // corked: written to the socket now, not on the next tick (node corks each write until then)
+        res.cork();
         res.write(b, flushed);
+        res.uncork();
         return drained(res);
       },
       end: () => {
@@ -520,12 +523,14 @@ function mountInstances(router: Router, ctx: WadoContext): void {
     await filteredRetrieve(ctx, req, res, study, series, rows, accept);
   });
 
-  router.get('/studies/:study/series/:series/instances/:instance', async (req, res) => {
+  router.get('/studies/:study/series/:series/instances/:instance', async (req, res, next) => {
     const study = uidParam(req, 'study');
     const series = uidParam(req, 'series');
     const sop = uidParam(req, 'instance');
     const accept = negotiate('instances', req.get('accept'));
-    const rows = await authorise(ctx, req, study, series, sop);
+    const rows = await visibleInstances(ctx.deps.db, patientFilter(principalOf(req)), study, series, sop);
+    // not in the index: a KOS the gateway stores itself answers in a later route, anything else is a 404 there
+    if (rows.length === 0) return next();
     audit(res, rows, [`study:${study}`, `series:${series}`, `instance:${sop}`]);
     await passThrough(ctx, req, res, routeOf(ctx, rows[0]!), studyPath(study, series, sop), accept, 'instances');
   });

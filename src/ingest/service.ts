@@ -311,8 +311,12 @@ interface GroupLookup {
 function manifestGroupRunner(db: Db, ctx: MappingContext): GroupRunner<ManifestJob, IngestResult, GroupLookup> {
   return {
     async prologue(tx, jobs) {
-      await lockStudies(tx, jobs.flatMap((j) => studiesOf(j.p.model)));
-      const rows = await findSopsAndCurrent(tx, jobs.map((j) => j.p.model.document.sopInstanceUid), jobs.map((j) => j.p.model.study.studyInstanceUid));
+      // Sent back to back on the group's connection: the lookup starts (and takes its snapshot)
+      // only after the lock statement has returned, without a round trip in between.
+      const [, rows] = await Promise.all([
+        lockStudies(tx, jobs.flatMap((j) => studiesOf(j.p.model))),
+        findSopsAndCurrent(tx, jobs.map((j) => j.p.model.document.sopInstanceUid), jobs.map((j) => j.p.model.study.studyInstanceUid)),
+      ]);
       const look: GroupLookup = { bySop: new Map(), currentByStudy: new Map(), touched: new Set() };
       for (const r of rows) {
         look.bySop.set(r.sop_instance_uid, r);
@@ -414,7 +418,7 @@ export class IngestService {
     if (max <= 1) return submitAlone(db, p, this.ctx, o);
     let g = groups.get(db);
     if (!g) {
-      g = new GroupCommit(db, manifestGroupRunner(db, this.ctx), { maxMembers: max, maxInFlight: config.ingest?.groupsInFlight ?? 2 });
+      g = new GroupCommit(db, manifestGroupRunner(db, this.ctx), { maxMembers: max, maxInFlight: config.ingest?.groupsInFlight ?? 4 });
       groups.set(db, g);
     }
     return g.submit({ p, o });

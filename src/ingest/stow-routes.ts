@@ -9,7 +9,7 @@
  *   Failed SOP Sequence (0008,1198) items carry Failure Reason (0008,1197).
  */
 import { randomUUID } from 'node:crypto';
-import type { NextFunction, Request, Response, Router } from 'express';
+import type { Request, Response, Router } from 'express';
 import { patientFilter, principalOf } from '../auth/principal.js';
 import { negotiate } from '../dicomweb/accept.js';
 import { manifestResourceIds } from '../model/ids.js';
@@ -128,22 +128,31 @@ export function stowIngestModule(router: Router, deps: AppDeps): void {
   };
   router.post('/studies', handler);
   router.post('/studies/:study', handler);
-  router.get('/studies/:study/series/:series/instances/:instance', (req, res, next) => retrieveStoredKos(req, res, next, deps));
+}
+
+/**
+ * WADO-RS of the KOS instances the gateway stores, mounted after the WADO-RS proxy (src/modules.ts):
+ * the proxy answers every instance the index knows and hands on only what it does not, so a
+ * retrieval of an archive's instance costs no lookup here.
+ */
+export function storedKosModule(router: Router, deps: AppDeps): void {
+  router.get('/studies/:study/series/:series/instances/:instance', (req, res) => retrieveStoredKos(req, res, deps));
 }
 
 const UID = /^[0-9.]{1,64}$/;
 
 /**
  * WADO-RS of a KOS the gateway stores (the Retrieve URL a STOW-RS response names for it, PS3.18
- * §10.5.3): the manifest's own bytes, verbatim, as one application/dicom part. Any other instance
- * goes on to the WADO-RS proxy (next()).
+ * §10.5.3): the manifest's own bytes, verbatim, as one application/dicom part. Reached only for an
+ * instance the WADO-RS proxy did not find in the index; anything else is a 404.
  */
-async function retrieveStoredKos(req: Request, res: Response, next: NextFunction, deps: AppDeps): Promise<void> {
+async function retrieveStoredKos(req: Request, res: Response, deps: AppDeps): Promise<void> {
+  const notFound = () => new GatewayError(404, 'GW_DICOMWEB_NOT_FOUND', 'Instance not found');
   const { study, series, instance } = req.params as Record<string, string>;
-  if (!UID.test(instance ?? '') || !UID.test(study ?? '')) return next();
+  if (!UID.test(instance ?? '') || !UID.test(study ?? '')) throw notFound();
   const m = await readManifestByDocRef(deps.db, manifestResourceIds(instance!).kosDocRef, patientFilter(principalOf(req)), true);
   const model = m?.model as Manifest | undefined;
-  if (!m || m.native_format !== 'kos' || model?.study.studyInstanceUid !== study || (model.document.seriesInstanceUid && model.document.seriesInstanceUid !== series)) return next();
+  if (!m || m.native_format !== 'kos' || model?.study.studyInstanceUid !== study || (model.document.seriesInstanceUid && model.document.seriesInstanceUid !== series)) throw notFound();
   negotiate('instances', req.get('accept'));
   res.locals.audit = { subtype: 'RAD-107', action: 'R', patientIds: m.patient_id ? [m.patient_id] : [], entities: [`study:${study}`, `series:${series}`, `instance:${instance}`], count: 1 } satisfies AuditInfo;
   if (m.status === 'entered-in-error') throw new GatewayError(404, 'GW_NOT_FOUND', 'This instance is not available');

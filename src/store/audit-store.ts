@@ -21,13 +21,15 @@ export interface AuditRow {
 }
 
 const AUDIT_COLUMNS = 'id, recorded, type_code, subtype_code, action, outcome, agent_who, patient_ref, entity_refs, break_glass, resource';
-/** Rows per INSERT statement: 11 parameters a row stays far below the protocol's 65,535. */
-const ROWS_PER_STATEMENT = 1_000;
+/** Largest INSERT (rows): 11 parameters a row stays far below the protocol's 65,535. */
+const MAX_ROWS_PER_STATEMENT = 512;
 
 /**
- * Write a batch of AuditEvents: one transaction, multi-row INSERTs whose values travel as
+ * Write a batch of AuditEvents: one transaction of multi-row INSERTs whose values travel as
  * parameters (no JSON wrapper for PostgreSQL to parse and unpack per row; the resource column is
- * `json`, migration 0017). ON CONFLICT (id) DO NOTHING makes a retry of a batch whose commit was
+ * `json`, migration 0017). The INSERTs are named prepared statements of power-of-two row counts
+ * (a batch of 65 = 64 + 1), so each connection parses and plans each size once instead of once per
+ * batch (decisions.md D76). ON CONFLICT (id) DO NOTHING makes a retry of a batch whose commit was
  * not acknowledged harmless.
  *
  * SET LOCAL synchronous_commit: the commit does not wait for the WAL flush, so an audit batch
@@ -40,7 +42,12 @@ export async function insertAuditEvents(db: Db, rows: readonly AuditRow[]): Prom
   await withConnection(db, async (conn) => {
     await conn.query('BEGIN; SET LOCAL synchronous_commit TO OFF');
     try {
-      for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) await conn.query(insertStatement(rows.slice(i, i + ROWS_PER_STATEMENT)));
+      let i = 0;
+      while (i < rows.length) {
+        const n = statementRows(rows.length - i);
+        await conn.query(insertStatement(rows.slice(i, i + n)));
+        i += n;
+      }
       await conn.query('COMMIT');
     } catch (err) {
       await conn.query('ROLLBACK').catch(() => undefined); // the connection may be gone already
@@ -49,15 +56,29 @@ export async function insertAuditEvents(db: Db, rows: readonly AuditRow[]): Prom
   });
 }
 
-function insertStatement(rows: readonly AuditRow[]): { text: string; values: unknown[] } {
-  const values: unknown[] = [];
-  const tuples: string[] = [];
-  for (const r of rows) {
-    const n = values.length;
-    values.push(r.id, r.recorded, r.typeCode, r.subtypeCode, r.action, r.outcome, r.agentWho, r.patientRef, r.entityRefs, r.breakGlass, JSON.stringify(r.resource));
-    tuples.push(`($${n + 1},$${n + 2},$${n + 3},$${n + 4},$${n + 5},$${n + 6},$${n + 7},$${n + 8},$${n + 9},$${n + 10},$${n + 11})`);
+/** The largest power of two ≤ remaining (capped): the row count of the next INSERT. */
+function statementRows(remaining: number): number {
+  let n = 1;
+  while (n * 2 <= remaining && n * 2 <= MAX_ROWS_PER_STATEMENT) n *= 2;
+  return n;
+}
+
+const statementTexts = new Map<number, string>();
+
+function insertText(rows: number): string {
+  let text = statementTexts.get(rows);
+  if (!text) {
+    const tuples = Array.from({ length: rows }, (_, r) => `(${Array.from({ length: 11 }, (_, c) => `$${r * 11 + c + 1}`).join(',')})`);
+    text = `INSERT INTO audit_event (${AUDIT_COLUMNS}) VALUES ${tuples.join(',')} ON CONFLICT (id) DO NOTHING`;
+    statementTexts.set(rows, text);
   }
-  return { text: `INSERT INTO audit_event (${AUDIT_COLUMNS}) VALUES ${tuples.join(',')} ON CONFLICT (id) DO NOTHING`, values };
+  return text;
+}
+
+function insertStatement(rows: readonly AuditRow[]): { name: string; text: string; values: unknown[] } {
+  const values: unknown[] = [];
+  for (const r of rows) values.push(r.id, r.recorded, r.typeCode, r.subtypeCode, r.action, r.outcome, r.agentWho, r.patientRef, r.entityRefs, r.breakGlass, JSON.stringify(r.resource));
+  return { name: `audit_event_insert_${rows.length}`, text: insertText(rows.length), values };
 }
 
 export interface AuditQuery {

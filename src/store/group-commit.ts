@@ -15,7 +15,7 @@
  *   failure. A COMMIT that failed for a lost connection may have committed after all; the alone
  *   run then finds the rows (an idempotent "duplicate" for manifests), never a second copy.
  */
-import type { Db } from './db.js';
+import { withConnection, type Db, type PgConn } from './db.js';
 import { isRetryable, type Tx } from './manifests.js';
 
 export interface GroupRunner<J, R, C> {
@@ -60,7 +60,7 @@ export class GroupCommit<J, R, C> {
     private readonly runner: GroupRunner<J, R, C>,
     o: GroupCommitOptions = {},
   ) {
-    this.maxInFlight = Math.max(1, o.maxInFlight ?? 2);
+    this.maxInFlight = Math.max(1, o.maxInFlight ?? 4);
     this.maxMembers = Math.max(1, o.maxMembers ?? 32);
   }
 
@@ -88,11 +88,12 @@ export class GroupCommit<J, R, C> {
     this.stats.members += batch.length;
     const g: GroupState<J, R> = { done: [], again: [], answered: new Set() };
     try {
-      await this.db.transaction(async (tx) => {
-        const ctx = await this.runner.prologue(tx, batch.map((p) => p.job));
-        await tx.raw('savepoint gc_member');
-        for (const p of batch) await this.runMember(tx, p, ctx, g);
-      });
+      await this.db.transaction((tx) =>
+        withConnection(tx, async (conn) => {
+          const ctx = await this.runner.prologue(tx, batch.map((p) => p.job));
+          for (const [i, p] of batch.entries()) await this.runMember(tx, conn, `gc_${i}`, p, ctx, g);
+        }),
+      );
     } catch {
       // Nothing of this group was committed: every member not answered with its own error runs alone.
       this.stats.groupFailures++;
@@ -104,14 +105,23 @@ export class GroupCommit<J, R, C> {
     await Promise.all(g.again.map((p) => this.runner.alone(p.job).then(p.resolve, p.reject)));
   }
 
-  private async runMember(tx: Tx, p: Pending<J, R>, ctx: C, g: GroupState<J, R>): Promise<void> {
+  /**
+   * One member inside its own savepoint. The SAVEPOINT command is queued on the connection before
+   * the member's first statement without waiting for it (the connection runs them in order), so a
+   * member costs no extra round trip; savepoints nest (at most maxMembers deep) and COMMIT releases them.
+   */
+  private async runMember(tx: Tx, conn: PgConn, savepoint: string, p: Pending<J, R>, ctx: C, g: GroupState<J, R>): Promise<void> {
+    const sp = conn.query(`savepoint ${savepoint}`);
+    sp.catch(() => {}); // awaited below; a failed SAVEPOINT also fails the member's statements
     let r: R;
     try {
       r = await this.runner.member(tx, p.job, ctx);
+      await sp;
     } catch (err) {
       // The member's own failure: undo its rows only, then answer it (or retry it alone when
       // retryable). A failing savepoint command throws on: the whole group is then retried.
-      await tx.raw('rollback to savepoint gc_member');
+      await sp;
+      await conn.query(`rollback to savepoint ${savepoint}`);
       if (isRetryable(err)) g.again.push(p);
       else {
         g.answered.add(p);
@@ -119,7 +129,6 @@ export class GroupCommit<J, R, C> {
       }
       return;
     }
-    await tx.raw('release savepoint gc_member; savepoint gc_member');
     g.done.push({ p, r });
   }
 }

@@ -123,20 +123,18 @@ export async function lockStudies(tx: Tx, studyUids: Iterable<string>): Promise<
   const uids = [...new Set(studyUids)].sort();
   if (uids.length === 0) return;
   if (uids.length === 1) {
-    await tx.raw('select pg_advisory_xact_lock(hashtext(?))', [uids[0]!]);
+    await rawPrepared(tx, 'select pg_advisory_xact_lock(hashtext(?))', [uids[0]!]);
     return;
   }
-  await tx.raw('select pg_advisory_xact_lock(k) from (select distinct hashtext(u) as k from unnest(?::text[]) u order by 1) s', [textArray(uids)]);
+  await rawPrepared(tx, 'select pg_advisory_xact_lock(k) from (select distinct hashtext(u) as k from unnest(?::text[]) u order by 1) s', [textArray(uids)]);
 }
 
 // ---------------------------------------------------------------------------------------------
 // Array parameters (knex expands JS arrays in raw bindings, so arrays go as PostgreSQL literals)
 
-const NEEDS_ESCAPE = /["\\]/;
-
 /** One quoted array element; most values (UIDs, codes) need no escaping, so that is tested first. */
 function quoteElem(v: string): string {
-  return '"' + (NEEDS_ESCAPE.test(v) ? v.replace(/[\\"]/g, '\\$&') : v) + '"';
+  return '"' + (v.includes('"') || v.includes('\\') ? v.replace(/[\\"]/g, '\\$&') : v) + '"';
 }
 
 export function textArray(values: ReadonlyArray<string | null | undefined>): string {
@@ -501,7 +499,7 @@ export async function insertManifest(tx: Tx, n: NewManifest, r: ManifestRenderin
     ...patientParts(m, pid, docs.derivedPatient ?? {}, r),
     {
       sql: `insert into manifest (id, sop_instance_uid, native_format, content, content_type, sha256, size, status, study_instance_uid, patient_id, model, reference_count, version_id, submission_set_id, replaces, created_at, last_updated, docref_metadata, kos_form)
-        values (?, ?, ?, ?, ?, ?, ?, 'current', ?, ?, ?::jsonb, ?, 1, ?, ?, ?::timestamptz, ?::timestamptz, ?::jsonb, ?)`,
+        values (?, ?, ?, ?, ?, ?, ?, 'current', ?, ?, ?::json, ?, 1, ?, ?, ?::timestamptz, ?::timestamptz, ?::jsonb, ?)`,
       bindings: [id, sop, n.nativeFormat, Buffer.from(n.content.buffer, n.content.byteOffset, n.content.byteLength), n.contentType, n.sha256, n.content.byteLength, st.studyInstanceUid, pid, JSON.stringify(m), referenceCount, n.submissionSetId ?? null, n.replaces ?? null, now, now, n.metadata ? JSON.stringify(n.metadata) : null, n.kosForm !== false],
     },
     docRefPart(id, pid, 'current', docs, now, now, n.kosForm !== false),

@@ -16,14 +16,16 @@ import { conflicting, kos, nextVersion, type Kos } from './ingest-fixtures.js';
 let t: TestApp;
 let service: IngestService;
 before(async () => {
-  t = await createTestApp();
+  // One group at a time: the first submission of a burst runs alone, all the others queue and form
+  // the next group, so which submissions share a transaction does not depend on timing.
+  t = await createTestApp({ INGEST_GROUPS_IN_FLIGHT: '1' });
   service = new IngestService({ db: t.tdb.db, config: t.config });
 });
 after(async () => {
   await t.close();
 });
 
-/** Submit all at once (no await in between): the first ones start groups, the rest queue and share one. */
+/** Submit all at once (no await in between): the first starts a group, the rest queue and share the next. */
 function submitAll(list: Kos[]): Promise<Array<PromiseSettledResult<IngestResult>>> {
   return Promise.allSettled(list.map((k) => {
     const p = parseKos(k.bytes, t.config);
