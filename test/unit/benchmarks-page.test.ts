@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { renderBenchmarks } from '../../scripts/gen-benchmarks.js';
+import { renderBenchmarks, SECTIONS } from '../../scripts/gen-benchmarks.js';
 import { finishBench, readOutcome, resultLine } from '../../bench/lib/report.js';
 
 const ROOT = path.resolve(import.meta.dirname, '..', '..');
@@ -47,4 +47,11 @@ test('a results file carries its summary rows and RESULT values into the page', 
 
 test('RESULT values are rounded to four significant digits', () => {
   assert.equal(resultLine({ a: 1234.5678, b: 0.000123456, c: 2 }), 'RESULT a=1235 b=0.0001235 c=2');
+});
+
+test('every results file on the page carries its summary block (written by finishBench)', () => {
+  for (const [file] of SECTIONS) {
+    const text = fs.readFileSync(path.join(ROOT, 'bench', file), 'utf8');
+    assert.ok(readOutcome(text)?.summary.length, `bench/${file} has no summary rows: re-run its bench`);
+  }
 });
