@@ -43,8 +43,6 @@ describe('publishing a 5,000-instance study', { skip, timeout: 600_000 }, () => 
   });
   after(async () => {
     stop?.();
-    const { upstreamRegistryOf } = await import('../../src/dicomweb/index.js');
-    await upstreamRegistryOf(t?.config)?.close();
     await t?.close();
     await orthanc?.stop();
   });

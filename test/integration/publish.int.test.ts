@@ -110,8 +110,6 @@ describe('content creator ($publish) against Orthanc', { skip }, () => {
   });
   after(async () => {
     stop?.();
-    const { upstreamRegistryOf } = await import('../../src/dicomweb/index.js');
-    await upstreamRegistryOf(t?.config)?.close();
     await t?.close();
     await orthanc?.stop();
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
