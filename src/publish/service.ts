@@ -95,10 +95,10 @@ export class Publisher {
   }
 
   /** Read every series' instance metadata and write the manifest as a KOS (in a worker when there are any). */
-  private async manifestBytes(up: Upstream, read: StudyRead, options: BuildOptions, signal?: AbortSignal): Promise<ComposedKos> {
+  private async manifestBytes(src: DicomwebSource, up: Upstream, read: StudyRead, options: BuildOptions, signal?: AbortSignal): Promise<ComposedKos> {
     try {
       if (this.workers) return await this.workers.run({ upstream: up.config, read, options }, signal);
-      return await composeKos(new DicomwebSource(up, signal), read, options);
+      return await composeKos(src, read, options);
     } catch (err) {
       if (err instanceof PublishRefusal) throw new IngestError(422, err.code, err.message, FAILURE.processingFailure);
       if (err instanceof KosWriteError) throw new IngestError(422, 'GW_PUBLISH_INVALID_MANIFEST', 'The study cannot make a valid manifest', FAILURE.processingFailure, err.issues);
@@ -126,7 +126,7 @@ export class Publisher {
         return { outcome: 'unchanged', stored: storedOf(cur.manifest), superseded: [], studyInstanceUid: studyUid, upstream: up.name, instances: cur.manifest.reference_count, warnings: [], forwarded: [] };
       }
     }
-    const built = await this.manifestBytes(up, read, options, signal);
+    const built = await this.manifestBytes(src, up, read, options, signal);
     const parsed = parseKos(built.bytes, this.deps.config);
     if (parsed.kind !== 'manifest') throw new IngestError(422, 'GW_PUBLISH_INVALID_MANIFEST', 'The study cannot make a valid manifest', FAILURE.processingFailure);
     const p = parsed.manifest;
