@@ -21,7 +21,8 @@ export interface AuditRow {
 }
 
 const AUDIT_COLUMNS = 'id, recorded, type_code, subtype_code, action, outcome, agent_who, patient_ref, entity_refs, break_glass, resource';
-/** Largest INSERT (rows): 11 parameters a row stays far below the protocol's 65,535. */
+const PARAMS_PER_ROW = AUDIT_COLUMNS.split(',').length;
+/** Largest INSERT (rows): with PARAMS_PER_ROW parameters a row it stays far below the protocol's 65,535. */
 const MAX_ROWS_PER_STATEMENT = 512;
 
 /**
@@ -68,7 +69,7 @@ const statementTexts = new Map<number, string>();
 function insertText(rows: number): string {
   let text = statementTexts.get(rows);
   if (!text) {
-    const tuples = Array.from({ length: rows }, (_, r) => `(${Array.from({ length: 11 }, (_, c) => `$${r * 11 + c + 1}`).join(',')})`);
+    const tuples = Array.from({ length: rows }, (_, r) => `(${Array.from({ length: PARAMS_PER_ROW }, (_, c) => `$${r * PARAMS_PER_ROW + c + 1}`).join(',')})`);
     text = `INSERT INTO audit_event (${AUDIT_COLUMNS}) VALUES ${tuples.join(',')} ON CONFLICT (id) DO NOTHING`;
     statementTexts.set(rows, text);
   }
