@@ -18,7 +18,7 @@ import { createFhirRouter, searchLaneOf } from './fhir/routes.js';
 import { corsMiddleware } from './http/cors.js';
 import { requestIdMiddleware } from './http/context.js';
 import { errorHandler, GatewayError } from './http/errors.js';
-import { installFastLane, type Lane, type LanePicker } from './http/fast-lane.js';
+import { installFastLane, listenWithAppClasses, type Lane, type LanePicker } from './http/fast-lane.js';
 import { createMetrics, routeTemplate, type Metrics } from './http/metrics.js';
 import { pathOnly, type Logger } from './log.js';
 import { dicomwebModules, fhirModules } from './modules.js';
@@ -63,7 +63,7 @@ export function buildApp(deps: AppDeps, parts: SecurityParts = {}): { app: Expre
   app.set('trust proxy', config.trustProxy);
 
   const metrics = createMetrics(() => poolStats(db));
-  const front = [requestIdMiddleware(log), corsMiddleware(config.cors.origins), metrics.middleware, accessLog, securityHeaders];
+  const front = [requestIdMiddleware(log), corsMiddleware(config.cors.origins), metrics.middleware, accessLog(log), securityHeaders];
   app.use(front);
 
   app.get('/healthz', (_req, res) => {
@@ -110,6 +110,7 @@ export function buildApp(deps: AppDeps, parts: SecurityParts = {}): { app: Expre
   const onError = errorHandler();
   app.use(onError);
   installFastLane(app, searchLanes([...front, ...security.handlers], fhir), onError);
+  listenWithAppClasses(app);
   return { app, metrics };
 }
 
@@ -133,24 +134,27 @@ function searchLanes(appLevel: RequestHandler[], fhir: Router): LanePicker {
 }
 
 /** One line per request: method, route template, path without query string, status, duration. */
-function accessLog(req: Request, res: Response, next: NextFunction): void {
-  if (!req.log.isLevelEnabled('info')) return next(); // nothing would be written
-  const start = process.hrtime.bigint();
-  res.once('close', () => {
-    req.log.info(
-      {
-        method: req.method,
-        route: routeTemplate(req),
-        // DICOMweb paths carry Study/Series/SOP Instance UIDs (sensitive): the template is enough there.
-        path: req.originalUrl.startsWith('/dicomweb') ? undefined : pathOnly(req.originalUrl),
-        status: res.statusCode,
-        ms: Math.round(Number(process.hrtime.bigint() - start) / 1e4) / 100,
-        aborted: !res.writableFinished,
-      },
-      'request',
-    );
-  });
-  next();
+function accessLog(log: Logger): RequestHandler {
+  return (req: Request, res: Response, next: NextFunction) => {
+    // The app's logger decides (a request's child logger has its level): nothing would be written.
+    if (!log.isLevelEnabled('info')) return next();
+    const start = process.hrtime.bigint();
+    res.once('close', () => {
+      req.log.info(
+        {
+          method: req.method,
+          route: routeTemplate(req),
+          // DICOMweb paths carry Study/Series/SOP Instance UIDs (sensitive): the template is enough there.
+          path: req.originalUrl.startsWith('/dicomweb') ? undefined : pathOnly(req.originalUrl),
+          status: res.statusCode,
+          ms: Math.round(Number(process.hrtime.bigint() - start) / 1e4) / 100,
+          aborted: !res.writableFinished,
+        },
+        'request',
+      );
+    });
+    next();
+  };
 }
 
 /** Flush the audit trail and stop exporters (server shutdown, tests). */

@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { buildApp, closeApp, packageVersion } from './app.js';
+import { serverClasses } from './http/fast-lane.js';
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
 import { createDb, type Db } from './store/db.js';
@@ -56,7 +57,7 @@ export async function startServer(config: Readonly<Config>, log: Logger): Promis
     // counts only when the TLS layer verified it against the CA (src/auth/authenticate.ts).
     const server: Server = tls
       ? https
-          .createServer({ cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile), ca: readFileSync(tls.caFile), requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' }, app)
+          .createServer({ cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile), ca: readFileSync(tls.caFile), requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2', ...serverClasses(app) }, app)
           .listen(config.port, config.host)
       : app.listen(config.port, config.host);
     await new Promise<void>((resolve, reject) => {

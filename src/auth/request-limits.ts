@@ -52,9 +52,8 @@ export function handlerTimeoutMiddleware(ms: number) {
       sendError(req, res, { status: 503, code: 'GW_TIMEOUT', message: `The request did not complete within ${ms} ms`, headers: { 'Retry-After': '5' } });
     }, ms);
     timer.unref();
-    const clear = () => clearTimeout(timer);
-    res.once('finish', clear);
-    res.once('close', clear);
+    // node emits 'close' on every response, after 'finish' or on an aborted one: one listener suffices.
+    res.once('close', () => clearTimeout(timer));
     next();
   };
 }

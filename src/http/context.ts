@@ -25,7 +25,17 @@ export function requestIdMiddleware(log: Logger) {
     const incoming = req.get('x-request-id');
     const requestId = incoming && SAFE_ID.test(incoming) ? incoming : randomUUID();
     req.requestId = requestId;
-    req.log = log.child({ requestId });
+    // The child logger is made when first used: most requests log nothing (pino's child() copies
+    // and serialises its bindings every time).
+    let child: Logger | undefined;
+    Object.defineProperty(req, 'log', {
+      configurable: true,
+      enumerable: true,
+      get: () => (child ??= log.child({ requestId })),
+      set: (v: Logger) => {
+        child = v;
+      },
+    });
     res.setHeader('X-Request-Id', requestId);
     next();
   };

@@ -6,6 +6,7 @@
  * Express unchanged. Measured on the search benchmark: Express's dispatch alone cost about 0.12 ms
  * of CPU per request, a quarter of the whole database floor's cost (decisions.md D110).
  */
+import http from 'node:http';
 import type { ErrorRequestHandler, Express, NextFunction, Request, RequestHandler, Response } from 'express';
 
 export interface LaneMount {
@@ -41,8 +42,9 @@ export function installFastLane(app: Express, pick: LanePicker, onError: ErrorRe
     if (!lane) return routerHandle(req, res, done);
     req.res = res;
     res.req = req;
-    Object.setPrototypeOf(req, reqProto);
-    Object.setPrototypeOf(res, resProto);
+    // Born with these prototypes on a server from serverClasses(); otherwise switched here, as Express does.
+    if (Object.getPrototypeOf(req) !== reqProto) Object.setPrototypeOf(req, reqProto);
+    if (Object.getPrototypeOf(res) !== resProto) Object.setPrototypeOf(res, resProto);
     if (!res.locals) res.locals = Object.create(null) as Record<string, unknown>;
     req.originalUrl = req.originalUrl || url;
     req.baseUrl = '';
@@ -83,4 +85,31 @@ function runLane(lane: Lane, req: Request, res: Response, onError: ErrorRequestH
     }
   };
   next();
+}
+
+/**
+ * Request and response classes for node's HTTP(S) server whose objects are born with the app's
+ * Express prototypes (app.request / app.response, which extend http.IncomingMessage and
+ * http.ServerResponse). Express and the fast lane otherwise switch every request's and response's
+ * prototype (Object.setPrototypeOf), which V8 answers with a map change per object.
+ */
+export function serverClasses(app: Express): { IncomingMessage: typeof http.IncomingMessage; ServerResponse: typeof http.ServerResponse } {
+  function AppRequest(this: unknown, ...args: unknown[]): object {
+    return Reflect.construct(http.IncomingMessage, args, AppRequest);
+  }
+  AppRequest.prototype = app.request;
+  function AppResponse(this: unknown, ...args: unknown[]): object {
+    return Reflect.construct(http.ServerResponse, args, AppResponse);
+  }
+  AppResponse.prototype = app.response;
+  return { IncomingMessage: AppRequest as unknown as typeof http.IncomingMessage, ServerResponse: AppResponse as unknown as typeof http.ServerResponse };
+}
+
+/** app.listen on an HTTP server built with serverClasses(app) (same arguments and result as Express's). */
+export function listenWithAppClasses(app: Express): void {
+  const listen = (...args: unknown[]) => {
+    const server = http.createServer(serverClasses(app), app);
+    return server.listen(...(args as Parameters<http.Server['listen']>));
+  };
+  (app as unknown as { listen: typeof listen }).listen = listen;
 }

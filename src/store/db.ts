@@ -46,13 +46,37 @@ export const MAX_PREPARED_SHAPES = 500;
  * as db.raw. Inside a transaction pass the transaction: knex hands out its connection.
  */
 export async function rawPrepared<R = Record<string, unknown>>(db: Db, sql: string, bindings: readonly unknown[]): Promise<{ rows: R[] }> {
-  const native = db.raw(sql, bindings as Knex.RawBinding[]).toSQL().toNative();
+  const native = toNative(db, sql, bindings);
   let name = preparedNames.get(native.sql);
   if (name === undefined && preparedNames.size < MAX_PREPARED_SHAPES) {
     name = `gw_${hash('sha256', native.sql).slice(0, 32)}`;
     preparedNames.set(native.sql, name);
   }
   return withConnection(db, async (conn) => (await conn.query({ name, text: native.sql, values: native.bindings as unknown[] })) as { rows: R[] });
+}
+
+/** `?` → `$n` text per statement shape (knex's raw formatter re-scans the text on every call). */
+const nativeTexts = new Map<string, string>();
+
+/** A value knex binds as is: no undefined (knex refuses it), no knex Raw/QueryBuilder (inlined as SQL). */
+function plainBinding(v: unknown): boolean {
+  if (v === undefined) return false;
+  if (typeof v === 'function') return false;
+  return v === null || typeof v !== 'object' || Array.isArray(v) || v instanceof Date || Buffer.isBuffer(v);
+}
+
+/**
+ * db.raw(sql, bindings).toSQL().toNative() for pg. With plain bindings and no `??` / `\?` in the
+ * text, knex only numbers the placeholders and passes the bindings through unchanged, so the
+ * numbered text is remembered per shape; anything else goes through knex every time.
+ */
+function toNative(db: Db, sql: string, bindings: readonly unknown[]): { sql: string; bindings: readonly unknown[] } {
+  const known = nativeTexts.get(sql);
+  const plain = bindings.every(plainBinding);
+  if (known !== undefined && plain) return { sql: known, bindings };
+  const native = db.raw(sql, bindings as Knex.RawBinding[]).toSQL().toNative();
+  if (plain && !sql.includes('??') && !sql.includes('\\?') && native.bindings.length === bindings.length && nativeTexts.size < MAX_PREPARED_SHAPES) nativeTexts.set(sql, native.sql);
+  return native;
 }
 
 /** A raw pg connection from knex's pool (or the transaction's), for `fn`'s duration. */

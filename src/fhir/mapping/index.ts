@@ -1,6 +1,6 @@
 /** FHIR mapping of MADO manifests: model ⇄ MadoFhirBundle / MHD DocumentReferences. */
 export { storeRendering, issuerToSystem, manifestTokens, type DocRefVersion } from './stored.js';
-export { manifestToFhirBundle, manifestEndpoints, manifestToDocumentReferences, NOT_SPECIFIED, type MappingContext, type DocRefOptions } from './to-fhir.js';
+export { manifestToFhirBundle, manifestEndpoints, manifestImagingStudies, manifestToDocumentReferences, NOT_SPECIFIED, type MappingContext, type DocRefOptions } from './to-fhir.js';
 export { fhirToManifest, DEFAULT_KOS_TITLE, type FhirToManifestOptions } from './from-fhir.js';
 export { issuesToOperationOutcome } from './outcome.js';
 export { toKosWritable } from './kos-writable.js';

@@ -48,6 +48,14 @@ function ref(resourceType: string, id: string, display?: string): Json {
   return r;
 }
 
+/** A reference outside a Bundle: `Type/id` (FHIR R4 2.3.0.1 literal relative reference). */
+function relativeRef(resourceType: string, id: string): Json {
+  return { reference: `${resourceType}/${id}`, type: resourceType };
+}
+
+/** How an ImagingStudy refers to the other resources: by the Bundle's fullUrl, or standalone. */
+type RefOf = (resourceType: string, id: string) => Json;
+
 function meta(profile: string): Json {
   return { profile: [profile] };
 }
@@ -252,7 +260,7 @@ function requestStudies(m: Manifest, d: Derived, srs: Json[]): StudyView[] {
  * module, TID 2010 procedure codes, Image Library regions) describe the manifest's own study, so
  * only its (primary) ImagingStudy carries them; another study gets its identifier, series and requests.
  */
-function imagingStudy(m: Manifest, d: Derived, srs: Json[], v: StudyView): Json {
+function imagingStudy(m: Manifest, d: Derived, srs: Json[], v: StudyView, refOf: RefOf = ref): Json {
   const st = m.study;
   const series = v.ev.series;
   const r: Json = { resourceType: 'ImagingStudy', id: v.id, meta: meta(PROFILE.imagingStudy) };
@@ -260,19 +268,19 @@ function imagingStudy(m: Manifest, d: Derived, srs: Json[], v: StudyView): Json 
   r.identifier = [studyUidIdentifier(v.primary ? st.studyInstanceUid : v.ev.studyInstanceUid)];
   r.status = 'available';
   if (v.modalities.length) r.modality = v.modalities.map(modalityCoding);
-  r.subject = ref('Patient', d.patientId);
+  r.subject = refOf('Patient', d.patientId);
   if (v.primary && d.started) r.started = d.started;
   const owners = requestStudies(m, d, srs);
   const mine = srs.filter((_, i) => owners[i] === v);
   if (mine.length) {
     r.basedOn = mine.map((sr) => {
-      const b = ref('ServiceRequest', sr.id);
+      const b = refOf('ServiceRequest', sr.id);
       const acc = (sr.identifier as Json[] | undefined)?.find((x) => x.type === ACCESSION_TYPE);
       if (acc) b.identifier = acc;
       return b;
     });
   }
-  if (v.viewerId) r.endpoint = [ref('Endpoint', v.viewerId)];
+  if (v.viewerId) r.endpoint = [refOf('Endpoint', v.viewerId)];
   r.numberOfSeries = v.primary ? (st.numberOfSeries ?? series.length) : series.length;
   r.numberOfInstances = series.reduce((n, s) => n + (s.numberOfInstances ?? s.instances.length), 0);
   if (v.primary && st.procedureCodes.length) {
@@ -291,7 +299,7 @@ function imagingStudy(m: Manifest, d: Derived, srs: Json[], v: StudyView): Json 
     x.modality = s.modality ? modalityCoding(s.modality) : { ...DAR_UNKNOWN, ...modalityCoding('OT') };
     if (s.description) x.description = s.description;
     x.numberOfInstances = s.numberOfInstances ?? s.instances.length;
-    x.endpoint = d.seriesEndpoints(s).map((id) => ref('Endpoint', id));
+    x.endpoint = d.seriesEndpoints(s).map((id) => refOf('Endpoint', id));
     if (s.bodySite) x.bodySite = codeToCoding(s.bodySite);
     if (s.laterality) x.laterality = codeToCoding(s.laterality);
     const started = dicomToFhirDateTime(s.date, s.time, d.tz, d.tz);
@@ -373,6 +381,18 @@ function endpointsOf(d: Derived): Json[] {
 /** The Endpoint resources of manifestToFhirBundle(m) without building the rest of it (the store indexes them on every ingest). */
 export function manifestEndpoints(m: Manifest, ctx: MappingContext): Json[] {
   return endpointsOf(derive(m, ctx));
+}
+
+/**
+ * The ImagingStudy resources of manifestToFhirBundle(m, ctx), each standing alone (references
+ * `Type/id` instead of the Bundle's urn:uuid fullUrls), without building the rest of the Bundle:
+ * the ImagingStudy read and search render them per request. `pick` chooses which studies to render
+ * (called with each study's id and Study Instance UID, in Bundle order); default all.
+ */
+export function manifestImagingStudies(m: Manifest, ctx: MappingContext, pick: (id: string, studyUid: string) => boolean = () => true): Json[] {
+  const d = derive(m, ctx);
+  const srs = serviceRequests(m, d);
+  return d.studies.filter((v) => pick(v.id, v.primary ? m.study.studyInstanceUid : v.ev.studyInstanceUid)).map((v) => imagingStudy(m, d, srs, v, relativeRef));
 }
 
 /** MadoFhirBundle (document) for a manifest (IG FHIR manifest, IG KOS→FHIR mapping). */

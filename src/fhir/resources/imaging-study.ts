@@ -12,24 +12,12 @@ import { notFound } from '../../http/errors.js';
 import type { Manifest } from '../../model/manifest.js';
 import { endpointsByManifests, type SearchRow } from '../../store/search-sql.js';
 import { readManifestByDocRef } from '../../store/resource-read.js';
-import { manifestToFhirBundle, publicEndpoint, type MappingContext } from '../mapping/index.js';
+import { manifestImagingStudies, publicEndpoint, type MappingContext } from '../mapping/index.js';
 import { registerResource } from '../registry.js';
 import { INCLUDES, registryParams } from '../search/params.js';
 import { MAX_INCLUDES } from '../search/execute.js';
 import { includePatients } from './document-reference.js';
 import { endpointPolicy, mountSearch, sendRead, withMeta } from './common.js';
-
-type Json = Record<string, unknown>;
-
-function rewriteRefs(v: unknown, map: Map<string, string>): unknown {
-  if (Array.isArray(v)) return v.map((x) => rewriteRefs(x, map));
-  if (v && typeof v === 'object') {
-    const out: Json = {};
-    for (const [k, x] of Object.entries(v as Json)) out[k] = k === 'reference' && typeof x === 'string' && map.has(x) ? map.get(x) : rewriteRefs(x, map);
-    return out;
-  }
-  return v;
-}
 
 /** Small cache: rendering walks the whole model; key includes the version so status changes show. */
 const cache = new Map<string, ImagingStudy>();
@@ -38,10 +26,16 @@ const CACHE_MAX = 2000;
 /** Which ImagingStudy of a manifest: by id (read), by Study Instance UID (a search row), else its own study's. */
 export interface StudySelector { id?: string; studyUid?: string }
 
-function selected(r: { id?: string; identifier?: Array<{ value?: string }> }, sel: StudySelector): boolean {
-  if (sel.id !== undefined) return r.id === sel.id;
-  if (sel.studyUid !== undefined) return r.identifier?.[0]?.value === `urn:oid:${sel.studyUid}`;
-  return true;
+/** Which of a manifest's studies `sel` names (manifestImagingStudies' pick), or undefined: its first. */
+function picker(sel: StudySelector): ((id: string, studyUid: string) => boolean) | undefined {
+  if (sel.id !== undefined) return (id) => id === sel.id;
+  if (sel.studyUid !== undefined) return (_id, uid) => uid === sel.studyUid;
+  return undefined;
+}
+
+function firstOnly(): () => boolean {
+  let n = 0;
+  return () => n++ === 0;
 }
 
 /**
@@ -52,13 +46,11 @@ export function imagingStudyOf(model: Manifest, ctx: MappingContext, status: str
   if (cacheKey) cacheKey = `${ctx.publicBaseUrl}\u0000${cacheKey}\u0000${sel.id ?? ''}\u0000${sel.studyUid ?? ''}`;
   const hit = cacheKey ? cache.get(cacheKey) : undefined;
   if (hit) return hit; // shared: callers copy (withMeta, applyElements), never mutate
-  const bundle = manifestToFhirBundle(model, ctx);
-  const map = new Map<string, string>();
-  for (const e of bundle.entry ?? []) if (e.fullUrl && e.resource) map.set(e.fullUrl, `${e.resource.resourceType}/${e.resource.id}`);
-  const studies = (bundle.entry ?? []).map((e) => e.resource).filter((r): r is ImagingStudy => r?.resourceType === 'ImagingStudy');
-  const study = studies.find((r) => selected(r, sel)) ?? (sel.id === undefined ? studies[0] : undefined);
-  if (!study) return undefined;
-  const out = rewriteRefs(study, map) as ImagingStudy;
+  // Only the selected study is rendered (not the whole MADO Bundle), references standing alone.
+  const pick = picker(sel);
+  let out = manifestImagingStudies(model, ctx, pick ?? firstOnly())[0] as ImagingStudy | undefined;
+  if (!out && pick && sel.id === undefined) out = manifestImagingStudies(model, ctx, firstOnly())[0] as ImagingStudy | undefined;
+  if (!out) return undefined;
   if (status === 'entered-in-error') out.status = 'entered-in-error';
   if (cacheKey) {
     if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value!);
@@ -86,6 +78,10 @@ export function mountImagingStudy(router: Router, deps: AppDeps): void {
     table: 'ImagingStudy',
     subtype: 'search',
     render,
+    renderJson: (row) => {
+      const r = render(row);
+      return { resourceType: 'ImagingStudy', id: r.id!, json: JSON.stringify(r) };
+    },
     patientOf: (r) => r.patient_id as string | null,
     includes: async (plan, rows, _res, pf) => {
       const out = await includePatients(deps, plan, rows, pf);
