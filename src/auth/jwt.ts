@@ -38,6 +38,8 @@ export class KeySetUnavailable extends Error {
 
 export interface JwtVerifier {
   verify(token: string): Promise<JWTPayload>;
+  /** The claims of a token verify() accepted and still remembers (same expiry), else undefined: no I/O, no await. */
+  peek(token: string): JWTPayload | undefined;
 }
 
 const HS = /^HS(256|384|512)$/;
@@ -82,7 +84,14 @@ export function createJwtVerifier(cfg: JwtAuthConfig, opts: { cacheSize?: number
   const cache = new Map<string, { payload: JWTPayload; until: number }>();
   const cacheSize = opts.cacheSize ?? 2_000;
 
+  const TOKEN = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
   return {
+    peek(token: string): JWTPayload | undefined {
+      // Only a token verify() accepted can be in the cache: its size and form were checked then.
+      if (token.length > cfg.maxTokenBytes || !TOKEN.test(token)) return undefined;
+      const hit = cache.get(hash('sha256', token, 'base64url'));
+      return hit && hit.until > Date.now() ? hit.payload : undefined;
+    },
     async verify(token: string): Promise<JWTPayload> {
       if (Buffer.byteLength(token) > cfg.maxTokenBytes) throw new TokenError('token too large');
       if (!/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(token)) throw new TokenError('malformed token');

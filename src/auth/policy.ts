@@ -241,35 +241,60 @@ export interface PolicyDeps {
   onBreakGlass?: (req: Request, p: Principal, action: Action) => void;
 }
 
-/** Express middleware: classify, decide, and leave the decision on req.principal. */
+/** The launch patient and care relationship of `p` need a database lookup before the decision. */
+function needsLookup(p: Principal, action: Action, deps: PolicyDeps): boolean {
+  if (!deps.resolver || action.kind === 'public') return false;
+  return Boolean((p.patientIdentifier && !p.patientContext) || (p.careRelationship?.length && p.roles.includes('referring')));
+}
+
+async function resolvePatients(p: Principal, resolver: PatientResolver): Promise<Principal> {
+  if (p.patientIdentifier && !p.patientContext) {
+    // SMART launch by business identifier: issuer-aware lookup; ambiguous or unknown → no patient.
+    const ids = await resolver.resolve([p.patientIdentifier]);
+    p = { ...p, patientContext: ids.length === 1 ? ids[0] : '' };
+  }
+  if (p.careRelationship?.length && p.roles.includes('referring')) {
+    p = { ...p, careRelationshipPatientIds: await resolver.resolve(p.careRelationship) };
+  }
+  return p;
+}
+
+/** Decide for a resolved principal; the decision goes on res.locals.access and req.principal. */
+function decide(req: Request, res: Response, p: Principal, action: Action, deps: PolicyDeps): void {
+  const decision = authorize(p, action, deps.auth);
+  res.locals.access!.decision = decision;
+  if (p.kind !== 'loopback') {
+    req.principal = { ...p, patientIds: decision.filter.all ? undefined : decision.filter.patientIds, breakGlass: decision.breakGlass, accessRestriction: decision.restrict };
+  }
+  if (decision.breakGlass) deps.onBreakGlass?.(req, req.principal!, action);
+}
+
+/**
+ * Express middleware: classify, decide, and leave the decision on req.principal. Synchronous
+ * unless the principal's patients must be looked up first.
+ */
 export function policyMiddleware(deps: PolicyDeps) {
-  return async (req: Request, res: Response, next: NextFunction) => {
+  return (req: Request, res: Response, next: NextFunction): void => {
     const action = classifyRequest(req.method, req.path);
     res.locals.access = { action };
+    const p = req.principal;
     try {
-      let p = req.principal;
       if (!p) {
         // Only public paths get here without a principal (authentication ran before).
         if (action.kind !== 'public') throw new GatewayError(401, 'GW_UNAUTHORIZED', 'Authentication required', { headers: { 'WWW-Authenticate': `Bearer realm="${REALM}"` } });
         return next();
       }
-      if (p.patientIdentifier && !p.patientContext && deps.resolver && action.kind !== 'public') {
-        // SMART launch by business identifier: issuer-aware lookup; ambiguous or unknown → no patient.
-        const ids = await deps.resolver.resolve([p.patientIdentifier]);
-        p = { ...p, patientContext: ids.length === 1 ? ids[0] : '' };
+      if (needsLookup(p, action, deps)) {
+        resolvePatients(p, deps.resolver!).then((resolved) => {
+          decide(req, res, resolved, action, deps);
+          next();
+        }).catch(next);
+        return;
       }
-      if (p.careRelationship?.length && p.roles.includes('referring') && deps.resolver && action.kind !== 'public') {
-        p = { ...p, careRelationshipPatientIds: await deps.resolver.resolve(p.careRelationship) };
-      }
-      const decision = authorize(p, action, deps.auth);
-      res.locals.access.decision = decision;
-      if (p.kind !== 'loopback') {
-        req.principal = { ...p, patientIds: decision.filter.all ? undefined : decision.filter.patientIds, breakGlass: decision.breakGlass, accessRestriction: decision.restrict };
-      }
-      if (decision.breakGlass) deps.onBreakGlass?.(req, req.principal!, action);
-      next();
+      decide(req, res, p, action, deps);
     } catch (err) {
-      next(err);
+      return next(err);
     }
+    next();
   };
 }
