@@ -18,6 +18,8 @@ export interface AuditRow {
   entityRefs: string[];
   breakGlass: boolean;
   resource: AuditEvent;
+  /** `resource` as JSON text: what is stored (built with the event, src/audit/json.ts) */
+  json: string;
 }
 
 const AUDIT_COLUMNS = 'id, recorded, type_code, subtype_code, action, outcome, agent_who, patient_ref, entity_refs, break_glass, resource';
@@ -78,7 +80,7 @@ function insertText(rows: number): string {
 
 function insertStatement(rows: readonly AuditRow[]): { name: string; text: string; values: unknown[] } {
   const values: unknown[] = [];
-  for (const r of rows) values.push(r.id, r.recorded, r.typeCode, r.subtypeCode, r.action, r.outcome, r.agentWho, r.patientRef, r.entityRefs, r.breakGlass, JSON.stringify(r.resource));
+  for (const r of rows) values.push(r.id, r.recorded, r.typeCode, r.subtypeCode, r.action, r.outcome, r.agentWho, r.patientRef, r.entityRefs, r.breakGlass, r.json);
   return { name: `audit_event_insert_${rows.length}`, text: insertText(rows.length), values };
 }
 
