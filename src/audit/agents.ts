@@ -48,8 +48,8 @@ function serverAgent(serverUrl: string, clientIsDestination: boolean): AuditEven
   return agent;
 }
 
-// A caller's client and user agents are the same in all its requests from one address: built and
-// frozen once per (caller, address, user agent, direction, break-glass), so their JSON text is too.
+// A caller's agents (client, server, user) are the same in all its requests from one address: built and
+// frozen once per (caller, address, user agent, direction, break-glass, server), so their JSON text is too.
 // The key holds every principal member the agents show (the policy hands each request a fresh
 // Principal object, so the members, not the object, identify the caller). Bounded: cleared when full.
 const callerAgents = new Map<string, readonly AuditEventAgent[]>();
@@ -58,15 +58,15 @@ export function auditAgents(a: AgentInput, clientIsDestination: boolean): AuditE
   const p = a.principal;
   // JSON of the members: an unambiguous key whatever characters the values hold
   const key = JSON.stringify(p
-    ? [clientIsDestination, a.breakGlass, a.clientIp, a.userAgent, p.issuer, p.subject, p.clientId, p.jti, p.roles, p.purposeOfUse, p.authMethod, p.homeCommunityId, p.nationalProviderId]
-    : [clientIsDestination, a.breakGlass, a.clientIp, a.userAgent]);
+    ? [a.serverUrl, clientIsDestination, a.breakGlass, a.clientIp, a.userAgent, p.issuer, p.subject, p.clientId, p.jti, p.roles, p.purposeOfUse, p.authMethod, p.homeCommunityId, p.nationalProviderId]
+    : [a.serverUrl, clientIsDestination, a.breakGlass, a.clientIp, a.userAgent]);
   let agents = callerAgents.get(key);
   if (!agents) {
     if (callerAgents.size >= 1_000) callerAgents.clear();
-    agents = deepFreeze([clientAgent(a, clientIsDestination), userAgent(a)]);
+    agents = deepFreeze([clientAgent(a, clientIsDestination), serverAgent(a.serverUrl, clientIsDestination), userAgent(a)]);
     callerAgents.set(key, agents);
   }
-  return [agents[0]!, serverAgent(a.serverUrl, clientIsDestination), agents[1]!];
+  return agents as AuditEventAgent[]; // frozen: shared by the caller's events
 }
 
 function clientAgent(a: AgentInput, clientIsDestination: boolean): AuditEventAgent {

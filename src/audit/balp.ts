@@ -13,7 +13,7 @@ import type { AuditEvent, AuditEventEntity, Extension } from '@medplum/fhirtypes
 import type { Principal } from '../model/access.js';
 import type { AuditRow } from '../store/audit-store.js';
 import { auditAgents, serverWho } from './agents.js';
-import { auditJson, deepFreeze } from './json.js';
+import { auditJson, deepFreeze, type AuditFragment } from './json.js';
 import { patientEntity, queryEntity, requestEntity, resourceEntities, type StoreQuery } from './entities.js';
 import { actionFor, eventShape, type ActionCode, type EventShape } from './profiles.js';
 import type { AuditedAction as Action, AuditInfo, AuditSubtype } from './types.js';
@@ -97,6 +97,8 @@ function buildOne(a: AuditInput, shape: EventShape, actionCode: ActionCode, subt
     entity,
   };
   const isQuery = shape.kind === 'query' || shape.kind === 'query-images';
+  const fragments: AuditFragment[] = [];
+  const json = auditJson(resource, fragments);
   return {
     id,
     recorded: a.recorded,
@@ -113,7 +115,8 @@ function buildOne(a: AuditInput, shape: EventShape, actionCode: ActionCode, subt
     breakGlass: a.breakGlass,
     // undefined members vanish when the resource is serialised (JSON has no undefined)
     resource,
-    json: auditJson(resource),
+    json,
+    fragments,
   };
 }
 

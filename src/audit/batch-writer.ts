@@ -104,6 +104,7 @@ export function cleanedRow(r: AuditRow): AuditRow & { cleaned: true } {
     entityRefs: r.entityRefs.map(cleanText),
     resource,
     json: JSON.stringify(resource),
+    fragments: [],
     cleaned: true,
   };
 }

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildAuditEvents, type AuditInput } from '../../src/audit/balp.js';
-import { auditJson, deepFreeze } from '../../src/audit/json.js';
+import { auditJson, deepFreeze, expandAuditJson } from '../../src/audit/json.js';
 import type { Principal } from '../../src/model/access.js';
 
 const user = (o: Partial<Principal> = {}): Principal => ({ kind: 'user', subject: 'dr-a', issuer: 'https://idp.test', clientId: 'viewer', jti: 'j-1', roles: ['radiologist'], scopes: ['user/*.rs'], breakGlass: false, authMethod: 'bearer', ...o });
@@ -28,7 +28,9 @@ test('the AuditEvent text equals JSON.stringify of the event, first and repeated
   for (let round = 0; round < 3; round++) {
     for (const [name, a] of cases) {
       for (const row of buildAuditEvents({ ...a, id: crypto.randomUUID(), recorded: new Date(Date.now() + round) })) {
-        assert.equal(row.json, JSON.stringify(row.resource), `${name} (round ${round})`);
+        const fragments = new Map(row.fragments.map((f) => [f.key, f.text]));
+        assert.equal(expandAuditJson(row.json, fragments), JSON.stringify(row.resource), `${name} (round ${round})`);
+        assert.ok(row.json.length < JSON.stringify(row.resource).length / 2, `${name}: shared parts stored apart`);
       }
     }
   }
@@ -38,10 +40,11 @@ test('callers never share agents: each event names its own user, client and addr
   const a = buildAuditEvents(input({ principal: user({ subject: 'u-1', jti: 'ja' }), action: { kind: 'read', resourceType: 'Patient' } }))[0]!;
   const b = buildAuditEvents(input({ principal: user({ subject: 'u-2', jti: 'jb' }), clientIp: '10.0.0.8', action: { kind: 'read', resourceType: 'Patient' } }))[0]!;
   const c = buildAuditEvents(input({ principal: user({ subject: 'u-1', jti: 'ja', roles: ['administrator'] }), action: { kind: 'read', resourceType: 'Patient' } }))[0]!;
-  const who = (r: typeof a) => JSON.parse(r.json).agent.map((x: { who: unknown; network?: unknown; role?: unknown }) => [x.who, x.network, x.role]);
+  const who = (r: typeof a) => r.resource.agent.map((x) => [x.who, x.network, x.role]);
   assert.notDeepEqual(who(a), who(b));
   assert.notDeepEqual(who(a), who(c));
-  assert.equal(JSON.parse(c.json).agent[2].role[0].coding[0].code, 'administrator');
+  assert.equal(c.resource.agent[2]!.role![0]!.coding![0]!.code, 'administrator');
+  assert.notEqual(a.fragments.find((f) => f.text.includes('u-1'))?.key, b.fragments.find((f) => f.text.includes('u-2'))?.key);
 });
 
 test('auditJson: JSON.stringify semantics for mixed frozen and plain values', () => {
@@ -49,4 +52,13 @@ test('auditJson: JSON.stringify semantics for mixed frozen and plain values', ()
   const v = { k: shared, u: undefined, arr: [shared, undefined, 'é"\\'], n: 0, s: '\u0000' };
   assert.equal(auditJson(v), JSON.stringify(v));
   assert.equal(auditJson(v), JSON.stringify(v)); // from the cached text
+  const fragments: Array<{ key: string; text: string }> = [];
+  const stored = auditJson(v, fragments);
+  assert.equal(fragments.length, 0, 'short parts stay inline');
+  assert.equal(stored, JSON.stringify(v));
+  const big = deepFreeze({ display: 'x'.repeat(80) });
+  const w = { a: big, b: [big], c: 'the text {"$f":"abc"} inside a string is no marker' };
+  const compact = auditJson(w, fragments);
+  assert.equal(fragments.length, 1, 'one fragment, named twice');
+  assert.equal(expandAuditJson(compact, new Map(fragments.map((f) => [f.key, f.text]))), JSON.stringify(w));
 });
