@@ -44,8 +44,11 @@ export interface JwtVerifier {
 
 const HS = /^HS(256|384|512)$/;
 
-export function createJwtVerifier(cfg: JwtAuthConfig, opts: { cacheSize?: number } = {}): JwtVerifier {
-  const algorithms = cfg.algorithms.filter((a) => a.toLowerCase() !== 'none');
+/**
+ * The key jose verifies a token's signature with: HS* only against `oct` keys, everything else only
+ * against the asymmetric JWKS (local or remote). Refuses an algorithm outside the allow-list.
+ */
+function keyGetter(cfg: JwtAuthConfig, algorithms: string[]): (header: JWSHeaderParameters, token: Parameters<JWTVerifyGetKey>[1]) => Promise<Uint8Array | CryptoKey> {
   const hsAlgs = algorithms.filter((a) => HS.test(a));
   const asymAlgs = algorithms.filter((a) => !HS.test(a));
   const keys = (cfg.keys ?? []) as JWK[];
@@ -64,7 +67,7 @@ export function createJwtVerifier(cfg: JwtAuthConfig, opts: { cacheSize?: number
       : undefined;
   const secrets = new Map<string, Promise<Uint8Array | CryptoKey>>();
 
-  const getKey = async (header: JWSHeaderParameters, token: Parameters<JWTVerifyGetKey>[1]) => {
+  return async (header: JWSHeaderParameters, token: Parameters<JWTVerifyGetKey>[1]) => {
     const alg = header.alg ?? '';
     if (!algorithms.includes(alg)) throw new TokenError('algorithm not allowed');
     if (HS.test(alg)) {
@@ -76,8 +79,13 @@ export function createJwtVerifier(cfg: JwtAuthConfig, opts: { cacheSize?: number
       return secrets.get(id)!;
     }
     if (!asymmetric || !asymAlgs.includes(alg)) throw new TokenError('no matching key');
-    return asymmetric(header as Parameters<JWTVerifyGetKey>[0], token);
+    return asymmetric(header as Parameters<JWTVerifyGetKey>[0], token) as Promise<Uint8Array | CryptoKey>;
   };
+}
+
+export function createJwtVerifier(cfg: JwtAuthConfig, opts: { cacheSize?: number } = {}): JwtVerifier {
+  const algorithms = cfg.algorithms.filter((a) => a.toLowerCase() !== 'none');
+  const getKey = keyGetter(cfg, algorithms);
 
   // Verified tokens are remembered briefly (keyed by the token's hash, never past exp) so a
   // viewer's burst of WADO requests pays for one signature check.
