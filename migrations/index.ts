@@ -19,6 +19,7 @@ import * as m0016 from './20261207_0016_modalities_from_sop_classes.js';
 import * as m0017 from './20261207_0017_audit_event_json.js';
 import * as m0018 from './20261207_0018_publish_fingerprint.js';
 import * as m0019 from './20261207_0019_manifest_model_json.js';
+import * as m0020 from './20261208_0020_audit_fragment.js';
 
 export const migrations: Record<string, Knex.Migration> = {
   '20261123_0001_schema': m0001,
@@ -37,4 +38,5 @@ export const migrations: Record<string, Knex.Migration> = {
   '20261207_0017_audit_event_json': m0017,
   '20261207_0018_publish_fingerprint': m0018,
   '20261207_0019_manifest_model_json': m0019,
+  '20261208_0020_audit_fragment': m0020,
 };

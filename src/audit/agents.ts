@@ -7,13 +7,14 @@
  */
 import type { AuditEventAgent, Device, Reference } from '@medplum/fhirtypes';
 import type { Principal } from '../model/access.js';
+import { deepFreeze } from './json.js';
 import { DCM } from './profiles.js';
 
 const USER_AGENT_EXT = 'urn:mado-gateway:StructureDefinition:user-agent';
 export const ROLE_SYSTEM = 'urn:mado-gateway:role';
 const ACT_REASON = 'http://terminology.hl7.org/CodeSystem/v3-ActReason';
-const SOURCE_ROLE = { system: DCM, code: '110153', display: 'Source Role ID' };
-const DESTINATION_ROLE = { system: DCM, code: '110152', display: 'Destination Role ID' };
+const SOURCE_ROLE = deepFreeze({ system: DCM, code: '110153', display: 'Source Role ID' });
+const DESTINATION_ROLE = deepFreeze({ system: DCM, code: '110152', display: 'Destination Role ID' });
 
 export interface AgentInput {
   principal?: Principal;
@@ -36,7 +37,7 @@ function serverAgent(serverUrl: string, clientIsDestination: boolean): AuditEven
   let agent = serverAgents.get(key);
   if (!agent) {
     if (serverAgents.size >= 100) serverAgents.clear();
-    agent = Object.freeze({
+    agent = deepFreeze({
       type: { coding: [clientIsDestination ? SOURCE_ROLE : DESTINATION_ROLE] },
       who: serverWho(serverUrl),
       requestor: false,
@@ -47,7 +48,28 @@ function serverAgent(serverUrl: string, clientIsDestination: boolean): AuditEven
   return agent;
 }
 
+// A caller's agents (client, server, user) are the same in all its requests from one address: built and
+// frozen once per (caller, address, user agent, direction, break-glass, server), so their JSON text is too.
+// The key holds every principal member the agents show (the policy hands each request a fresh
+// Principal object, so the members, not the object, identify the caller). Bounded: cleared when full.
+const callerAgents = new Map<string, readonly AuditEventAgent[]>();
+
 export function auditAgents(a: AgentInput, clientIsDestination: boolean): AuditEventAgent[] {
+  const p = a.principal;
+  // JSON of the members: an unambiguous key whatever characters the values hold
+  const key = JSON.stringify(p
+    ? [a.serverUrl, clientIsDestination, a.breakGlass, a.clientIp, a.userAgent, p.issuer, p.subject, p.clientId, p.jti, p.roles, p.purposeOfUse, p.authMethod, p.homeCommunityId, p.nationalProviderId]
+    : [a.serverUrl, clientIsDestination, a.breakGlass, a.clientIp, a.userAgent]);
+  let agents = callerAgents.get(key);
+  if (!agents) {
+    if (callerAgents.size >= 1_000) callerAgents.clear();
+    agents = deepFreeze([clientAgent(a, clientIsDestination), serverAgent(a.serverUrl, clientIsDestination), userAgent(a)]);
+    callerAgents.set(key, agents);
+  }
+  return agents as AuditEventAgent[]; // frozen: shared by the caller's events
+}
+
+function clientAgent(a: AgentInput, clientIsDestination: boolean): AuditEventAgent {
   const p = a.principal;
   const client: AuditEventAgent = {
     type: { coding: [clientIsDestination ? DESTINATION_ROLE : SOURCE_ROLE] },
@@ -56,7 +78,7 @@ export function auditAgents(a: AgentInput, clientIsDestination: boolean): AuditE
     network: a.clientIp ? { address: a.clientIp, type: isIp(a.clientIp) ? '2' : '1' } : undefined,
   };
   if (a.userAgent) client.extension = [{ url: USER_AGENT_EXT, valueString: a.userAgent.slice(0, 256) }];
-  return [client, serverAgent(a.serverUrl, clientIsDestination), userAgent(a)];
+  return client;
 }
 
 function userAgent(a: AgentInput): AuditEventAgent {

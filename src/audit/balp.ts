@@ -13,6 +13,7 @@ import type { AuditEvent, AuditEventEntity, Extension } from '@medplum/fhirtypes
 import type { Principal } from '../model/access.js';
 import type { AuditRow } from '../store/audit-store.js';
 import { auditAgents, serverWho } from './agents.js';
+import { auditJson, deepFreeze, type AuditFragment } from './json.js';
 import { patientEntity, queryEntity, requestEntity, resourceEntities, type StoreQuery } from './entities.js';
 import { actionFor, eventShape, type ActionCode, type EventShape } from './profiles.js';
 import type { AuditedAction as Action, AuditInfo, AuditSubtype } from './types.js';
@@ -96,6 +97,8 @@ function buildOne(a: AuditInput, shape: EventShape, actionCode: ActionCode, subt
     entity,
   };
   const isQuery = shape.kind === 'query' || shape.kind === 'query-images';
+  const fragments: AuditFragment[] = [];
+  const json = auditJson(resource, fragments);
   return {
     id,
     recorded: a.recorded,
@@ -112,6 +115,8 @@ function buildOne(a: AuditInput, shape: EventShape, actionCode: ActionCode, subt
     breakGlass: a.breakGlass,
     // undefined members vanish when the resource is serialised (JSON has no undefined)
     resource,
+    json,
+    fragments,
   };
 }
 
@@ -123,7 +128,7 @@ function metaOf(profile: string | undefined, breakGlass: boolean): AuditEvent['m
   const key = `${breakGlass ? 'B' : ''}|${profile ?? ''}`;
   let meta = metas.get(key);
   if (!meta) {
-    meta = Object.freeze({ ...(profile ? { profile: [profile] } : {}), ...(breakGlass ? { security: [{ system: ACT_REASON, code: 'BTG' }] } : {}) });
+    meta = deepFreeze({ ...(profile ? { profile: [profile] } : {}), ...(breakGlass ? { security: [{ system: ACT_REASON, code: 'BTG' }] } : {}) });
     metas.set(key, meta);
   }
   return meta;
@@ -136,7 +141,7 @@ function sourceOf(serverUrl: string): AuditEvent['source'] {
   let source = sources.get(serverUrl);
   if (!source) {
     if (sources.size >= 100) sources.clear();
-    source = { observer: serverWho(serverUrl), type: [{ system: 'http://terminology.hl7.org/CodeSystem/security-source-type', code: '4', display: 'Application Server' }] };
+    source = deepFreeze({ observer: serverWho(serverUrl), type: [{ system: 'http://terminology.hl7.org/CodeSystem/security-source-type', code: '4', display: 'Application Server' }] });
     sources.set(serverUrl, source);
   }
   return source;

@@ -92,6 +92,7 @@ const cleanText = (s: string): string => s.replace(/\u0000/g, '\uFFFD').replace(
 const cleanOpt = (s: string | null): string | null => (s === null ? null : cleanText(s));
 
 export function cleanedRow(r: AuditRow): AuditRow & { cleaned: true } {
+  const resource = JSON.parse(JSON.stringify(r.resource, (_k, v: unknown) => (typeof v === 'string' ? cleanText(v) : v))) as AuditRow['resource'];
   return {
     ...r,
     typeCode: cleanText(r.typeCode),
@@ -101,7 +102,9 @@ export function cleanedRow(r: AuditRow): AuditRow & { cleaned: true } {
     agentWho: cleanOpt(r.agentWho),
     patientRef: cleanOpt(r.patientRef),
     entityRefs: r.entityRefs.map(cleanText),
-    resource: JSON.parse(JSON.stringify(r.resource, (_k, v: unknown) => (typeof v === 'string' ? cleanText(v) : v))) as AuditRow['resource'],
+    resource,
+    json: JSON.stringify(resource),
+    fragments: [],
     cleaned: true,
   };
 }

@@ -8,14 +8,15 @@
  */
 import { hash } from 'node:crypto';
 import type { AuditEventEntity } from '@medplum/fhirtypes';
+import { deepFreeze } from './json.js';
 import { DCM, type EventKind } from './profiles.js';
 
 const ENTITY_TYPE = 'http://terminology.hl7.org/CodeSystem/audit-entity-type';
 const RESOURCE_TYPE = 'http://hl7.org/fhir/resource-types';
 const OBJECT_ROLE = 'http://terminology.hl7.org/CodeSystem/object-role';
 const BALP_ENTITY = 'https://profiles.ihe.net/ITI/BALP/CodeSystem/BasicAuditEntityType';
-const SYSTEM_OBJECT = { system: ENTITY_TYPE, code: '2', display: 'System Object' };
-const REPORT = { system: OBJECT_ROLE, code: '3', display: 'Report' };
+const SYSTEM_OBJECT = deepFreeze({ system: ENTITY_TYPE, code: '2', display: 'System Object' });
+const REPORT = deepFreeze({ system: OBJECT_ROLE, code: '3', display: 'Report' });
 
 /** `full`: base64 of the raw request (BALP); `hash`: base64 of "sha256:<hex>" of it (privacy). */
 export type StoreQuery = 'full' | 'hash';

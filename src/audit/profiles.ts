@@ -15,6 +15,7 @@
  * (decisions.md D70).
  */
 import type { Coding } from '@medplum/fhirtypes';
+import { deepFreeze } from './json.js';
 import type { AuditedAction as Action, AuditSubtype } from './types.js';
 
 export const DCM = 'http://dicom.nema.org/resources/ontology/DCM';
@@ -73,14 +74,6 @@ export function eventShape(subtype: AuditSubtype | undefined, actionCode: Action
     shapes.set(key, shape);
   }
   return shape;
-}
-
-function deepFreeze<T>(o: T): T {
-  if (o && typeof o === 'object' && !Object.isFrozen(o)) {
-    Object.freeze(o);
-    for (const v of Object.values(o)) deepFreeze(v);
-  }
-  return o;
 }
 
 function buildEventShape(subtype: AuditSubtype | undefined, actionCode: ActionCode, status: number, method: string, action?: Action): EventShape {

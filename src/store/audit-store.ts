@@ -6,6 +6,12 @@
 import type { AuditEvent } from '@medplum/fhirtypes';
 import { withConnection, type Db } from './db.js';
 
+/** One shared part of stored AuditEvents: its key (a hash of its text) and its JSON text (migration 0020). */
+export interface AuditFragment {
+  readonly key: string;
+  readonly text: string;
+}
+
 export interface AuditRow {
   id: string;
   recorded: Date;
@@ -18,6 +24,10 @@ export interface AuditRow {
   entityRefs: string[];
   breakGlass: boolean;
   resource: AuditEvent;
+  /** `resource` as stored: JSON text whose shared parts may be `{"$f":key}` markers (src/audit/json.ts) */
+  json: string;
+  /** the shared parts the markers in `json` stand for */
+  fragments: readonly AuditFragment[];
 }
 
 const AUDIT_COLUMNS = 'id, recorded, type_code, subtype_code, action, outcome, agent_who, patient_ref, entity_refs, break_glass, resource';
@@ -40,9 +50,11 @@ const MAX_ROWS_PER_STATEMENT = 512;
  */
 export async function insertAuditEvents(db: Db, rows: readonly AuditRow[]): Promise<void> {
   if (!rows.length) return;
+  const fresh = freshFragments(db, rows);
   await withConnection(db, async (conn) => {
     await conn.query('BEGIN; SET LOCAL synchronous_commit TO OFF');
     try {
+      if (fresh.size) await conn.query({ name: 'audit_fragment_insert', text: FRAGMENT_INSERT, values: [[...fresh.keys()], [...fresh.values()]] });
       let i = 0;
       while (i < rows.length) {
         const n = statementRows(rows.length - i);
@@ -50,11 +62,31 @@ export async function insertAuditEvents(db: Db, rows: readonly AuditRow[]): Prom
         i += n;
       }
       await conn.query('COMMIT');
+      rememberFragments(db, fresh.keys());
     } catch (err) {
       await conn.query('ROLLBACK').catch(() => undefined); // the connection may be gone already
       throw err;
     }
   });
+}
+
+const FRAGMENT_INSERT = 'INSERT INTO audit_fragment (key, json) SELECT * FROM unnest($1::text[], $2::json[]) ON CONFLICT (key) DO NOTHING';
+
+// Fragment keys known to be stored, per database: a key is a hash of the text, so a stored key
+// never needs writing again. Added only after the commit; bounded (forgetting costs one rewrite).
+const storedFragments = new WeakMap<Db, Set<string>>();
+
+function freshFragments(db: Db, rows: readonly AuditRow[]): Map<string, string> {
+  const known = storedFragments.get(db);
+  const fresh = new Map<string, string>();
+  for (const r of rows) for (const f of r.fragments) if (!known?.has(f.key)) fresh.set(f.key, f.text);
+  return fresh;
+}
+
+function rememberFragments(db: Db, keys: Iterable<string>): void {
+  let known = storedFragments.get(db);
+  if (!known || known.size > 100_000) storedFragments.set(db, (known = new Set()));
+  for (const k of keys) known.add(k);
 }
 
 /** The largest power of two ≤ remaining (capped): the row count of the next INSERT. */
@@ -78,7 +110,7 @@ function insertText(rows: number): string {
 
 function insertStatement(rows: readonly AuditRow[]): { name: string; text: string; values: unknown[] } {
   const values: unknown[] = [];
-  for (const r of rows) values.push(r.id, r.recorded, r.typeCode, r.subtypeCode, r.action, r.outcome, r.agentWho, r.patientRef, r.entityRefs, r.breakGlass, JSON.stringify(r.resource));
+  for (const r of rows) values.push(r.id, r.recorded, r.typeCode, r.subtypeCode, r.action, r.outcome, r.agentWho, r.patientRef, r.entityRefs, r.breakGlass, r.json);
   return { name: `audit_event_insert_${rows.length}`, text: insertText(rows.length), values };
 }
 
@@ -115,7 +147,7 @@ export async function searchAuditEvents(db: Db, q: AuditQuery): Promise<{ resour
     if (q.breakGlass !== undefined) b.where('break_glass', q.breakGlass);
     return b;
   };
-  const page = base().select('id', 'recorded', 'resource').orderBy([{ column: 'recorded', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(q.count + 1);
+  const page = base().select('id', 'recorded', db.raw('audit_resource(resource) AS resource')).orderBy([{ column: 'recorded', order: 'desc' }, { column: 'id', order: 'desc' }]).limit(q.count + 1);
   if (q.after) page.whereRaw('(recorded, id) < (?, ?::uuid)', [q.after.recorded, q.after.id]);
   const [rows, total] = await Promise.all([
     page as Promise<Array<{ id: string; recorded: Date; resource: AuditEvent }>>,
@@ -129,7 +161,7 @@ export async function searchAuditEvents(db: Db, q: AuditQuery): Promise<{ resour
 
 export async function readAuditEvent(db: Db, id: string): Promise<AuditEvent | undefined> {
   if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) return undefined;
-  const row = (await db('audit_event').where({ id }).first('resource')) as { resource: AuditEvent } | undefined;
+  const row = (await db('audit_event').where({ id }).first(db.raw('audit_resource(resource) AS resource'))) as { resource: AuditEvent } | undefined;
   return row?.resource;
 }
 

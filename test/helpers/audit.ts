@@ -19,6 +19,9 @@ export interface AuditRowView {
   resource: AuditEvent;
 }
 
+/** Every column, the resource whole (stored events keep their shared parts apart: audit_resource() joins them back). */
+const AUDIT_VIEW = (db: Db) => ['id', 'recorded', 'type_code', 'subtype_code', 'action', 'outcome', 'agent_who', 'patient_ref', 'entity_refs', 'break_glass', db.raw('audit_resource(resource) AS resource')];
+
 /** Wait until at least `n` AuditEvents are stored (default 5 s), then return all of them, oldest first. */
 export async function waitForAudit(db: Db, n: number, opts: { timeoutMs?: number } = {}): Promise<AuditRowView[]> {
   const deadline = Date.now() + (opts.timeoutMs ?? 5_000);
@@ -31,7 +34,7 @@ export async function waitForAudit(db: Db, n: number, opts: { timeoutMs?: number
 }
 
 export async function auditEvents(db: Db): Promise<AuditRowView[]> {
-  return (await db('audit_event').select('*').orderBy([{ column: 'recorded', order: 'asc' }, { column: 'id', order: 'asc' }])) as AuditRowView[];
+  return (await db('audit_event').select(...AUDIT_VIEW(db)).orderBy([{ column: 'recorded', order: 'asc' }, { column: 'id', order: 'asc' }])) as AuditRowView[];
 }
 
 /** The AuditEvent recorded for one request (by X-Request-Id), waiting for it to be written. */
@@ -46,7 +49,7 @@ export async function auditsFor(db: Db, requestId: string, n = 1, timeoutMs = 5_
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const rows = (await db('audit_event')
-      .select('*')
+      .select(...AUDIT_VIEW(db))
       .whereRaw(`(resource->'entity')::jsonb @> ?::jsonb`, [JSON.stringify([{ what: { identifier: { value: requestId } } }])])
       .orderBy('patient_ref')) as AuditRowView[];
     if (rows.length >= n) return rows;
