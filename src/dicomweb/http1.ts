@@ -513,7 +513,10 @@ class Exchange {
       connected: () => this.conn.sock.write(this.head),
       error: (err) => this.fail(err),
       eof: () => this.onEof(),
-      closed: () => this.fail(new HttpParseError('upstream connection closed')),
+      // after a close-delimited body the close is expected: no error object (and stack) made for it
+      closed: () => {
+        if (!this.over) this.fail(new HttpParseError('upstream connection closed'));
+      },
     };
     if (this.conn.reused) this.conn.sock.write(this.head);
     this.headTimer = setTimeout(() => this.fail(new UpstreamTimeoutError('upstream did not answer in time', 'UPSTREAM_HEADERS_TIMEOUT')), this.o.headersTimeoutMs);
