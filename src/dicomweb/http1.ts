@@ -464,7 +464,7 @@ function requestHead(o: ExchangeOptions): string {
  */
 class Exchange {
   private handler: BodyHandler | undefined;
-  /** Body bytes (copies) that came with the head, before read() */
+  /** Body bytes (views of the read buffer; reading is stopped meanwhile) that came with the head, before read() */
   private pending: Buffer[] | undefined;
   private failure: Error | undefined;
   private ended = false;
@@ -482,6 +482,8 @@ class Exchange {
   private inRead = false;
   private wantPause = false;
   private bodyTimer: NodeJS.Timeout | undefined;
+  /** performance.now() when the body last made progress (armBody) */
+  private bodyActiveAt = 0;
   private headTimer: NodeJS.Timeout | undefined;
   private conn!: Conn;
   private readonly reader: ResponseReader;
@@ -511,7 +513,10 @@ class Exchange {
       connected: () => this.conn.sock.write(this.head),
       error: (err) => this.fail(err),
       eof: () => this.onEof(),
-      closed: () => this.fail(new HttpParseError('upstream connection closed')),
+      // after a close-delimited body the close is expected: no error object (and stack) made for it
+      closed: () => {
+        if (!this.over) this.fail(new HttpParseError('upstream connection closed'));
+      },
     };
     if (this.conn.reused) this.conn.sock.write(this.head);
     this.headTimer = setTimeout(() => this.fail(new UpstreamTimeoutError('upstream did not answer in time', 'UPSTREAM_HEADERS_TIMEOUT')), this.o.headersTimeoutMs);
@@ -552,8 +557,14 @@ class Exchange {
   }
 
   private onBody(b: Buffer): void {
-    if (!this.handler) this.pending!.push(Buffer.from(b));
-    else if (!this.handler.data(b)) this.wantPause = true;
+    if (this.handler) {
+      if (!this.handler.data(b)) this.wantPause = true;
+      return;
+    }
+    // Before read(): kept by reference and reading stops, so the read buffer is not refilled
+    // under the slice (a copy cost a body-sized allocation per small response).
+    this.pending!.push(b);
+    this.wantPause = true;
   }
 
   private onEnd(): void {
@@ -581,11 +592,22 @@ class Exchange {
     this.o.pool!.recycle(this.conn.buf!);
   }
 
+  /**
+   * The body made progress (or reading goes on): the stall timer counts from now. The time is
+   * noted and the running timer, when it fires, waits out the rest — moving a timer on every read
+   * (refresh) cost more than the read's own work.
+   */
   private armBody(): void {
     if (this.over || this.o.bodyTimeoutMs <= 0) return;
-    if (this.bodyTimer) this.bodyTimer.refresh();
-    else this.bodyTimer = setTimeout(() => this.fail(new UpstreamTimeoutError('upstream body stalled', 'UPSTREAM_BODY_TIMEOUT')), this.o.bodyTimeoutMs);
+    this.bodyActiveAt = performance.now();
+    this.bodyTimer ??= setTimeout(this.onBodyTimer, this.o.bodyTimeoutMs);
   }
+
+  private readonly onBodyTimer = (): void => {
+    const rest = this.bodyActiveAt + this.o.bodyTimeoutMs - performance.now();
+    if (rest >= 1) this.bodyTimer = setTimeout(this.onBodyTimer, rest);
+    else this.fail(new UpstreamTimeoutError('upstream body stalled', 'UPSTREAM_BODY_TIMEOUT'));
+  };
 
   private stopReading(): void {
     this.consumerPaused = true;
@@ -678,9 +700,12 @@ class Exchange {
     let keep = false;
     for (const b of early) if (!h.data(b)) keep = true;
     if (this.ended) {
-      if (this.keepConn) this.parkConn(); // the early bytes were copies: nothing references the read buffer
-      this.consumerPaused = this.wantPause = false;
-      this.settleBuffer();
+      // the consumer still holds an early slice: its resume() parks the connection or recycles the buffer
+      if (!keep) {
+        this.consumerPaused = this.wantPause = false;
+        if (this.keepConn) this.parkConn();
+        this.settleBuffer();
+      }
       return h.end();
     }
     if (!keep) this.resume();
