@@ -12,7 +12,7 @@ import type { Config } from './config.js';
 import { createSecurity, type SecurityParts } from './auth/index.js';
 import { smartConfigurationHandler } from './auth/smart.js';
 import type { AppDeps } from './deps.js';
-import { createDicomwebRouter } from './dicomweb/routes.js';
+import { createDicomwebRouter, retrieveLaneOf } from './dicomweb/routes.js';
 import { upstreamRegistryOf } from './dicomweb/index.js';
 import { createFhirRouter, searchLaneOf } from './fhir/routes.js';
 import { corsMiddleware } from './http/cors.js';
@@ -102,14 +102,18 @@ export function buildApp(deps: AppDeps, parts: SecurityParts = {}): { app: Expre
 
   // The web page: after the security chain, so its requests are classified and audited too.
   app.use(createUiRouter(config, path.join(ROOT_DIR, 'dist', 'ui')));
-  app.use('/dicomweb', createDicomwebRouter(deps, dicomwebModules));
+  const dicomweb = createDicomwebRouter(deps, dicomwebModules);
+  app.use('/dicomweb', dicomweb);
   const fhir = createFhirRouter(deps, fhirModules);
   app.use('/fhir', fhir);
 
   app.use((_req: Request, _res: Response, next: NextFunction) => next(new GatewayError(404, 'GW_NOT_FOUND', 'Not found')));
   const onError = errorHandler();
   app.use(onError);
-  installFastLane(app, searchLanes([...front, ...security.handlers], fhir), onError);
+  const appLevel = [...front, ...security.handlers];
+  const searches = searchLanes(appLevel, fhir);
+  const retrievals = retrieveLanes(appLevel, dicomweb);
+  installFastLane(app, (method, path) => searches(method, path) ?? retrievals(method, path), onError);
   return { app, metrics };
 }
 
@@ -129,6 +133,23 @@ function searchLanes(appLevel: RequestHandler[], fhir: Router): LanePicker {
       if (lane || lanes.size < 256) lanes.set(type, lane);
     }
     return lane ?? undefined;
+  };
+}
+
+/**
+ * `GET /dicomweb/studies/…` WADO-RS study, series, instance and frames retrievals skip Express's
+ * router too: the same app-level handlers, then the /dicomweb router's checks and routes
+ * (src/dicomweb/routes.ts retrieveLaneOf; decisions.md D136).
+ */
+function retrieveLanes(appLevel: RequestHandler[], dicomweb: Router): LanePicker {
+  const chains = new Map<readonly RequestHandler[], readonly RequestHandler[]>();
+  return (method, path) => {
+    if (method !== 'GET' || !path.startsWith('/dicomweb/studies/')) return undefined;
+    const r = retrieveLaneOf(dicomweb, path.slice('/dicomweb'.length));
+    if (!r) return undefined;
+    let handlers = chains.get(r.handlers);
+    if (!handlers) chains.set(r.handlers, (handlers = [...appLevel, ...r.handlers]));
+    return { handlers, mount: { from: appLevel.length, baseUrl: '/dicomweb', routePath: r.routePath }, routeAt: appLevel.length + r.routeAt, params: r.params };
   };
 }
 

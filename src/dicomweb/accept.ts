@@ -41,6 +41,21 @@ function q(r: MediaRange): string {
  * resource's default part type.
  */
 export function negotiate(kind: ResourceKind, header: string | undefined): string {
+  // A viewer sends the same Accept with every frame: the answer (a pure function of both) is kept.
+  const key = header === undefined ? kind : `${kind}\n${header}`;
+  let v = negotiated.get(key);
+  if (v === undefined) {
+    v = negotiateRanges(kind, header);
+    if (negotiated.size >= 256) negotiated.clear();
+    negotiated.set(key, v);
+  }
+  return v;
+}
+
+/** Successful negotiations by kind + Accept (refusals throw and are not kept). */
+const negotiated = new Map<string, string>();
+
+function negotiateRanges(kind: ResourceKind, header: string | undefined): string {
   const ranges = dicomwebAcceptRanges(header);
   if (kind === 'rendered') return rendered(ranges);
   const out: string[] = [];

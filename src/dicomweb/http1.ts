@@ -464,7 +464,7 @@ function requestHead(o: ExchangeOptions): string {
  */
 class Exchange {
   private handler: BodyHandler | undefined;
-  /** Body bytes (copies) that came with the head, before read() */
+  /** Body bytes (views of the read buffer; reading is stopped meanwhile) that came with the head, before read() */
   private pending: Buffer[] | undefined;
   private failure: Error | undefined;
   private ended = false;
@@ -552,8 +552,14 @@ class Exchange {
   }
 
   private onBody(b: Buffer): void {
-    if (!this.handler) this.pending!.push(Buffer.from(b));
-    else if (!this.handler.data(b)) this.wantPause = true;
+    if (this.handler) {
+      if (!this.handler.data(b)) this.wantPause = true;
+      return;
+    }
+    // Before read(): kept by reference and reading stops, so the read buffer is not refilled
+    // under the slice (a copy cost a body-sized allocation per small response).
+    this.pending!.push(b);
+    this.wantPause = true;
   }
 
   private onEnd(): void {
@@ -678,9 +684,12 @@ class Exchange {
     let keep = false;
     for (const b of early) if (!h.data(b)) keep = true;
     if (this.ended) {
-      if (this.keepConn) this.parkConn(); // the early bytes were copies: nothing references the read buffer
-      this.consumerPaused = this.wantPause = false;
-      this.settleBuffer();
+      // the consumer still holds an early slice: its resume() parks the connection or recycles the buffer
+      if (!keep) {
+        this.consumerPaused = this.wantPause = false;
+        if (this.keepConn) this.parkConn();
+        this.settleBuffer();
+      }
       return h.end();
     }
     if (!keep) this.resume();

@@ -7,6 +7,7 @@ import type { AppDeps } from '../deps.js';
 import { MetadataCache } from './metadata.js';
 import { rejectTraversal } from './params.js';
 import { mountQido } from './qido.js';
+import { useCheck } from './routes.js';
 import { UpstreamRegistry } from './upstream.js';
 import { mountWado } from './wado.js';
 
@@ -18,7 +19,7 @@ export function upstreamRegistryOf(config: object): UpstreamRegistry | undefined
 }
 
 export function dicomwebModule(router: Router, deps: AppDeps): void {
-  router.use(rejectTraversal);
+  useCheck(router, rejectTraversal);
   const registry = new UpstreamRegistry(deps.config.upstreams);
   registries.set(deps.config, registry);
   const cache = new MetadataCache({ maxBytes: 128 * 1024 * 1024, maxEntries: 2000, ttlMs: 300_000, maxUpstreamBytes: 256 * 1024 * 1024 });

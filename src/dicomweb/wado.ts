@@ -35,6 +35,7 @@ import {
 import { boundaryOf, MultipartParser, PART_HEAD } from './multipart.js';
 import { frameList, uidParam } from './params.js';
 import type { StreamResponse } from './http1.js';
+import { getRetrieve } from './routes.js';
 import { upstreamFailure, type Upstream, type UpstreamRegistry } from './upstream.js';
 
 const PASS_HEADERS = ['content-type', 'etag', 'last-modified', 'content-range', 'accept-ranges'];
@@ -506,7 +507,7 @@ export function mountWado(router: Router, ctx: WadoContext): void {
 
 /** Study / series / instance (MADO "Get Instances", RAD-107 §4.107.4.0.x) */
 function mountInstances(router: Router, ctx: WadoContext): void {
-  router.get('/studies/:study', async (req, res) => {
+  getRetrieve(router, 'study', async (req, res) => {
     const study = uidParam(req, 'study');
     const accept = negotiate('instances', req.get('accept'));
     const rows = await authorise(ctx, req, study);
@@ -514,7 +515,7 @@ function mountInstances(router: Router, ctx: WadoContext): void {
     await filteredRetrieve(ctx, req, res, study, undefined, rows, accept);
   });
 
-  router.get('/studies/:study/series/:series', async (req, res) => {
+  getRetrieve(router, 'series', async (req, res) => {
     const study = uidParam(req, 'study');
     const series = uidParam(req, 'series');
     const accept = negotiate('instances', req.get('accept'));
@@ -523,7 +524,7 @@ function mountInstances(router: Router, ctx: WadoContext): void {
     await filteredRetrieve(ctx, req, res, study, series, rows, accept);
   });
 
-  router.get('/studies/:study/series/:series/instances/:instance', async (req, res, next) => {
+  getRetrieve(router, 'instance', async (req, res, next) => {
     const study = uidParam(req, 'study');
     const series = uidParam(req, 'series');
     const sop = uidParam(req, 'instance');
@@ -539,7 +540,7 @@ function mountInstances(router: Router, ctx: WadoContext): void {
 
 /** Frames (Frame Pixel Data) — bodies pass through unchanged */
 function mountFrames(router: Router, ctx: WadoContext): void {
-  router.get('/studies/:study/series/:series/instances/:instance/frames/:frames', async (req, res) => {
+  getRetrieve(router, 'frames', async (req, res) => {
     const study = uidParam(req, 'study');
     const series = uidParam(req, 'series');
     const sop = uidParam(req, 'instance');

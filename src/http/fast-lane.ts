@@ -1,5 +1,5 @@
 /**
- * A direct dispatch for the hottest requests (FHIR searches) that runs the SAME handlers the
+ * A direct dispatch for the hottest requests (FHIR searches, WADO-RS retrievals) that runs the SAME handlers the
  * Express router would run for them, in the same order, without the router's per-layer matching
  * (path-to-regexp on every mounted route, prefix trimming, parameter processing). The composition
  * root (app.ts) picks the handler chain for a method + path; anything it does not pick goes through
@@ -20,6 +20,10 @@ export interface LaneMount {
 export interface Lane {
   handlers: readonly RequestHandler[];
   mount: LaneMount;
+  /** Where the matched route's handlers start (req.route, req.params from there); default: the last handler */
+  routeAt?: number;
+  /** The route's path parameters, as the router would have decoded them */
+  params?: Record<string, string>;
 }
 
 export type LanePicker = (method: string, path: string) => Lane | undefined;
@@ -54,6 +58,7 @@ export function installFastLane(app: Express, pick: LanePicker, onError: ErrorRe
 /** The router's `next` loop for one fixed chain: errors skip to `onError` at the app level. */
 function runLane(lane: Lane, req: Request, res: Response, onError: ErrorRequestHandler): void {
   const { handlers, mount } = lane;
+  const routeAt = lane.routeAt ?? handlers.length - 1;
   const appUrl = req.url;
   let i = 0;
   const fail = (err: unknown) => {
@@ -73,7 +78,10 @@ function runLane(lane: Lane, req: Request, res: Response, onError: ErrorRequestH
       req.baseUrl = mount.baseUrl;
       req.url = appUrl.slice(mount.baseUrl.length) || '/';
     }
-    if (i === handlers.length - 1) (req as Request & { route?: unknown }).route = { path: mount.routePath };
+    if (i === routeAt) {
+      (req as Request & { route?: unknown }).route = { path: mount.routePath };
+      if (lane.params) req.params = lane.params;
+    }
     i++;
     try {
       const ret = h(req, res, next) as unknown;

@@ -12,6 +12,7 @@ import { randomUUID } from 'node:crypto';
 import type { Request, Response, Router } from 'express';
 import { patientFilter, principalOf } from '../auth/principal.js';
 import { negotiate } from '../dicomweb/accept.js';
+import { getRetrieve } from '../dicomweb/routes.js';
 import { manifestResourceIds } from '../model/ids.js';
 import type { Manifest } from '../model/manifest.js';
 import { readManifestByDocRef } from '../store/resource-read.js';
@@ -136,7 +137,7 @@ export function stowIngestModule(router: Router, deps: AppDeps): void {
  * retrieval of an archive's instance costs no lookup here.
  */
 export function storedKosModule(router: Router, deps: AppDeps): void {
-  router.get('/studies/:study/series/:series/instances/:instance', (req, res) => retrieveStoredKos(req, res, deps));
+  getRetrieve(router, 'instance', (req, res) => retrieveStoredKos(req, res, deps));
 }
 
 const UID = /^[0-9.]{1,64}$/;

@@ -87,18 +87,23 @@ export class GroupCommit<J, R, C> {
     this.stats.groups++;
     this.stats.members += batch.length;
     const g: GroupState<J, R> = { done: [], again: [], answered: new Set() };
+    // A group of one needs no savepoint: its own failure rolls back the whole transaction.
+    const alone = batch.length === 1;
     try {
       await this.db.transaction((tx) =>
         withConnection(tx, async (conn) => {
           const ctx = await this.runner.prologue(tx, batch.map((p) => p.job));
-          for (const [i, p] of batch.entries()) await this.runMember(tx, conn, `gc_${i}`, p, ctx, g);
+          for (const [i, p] of batch.entries()) await this.runMember(tx, conn, alone ? undefined : `gc_${i}`, p, ctx, g);
+          if (alone && !g.done.length) throw MEMBER_FAILED;
         }),
       );
-    } catch {
-      // Nothing of this group was committed: every member not answered with its own error runs alone.
-      this.stats.groupFailures++;
-      g.done = [];
-      g.again = batch.filter((p) => !g.answered.has(p));
+    } catch (err) {
+      if (err !== MEMBER_FAILED) {
+        // Nothing of this group was committed: every member not answered with its own error runs alone.
+        this.stats.groupFailures++;
+        g.done = [];
+        g.again = batch.filter((p) => !g.answered.has(p));
+      }
     }
     for (const d of g.done) d.p.resolve(d.r);
     this.stats.retriedAlone += g.again.length;
@@ -109,10 +114,12 @@ export class GroupCommit<J, R, C> {
    * One member inside its own savepoint. The SAVEPOINT command is queued on the connection before
    * the member's first statement without waiting for it (the connection runs them in order), so a
    * member costs no extra round trip; savepoints nest (at most maxMembers deep) and COMMIT releases them.
+   * Without a savepoint (a group of one) the member's failure is answered the same way and the
+   * caller rolls the transaction back.
    */
-  private async runMember(tx: Tx, conn: PgConn, savepoint: string, p: Pending<J, R>, ctx: C, g: GroupState<J, R>): Promise<void> {
-    const sp = conn.query(`savepoint ${savepoint}`);
-    sp.catch(() => {}); // awaited below; a failed SAVEPOINT also fails the member's statements
+  private async runMember(tx: Tx, conn: PgConn, savepoint: string | undefined, p: Pending<J, R>, ctx: C, g: GroupState<J, R>): Promise<void> {
+    const sp = savepoint === undefined ? undefined : conn.query(`savepoint ${savepoint}`);
+    sp?.catch(() => {}); // awaited below; a failed SAVEPOINT also fails the member's statements
     let r: R;
     try {
       r = await this.runner.member(tx, p.job, ctx);
@@ -120,8 +127,10 @@ export class GroupCommit<J, R, C> {
     } catch (err) {
       // The member's own failure: undo its rows only, then answer it (or retry it alone when
       // retryable). A failing savepoint command throws on: the whole group is then retried.
-      await sp;
-      await conn.query(`rollback to savepoint ${savepoint}`);
+      if (sp) {
+        await sp;
+        await conn.query(`rollback to savepoint ${savepoint}`);
+      }
       if (isRetryable(err)) g.again.push(p);
       else {
         g.answered.add(p);
@@ -132,6 +141,9 @@ export class GroupCommit<J, R, C> {
     g.done.push({ p, r });
   }
 }
+
+/** Thrown out of a group of one whose member failed: roll back, the member has its answer. */
+const MEMBER_FAILED = new Error('group member failed');
 
 interface GroupState<J, R> {
   /** Members that succeeded, answered after COMMIT */

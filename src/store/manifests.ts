@@ -436,14 +436,15 @@ function imagingStudyPart(m: Manifest, rd: ManifestRendering, r: StudyRowInput):
 }
 
 /**
- * The imaging_series rows of a manifest as parallel arrays, and its instances flattened with the
- * ordinal of their series row (grouped into the series' arrays in SQL). De-duplicated: a KOS may
- * list one SOP twice; the index holds it once.
+ * The imaging_series rows of a manifest as parallel arrays, and its instances flattened series by
+ * series (manifest order within a series) with each series row's first and last position, so the
+ * SQL cuts each row's instance arrays out by slicing. De-duplicated: a KOS may list one SOP twice;
+ * the index holds it once.
  */
 function seriesRows(m: Manifest) {
   const seriesSeen = new Map<string, number>();
-  const se = { study: [] as string[], uid: [] as string[], modality: [] as (string | null)[], num: [] as (number | null)[], desc: [] as (string | null)[], date: [] as (string | null)[], time: [] as (string | null)[], body: [] as (string | null)[], url: [] as (string | null)[], loc: [] as (string | null)[], ae: [] as (string | null)[], count: [] as number[] };
-  const inst = { si: [] as number[], sop: [] as string[], cls: [] as string[], num: [] as (number | null)[], frames: [] as (number | null)[] };
+  const se = { study: [] as string[], uid: [] as string[], modality: [] as (string | null)[], num: [] as (number | null)[], desc: [] as (string | null)[], date: [] as (string | null)[], time: [] as (string | null)[], body: [] as (string | null)[], url: [] as (string | null)[], loc: [] as (string | null)[], ae: [] as (string | null)[], count: [] as number[], lo: [] as number[], hi: [] as number[] };
+  const per: Array<{ sop: string[]; cls: string[]; num: (number | null)[]; frames: (number | null)[] }> = [];
   const sopSeen = new Set<string>();
   for (const e of m.evidence) for (const s of e.series) {
     let si = seriesSeen.get(s.uid);
@@ -454,19 +455,27 @@ function seriesRows(m: Manifest) {
       se.desc.push(s.description ?? null); se.date.push(s.date ?? null); se.time.push(s.time ?? null); se.body.push(s.bodySite?.value ?? null);
       se.url.push(s.retrieveUrl ?? null); se.loc.push(s.retrieveLocationUid ?? null); se.ae.push(s.retrieveAeTitle ?? null);
       se.count.push(0);
+      per.push({ sop: [], cls: [], num: [], frames: [] });
     }
+    const row = per[si]!;
     for (const i of s.instances) {
       if (sopSeen.has(i.sopInstanceUid)) continue;
       sopSeen.add(i.sopInstanceUid);
       se.count[si]!++;
-      inst.si.push(si + 1); inst.sop.push(i.sopInstanceUid); inst.cls.push(i.sopClassUid);
-      inst.num.push(i.number ?? null); inst.frames.push(i.numberOfFrames ?? null);
+      row.sop.push(i.sopInstanceUid); row.cls.push(i.sopClassUid); row.num.push(i.number ?? null); row.frames.push(i.numberOfFrames ?? null);
     }
   }
   // Declared counts win when larger (the manifest may reference a subset of the series).
   for (const e of m.evidence) for (const s of e.series) {
     const si = seriesSeen.get(s.uid)!;
     if (s.numberOfInstances !== undefined && s.numberOfInstances > se.count[si]!) se.count[si] = s.numberOfInstances;
+  }
+  const inst = { sop: per.flatMap((r) => r.sop), cls: per.flatMap((r) => r.cls), num: per.flatMap((r) => r.num), frames: per.flatMap((r) => r.frames) };
+  let at = 0;
+  for (const r of per) {
+    se.lo.push(at + 1);
+    at += r.sop.length;
+    se.hi.push(at);
   }
   return { se, inst };
 }
@@ -512,18 +521,18 @@ export async function insertManifest(tx: Tx, n: NewManifest, r: ManifestRenderin
   ];
   if (se.uid.length) {
     // One row per series with its instances as parallel arrays (migration 0006): the instances
-    // arrive flat with their series' ordinal and are grouped here, in manifest order.
+    // arrive flat, series after series, and each row slices out its own range [lo:hi] (an empty
+    // range gives '{}'). Slicing instead of grouping: no sort or aggregate per manifest.
     parts.push({
       sql: `insert into imaging_series (manifest_id, study_instance_uid, series_instance_uid, modality, series_number, description, series_date, series_time, body_site_code, retrieve_url, retrieve_location_uid, retrieve_ae_title, number_of_instances,
           sop_instance_uids, sop_class_uids, instance_numbers, frame_counts)
         select ?, s.study, s.uid, s.modality, s.num, s.descr, s.sdate, s.stime, s.body, s.url, s.loc, s.ae, s.cnt,
-          coalesce(i.sops, '{}'), coalesce(i.classes, '{}'), coalesce(i.nums, '{}'), coalesce(i.frames, '{}')
-        from unnest(?::text[], ?::text[], ?::text[], ?::int[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::int[])
-          with ordinality as s(study, uid, modality, num, descr, sdate, stime, body, url, loc, ae, cnt, ord)
-        left join (select si, array_agg(sop order by o) as sops, array_agg(cls order by o) as classes, array_agg(num order by o) as nums, array_agg(fr order by o) as frames
-          from unnest(?::int[], ?::text[], ?::text[], ?::int[], ?::int[]) with ordinality as t(si, sop, cls, num, fr, o) group by si) i on i.si = s.ord`,
-      bindings: [id, textArray(se.study), textArray(se.uid), textArray(se.modality), intArray(se.num), textArray(se.desc), textArray(se.date), textArray(se.time), textArray(se.body), textArray(se.url), textArray(se.loc), textArray(se.ae), intArray(se.count),
-        intArray(inst.si), textArray(inst.sop), textArray(inst.cls), intArray(inst.num), intArray(inst.frames)],
+          a.sops[s.lo:s.hi], a.classes[s.lo:s.hi], a.nums[s.lo:s.hi], a.frames[s.lo:s.hi]
+        from unnest(?::text[], ?::text[], ?::text[], ?::int[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::int[], ?::int[], ?::int[])
+            as s(study, uid, modality, num, descr, sdate, stime, body, url, loc, ae, cnt, lo, hi),
+          (select ?::text[] as sops, ?::text[] as classes, ?::int[] as nums, ?::int[] as frames) a`,
+      bindings: [id, textArray(se.study), textArray(se.uid), textArray(se.modality), intArray(se.num), textArray(se.desc), textArray(se.date), textArray(se.time), textArray(se.body), textArray(se.url), textArray(se.loc), textArray(se.ae), intArray(se.count), intArray(se.lo), intArray(se.hi),
+        textArray(inst.sop), textArray(inst.cls), intArray(inst.num), intArray(inst.frames)],
     });
   }
   const sql = 'with ' + parts.map((p, i) => `w${i} as (${p.sql})`).join(',\n') + '\nselect 1';

@@ -93,3 +93,25 @@ test('a group whose COMMIT fails: every member runs again alone, only the faulty
   assert.deepEqual(await incompleteManifests(t.tdb.db), []);
   await t.tdb.db.raw('drop trigger test_fail_manifest on manifest');
 });
+
+test('a group of one (no savepoint): its failure is its own answer, rolled back whole, never run twice', async () => {
+  const d = kos('gc-one');
+  assert.equal((await submitAll([d]))[0]!.status, 'fulfilled');
+  const d2 = nextVersion(d, 'one-2'); // fails in the database after superseding d
+  await failInsertOf(d2.model.document.sopInstanceUid, false);
+  const before = { ...groupCommitStats(t.tdb.db)! };
+  const [faulty] = await submitAll([d2]);
+  const [clash] = await submitAll([conflicting(d)]);
+  const after = groupCommitStats(t.tdb.db)!;
+  assert.equal(after.groups - before.groups, 2, 'each ran as a group of one');
+  assert.equal(after.groupFailures, before.groupFailures, 'a member failure is not a group failure');
+  assert.equal(after.retriedAlone, before.retriedAlone, 'nobody needed a second run');
+  assert.equal(faulty!.status, 'rejected');
+  assert.equal((clash as PromiseRejectedResult).reason.status, 409);
+  assert.equal(await stored(d2.model.document.sopInstanceUid), false, 'nothing of the faulty submission is stored');
+  assert.deepEqual(await currentOf(d.model.study.studyInstanceUid), [d.model.document.sopInstanceUid], 'its supersede was rolled back with it');
+  assert.deepEqual(await incompleteManifests(t.tdb.db), []);
+  await t.tdb.db.raw('drop trigger test_fail_manifest on manifest');
+  assert.equal((await submitAll([d2]))[0]!.status, 'fulfilled', 'the same submission lands once the fault is gone');
+  assert.deepEqual(await currentOf(d.model.study.studyInstanceUid), [d2.model.document.sopInstanceUid]);
+});
