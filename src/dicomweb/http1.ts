@@ -482,6 +482,8 @@ class Exchange {
   private inRead = false;
   private wantPause = false;
   private bodyTimer: NodeJS.Timeout | undefined;
+  /** performance.now() when the body last made progress (armBody) */
+  private bodyActiveAt = 0;
   private headTimer: NodeJS.Timeout | undefined;
   private conn!: Conn;
   private readonly reader: ResponseReader;
@@ -511,7 +513,10 @@ class Exchange {
       connected: () => this.conn.sock.write(this.head),
       error: (err) => this.fail(err),
       eof: () => this.onEof(),
-      closed: () => this.fail(new HttpParseError('upstream connection closed')),
+      // after a close-delimited body the close is expected: no error object (and stack) made for it
+      closed: () => {
+        if (!this.over) this.fail(new HttpParseError('upstream connection closed'));
+      },
     };
     if (this.conn.reused) this.conn.sock.write(this.head);
     this.headTimer = setTimeout(() => this.fail(new UpstreamTimeoutError('upstream did not answer in time', 'UPSTREAM_HEADERS_TIMEOUT')), this.o.headersTimeoutMs);
@@ -587,11 +592,22 @@ class Exchange {
     this.o.pool!.recycle(this.conn.buf!);
   }
 
+  /**
+   * The body made progress (or reading goes on): the stall timer counts from now. The time is
+   * noted and the running timer, when it fires, waits out the rest — moving a timer on every read
+   * (refresh) cost more than the read's own work.
+   */
   private armBody(): void {
     if (this.over || this.o.bodyTimeoutMs <= 0) return;
-    if (this.bodyTimer) this.bodyTimer.refresh();
-    else this.bodyTimer = setTimeout(() => this.fail(new UpstreamTimeoutError('upstream body stalled', 'UPSTREAM_BODY_TIMEOUT')), this.o.bodyTimeoutMs);
+    this.bodyActiveAt = performance.now();
+    this.bodyTimer ??= setTimeout(this.onBodyTimer, this.o.bodyTimeoutMs);
   }
+
+  private readonly onBodyTimer = (): void => {
+    const rest = this.bodyActiveAt + this.o.bodyTimeoutMs - performance.now();
+    if (rest >= 1) this.bodyTimer = setTimeout(this.onBodyTimer, rest);
+    else this.fail(new UpstreamTimeoutError('upstream body stalled', 'UPSTREAM_BODY_TIMEOUT'));
+  };
 
   private stopReading(): void {
     this.consumerPaused = true;

@@ -106,10 +106,12 @@ function trace(req: Request): Record<string, string> {
 }
 
 function copyHeaders(res: Response, headers: Record<string, string | string[] | undefined>, withLength: boolean): void {
-  for (const h of withLength ? [...PASS_HEADERS, 'content-length'] : PASS_HEADERS) {
+  for (const h of PASS_HEADERS) {
     const v = headers[h];
     if (typeof v === 'string') res.setHeader(h, v);
   }
+  const length = headers['content-length'];
+  if (withLength && typeof length === 'string') res.setHeader('content-length', length);
 }
 
 function streamFailed(req: Request, res: Response, upstream: string, err: unknown): void {
