@@ -110,21 +110,19 @@ function createAuditQueue(o: AuditRecorderOptions): AuditQueue {
   };
 }
 
-/** Records the request's AuditEvents when the response finishes or the connection closes. */
+/** Records the request's AuditEvents once the response has finished or the connection closed. */
 function auditMiddleware(o: AuditRecorderOptions, enqueue: (r: AuditRecord) => void) {
   return (req: Request, res: Response, next: NextFunction) => {
-    let done = false;
     const record = () => {
-      if (done) return;
-      done = true;
       try {
         for (const r of buildAuditEvents(auditInput(o, req, res))) enqueue(r);
       } catch (err) {
         o.log.error({ err: { name: (err as Error).name, stack: (err as Error).stack?.split('\n').slice(1, 4).join(' | ') } }, 'audit event could not be built');
       }
     };
-    res.once('finish', record);
-    res.once('close', record);
+    // 'close' follows 'finish' on every response, and comes alone when the connection drops
+    // first (Node http): one listener sees both ends.
+    res.on('close', record);
     next();
   };
 }
@@ -146,7 +144,8 @@ function auditInput(o: AuditRecorderOptions, req: Request, res: Response): Audit
     action: access?.action,
     info: res.locals.audit,
     breakGlass: Boolean(access?.decision?.breakGlass),
-    clientIp: req.ip ?? req.socket.remoteAddress,
+    // Without X-Forwarded-For, Express's req.ip is the socket's address whatever `trust proxy` says
+    clientIp: (req.headers['x-forwarded-for'] === undefined ? req.socket.remoteAddress : req.ip) ?? req.socket.remoteAddress,
     userAgent: req.get('user-agent'),
     rawQuery: q >= 0 ? req.originalUrl.slice(q + 1) : undefined,
     serverUrl: o.serverUrl,

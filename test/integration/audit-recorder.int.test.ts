@@ -96,6 +96,16 @@ describe('audit recorder write path', () => {
     assert.equal(await countFor('retry-user'), 3);
   });
 
+  test('an event queued twice is stored once and not counted as refused', async () => {
+    const rec = createAuditRecorder({ db: tdb.db, log, serverUrl: 'http://gateway.test', classify: () => ({ kind: 'read' }), flushDelayMs: 60_000 });
+    const row = buildAuditEvent(input('twice-user'));
+    const others = Array.from({ length: 4 }, () => buildAuditEvent(input('twice-user')));
+    for (const r of [others[0]!, row, others[1]!, row, others[2]!, others[3]!]) rec.enqueue(r);
+    await rec.close();
+    assert.equal(await countFor('twice-user'), 5);
+    assert.equal(rec.stats().rejected, 0);
+  });
+
   test('close() writes every queued event before returning (orderly shutdown)', async () => {
     const rec = createAuditRecorder({ db: tdb.db, log, serverUrl: 'http://gateway.test', classify: () => ({ kind: 'read' }), batchSize: 100, flushDelayMs: 60_000 });
     const total = await countAuditEvents(tdb.db);
