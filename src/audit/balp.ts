@@ -46,7 +46,7 @@ export interface AuditInput {
 }
 
 /** The audit_event row and its resource (one definition, owned by the store). */
-export type AuditRecord = AuditRow;
+export type AuditRecord = AuditRow & { resource: AuditEvent };
 
 export function outcomeCode(status: number, aborted: boolean, subtype?: string): '0' | '4' | '8' | '12' {
   if (status >= 500) return '8';

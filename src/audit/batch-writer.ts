@@ -7,7 +7,9 @@
  * An outage (connection refused, shutdown, …) leaves everything not yet written queued for the
  * next attempt; rows already written are never written twice (ON CONFLICT (id) DO NOTHING).
  */
+import type { AuditEvent } from '@medplum/fhirtypes';
 import type { Logger } from '../log.js';
+import { expandAuditJson } from './json.js';
 import { insertAuditEvents, type AuditRow } from '../store/audit-store.js';
 import type { Db } from '../store/db.js';
 
@@ -92,7 +94,8 @@ const cleanText = (s: string): string => s.replace(/\u0000/g, '\uFFFD').replace(
 const cleanOpt = (s: string | null): string | null => (s === null ? null : cleanText(s));
 
 export function cleanedRow(r: AuditRow): AuditRow & { cleaned: true } {
-  const resource = JSON.parse(JSON.stringify(r.resource, (_k, v: unknown) => (typeof v === 'string' ? cleanText(v) : v))) as AuditRow['resource'];
+  const whole = r.resource ?? (JSON.parse(expandAuditJson(r.json, new Map(r.fragments.map((f) => [f.key, f.text])))) as AuditEvent);
+  const resource = JSON.parse(JSON.stringify(whole, (_k, v: unknown) => (typeof v === 'string' ? cleanText(v) : v))) as AuditRow['resource'];
   return {
     ...r,
     typeCode: cleanText(r.typeCode),

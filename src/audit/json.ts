@@ -39,29 +39,48 @@ function partOf(v: object): Part {
 /**
  * JSON text of a value; frozen objects and arrays are serialised once and their text reused. With
  * `fragments`, frozen parts of some size are written as markers and collected there (stored form).
+ * The text is joined once from its pieces: one flat string is what waits in the audit queue, not a
+ * rope of a hundred pieces for the garbage collector to trace and move.
  */
 export function auditJson(v: unknown, fragments?: AuditFragment[]): string {
-  if (v === null || typeof v !== 'object') return JSON.stringify(v);
-  if (Object.isFrozen(v)) {
+  const out: string[] = [];
+  write(v, out, fragments);
+  return out.join('');
+}
+
+/** FHIR element names: quoted as they are (JSON.stringify for anything else) */
+const PLAIN_KEY = /^[A-Za-z0-9_$]+$/;
+
+function write(v: unknown, out: string[], fragments: AuditFragment[] | undefined): void {
+  if (v === null || typeof v !== 'object') {
+    out.push(JSON.stringify(v));
+  } else if (Object.isFrozen(v)) {
     const p = partOf(v);
-    if (!fragments || !p.fragment) return p.text;
-    if (!fragments.includes(p.fragment)) fragments.push(p.fragment);
-    return p.marker!;
+    if (!fragments || !p.fragment) out.push(p.text);
+    else {
+      if (!fragments.includes(p.fragment)) fragments.push(p.fragment);
+      out.push(p.marker!);
+    }
+  } else if (Array.isArray(v)) {
+    out.push('[');
+    for (let i = 0; i < v.length; i++) {
+      if (i) out.push(',');
+      if (v[i] === undefined || typeof v[i] === 'function') out.push('null');
+      else write(v[i], out, fragments);
+    }
+    out.push(']');
+  } else {
+    let first = true;
+    out.push('{');
+    for (const k in v) {
+      const x = (v as Record<string, unknown>)[k];
+      if (x === undefined || typeof x === 'function') continue;
+      out.push(first ? '' : ',', PLAIN_KEY.test(k) ? `"${k}"` : JSON.stringify(k), ':');
+      write(x, out, fragments);
+      first = false;
+    }
+    out.push('}');
   }
-  if (Array.isArray(v)) {
-    let out = '[';
-    for (let i = 0; i < v.length; i++) out += (i ? ',' : '') + (v[i] === undefined || typeof v[i] === 'function' ? 'null' : auditJson(v[i], fragments));
-    return out + ']';
-  }
-  let out = '{';
-  let first = true;
-  for (const k in v) {
-    const x = (v as Record<string, unknown>)[k];
-    if (x === undefined || typeof x === 'function') continue;
-    out += (first ? '' : ',') + JSON.stringify(k) + ':' + auditJson(x, fragments);
-    first = false;
-  }
-  return out + '}';
 }
 
 const MARKER = /\{"\$f":"([A-Za-z0-9_-]+)"\}/g;

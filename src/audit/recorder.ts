@@ -82,8 +82,10 @@ function createAuditQueue(o: AuditRecorderOptions): AuditQueue {
       st.dropped++;
       if (st.dropped === 1 || st.dropped % 1000 === 0) o.log.error({ dropped: st.dropped }, 'audit queue full: oldest events dropped');
     }
-    st.queue.push(r);
     o.onRecord?.(r);
+    // Queued: the row without its object tree (the stored text holds it all), so what waits for
+    // the next batch is a few objects per event, not the resource's dozens.
+    st.queue.push({ ...r, resource: undefined });
     if (st.queue.length >= batchSize) void drain();
     else schedule();
   };

@@ -23,7 +23,8 @@ export interface AuditRow {
   patientRef: string | null;
   entityRefs: string[];
   breakGlass: boolean;
-  resource: AuditEvent;
+  /** the AuditEvent; a queued row keeps only `json` (the recorder drops the object once built) */
+  resource?: AuditEvent;
   /** `resource` as stored: JSON text whose shared parts may be `{"$f":key}` markers (src/audit/json.ts) */
   json: string;
   /** the shared parts the markers in `json` stand for */

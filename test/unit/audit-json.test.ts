@@ -49,7 +49,7 @@ test('callers never share agents: each event names its own user, client and addr
 
 test('auditJson: JSON.stringify semantics for mixed frozen and plain values', () => {
   const shared = deepFreeze({ a: [1, 'x', null], b: { c: true } });
-  const v = { k: shared, u: undefined, arr: [shared, undefined, 'é"\\'], n: 0, s: '\u0000' };
+  const v = { k: shared, 'odd "key"\n': 1, u: undefined, arr: [shared, undefined, 'é"\\'], n: 0, s: '\u0000' };
   assert.equal(auditJson(v), JSON.stringify(v));
   assert.equal(auditJson(v), JSON.stringify(v)); // from the cached text
   const fragments: Array<{ key: string; text: string }> = [];
