@@ -19,10 +19,14 @@ export interface TestApp {
 }
 
 /** Listen on a free loopback port (for clients that need a real URL); returns its base URL. */
-export async function listenTestApp(t: TestApp): Promise<{ base: string; close: () => void }> {
+export async function listenTestApp(t: TestApp): Promise<{ base: string; close: () => Promise<void> }> {
   const server = t.app.listen(0, '127.0.0.1');
   await new Promise((r) => server.once('listening', r));
-  return { base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => server.close() };
+  const close = async () => {
+    server.closeAllConnections(); // kept-alive client sockets would hold close() open
+    await new Promise((r) => server.close(r));
+  };
+  return { base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close };
 }
 
 export async function createTestApp(env: Record<string, string> = {}): Promise<TestApp> {

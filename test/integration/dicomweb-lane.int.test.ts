@@ -8,12 +8,11 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import request from 'supertest';
-import { createTestApp, type TestApp } from '../helpers/app.js';
+import { createTestApp, listenTestApp, type TestApp } from '../helpers/app.js';
 import { auditFor } from '../helpers/audit.js';
 import { seedManifest, testUid } from '../helpers/dicomweb-seed.js';
 import { dicomPart, multipartBody, startFakeUpstream, type FakeUpstream } from '../helpers/fake-upstream.js';
@@ -28,7 +27,7 @@ const parts = new Map(sops.map((s, i) => [s, dicomPart(s, 400 + i * 100, { fill:
 
 let t: TestApp;
 let fake: FakeUpstream;
-let server: http.Server;
+let listening: Awaited<ReturnType<typeof listenTestApp>>;
 let base: string;
 
 before(async () => {
@@ -48,14 +47,12 @@ before(async () => {
   fs.writeFileSync(cfg, JSON.stringify({ upstreams: [{ name: 'default', url: fake.url }] }));
   t = await createTestApp({ GATEWAY_CONFIG: cfg });
   await seedManifest(t.tdb.db, { study, patientIdValue: 'LANE-P1', series: [{ uid: series, modality: 'CT', instances: [{ sop: sops[0]!, frames: 2 }, { sop: sops[1]! }] }] });
-  server = http.createServer(t.app);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  listening = await listenTestApp(t);
+  base = listening.base;
 });
 
 after(async () => {
-  server.closeAllConnections();
-  await new Promise((r) => server.close(r));
+  await listening.close();
   await t.close();
   await fake.close();
 });
