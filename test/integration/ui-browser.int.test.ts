@@ -165,6 +165,10 @@ describe('web page (no sign-in)', { skip }, () => {
 
   it('keyboard: from where the view puts focus, Tab reaches the file picker and Space opens it', async () => {
     const page = await browser!.newPage();
+    // Listen before anything can open a chooser: the listener switches on the browser's file chooser
+    // interception, which must be in place when Space is pressed (waiting only then can miss it).
+    const chooserOpened = page.waitForEvent('filechooser');
+    chooserOpened.catch(() => undefined); // awaited below; an earlier failure must not leave it unhandled
     await page.goto(`${base}/ui/#/validate`);
     await page.waitForSelector('#manifest-file');
     let reached = false;
@@ -173,7 +177,8 @@ describe('web page (no sign-in)', { skip }, () => {
       reached = await page.evaluate(() => document.activeElement?.id === 'manifest-file');
     }
     assert.ok(reached, 'the file input is in the tab order');
-    const [chooser] = await Promise.all([page.waitForEvent('filechooser'), page.keyboard.press('Space')]);
+    await page.keyboard.press('Space');
+    const chooser = await chooserOpened;
     await chooser.setFiles({ name: 'broken.dcm', mimeType: 'application/dicom', buffer: brokenKos(orthanc!.dicomweb) });
     await page.waitForSelector('#issues');
     assert.match((await page.textContent('#verdict'))!, /^Invalid/);
