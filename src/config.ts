@@ -12,6 +12,7 @@ import { parse as parseYaml } from 'yaml';
 import type * as z from 'zod';
 import { knownKeys, nearest } from './config/describe.js';
 import { configSchema, ENV_KEYS, type ParsedConfig } from './config/schema.js';
+import { deepFreeze } from './model/memo.js';
 
 export class ConfigError extends Error {
   constructor(public readonly variable: string, message: string) {
@@ -163,12 +164,4 @@ function derivedBaseUrl(host: string, port: number): string {
     throw new ConfigError('PUBLIC_BASE_URL', `is not a valid URL: "${raw}"`);
   }
   return raw;
-}
-
-function deepFreeze<T>(o: T): Readonly<T> {
-  if (o && typeof o === 'object' && !Object.isFrozen(o)) {
-    Object.freeze(o);
-    for (const v of Object.values(o as object)) deepFreeze(v);
-  }
-  return o;
 }

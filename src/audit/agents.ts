@@ -7,7 +7,7 @@
  */
 import type { AuditEventAgent, Device, Reference } from '@medplum/fhirtypes';
 import type { Principal } from '../model/access.js';
-import { deepFreeze } from './json.js';
+import { deepFreeze, memo } from '../model/memo.js';
 import { DCM } from './profiles.js';
 
 const USER_AGENT_EXT = 'urn:mado-gateway:StructureDefinition:user-agent';
@@ -33,19 +33,13 @@ export function serverWho(serverUrl: string): Reference<Device> {
 const serverAgents = new Map<string, AuditEventAgent>();
 
 function serverAgent(serverUrl: string, clientIsDestination: boolean): AuditEventAgent {
-  const key = `${clientIsDestination ? 'S' : 'D'}${serverUrl}`;
-  let agent = serverAgents.get(key);
-  if (!agent) {
-    if (serverAgents.size >= 100) serverAgents.clear();
-    agent = deepFreeze({
+  return memo(serverAgents, 100, `${clientIsDestination ? 'S' : 'D'}${serverUrl}`, () =>
+    deepFreeze({
       type: { coding: [clientIsDestination ? SOURCE_ROLE : DESTINATION_ROLE] },
       who: serverWho(serverUrl),
       requestor: false,
       network: { address: hostOf(serverUrl), type: '1' as const },
-    });
-    serverAgents.set(key, agent);
-  }
-  return agent;
+    }));
 }
 
 // A caller's agents (client, server, user) are the same in all its requests from one address: built and
@@ -60,12 +54,8 @@ export function auditAgents(a: AgentInput, clientIsDestination: boolean): AuditE
   const key = JSON.stringify(p
     ? [a.serverUrl, clientIsDestination, a.breakGlass, a.clientIp, a.userAgent, p.issuer, p.subject, p.clientId, p.jti, p.roles, p.purposeOfUse, p.authMethod, p.homeCommunityId, p.nationalProviderId]
     : [a.serverUrl, clientIsDestination, a.breakGlass, a.clientIp, a.userAgent]);
-  let agents = callerAgents.get(key);
-  if (!agents) {
-    if (callerAgents.size >= 1_000) callerAgents.clear();
-    agents = deepFreeze([clientAgent(a, clientIsDestination), serverAgent(a.serverUrl, clientIsDestination), userAgent(a)]);
-    callerAgents.set(key, agents);
-  }
+  const agents = memo(callerAgents, 1_000, key, () =>
+    deepFreeze([clientAgent(a, clientIsDestination), serverAgent(a.serverUrl, clientIsDestination), userAgent(a)]));
   return agents as AuditEventAgent[]; // frozen: shared by the caller's events
 }
 

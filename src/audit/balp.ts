@@ -11,9 +11,10 @@
 import { randomUUID } from 'node:crypto';
 import type { AuditEvent, AuditEventEntity, Extension } from '@medplum/fhirtypes';
 import type { Principal } from '../model/access.js';
+import { deepFreeze, memo } from '../model/memo.js';
 import type { AuditRow } from '../store/audit-store.js';
 import { auditAgents, serverWho } from './agents.js';
-import { auditJson, deepFreeze, type AuditFragment } from './json.js';
+import { auditJson, type AuditFragment } from './json.js';
 import { patientEntity, queryEntity, requestEntity, resourceEntities, type StoreQuery } from './entities.js';
 import { actionFor, eventShape, type ActionCode, type EventShape } from './profiles.js';
 import type { AuditedAction as Action, AuditInfo, AuditSubtype } from './types.js';
@@ -125,26 +126,16 @@ const metas = new Map<string, AuditEvent['meta']>();
 /** meta: the profile claimed and the break-glass label; a handful of combinations, each built once. */
 function metaOf(profile: string | undefined, breakGlass: boolean): AuditEvent['meta'] {
   if (!profile && !breakGlass) return undefined;
-  const key = `${breakGlass ? 'B' : ''}|${profile ?? ''}`;
-  let meta = metas.get(key);
-  if (!meta) {
-    meta = deepFreeze({ ...(profile ? { profile: [profile] } : {}), ...(breakGlass ? { security: [{ system: ACT_REASON, code: 'BTG' }] } : {}) });
-    metas.set(key, meta);
-  }
-  return meta;
+  return memo(metas, 100, `${breakGlass ? 'B' : ''}|${profile ?? ''}`, () =>
+    deepFreeze({ ...(profile ? { profile: [profile] } : {}), ...(breakGlass ? { security: [{ system: ACT_REASON, code: 'BTG' }] } : {}) }));
 }
 
 const sources = new Map<string, AuditEvent['source']>();
 
 /** AuditEvent.source: this gateway, the same in every event (built once per server URL). */
 function sourceOf(serverUrl: string): AuditEvent['source'] {
-  let source = sources.get(serverUrl);
-  if (!source) {
-    if (sources.size >= 100) sources.clear();
-    source = deepFreeze({ observer: serverWho(serverUrl), type: [{ system: 'http://terminology.hl7.org/CodeSystem/security-source-type', code: '4', display: 'Application Server' }] });
-    sources.set(serverUrl, source);
-  }
-  return source;
+  return memo(sources, 100, serverUrl, () =>
+    deepFreeze({ observer: serverWho(serverUrl), type: [{ system: 'http://terminology.hl7.org/CodeSystem/security-source-type', code: '4', display: 'Application Server' }] }));
 }
 
 function eventEntities(a: AuditInput, shape: EventShape, patientIds: string[], refs: string[], subtype: AuditSubtype | undefined): AuditEventEntity[] {

@@ -89,12 +89,3 @@ const MARKER = /\{"\$f":"([A-Za-z0-9_-]+)"\}/g;
 export function expandAuditJson(stored: string, fragments: ReadonlyMap<string, string>): string {
   return stored.replace(MARKER, (m, key: string) => fragments.get(key) ?? m);
 }
-
-/** Freeze an object and everything in it (parts shared between events must never change). */
-export function deepFreeze<T>(o: T): T {
-  if (o && typeof o === 'object' && !Object.isFrozen(o)) {
-    Object.freeze(o);
-    for (const v of Object.values(o)) deepFreeze(v);
-  }
-  return o;
-}

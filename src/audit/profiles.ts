@@ -15,7 +15,7 @@
  * (decisions.md D70).
  */
 import type { Coding } from '@medplum/fhirtypes';
-import { deepFreeze } from './json.js';
+import { deepFreeze, memo } from '../model/memo.js';
 import type { AuditedAction as Action, AuditSubtype } from './types.js';
 
 export const DCM = 'http://dicom.nema.org/resources/ontology/DCM';
@@ -67,13 +67,7 @@ const shapes = new Map<string, EventShape>();
 
 export function eventShape(subtype: AuditSubtype | undefined, actionCode: ActionCode, status: number, method: string, action?: Action): EventShape {
   const key = `${subtype}|${actionCode}|${status === 401 || status === 403 ? 'denied' : ''}|${method}|${action?.kind}|${action?.resourceType}`;
-  let shape = shapes.get(key);
-  if (!shape) {
-    if (shapes.size >= 1_000) shapes.clear();
-    shape = deepFreeze(buildEventShape(subtype, actionCode, status, method, action));
-    shapes.set(key, shape);
-  }
-  return shape;
+  return memo(shapes, 1_000, key, () => deepFreeze(buildEventShape(subtype, actionCode, status, method, action)));
 }
 
 function buildEventShape(subtype: AuditSubtype | undefined, actionCode: ActionCode, status: number, method: string, action?: Action): EventShape {

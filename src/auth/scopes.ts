@@ -11,6 +11,7 @@
  *   ITI-68 (Binary read; Bundle read — our recommendation for the FHIR manifest form).
  * - RAD-107: the deployment-configured scope (config.auth.rad107Scope) for WADO-RS and QIDO-RS.
  */
+import { memo } from '../model/memo.js';
 import type { RestrictedParam, ScopeQuery } from '../model/scope-restriction.js';
 
 export type Interaction = 'c' | 'r' | 'u' | 'd' | 's';
@@ -37,11 +38,7 @@ const parsed = new Map<string, SmartScope | undefined>();
 const PARSED_MAX = 10_000;
 
 export function parseSmartScope(scope: string): SmartScope | undefined {
-  if (parsed.has(scope)) return parsed.get(scope);
-  const result = parseSmartScopeUncached(scope);
-  if (parsed.size >= PARSED_MAX) parsed.clear();
-  parsed.set(scope, result);
-  return result;
+  return memo(parsed, PARSED_MAX, scope, () => parseSmartScopeUncached(scope));
 }
 
 function parseSmartScopeUncached(scope: string): SmartScope | undefined {

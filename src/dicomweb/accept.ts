@@ -7,6 +7,7 @@
  */
 import { GatewayError } from '../http/errors.js';
 import { parseAccept as parseMediaRanges, qualityOf, type MediaRange } from '../http/media-type.js';
+import { memo } from '../model/memo.js';
 
 export type { MediaRange };
 
@@ -43,13 +44,7 @@ function q(r: MediaRange): string {
 export function negotiate(kind: ResourceKind, header: string | undefined): string {
   // A viewer sends the same Accept with every frame: the answer (a pure function of both) is kept.
   const key = header === undefined ? kind : `${kind}\n${header}`;
-  let v = negotiated.get(key);
-  if (v === undefined) {
-    v = negotiateRanges(kind, header);
-    if (negotiated.size >= 256) negotiated.clear();
-    negotiated.set(key, v);
-  }
-  return v;
+  return memo(negotiated, 256, key, () => negotiateRanges(kind, header));
 }
 
 /** Successful negotiations by kind + Accept (refusals throw and are not kept). */

@@ -6,8 +6,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildAuditEvents, type AuditInput } from '../../src/audit/balp.js';
-import { auditJson, deepFreeze, expandAuditJson } from '../../src/audit/json.js';
+import { auditJson, expandAuditJson } from '../../src/audit/json.js';
 import type { Principal } from '../../src/model/access.js';
+import { deepFreeze } from '../../src/model/memo.js';
 
 const user = (o: Partial<Principal> = {}): Principal => ({ kind: 'user', subject: 'dr-a', issuer: 'https://idp.test', clientId: 'viewer', jti: 'j-1', roles: ['radiologist'], scopes: ['user/*.rs'], breakGlass: false, authMethod: 'bearer', ...o });
 
