@@ -8,7 +8,7 @@
  */
 import { hash } from 'node:crypto';
 import type { AuditEventEntity } from '@medplum/fhirtypes';
-import { deepFreeze } from './json.js';
+import { deepFreeze } from '../model/memo.js';
 import { DCM, type EventKind } from './profiles.js';
 
 const ENTITY_TYPE = 'http://terminology.hl7.org/CodeSystem/audit-entity-type';
@@ -56,8 +56,7 @@ export function resourceEntities(kind: EventKind, refs: readonly string[], trans
   let study: AuditEventEntity | undefined;
   let data = false; // the one type-2 entity of a read (BALP entity[data])
   for (const e of refs) {
-    // only "study:", "series:" and "instance:" refs start with s or i ("DocumentReference/…", "Binary/…" never do)
-    const m = e.charCodeAt(0) === 115 || e.charCodeAt(0) === 105 ? /^(study|series|instance):(.+)$/.exec(e) : null;
+    const m = /^(study|series|instance):(.+)$/.exec(e);
     if (m?.[1] === 'study') {
       // RAD-107 keeps the DICOM shape; elsewhere the study is typed ImagingStudy (no slice).
       const type = kind === 'retrieve-images' ? SYSTEM_OBJECT : { system: RESOURCE_TYPE, code: 'ImagingStudy', display: 'ImagingStudy' };
