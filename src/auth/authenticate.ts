@@ -14,7 +14,7 @@ import type { JWTPayload } from 'jose';
 import type { AuthConfig, BasicUser } from '../config.js';
 import { GatewayError } from '../http/errors.js';
 import { createIntrospector, IntrospectionUnavailable } from './introspection.js';
-import { createJwtVerifier, KeySetUnavailable, TokenError, type JwtVerifier } from './jwt.js';
+import { createJwtVerifier, JWT_COMPACT_FORM, KeySetUnavailable, TokenError, type JwtVerifier } from './jwt.js';
 import { LOOPBACK_PRINCIPAL, type Principal, type Role } from './principal.js';
 import { scopesFromClaims } from './scopes.js';
 
@@ -122,7 +122,7 @@ function createBearerVerifier(cfg: AuthConfig, jwt: JwtVerifier | undefined): ((
     : undefined;
   if (!jwt && !introspector) return undefined;
   return async (token) => {
-    const looksJwt = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(token);
+    const looksJwt = JWT_COMPACT_FORM.test(token);
     if (jwt && (looksJwt || !introspector)) return (await jwt.verify(token)) as Record<string, unknown>;
     return introspector!.introspect(token);
   };

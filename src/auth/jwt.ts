@@ -83,6 +83,9 @@ function keyGetter(cfg: JwtAuthConfig, algorithms: string[]): (header: JWSHeader
   };
 }
 
+/** JWS compact serialisation (RFC 7515 §7.1): three base64url parts; the signature may be empty. */
+export const JWT_COMPACT_FORM = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+
 export function createJwtVerifier(cfg: JwtAuthConfig, opts: { cacheSize?: number } = {}): JwtVerifier {
   const algorithms = cfg.algorithms.filter((a) => a.toLowerCase() !== 'none');
   const getKey = keyGetter(cfg, algorithms);
@@ -92,17 +95,15 @@ export function createJwtVerifier(cfg: JwtAuthConfig, opts: { cacheSize?: number
   const cache = new Map<string, { payload: JWTPayload; until: number }>();
   const cacheSize = opts.cacheSize ?? 2_000;
 
-  const TOKEN = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
   return {
     peek(token: string): JWTPayload | undefined {
       // Only a token verify() accepted can be in the cache: its size and form were checked then.
-      if (token.length > cfg.maxTokenBytes || !TOKEN.test(token)) return undefined;
       const hit = cache.get(hash('sha256', token, 'base64url'));
       return hit && hit.until > Date.now() ? hit.payload : undefined;
     },
     async verify(token: string): Promise<JWTPayload> {
       if (Buffer.byteLength(token) > cfg.maxTokenBytes) throw new TokenError('token too large');
-      if (!/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(token)) throw new TokenError('malformed token');
+      if (!JWT_COMPACT_FORM.test(token)) throw new TokenError('malformed token');
       const key = hash('sha256', token, 'base64url');
       const hit = cache.get(key);
       const now = Date.now();

@@ -241,19 +241,24 @@ export interface PolicyDeps {
   onBreakGlass?: (req: Request, p: Principal, action: Action) => void;
 }
 
+/** A SMART launch by business identifier whose patient is not resolved yet. */
+const needsLaunchPatient = (p: Principal): p is Principal & Required<Pick<Principal, 'patientIdentifier'>> => Boolean(p.patientIdentifier && !p.patientContext);
+/** A referring physician whose care relationship names patients by business identifier. */
+const needsCareRelationship = (p: Principal): p is Principal & Required<Pick<Principal, 'careRelationship'>> => Boolean(p.careRelationship?.length && p.roles.includes('referring'));
+
 /** The launch patient and care relationship of `p` need a database lookup before the decision. */
 function needsLookup(p: Principal, action: Action, deps: PolicyDeps): boolean {
   if (!deps.resolver || action.kind === 'public') return false;
-  return Boolean((p.patientIdentifier && !p.patientContext) || (p.careRelationship?.length && p.roles.includes('referring')));
+  return needsLaunchPatient(p) || needsCareRelationship(p);
 }
 
 async function resolvePatients(p: Principal, resolver: PatientResolver): Promise<Principal> {
-  if (p.patientIdentifier && !p.patientContext) {
+  if (needsLaunchPatient(p)) {
     // SMART launch by business identifier: issuer-aware lookup; ambiguous or unknown → no patient.
     const ids = await resolver.resolve([p.patientIdentifier]);
     p = { ...p, patientContext: ids.length === 1 ? ids[0] : '' };
   }
-  if (p.careRelationship?.length && p.roles.includes('referring')) {
+  if (needsCareRelationship(p)) {
     p = { ...p, careRelationshipPatientIds: await resolver.resolve(p.careRelationship) };
   }
   return p;
