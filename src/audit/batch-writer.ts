@@ -26,7 +26,7 @@ export interface QueueState {
 }
 
 /** SQLSTATE classes of errors caused by the data, not by the database's state: 22 data exception, 23 integrity, 54 limit exceeded. */
-export function isDataError(err: unknown): boolean {
+function isDataError(err: unknown): boolean {
   const code = (err as { code?: unknown })?.code;
   return typeof code === 'string' && /^(22|23|54)/.test(code);
 }
@@ -93,7 +93,7 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
 const cleanText = (s: string): string => s.replace(/\u0000/g, '\uFFFD').replace(LONE_SURROGATE, '\uFFFD');
 const cleanOpt = (s: string | null): string | null => (s === null ? null : cleanText(s));
 
-export function cleanedRow(r: AuditRow): AuditRow & { cleaned: true } {
+function cleanedRow(r: AuditRow): AuditRow & { cleaned: true } {
   const whole = r.resource ?? (JSON.parse(expandAuditJson(r.json, new Map(r.fragments.map((f) => [f.key, f.text])))) as AuditEvent);
   const resource = JSON.parse(JSON.stringify(whole, (_k, v: unknown) => (typeof v === 'string' ? cleanText(v) : v))) as AuditRow['resource'];
   return {

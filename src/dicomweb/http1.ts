@@ -369,10 +369,6 @@ export class ConnectionPool {
     private readonly readBytes = READ_BYTES,
   ) {}
 
-  get idleCount(): number {
-    return this.idle.length;
-  }
-
   /** An idle connection that is still open, else a new one. */
   take(): Conn {
     for (let c = this.idle.pop(); c; c = this.idle.pop()) {

@@ -42,7 +42,7 @@ function newWorker(): Worker {
   return new Worker(`import(${JSON.stringify(api)}).then((t) => { t.register(); return import(${JSON.stringify(WORKER_URL.href)}); })`, { eval: true });
 }
 
-export function workerErrorToError(e: WorkerError): Error {
+function workerErrorToError(e: WorkerError): Error {
   switch (e.kind) {
     case 'refusal':
       return new PublishRefusal(e.code, e.message);
