@@ -138,10 +138,11 @@ export class Publisher {
   /** Store the manifest unless the study's current one says the same (ingest transaction, study lock). */
   private async store(p: ParsedManifest, studyUid: string, fp: { upstream: string; fingerprint: string } | undefined) {
     const ctx = mappingContext(this.deps.config);
+    const key = publicationKey(p.model); // outside the study lock: it serialises the whole study
     return runInTransaction(this.deps.db, async (tx) => {
       await lockStudies(tx, [studyUid]);
       const current = await findCurrentForStudy(tx, studyUid);
-      if (current && publicationKey(await loadModel(tx, current.id)) === publicationKey(p.model)) {
+      if (current && publicationKey(await loadModel(tx, current.id)) === key) {
         if (fp) await recordFingerprint(tx, current.id, fp.upstream, fp.fingerprint);
         return { outcome: 'unchanged' as const, stored: storedOf(current), superseded: [] as string[] };
       }
