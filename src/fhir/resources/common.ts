@@ -49,7 +49,7 @@ export function mountSearch(router: Router, deps: AppDeps, type: string, h: Sear
   const search: RequestHandler = (req, res) => handleSearch(req, res, deps, type, h);
   router.get(`/${type}`, search);
   registerSearchRoute(router, type, search);
-  router.post(`/${type}/_search`, (req, res) => handleSearch(req, res, deps, type, h));
+  router.post(`/${type}/_search`, search);
 }
 
 /** How Endpoint addresses are served (contract: PUBLIC_BASE_URL/dicomweb where an upstream serves the series). */
