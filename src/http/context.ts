@@ -4,7 +4,7 @@
  * once switches on Node's promise hooks for every promise of the process from then on.
  */
 import { randomUUID } from 'node:crypto';
-import type { NextFunction, Request, Response } from 'express';
+import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from '../log.js';
 
 // A client-supplied id is echoed only when it is short and harmless (no header injection, no PHI-sized blobs).
@@ -20,23 +20,29 @@ declare global {
   }
 }
 
+const BASE_LOG = Symbol('baseLog');
+const CHILD_LOG = Symbol('childLog');
+type LoggedRequest = Request & { [BASE_LOG]?: Logger; [CHILD_LOG]?: Logger };
+
+// req.log is one accessor on Express's request prototype (not a property defined per request): the
+// child logger is made when first used, since most requests log nothing (pino's child() copies and
+// serialises its bindings every time).
+Object.defineProperty(express.request, 'log', {
+  configurable: true,
+  get(this: LoggedRequest) {
+    return (this[CHILD_LOG] ??= this[BASE_LOG]?.child({ requestId: this.requestId }));
+  },
+  set(this: LoggedRequest, v: Logger) {
+    this[CHILD_LOG] = v;
+  },
+});
+
 export function requestIdMiddleware(log: Logger) {
   return (req: Request, res: Response, next: NextFunction) => {
     const incoming = req.get('x-request-id');
-    const requestId = incoming && SAFE_ID.test(incoming) ? incoming : randomUUID();
-    req.requestId = requestId;
-    // The child logger is made when first used: most requests log nothing (pino's child() copies
-    // and serialises its bindings every time).
-    let child: Logger | undefined;
-    Object.defineProperty(req, 'log', {
-      configurable: true,
-      enumerable: true,
-      get: () => (child ??= log.child({ requestId })),
-      set: (v: Logger) => {
-        child = v;
-      },
-    });
-    res.setHeader('X-Request-Id', requestId);
+    req.requestId = incoming && SAFE_ID.test(incoming) ? incoming : randomUUID();
+    (req as LoggedRequest)[BASE_LOG] = log;
+    res.setHeader('X-Request-Id', req.requestId);
     next();
   };
 }
